@@ -1,0 +1,48 @@
+"""onespec: declare a CNN once, build it natively in PyTorch, MindSpore and PaddlePaddle.
+
+``import onespec`` never imports a deep-learning framework; ``build`` loads only the backend
+it is asked for.
+"""
+from __future__ import annotations
+
+from typing import Any, Union
+
+from .errors import BackendUnavailableError, OnespecError, OverrideError, SpecError, UnknownModelError
+from .spec import Analysis, ModelSpec, analyze as _analyze
+from .zoo import get_spec, list_models
+
+__version__ = "0.1.0"
+BACKENDS = ("torch", "paddle", "mindspore")
+
+
+def _resolve(spec_or_name: Union[ModelSpec, str], overrides: dict[str, Any]) -> ModelSpec:
+    if isinstance(spec_or_name, ModelSpec):
+        if overrides:
+            raise OverrideError("overrides apply to zoo names only; pass onespec.get_spec(name, **overrides)")
+        return spec_or_name
+    if isinstance(spec_or_name, str):
+        return get_spec(spec_or_name, **overrides)
+    raise TypeError(f"expected a ModelSpec or a zoo model name, got {type(spec_or_name).__name__}")
+
+
+def analyze(spec_or_name: Union[ModelSpec, str], **overrides: Any) -> Analysis:
+    """Trainable params (``.params``), BN state (``.state``), MACs (``.macs``) and per-node rows."""
+    return _analyze(_resolve(spec_or_name, overrides))
+
+
+def build(spec_or_name: Union[ModelSpec, str], backend: str = "torch", **overrides: Any):
+    """A native network: ``torch.nn.Module``, ``paddle.nn.Layer`` or ``mindspore.nn.Cell``.
+
+    Module paths equal spec node paths, so parameter names read ``features.fire2.squeeze.weight``
+    in every framework.
+    """
+    from .backends import load_backend
+
+    spec = _resolve(spec_or_name, overrides)
+    return load_backend(backend).build(spec)
+
+
+__all__ = [
+    "Analysis", "BACKENDS", "BackendUnavailableError", "ModelSpec", "OnespecError", "OverrideError", "SpecError",
+    "UnknownModelError", "analyze", "build", "get_spec", "list_models",
+]

@@ -1,0 +1,114 @@
+"""SqueezeNet (Iandola et al., 2016, arXiv:1602.07360), Table 1 and Figure 2.
+
+Structure as torchvision's squeezenet1_0 / squeezenet1_1: every conv has a bias, no BN,
+max-pools are 3x3/2 with ``ceil_mode=True`` (so 1.0's conv1 output 109x109 pools to 54x54, not 54,
+and 27x27 after pool 2). The bypass variants are the paper's Section 6 / Figure 2: *simple*
+adds identity bypasses around fire3, fire5, fire7, fire9 (where in == out channels); *complex*
+also adds a 1x1 conv bypass (with bias, no activation) around fire2, fire4, fire6, fire8.
+"""
+from __future__ import annotations
+
+from typing import Literal, Union
+
+from pydantic import BaseModel, ConfigDict
+
+from ..spec import Act, Conv, Dropout, Flatten, GlobalAvgPool, Identity, MaxPool, Parallel, Sequential
+from ..spec import scale_channels
+from .common import InputSize, check_classes, image_shape, model
+from .registry import register
+
+
+class Fire(BaseModel):
+    """A Fire module row: squeeze 1x1 filters, expand 1x1 and expand 3x3 filters (Table 1's s1x1, e1x1, e3x3)."""
+    model_config = ConfigDict(frozen=True)
+    s1x1: int
+    e1x1: int
+    e3x3: int
+
+
+class Stem(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    out: int
+    kernel: int
+    stride: int
+
+
+class Pool(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+Row = Union[Stem, Pool, Fire]
+POOL = Pool()
+
+# Table 1 (v1.0) and torchvision's v1.1 (3x3 conv1, pools moved earlier).
+SQUEEZENET_1_0: list[Row] = [
+    Stem(out=96, kernel=7, stride=2), POOL,
+    Fire(s1x1=16, e1x1=64, e3x3=64), Fire(s1x1=16, e1x1=64, e3x3=64), Fire(s1x1=32, e1x1=128, e3x3=128), POOL,
+    Fire(s1x1=32, e1x1=128, e3x3=128), Fire(s1x1=48, e1x1=192, e3x3=192), Fire(s1x1=48, e1x1=192, e3x3=192),
+    Fire(s1x1=64, e1x1=256, e3x3=256), POOL,
+    Fire(s1x1=64, e1x1=256, e3x3=256),
+]
+SQUEEZENET_1_1: list[Row] = [
+    Stem(out=64, kernel=3, stride=2), POOL,
+    Fire(s1x1=16, e1x1=64, e3x3=64), Fire(s1x1=16, e1x1=64, e3x3=64), POOL,
+    Fire(s1x1=32, e1x1=128, e3x3=128), Fire(s1x1=32, e1x1=128, e3x3=128), POOL,
+    Fire(s1x1=48, e1x1=192, e3x3=192), Fire(s1x1=48, e1x1=192, e3x3=192),
+    Fire(s1x1=64, e1x1=256, e3x3=256), Fire(s1x1=64, e1x1=256, e3x3=256),
+]
+TABLES = {"1_0": SQUEEZENET_1_0, "1_1": SQUEEZENET_1_1}
+
+
+def fire(name: str, row: Fire, width: float) -> Sequential:
+    s, e1, e3 = (scale_channels(c, width, where=name) for c in (row.s1x1, row.e1x1, row.e3x3))
+
+    def expand(branch: str, out: int, k: int) -> Sequential:
+        return Sequential(name=branch, layers=[Conv(name="conv", out_channels=out, kernel=k, padding=k // 2),
+                                               Act(name="relu", fn="relu")])
+    return Sequential(name=name, layers=[
+        Conv(name="squeeze", out_channels=s, kernel=1), Act(name="squeeze_relu", fn="relu"),
+        Parallel(name="expand", merge="concat", branches=[expand("expand1x1", e1, 1), expand("expand3x3", e3, 3)]),
+    ])
+
+
+def build(*, name: str, version: Literal["1_0", "1_1"], bypass: Literal["none", "simple", "complex"] = "none",
+          num_classes: int = 1000, width: float = 1.0, input_size: InputSize = 224, in_channels: int = 3):
+    features: list = []
+    channels = in_channels
+    fire_no, pool_no = 2, 1  # the paper numbers fire modules from 2
+    for row in TABLES[version]:
+        if isinstance(row, Stem):
+            channels = scale_channels(row.out, width, where="features.conv1")
+            features += [Conv(name="conv1", out_channels=channels, kernel=row.kernel, stride=row.stride),
+                         Act(name="relu1", fn="relu")]
+        elif isinstance(row, Pool):
+            features.append(MaxPool(name=f"pool{pool_no}", kernel=3, stride=2, ceil_mode=True))
+            pool_no += 1
+        else:
+            node = fire(f"fire{fire_no}", row, width)
+            out = scale_channels(row.e1x1, width) + scale_channels(row.e3x3, width)
+            if bypass != "none" and fire_no % 2 == 1:  # in == out here: identity bypass
+                node = Parallel(name=node.name, merge="add",
+                                branches=[node.model_copy(update={"name": "body"}), Identity(name="bypass")])
+            elif bypass == "complex" and fire_no % 2 == 0:
+                node = Parallel(name=node.name, merge="add", branches=[
+                    node.model_copy(update={"name": "body"}),
+                    Conv(name="bypass", out_channels=out, kernel=1)])
+            features.append(node)
+            channels = out
+            fire_no += 1
+    classifier = [Dropout(name="dropout", p=0.5), Conv(name="final_conv", out_channels=check_classes(num_classes),
+                                                     kernel=1),
+                  Act(name="relu", fn="relu"), GlobalAvgPool(name="avgpool"), Flatten(name="flatten")]
+    return model(name, image_shape(in_channels, input_size),
+                 [Sequential(name="features", layers=features), Sequential(name="classifier", layers=classifier)],
+                 family="squeezenet", paper="Iandola et al., SqueezeNet, arXiv:1602.07360, Table 1 / Fig. 2",
+                 source="torchvision.models.squeezenet", num_classes=num_classes, version=version, bypass=bypass,
+                 width=width, rounding="int")
+
+
+register("squeezenet1_0", build, "SqueezeNet 1.0 (paper Table 1)", version="1_0")
+register("squeezenet1_1", build, "SqueezeNet 1.1 (2.4x fewer MACs, same accuracy)", version="1_1")
+register("squeezenet1_0_bypass", build, "SqueezeNet 1.0 with simple bypass (paper Fig. 2, middle)",
+         version="1_0", bypass="simple")
+register("squeezenet1_0_complex_bypass", build, "SqueezeNet 1.0 with complex bypass (paper Fig. 2, right)",
+         version="1_0", bypass="complex")
