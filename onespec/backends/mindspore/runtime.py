@@ -1,0 +1,49 @@
+"""Counting and instrumented inference on emitted MindSpore networks."""
+from __future__ import annotations
+
+import numpy as np
+import mindspore as ms
+
+
+def count(net) -> tuple[int, int]:
+    """(trainable parameters, non-trainable state); MindSpore lists BN moving mean/variance
+    as parameters with ``requires_grad=False``."""
+    trainable = state = 0
+    for _, p in net.parameters_and_names():
+        if p.requires_grad:
+            trainable += int(np.prod(p.shape))
+        else:
+            state += int(np.prod(p.shape))
+    return trainable, state
+
+
+def forward(net, x: np.ndarray, record_shapes: bool = False):
+    """Eval-mode PYNATIVE forward. Returns (output, {cell path: output shape without batch})."""
+    shapes: dict[str, tuple] = {}
+    handles = []
+    prev = ms.get_context("mode")
+    ms.set_context(mode=ms.PYNATIVE_MODE)
+    if record_shapes:
+        for path, cell in net.cells_and_names():
+            if path:
+                handles.append(cell.register_forward_hook(
+                    lambda c, i, o, path=path: shapes.__setitem__(path, tuple(o.shape[1:]))))
+    net.set_train(False)
+    try:
+        y = net(ms.Tensor(x))
+    finally:
+        for h in handles:
+            h.remove()
+        ms.set_context(mode=prev)
+    return y.asnumpy(), shapes
+
+
+def static_forward(net, x: np.ndarray) -> np.ndarray:
+    """Eval-mode forward compiled in GRAPH_MODE (the whole construct parsed to one graph)."""
+    prev = ms.get_context("mode")
+    ms.set_context(mode=ms.GRAPH_MODE)
+    net.set_train(False)
+    try:
+        return net(ms.Tensor(x)).asnumpy()
+    finally:
+        ms.set_context(mode=prev)

@@ -1,0 +1,5 @@
+"""PaddlePaddle backend."""
+from .emit import build
+from .runtime import count, forward, static_forward
+
+__all__ = ["build", "count", "forward", "static_forward"]

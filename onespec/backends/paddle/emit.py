@@ -1,0 +1,141 @@
+"""Spec -> ``paddle.nn.Layer``. The only place Paddle conventions are applied:
+BN momentum is ``1 - m`` (Paddle weights the running value), AvgPool's ``exclusive`` is the
+negation of ``count_include_pad``, Dropout uses ``upscale_in_train`` (inverted dropout)."""
+from __future__ import annotations
+
+import paddle
+from paddle import nn
+
+from ...spec import ModelSpec
+from ..tree import emit, ntuple
+
+
+class _Named(nn.Layer):
+    """Children registered under their spec names, iterated from a fixed tuple so the
+    forward is static under ``paddle.jit.to_static``."""
+
+    def __init__(self, named):
+        super().__init__()
+        for name, layer in named:
+            self.add_sublayer(name, layer)
+        self._children_t = tuple(layer for _, layer in named)
+
+
+class Sequential(_Named):
+    def forward(self, x):
+        for layer in self._children_t:
+            x = layer(x)
+        return x
+
+
+class Parallel(_Named):
+    def __init__(self, named, merge: str):
+        super().__init__(named)
+        self.merge = merge
+
+    def forward(self, x):
+        outs = [layer(x) for layer in self._children_t]
+        if self.merge == "concat":
+            return paddle.concat(outs, axis=1)
+        y = outs[0]
+        for o in outs[1:]:
+            y = y + o if self.merge == "add" else paddle.maximum(y, o)
+        return y
+
+
+class Scale(_Named):
+    def __init__(self, name, gate):
+        super().__init__([(name, gate)])
+
+    def forward(self, x):
+        return x * self._children_t[0](x)
+
+
+class HardSigmoid(nn.Layer):
+    def __init__(self, slope: float, offset: float):
+        super().__init__()
+        self.slope, self.offset = slope, offset
+
+    def forward(self, x):
+        return paddle.clip(x * self.slope + self.offset, 0.0, 1.0)
+
+
+class ChannelShuffle(nn.Layer):
+    def __init__(self, groups: int, shape):
+        super().__init__()
+        self.groups, self.shape = groups, list(shape)
+
+    def forward(self, x):
+        c, rest = self.shape[0], self.shape[1:]
+        x = paddle.reshape(x, [-1, self.groups, c // self.groups] + rest)
+        perm = [0, 2, 1] + list(range(3, 3 + len(rest)))
+        return paddle.reshape(paddle.transpose(x, perm), [-1, c] + rest)
+
+
+class GlobalAvgPool(nn.Layer):
+    def forward(self, x):
+        return paddle.mean(x, axis=list(range(2, x.ndim)), keepdim=True)
+
+
+_ACTS = {"relu": nn.ReLU, "relu6": nn.ReLU6, "hardswish": nn.Hardswish, "sigmoid": nn.Sigmoid,
+         "swish": nn.Silu, "tanh": nn.Tanh}
+
+
+def _nd(shape) -> int:
+    return len(shape) - 1
+
+
+def _conv(n, x):
+    nd = _nd(x)
+    cls = {2: nn.Conv2D, 3: nn.Conv3D}[nd]
+    return cls(x[0], n.out_channels, ntuple(n.kernel, nd), stride=ntuple(n.stride, nd),
+               padding=ntuple(n.padding, nd), dilation=ntuple(n.dilation, nd), groups=n.groups,
+               bias_attr=None if n.bias else False)
+
+
+def _batchnorm(n, x):
+    cls = {1: nn.BatchNorm1D, 2: nn.BatchNorm1D, 3: nn.BatchNorm2D, 4: nn.BatchNorm3D}[len(x)]
+    off = None if n.affine else False
+    return cls(x[0], momentum=1.0 - n.momentum, epsilon=n.eps, weight_attr=off, bias_attr=off)
+
+
+def _maxpool(n, x):
+    nd = _nd(x)
+    stride = n.kernel if n.stride is None else n.stride
+    return {2: nn.MaxPool2D, 3: nn.MaxPool3D}[nd](ntuple(n.kernel, nd), ntuple(stride, nd), ntuple(n.padding, nd),
+                                                 ceil_mode=n.ceil_mode)
+
+
+def _avgpool(n, x):
+    nd = _nd(x)
+    stride = n.kernel if n.stride is None else n.stride
+    return {2: nn.AvgPool2D, 3: nn.AvgPool3D}[nd](ntuple(n.kernel, nd), ntuple(stride, nd), ntuple(n.padding, nd),
+                                                 ceil_mode=n.ceil_mode, exclusive=not n.count_include_pad)
+
+
+LEAVES = {
+    "conv": _conv,
+    "batchnorm": _batchnorm,
+    "act": lambda n, x: _ACTS[n.fn](),
+    "hardsigmoid": lambda n, x: HardSigmoid(n.slope, n.offset),
+    "maxpool": _maxpool,
+    "avgpool": _avgpool,
+    "global_avgpool": lambda n, x: GlobalAvgPool(),
+    "adaptive_avgpool": lambda n, x: nn.AdaptiveAvgPool2D(ntuple(n.output_size, 2)),
+    "flatten": lambda n, x: nn.Flatten(start_axis=1),
+    "linear": lambda n, x: nn.Linear(x[0], n.out_features, bias_attr=None if n.bias else False),
+    "dropout": lambda n, x: nn.Dropout(n.p, mode="upscale_in_train"),
+    "identity": lambda n, x: nn.Identity(),
+    "channel_shuffle": lambda n, x: ChannelShuffle(n.groups, x),
+}
+
+
+class _Emitters:
+    LEAVES = LEAVES
+    sequential = staticmethod(Sequential)
+    parallel = staticmethod(Parallel)
+    scale = staticmethod(Scale)
+
+
+def build(spec: ModelSpec) -> nn.Layer:
+    return emit(spec, _Emitters)

@@ -1,0 +1,44 @@
+"""Counting and instrumented inference on emitted Paddle networks."""
+from __future__ import annotations
+
+import numpy as np
+import paddle
+
+
+def count(net) -> tuple[int, int]:
+    """(trainable parameters, non-trainable state); Paddle lists BN running mean/var as
+    non-trainable parameters."""
+    trainable = state = 0
+    for p in net.parameters():
+        if p.trainable:
+            trainable += int(np.prod(p.shape))
+        else:
+            state += int(np.prod(p.shape))
+    return trainable, state
+
+
+def forward(net, x: np.ndarray, record_shapes: bool = False):
+    """Eval-mode dygraph forward. Returns (output, {layer path: output shape without batch})."""
+    shapes: dict[str, tuple] = {}
+    handles = []
+    if record_shapes:
+        for path, layer in net.named_sublayers():
+            handles.append(layer.register_forward_post_hook(
+                lambda l, i, o, path=path: shapes.__setitem__(path, tuple(o.shape[1:]))))
+    net.eval()
+    try:
+        with paddle.no_grad():
+            y = net(paddle.to_tensor(x))
+    finally:
+        for h in handles:
+            h.remove()
+    return y.numpy(), shapes
+
+
+def static_forward(net, x: np.ndarray) -> np.ndarray:
+    """Eval-mode forward of the ``paddle.jit.to_static`` program."""
+    net.eval()
+    spec = [paddle.static.InputSpec(shape=[None, *x.shape[1:]], dtype="float32")]
+    static = paddle.jit.to_static(net, input_spec=spec, full_graph=True)
+    with paddle.no_grad():
+        return static(paddle.to_tensor(x)).numpy()

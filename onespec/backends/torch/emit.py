@@ -1,0 +1,124 @@
+"""Spec -> ``torch.nn.Module``. The only place torch conventions are applied."""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+from ...spec import ModelSpec
+from ..tree import emit, ntuple
+
+
+class Parallel(nn.Module):
+    """Branches on the same input, merged by channel concat, sum or elementwise max."""
+
+    def __init__(self, named, merge: str):
+        super().__init__()
+        for name, m in named:
+            self.add_module(name, m)
+        self.merge = merge
+
+    def forward(self, x):
+        outs = [m(x) for m in self._modules.values()]
+        if self.merge == "concat":
+            return torch.cat(outs, 1)
+        y = outs[0]
+        for o in outs[1:]:
+            y = y + o if self.merge == "add" else torch.maximum(y, o)
+        return y
+
+
+class Scale(nn.Module):
+    """x * gate(x) (squeeze-and-excitation)."""
+
+    def __init__(self, name: str, gate: nn.Module):
+        super().__init__()
+        self.add_module(name, gate)
+        self._gate_name = name
+
+    def forward(self, x):
+        return x * self._modules[self._gate_name](x)
+
+
+class HardSigmoid(nn.Module):
+    def __init__(self, slope: float, offset: float):
+        super().__init__()
+        self.slope, self.offset = slope, offset
+
+    def forward(self, x):
+        return torch.clamp(x * self.slope + self.offset, 0.0, 1.0)
+
+    def extra_repr(self):
+        return f"slope={self.slope}, offset={self.offset}"
+
+
+class ChannelShuffle(nn.Module):
+    def __init__(self, groups: int):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x):
+        return x.unflatten(1, (self.groups, -1)).transpose(1, 2).flatten(1, 2)
+
+
+_ACTS = {"relu": nn.ReLU, "relu6": nn.ReLU6, "hardswish": nn.Hardswish, "sigmoid": nn.Sigmoid,
+         "swish": nn.SiLU, "tanh": nn.Tanh}
+
+
+def _nd(shape) -> int:
+    return len(shape) - 1
+
+
+def _conv(n, x):
+    nd = _nd(x)
+    cls = {2: nn.Conv2d, 3: nn.Conv3d}[nd]
+    return cls(x[0], n.out_channels, ntuple(n.kernel, nd), ntuple(n.stride, nd), ntuple(n.padding, nd),
+               ntuple(n.dilation, nd), groups=n.groups, bias=n.bias)
+
+
+def _batchnorm(n, x):
+    cls = {1: nn.BatchNorm1d, 2: nn.BatchNorm1d, 3: nn.BatchNorm2d, 4: nn.BatchNorm3d}[len(x)]
+    return cls(x[0], eps=n.eps, momentum=n.momentum, affine=n.affine)
+
+
+def _pool(cls2, cls3, **extra):
+    def make(n, x):
+        nd = _nd(x)
+        stride = n.kernel if n.stride is None else n.stride
+        kw = {k: getattr(n, k) for k in extra}
+        return {2: cls2, 3: cls3}[nd](ntuple(n.kernel, nd), ntuple(stride, nd), ntuple(n.padding, nd),
+                                      ceil_mode=n.ceil_mode, **kw)
+    return make
+
+
+LEAVES = {
+    "conv": _conv,
+    "batchnorm": _batchnorm,
+    "act": lambda n, x: _ACTS[n.fn](),
+    "hardsigmoid": lambda n, x: HardSigmoid(n.slope, n.offset),
+    "maxpool": _pool(nn.MaxPool2d, nn.MaxPool3d),
+    "avgpool": _pool(nn.AvgPool2d, nn.AvgPool3d, count_include_pad=True),
+    "global_avgpool": lambda n, x: {2: nn.AdaptiveAvgPool2d, 3: nn.AdaptiveAvgPool3d}[_nd(x)](1),
+    "adaptive_avgpool": lambda n, x: nn.AdaptiveAvgPool2d(ntuple(n.output_size, 2)),
+    "flatten": lambda n, x: nn.Flatten(1),
+    "linear": lambda n, x: nn.Linear(x[0], n.out_features, bias=n.bias),
+    "dropout": lambda n, x: nn.Dropout(n.p),
+    "identity": lambda n, x: nn.Identity(),
+    "channel_shuffle": lambda n, x: ChannelShuffle(n.groups),
+}
+
+
+class _Emitters:
+    LEAVES = LEAVES
+
+    @staticmethod
+    def sequential(named):
+        return nn.Sequential(OrderedDict(named))
+
+    parallel = staticmethod(Parallel)
+    scale = staticmethod(Scale)
+
+
+def build(spec: ModelSpec) -> nn.Module:
+    return emit(spec, _Emitters)

@@ -1,0 +1,40 @@
+"""Counting and instrumented inference on emitted torch networks."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def count(net) -> tuple[int, int]:
+    """(trainable parameters, non-trainable state). State = BN running mean/var; torch's
+    ``num_batches_tracked`` counter is bookkeeping, not state of the function, and is excluded."""
+    trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
+    state = sum(b.numel() for n, b in net.named_buffers() if not n.endswith("num_batches_tracked"))
+    return trainable, state
+
+
+def forward(net, x: np.ndarray, record_shapes: bool = False):
+    """Eval-mode forward. Returns (output array, {module path: output shape without batch})."""
+    shapes: dict[str, tuple] = {}
+    handles = []
+    if record_shapes:
+        for path, mod in net.named_modules():
+            if path:
+                handles.append(mod.register_forward_hook(
+                    lambda m, i, o, path=path: shapes.__setitem__(path, tuple(o.shape[1:]))))
+    net.eval()
+    try:
+        with torch.no_grad():
+            y = net(torch.from_numpy(x))
+    finally:
+        for h in handles:
+            h.remove()
+    return y.numpy(), shapes
+
+
+def static_forward(net, x: np.ndarray) -> np.ndarray:
+    """Eval-mode forward of the ``torch.export`` program (graph capture, no Python per call)."""
+    net.eval()
+    with torch.no_grad():
+        prog = torch.export.export(net, (torch.from_numpy(x),))
+        return prog.module()(torch.from_numpy(x)).numpy()
