@@ -1,5 +1,5 @@
 """MindSpore backend (PYNATIVE and GRAPH_MODE)."""
 from .emit import build
-from .runtime import count, forward, static_forward
+from .runtime import count, forward, param_names, static_forward
 
-__all__ = ["build", "count", "forward", "static_forward"]
+__all__ = ["build", "count", "forward", "param_names", "static_forward"]

@@ -47,3 +47,8 @@ def static_forward(net, x: np.ndarray) -> np.ndarray:
         return net(ms.Tensor(x)).asnumpy()
     finally:
         ms.set_context(mode=prev)
+
+
+def param_names(net) -> list[str]:
+    """Native names of all parameters and state tensors (what a checkpoint holds)."""
+    return [n for n, _ in net.parameters_and_names()]

@@ -42,3 +42,8 @@ def static_forward(net, x: np.ndarray) -> np.ndarray:
     static = paddle.jit.to_static(net, input_spec=spec, full_graph=True)
     with paddle.no_grad():
         return static(paddle.to_tensor(x)).numpy()
+
+
+def param_names(net) -> list[str]:
+    """Native names of all parameters and state tensors (what a checkpoint holds)."""
+    return list(net.state_dict().keys())

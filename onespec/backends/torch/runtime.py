@@ -38,3 +38,8 @@ def static_forward(net, x: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         prog = torch.export.export(net, (torch.from_numpy(x),))
         return prog.module()(torch.from_numpy(x)).numpy()
+
+
+def param_names(net) -> list[str]:
+    """Native names of all parameters and state tensors (what a checkpoint holds)."""
+    return [n for n, _ in net.state_dict().items() if not n.endswith("num_batches_tracked")]

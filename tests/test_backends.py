@@ -1,0 +1,172 @@
+"""Every zoo model built natively in torch, paddle and mindspore, checked against its spec.
+
+The conformance run (one process per framework) is the fixture; the other tests check the
+translated conventions (BN momentum, avg-pool padding, hardsigmoid slope), naming and the
+paddle/mindspore import-order clash with the real frameworks.
+"""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import onespec
+from onespec import conformance
+
+from conftest import require
+
+BACKENDS = ("torch", "paddle", "mindspore")
+MODELS = onespec.list_models()
+
+
+@pytest.fixture(scope="session")
+def report():
+    require(*BACKENDS)
+    rep = conformance.run(MODELS, BACKENDS)
+    print(rep.table())
+    return {(r["model"], r["backend"]): r for r in rep.results}
+
+
+@pytest.mark.frameworks
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", MODELS)
+def test_conformance(report, name, backend):
+    r = report[(name, backend)]
+    assert r["status"] == "pass", r["problems"]
+    a = onespec.analyze(name)
+    assert (r["params"], r["state"]) == (a.params, a.state)
+    assert r["shapes_ok"] == r["shapes_checked"] == len(a.rows)
+    assert r["static_rel_err"] is not None and r["static_rel_err"] <= 1e-4
+
+
+@pytest.mark.frameworks
+@pytest.mark.parametrize("name", MODELS)
+def test_parameter_paths_are_the_same_in_every_framework(report, name):
+    paths = {b: report[(name, b)]["param_modules"] for b in BACKENDS}
+    assert paths["torch"] == paths["paddle"] == paths["mindspore"]
+    convs = {r.path for r in onespec.analyze(name).rows if r.op in ("conv", "linear")}
+    assert convs <= set(paths["torch"])
+
+
+def test_conformance_cli_json_and_exit_code(tmp_path):
+    require(*BACKENDS)
+    out = tmp_path / "report.json"
+    proc = subprocess.run([sys.executable, "-m", "onespec", "conformance", "squeezenet1_1", "--backends", "torch",
+                           "--json", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "CONFORMANCE PASSED" in proc.stdout and "squeezenet1_1" in proc.stdout
+    import json
+    data = json.loads(out.read_text())
+    assert data["ok"] and data["totals"]["torch"]["pass"] == 1
+    bad = subprocess.run([sys.executable, "-m", "onespec", "conformance", "nosuchnet*"], capture_output=True,
+                         text=True)
+    assert bad.returncode == 2 and "no zoo model matches" in bad.stderr
+
+
+def test_conformance_reports_a_broken_backend(monkeypatch):
+    """A backend whose build disagrees with the spec must fail the run, not pass silently."""
+    require("torch")
+    from onespec.conformance import worker
+    from onespec.backends import load_backend
+    tb = load_backend("torch")
+
+    class Broken:
+        count = staticmethod(lambda net: (tb.count(net)[0] + 1, tb.count(net)[1]))
+        forward = staticmethod(tb.forward)
+        static_forward = staticmethod(tb.static_forward)
+        build = staticmethod(tb.build)
+
+    r = worker.check_model(Broken, "squeezenet1_1", batch=1, seed=0, static=False)
+    assert r["status"] == "fail" and "trainable params" in r["problems"][0]
+
+
+# ----------------------------------------------------------------- translated conventions
+def _run_in(backend: str, code: str) -> None:
+    """Run ``code`` in a fresh interpreter with ``net``-building helpers for one framework."""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, f"[{backend}] {proc.stdout[-3000:]}{proc.stderr[-3000:]}"
+
+
+BN_CHECK = r"""
+import numpy as np, onespec
+from onespec.spec import BatchNorm, ModelMeta, ModelSpec
+spec = ModelSpec(name="t", input_shape=(3, 4, 4), layers=[BatchNorm(name="bn", momentum=0.1, eps=1e-3)],
+                 meta=ModelMeta(family="test"))
+x = np.random.default_rng(0).standard_normal((4, 3, 4, 4)).astype("float32") + np.array([1., 2., 3.], "float32")[:, None, None]
+net = onespec.build(spec, backend="{b}")
+{train}
+mean = x.mean(axis=(0, 2, 3))
+# onespec momentum 0.1 = weight of the batch statistic: running_mean 0 -> 0.1 * batch mean
+np.testing.assert_allclose(running, 0.1 * mean, rtol=1e-5, atol=1e-6)
+"""
+BN_TRAIN = {
+    "torch": "import torch; net.train(); net(torch.from_numpy(x)); running = net.bn.running_mean.numpy()",
+    "paddle": "import paddle; net.train(); net(paddle.to_tensor(x)); running = net.bn._mean.numpy()",
+    "mindspore": "import mindspore as ms; net.set_train(True); net(ms.Tensor(x)); "
+                 "running = net.bn.moving_mean.asnumpy()",
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_batchnorm_momentum_convention(backend):
+    require(backend)
+    _run_in(backend, BN_CHECK.replace("{b}", backend).replace("{train}", BN_TRAIN[backend]))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_avgpool_padding_and_hardsigmoid_semantics(backend):
+    require(backend)
+    code = rf"""
+import numpy as np, onespec
+from onespec.backends import load_backend
+from onespec.spec import AvgPool, HardSigmoid, ModelMeta, ModelSpec
+b = load_backend("{backend}")
+ones = np.ones((1, 2, 5, 5), "float32")
+def run(*layers, x=ones):
+    spec = ModelSpec(name="t", input_shape=x.shape[1:], layers=list(layers), meta=ModelMeta(family="test"))
+    return b.forward(b.build(spec), x)[0]
+inc = run(AvgPool(name="p", kernel=3, stride=1, padding=1, count_include_pad=True))
+exc = run(AvgPool(name="p", kernel=3, stride=1, padding=1, count_include_pad=False))
+assert np.allclose(exc, 1.0), exc            # Paddle exclusive=True
+assert np.isclose(inc[0, 0, 0, 0], 4 / 9) and np.isclose(inc[0, 0, 2, 2], 1.0)
+x = np.linspace(-6, 6, 50, dtype="float32").reshape(1, 2, 5, 5)
+for slope, offset in ((1 / 6, 0.5), (0.2, 0.5)):
+    y = run(HardSigmoid(name="h", slope=slope, offset=offset), x=x)
+    np.testing.assert_allclose(y, np.clip(slope * x + offset, 0, 1), rtol=1e-6, atol=1e-7)
+"""
+    _run_in(backend, code)
+
+
+def test_parameter_names_read_like_the_spec():
+    require("torch")
+    net = onespec.build("squeezenet1_0", backend="torch")
+    names = [n for n, _ in net.named_parameters()]
+    assert names[:4] == ["features.conv1.weight", "features.conv1.bias", "features.fire2.squeeze.weight",
+                         "features.fire2.squeeze.bias"]
+    assert "features.fire2.expand.expand3x3.conv.weight" in names and "classifier.final_conv.weight" in names
+
+
+def test_paddle_then_mindspore_gives_a_clear_error():
+    require("paddle", "mindspore")
+    code = ("import paddle, onespec\n"
+            "from onespec.errors import BackendUnavailableError\n"
+            "try:\n    onespec.build('squeezenet1_1', backend='mindspore')\n"
+            "except BackendUnavailableError as e:\n    print('CLEAR:', e)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "CLEAR: paddle was imported before mindspore" in proc.stdout, proc.stdout + proc.stderr[-2000:]
+    assert "undefined symbol" not in proc.stdout.split("CLEAR:")[0]
+
+
+def test_onespec_orders_paddle_and_mindspore_safely():
+    """Building paddle first, then mindspore, in one process works: onespec loads mindspore first."""
+    require("paddle", "mindspore")
+    code = ("import sys, numpy as np, onespec\n"
+            "p = onespec.build('squeezenet1_1', backend='paddle', num_classes=3, input_size=64)\n"
+            "m = onespec.build('squeezenet1_1', backend='mindspore', num_classes=3, input_size=64)\n"
+            "from onespec.backends import load_backend\n"
+            "x = np.zeros((1, 3, 64, 64), 'float32')\n"
+            "assert load_backend('mindspore').forward(m, x)[0].shape == (1, 3)\n"
+            "assert load_backend('paddle').forward(p, x)[0].shape == (1, 3)\n"
+            "print('OK')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.stdout.strip().endswith("OK"), proc.stdout + proc.stderr[-2000:]
