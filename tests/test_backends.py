@@ -70,13 +70,11 @@ def test_conformance_reports_a_broken_backend(monkeypatch):
     from onespec.backends import load_backend
     tb = load_backend("torch")
 
-    class Broken:
-        count = staticmethod(lambda net: (tb.count(net)[0] + 1, tb.count(net)[1]))
-        forward = staticmethod(tb.forward)
-        static_forward = staticmethod(tb.static_forward)
-        build = staticmethod(tb.build)
+    import types
+    broken = types.SimpleNamespace(**{k: getattr(tb, k) for k in tb.__all__})
+    broken.count = lambda net: (tb.count(net)[0] + 1, tb.count(net)[1])
 
-    r = worker.check_model(Broken, "squeezenet1_1", batch=1, seed=0, static=False)
+    r = worker.check_model(broken, "squeezenet1_1", batch=1, seed=0, static=False)
     assert r["status"] == "fail" and "trainable params" in r["problems"][0]
 
 
