@@ -15,8 +15,9 @@ class Emitters(Protocol):
     LEAVES: dict[str, Callable[[Any, tuple], Any]]
 
     def sequential(self, named: list[tuple[str, Any]]) -> Any: ...
-    def parallel(self, named: list[tuple[str, Any]], merge: str) -> Any: ...
+    def parallel(self, named: list[tuple[str, Any]], merge: str, split: list[int] | None) -> Any: ...
     def scale(self, name: str, gate: Any) -> Any: ...
+    def shift_max(self, node: Any, gate: Any, in_shape: tuple) -> Any: ...
 
 
 def emit(spec: ModelSpec, e: Emitters):
@@ -28,9 +29,11 @@ def emit(spec: ModelSpec, e: Emitters):
         if n.op == "seq":
             return e.sequential(kids(n.layers))
         if n.op == "parallel":
-            return e.parallel(kids(n.branches), n.merge)
+            return e.parallel(kids(n.branches), n.merge, n.split)
         if n.op == "scale":
             return e.scale(n.gate.name, node(n.gate, f"{path}.{n.gate.name}"))
+        if n.op == "shift_max":
+            return e.shift_max(n, node(n.gate, f"{path}.{n.gate.name}"), shapes[path])
         try:
             leaf = e.LEAVES[n.op]
         except KeyError:

@@ -3,13 +3,13 @@ from .analysis import Analysis, analyze
 from .model import ModelMeta, ModelSpec, NodeInfo, trace
 from .nodes import (
     Act, AdaptiveAvgPool, AvgPool, BatchNorm, ChannelShuffle, Conv, Dropout, Flatten, GlobalAvgPool,
-    HardSigmoid, Identity, Linear, MaxPool, Node, Parallel, Scale, Sequential, Shape,
+    HardSigmoid, Identity, Linear, MaxPool, Node, Parallel, Reshape, Scale, Sequential, Shape, ShiftMax,
 )
 from .scaling import make_divisible, scale_channels
 
 __all__ = [
     "Act", "AdaptiveAvgPool", "Analysis", "AvgPool", "BatchNorm", "ChannelShuffle", "Conv", "Dropout",
     "Flatten", "GlobalAvgPool", "HardSigmoid", "Identity", "Linear", "MaxPool", "ModelMeta", "ModelSpec",
-    "Node", "NodeInfo", "Parallel", "Scale", "Sequential", "Shape", "analyze", "make_divisible",
+    "Node", "NodeInfo", "Parallel", "Reshape", "Scale", "Sequential", "Shape", "ShiftMax", "analyze", "make_divisible",
     "scale_channels", "trace",
 ]

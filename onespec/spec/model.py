@@ -8,7 +8,7 @@ from typing import Any, Optional
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import SpecError
-from .nodes import COMBINATORS, Node, Shape, _Node
+from .nodes import COMBINATORS, Node, Shape, _Node, _need_rank
 
 
 class ModelMeta(BaseModel):
@@ -85,8 +85,23 @@ def _walk(node: _Node, x: Shape, path: str, depth: int, rows: list[NodeInfo]) ->
         _check_names(node.branches, path)
         if not node.branches:
             raise SpecError(path, "merge", "parallel needs at least one branch")
-        outs = [(b.name, _walk(b, x, f"{path}.{b.name}", depth + 1, rows)) for b in node.branches]
+        inputs = [x] * len(node.branches)
+        if node.split is not None:
+            if len(node.split) != len(node.branches) or min(node.split) < 1 or sum(node.split) != x[0]:
+                raise SpecError(path, "split", f"split {node.split} must give each of the {len(node.branches)} "
+                                               f"branches >= 1 channel and sum to the {x[0]} input channels")
+            inputs = [(c, *x[1:]) for c in node.split]
+        outs = [(b.name, _walk(b, xi, f"{path}.{b.name}", depth + 1, rows)) for b, xi in zip(node.branches, inputs)]
         y = _merge(path, node.merge, outs)
+    elif op == "shift_max":
+        _need_rank(x, (3,), path, "shift_max")
+        if node.groups < 1 or x[0] % node.groups:
+            raise SpecError(path, "groups", f"shift groups={node.groups} must divide the {x[0]} channels")
+        g = _walk(node.gate, x, f"{path}.{node.gate.name}", depth + 1, rows)
+        if g != (2 * node.fusions * x[0],):
+            raise SpecError(path, "gate", f"gate must give {2 * node.fusions * x[0]} coefficients "
+                                          f"(2 x {node.fusions} fusion(s) x {x[0]} channels), got {g}")
+        y = x
     elif op == "scale":
         g = _walk(node.gate, x, f"{path}.{node.gate.name}", depth + 1, rows)
         if len(g) != len(x) or g[0] != x[0] or any(gi not in (1, xi) for gi, xi in zip(g[1:], x[1:])):

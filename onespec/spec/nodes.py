@@ -261,6 +261,18 @@ class Dropout(_Node):
         return x
 
 
+class Reshape(_Node):
+    """Reshape to ``shape`` (no batch dim), row-major; e.g. HybridSN folds a 3D feature map
+    (C, D, H, W) into 2D channels (C*D, H, W)."""
+    op: Literal["reshape"] = "reshape"
+    shape: tuple[int, ...]
+
+    def infer(self, x, path):
+        if min(self.shape) < 1 or _prod(self.shape) != _prod(x):
+            _fail(path, "reshape", f"cannot reshape {x} ({_prod(x)} values) to {self.shape}")
+        return tuple(self.shape)
+
+
 class Identity(_Node):
     op: Literal["identity"] = "identity"
 
@@ -293,11 +305,14 @@ class Sequential(_Node):
 class Parallel(_Node):
     """Every branch sees the same input; outputs merged by channel ``concat``, ``add`` or ``max``.
 
-    A residual connection is ``Parallel([body, Identity], merge="add")``.
+    A residual connection is ``Parallel([body, Identity], merge="add")``. With ``split`` the
+    input channels are cut into consecutive chunks of those sizes, one per branch
+    (ShuffleNet V2's channel split).
     """
     op: Literal["parallel"] = "parallel"
     branches: list["Node"]
     merge: Literal["concat", "add", "max"]
+    split: Optional[list[int]] = Field(None, description="channel chunk sizes, one per branch")
 
     def children(self):
         return self.branches
@@ -312,12 +327,37 @@ class Scale(_Node):
         return [self.gate]
 
 
+class ShiftMax(_Node):
+    """MicroNet's Dynamic Shift-Max (Li et al., 2021, arXiv:2108.05894, Sec. 3.2).
+
+    ``gate`` maps x (C, H, W) to 2*fusions*C coefficients in [0, 1] (global pool -> MLP ->
+    hardsigmoid); they are rescaled to ``(y - 0.5) * 2 * act_max`` and offset by ``init_a`` /
+    ``init_b``. With x2 the circular group shift of x (channels viewed as (groups, C/groups),
+    rolled by one along both axes), the output is
+    ``max_k(a_k * x + b_k * x2)`` over ``fusions`` (1 or 2) fusions.
+    """
+    op: Literal["shift_max"] = "shift_max"
+    gate: "Node"
+    groups: int
+    fusions: Literal[1, 2]
+    act_max: float = 2.0
+    init_a: tuple[float, float] = (1.0, 1.0)
+    init_b: tuple[float, float] = (0.0, 0.0)
+
+    def children(self):
+        return [self.gate]
+
+    def counts(self, x, y):
+        # the dynamic fusion itself: two multiplies (a*x, b*x2) per element and fusion
+        return 0, 0, 2 * self.fusions * _prod(x)
+
+
 Node = Annotated[
     Union[Conv, BatchNorm, Act, HardSigmoid, MaxPool, AvgPool, GlobalAvgPool, AdaptiveAvgPool,
-          Flatten, Linear, Dropout, Identity, ChannelShuffle, Sequential, Parallel, Scale],
+          Flatten, Reshape, Linear, Dropout, Identity, ChannelShuffle, Sequential, Parallel, Scale, ShiftMax],
     Field(discriminator="op"),
 ]
-COMBINATORS = ("seq", "parallel", "scale")
+COMBINATORS = ("seq", "parallel", "scale", "shift_max")
 
-for _cls in (Sequential, Parallel, Scale):
+for _cls in (Sequential, Parallel, Scale, ShiftMax):
     _cls.model_rebuild()

@@ -27,12 +27,17 @@ class Sequential(_Named):
 
 
 class Parallel(_Named):
-    def __init__(self, named, merge: str):
+    def __init__(self, named, merge: str, split=None):
         super().__init__(named)
         self.merge = merge
+        self.split = tuple(split) if split else None
 
     def construct(self, x):
-        outs = [cell(x) for cell in self._children_t]
+        if self.split is None:
+            outs = [cell(x) for cell in self._children_t]
+        else:
+            chunks = ops.split(x, self.split, 1)
+            outs = [cell(chunks[i]) for i, cell in enumerate(self._children_t)]
         if self.merge == "concat":
             return ops.cat(outs, 1)
         y = outs[0]
@@ -50,6 +55,34 @@ class Scale(_Named):
 
     def construct(self, x):
         return x * self._children_t[0](x)
+
+
+class ShiftMax(_Named):
+    """Dynamic Shift-Max: ``max_k(a_k * x + b_k * shift(x))`` with coefficients from ``gate``."""
+
+    def __init__(self, node, gate, shape):
+        super().__init__([(node.gate.name, gate)])
+        c, hw = shape[0], tuple(shape[1:])
+        self.c, self.groups, self.gc = c, node.groups, c // node.groups
+        self.split_shape, self.merged_shape = (-1, node.groups, c // node.groups) + hw, (-1, c) + hw
+        self.coef_shape = (-1, 2 * node.fusions * c, 1, 1)
+        self.fusions, self.scale = node.fusions, 2.0 * node.act_max
+        self.a0, self.a1 = float(node.init_a[0]), float(node.init_a[1])
+        self.b0, self.b1 = float(node.init_b[0]), float(node.init_b[1])
+
+    def construct(self, x):
+        c = self.c
+        y = (ops.reshape(self._children_t[0](x), self.coef_shape) - 0.5) * self.scale
+        s = ops.reshape(x, self.split_shape)
+        if self.groups > 1:
+            s = ops.cat((s[:, 1:], s[:, :1]), 1)
+        if self.gc > 1:
+            s = ops.cat((s[:, :, 1:], s[:, :, :1]), 2)
+        x2 = ops.reshape(s, self.merged_shape)
+        out = x * (y[:, :c] + self.a0) + x2 * (y[:, c:2 * c] + self.b0)
+        if self.fusions == 2:
+            out = ops.maximum(out, x * (y[:, 2 * c:3 * c] + self.a1) + x2 * (y[:, 3 * c:] + self.b1))
+        return out
 
 
 class HardSigmoid(nn.Cell):
@@ -71,6 +104,28 @@ class ChannelShuffle(nn.Cell):
 
     def construct(self, x):
         return ops.reshape(ops.transpose(ops.reshape(x, self.split_shape), self.perm), self.merged_shape)
+
+
+class Reshape(nn.Cell):
+    def __init__(self, shape):
+        super().__init__()
+        self.shape = (-1,) + tuple(shape)
+
+    def construct(self, x):
+        return ops.reshape(x, self.shape)
+
+
+class BatchNorm3d(nn.BatchNorm2d):
+    """3d BN as 2d BN over (N, C, D*H, W) (per-channel statistics either way). MindSpore's own
+    BatchNorm3d nests a BatchNorm2d cell, which would put ``.bn2d`` into the parameter names."""
+
+    def __init__(self, shape, **kw):
+        super().__init__(shape[0], **kw)
+        c, d, h, w = shape
+        self.folded, self.unfolded = (-1, c, d * h, w), (-1, c, d, h, w)
+
+    def construct(self, x):
+        return ops.reshape(nn.BatchNorm2d.construct(self, ops.reshape(x, self.folded)), self.unfolded)
 
 
 class GlobalAvgPool(nn.Cell):
@@ -104,8 +159,10 @@ def _conv(n, x):
 
 
 def _batchnorm(n, x):
-    cls = {1: nn.BatchNorm1d, 2: nn.BatchNorm1d, 3: nn.BatchNorm2d, 4: nn.BatchNorm3d}[len(x)]
-    return cls(x[0], eps=n.eps, momentum=1.0 - n.momentum, affine=n.affine)
+    kw = {"eps": n.eps, "momentum": 1.0 - n.momentum, "affine": n.affine}
+    if len(x) == 4:
+        return BatchNorm3d(x, **kw)
+    return {1: nn.BatchNorm1d, 2: nn.BatchNorm1d, 3: nn.BatchNorm2d}[len(x)](x[0], **kw)
 
 
 def _pool(cls2, cls3, **extra):
@@ -128,6 +185,7 @@ LEAVES = {
     "global_avgpool": lambda n, x: GlobalAvgPool(_nd(x)),
     "adaptive_avgpool": lambda n, x: nn.AdaptiveAvgPool2d(ntuple(n.output_size, 2)),
     "flatten": lambda n, x: nn.Flatten(),
+    "reshape": lambda n, x: Reshape(n.shape),
     "linear": lambda n, x: nn.Dense(x[0], n.out_features, has_bias=n.bias),
     "dropout": lambda n, x: nn.Dropout(p=n.p),
     "identity": lambda n, x: nn.Identity(),
@@ -140,6 +198,7 @@ class _Emitters:
     sequential = staticmethod(Sequential)
     parallel = staticmethod(Parallel)
     scale = staticmethod(Scale)
+    shift_max = staticmethod(ShiftMax)
 
 
 def build(spec: ModelSpec) -> nn.Cell:

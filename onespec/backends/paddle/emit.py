@@ -29,12 +29,16 @@ class Sequential(_Named):
 
 
 class Parallel(_Named):
-    def __init__(self, named, merge: str):
+    def __init__(self, named, merge: str, split=None):
         super().__init__(named)
         self.merge = merge
+        self.split = list(split) if split else None
 
     def forward(self, x):
-        outs = [layer(x) for layer in self._children_t]
+        if self.split is None:
+            outs = [layer(x) for layer in self._children_t]
+        else:
+            outs = [layer(xi) for layer, xi in zip(self._children_t, paddle.split(x, self.split, axis=1))]
         if self.merge == "concat":
             return paddle.concat(outs, axis=1)
         y = outs[0]
@@ -49,6 +53,34 @@ class Scale(_Named):
 
     def forward(self, x):
         return x * self._children_t[0](x)
+
+
+class ShiftMax(_Named):
+    """Dynamic Shift-Max: ``max_k(a_k * x + b_k * shift(x))`` with coefficients from ``gate``."""
+
+    def __init__(self, node, gate, shape):
+        super().__init__([(node.gate.name, gate)])
+        self.c, self.groups, self.hw = shape[0], node.groups, list(shape[1:])
+        self.fusions, self.scale = node.fusions, 2.0 * node.act_max
+        self.init_a, self.init_b = tuple(node.init_a), tuple(node.init_b)
+
+    def shift(self, x):
+        gc = self.c // self.groups
+        s = paddle.reshape(x, [-1, self.groups, gc] + self.hw)
+        if self.groups > 1:
+            s = paddle.concat([s[:, 1:], s[:, :1]], axis=1)
+        if gc > 1:
+            s = paddle.concat([s[:, :, 1:], s[:, :, :1]], axis=2)
+        return paddle.reshape(s, [-1, self.c] + self.hw)
+
+    def forward(self, x):
+        c = self.c
+        y = (paddle.reshape(self._children_t[0](x), [-1, 2 * self.fusions * c, 1, 1]) - 0.5) * self.scale
+        x2 = self.shift(x)
+        out = x * (y[:, :c] + self.init_a[0]) + x2 * (y[:, c:2 * c] + self.init_b[0])
+        if self.fusions == 2:
+            out = paddle.maximum(out, x * (y[:, 2 * c:3 * c] + self.init_a[1]) + x2 * (y[:, 3 * c:] + self.init_b[1]))
+        return out
 
 
 class HardSigmoid(nn.Layer):
@@ -70,6 +102,15 @@ class ChannelShuffle(nn.Layer):
         x = paddle.reshape(x, [-1, self.groups, c // self.groups] + rest)
         perm = [0, 2, 1] + list(range(3, 3 + len(rest)))
         return paddle.reshape(paddle.transpose(x, perm), [-1, c] + rest)
+
+
+class Reshape(nn.Layer):
+    def __init__(self, shape):
+        super().__init__()
+        self.shape = [-1] + list(shape)
+
+    def forward(self, x):
+        return paddle.reshape(x, self.shape)
 
 
 class GlobalAvgPool(nn.Layer):
@@ -123,6 +164,7 @@ LEAVES = {
     "global_avgpool": lambda n, x: GlobalAvgPool(),
     "adaptive_avgpool": lambda n, x: nn.AdaptiveAvgPool2D(ntuple(n.output_size, 2)),
     "flatten": lambda n, x: nn.Flatten(start_axis=1),
+    "reshape": lambda n, x: Reshape(n.shape),
     "linear": lambda n, x: nn.Linear(x[0], n.out_features, bias_attr=None if n.bias else False),
     "dropout": lambda n, x: nn.Dropout(n.p, mode="upscale_in_train"),
     "identity": lambda n, x: nn.Identity(),
@@ -135,6 +177,7 @@ class _Emitters:
     sequential = staticmethod(Sequential)
     parallel = staticmethod(Parallel)
     scale = staticmethod(Scale)
+    shift_max = staticmethod(ShiftMax)
 
 
 def build(spec: ModelSpec) -> nn.Layer:

@@ -11,16 +11,21 @@ from ..tree import emit, ntuple
 
 
 class Parallel(nn.Module):
-    """Branches on the same input, merged by channel concat, sum or elementwise max."""
+    """Branches on the same input (or on channel chunks of it), merged by channel concat,
+    sum or elementwise max."""
 
-    def __init__(self, named, merge: str):
+    def __init__(self, named, merge: str, split=None):
         super().__init__()
         for name, m in named:
             self.add_module(name, m)
         self.merge = merge
+        self.split = list(split) if split else None
 
     def forward(self, x):
-        outs = [m(x) for m in self._modules.values()]
+        if self.split is None:
+            outs = [m(x) for m in self._modules.values()]
+        else:
+            outs = [m(xi) for m, xi in zip(self._modules.values(), torch.split(x, self.split, 1))]
         if self.merge == "concat":
             return torch.cat(outs, 1)
         y = outs[0]
@@ -41,6 +46,35 @@ class Scale(nn.Module):
         return x * self._modules[self._gate_name](x)
 
 
+class ShiftMax(nn.Module):
+    """Dynamic Shift-Max: ``max_k(a_k * x + b_k * shift(x))`` with coefficients from ``gate``."""
+
+    def __init__(self, node, gate: nn.Module, shape):
+        super().__init__()
+        self.add_module(node.gate.name, gate)
+        self._gate_name = node.gate.name
+        self.c, self.groups = shape[0], node.groups
+        self.fusions, self.scale = node.fusions, 2.0 * node.act_max
+        self.init_a, self.init_b = tuple(node.init_a), tuple(node.init_b)
+
+    def shift(self, x):
+        s = x.unflatten(1, (self.groups, self.c // self.groups))
+        if self.groups > 1:
+            s = torch.cat([s[:, 1:], s[:, :1]], 1)
+        if self.c // self.groups > 1:
+            s = torch.cat([s[:, :, 1:], s[:, :, :1]], 2)
+        return s.flatten(1, 2)
+
+    def forward(self, x):
+        c = self.c
+        y = (self._modules[self._gate_name](x).reshape(-1, 2 * self.fusions * c, 1, 1) - 0.5) * self.scale
+        x2 = self.shift(x)
+        out = x * (y[:, :c] + self.init_a[0]) + x2 * (y[:, c:2 * c] + self.init_b[0])
+        if self.fusions == 2:
+            out = torch.maximum(out, x * (y[:, 2 * c:3 * c] + self.init_a[1]) + x2 * (y[:, 3 * c:] + self.init_b[1]))
+        return out
+
+
 class HardSigmoid(nn.Module):
     def __init__(self, slope: float, offset: float):
         super().__init__()
@@ -51,6 +85,15 @@ class HardSigmoid(nn.Module):
 
     def extra_repr(self):
         return f"slope={self.slope}, offset={self.offset}"
+
+
+class Reshape(nn.Module):
+    def __init__(self, shape):
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, x):
+        return x.reshape((-1,) + self.shape)
 
 
 class ChannelShuffle(nn.Module):
@@ -102,6 +145,7 @@ LEAVES = {
     "global_avgpool": lambda n, x: {2: nn.AdaptiveAvgPool2d, 3: nn.AdaptiveAvgPool3d}[_nd(x)](1),
     "adaptive_avgpool": lambda n, x: nn.AdaptiveAvgPool2d(ntuple(n.output_size, 2)),
     "flatten": lambda n, x: nn.Flatten(1),
+    "reshape": lambda n, x: Reshape(n.shape),
     "linear": lambda n, x: nn.Linear(x[0], n.out_features, bias=n.bias),
     "dropout": lambda n, x: nn.Dropout(n.p),
     "identity": lambda n, x: nn.Identity(),
@@ -118,6 +162,7 @@ class _Emitters:
 
     parallel = staticmethod(Parallel)
     scale = staticmethod(Scale)
+    shift_max = staticmethod(ShiftMax)
 
 
 def build(spec: ModelSpec) -> nn.Module:

@@ -1,0 +1,96 @@
+"""MobileNet V3 (Howard et al., 2019, arXiv:1905.02244, Tables 1 and 2), structured as
+torchvision's mobilenet_v3_large / _small: BN eps 1e-3 momentum 0.01, SE squeeze
+``make_divisible(exp // 4, 8)`` with biased 1x1 convs, ReLU then hardsigmoid (x+3)/6."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from ..spec import (Act, Conv, Dropout, Flatten, GlobalAvgPool, HardSigmoid, Identity, Linear, Parallel, Scale,
+                    Sequential, make_divisible, scale_channels)
+from .common import InputSize, check_classes, conv_bn_act, image_shape, model
+from .registry import register
+
+BN = {"eps": 1e-3, "momentum": 0.01}
+
+
+class V3Row(BaseModel):
+    """Table 1/2 row: kernel ``k``, expansion size ``exp``, output ``c``, squeeze-excite ``se``,
+    nonlinearity ``act`` (RE = ReLU, HS = h-swish), stride ``s``."""
+    model_config = ConfigDict(frozen=True)
+    k: int
+    exp: int
+    c: int
+    se: bool
+    act: Literal["RE", "HS"]
+    s: int
+
+
+def _rows(*rows) -> list[V3Row]:
+    return [V3Row(k=k, exp=e, c=c, se=se, act=a, s=s) for k, e, c, se, a, s in rows]
+
+
+LARGE = _rows(
+    (3, 16, 16, False, "RE", 1), (3, 64, 24, False, "RE", 2), (3, 72, 24, False, "RE", 1),
+    (5, 72, 40, True, "RE", 2), (5, 120, 40, True, "RE", 1), (5, 120, 40, True, "RE", 1),
+    (3, 240, 80, False, "HS", 2), (3, 200, 80, False, "HS", 1), (3, 184, 80, False, "HS", 1),
+    (3, 184, 80, False, "HS", 1), (3, 480, 112, True, "HS", 1), (3, 672, 112, True, "HS", 1),
+    (5, 672, 160, True, "HS", 2), (5, 960, 160, True, "HS", 1), (5, 960, 160, True, "HS", 1),
+)
+SMALL = _rows(
+    (3, 16, 16, True, "RE", 2), (3, 72, 24, False, "RE", 2), (3, 88, 24, False, "RE", 1),
+    (5, 96, 40, True, "HS", 2), (5, 240, 40, True, "HS", 1), (5, 240, 40, True, "HS", 1),
+    (5, 120, 48, True, "HS", 1), (5, 144, 48, True, "HS", 1), (5, 288, 96, True, "HS", 2),
+    (5, 576, 96, True, "HS", 1), (5, 576, 96, True, "HS", 1),
+)
+TABLES = {"large": (LARGE, 1280), "small": (SMALL, 1024)}
+ACT = {"RE": "relu", "HS": "hardswish"}
+
+
+def squeeze_excite(channels: int, *, gate: str = "hardsigmoid", squeeze: int | None = None) -> Scale:
+    """SE (Hu et al.): global pool -> 1x1 conv (bias) -> ReLU -> 1x1 conv (bias) -> gate; x * gate."""
+    sq = make_divisible(channels // 4, 8) if squeeze is None else squeeze
+    last = HardSigmoid(name="hardsigmoid") if gate == "hardsigmoid" else Act(name=gate, fn=gate)
+    return Scale(name="se", gate=Sequential(name="gate", layers=[
+        GlobalAvgPool(name="avgpool"), Conv(name="fc1", out_channels=sq, kernel=1), Act(name="relu", fn="relu"),
+        Conv(name="fc2", out_channels=channels, kernel=1), last]))
+
+
+def v3_block(name: str, inp: int, row: V3Row, width: float):
+    exp = scale_channels(row.exp, width, "divisible8")
+    out = scale_channels(row.c, width, "divisible8")
+    act = ACT[row.act]
+    layers = [conv_bn_act("expand", exp, 1, act=act, **BN)] if exp != inp else []
+    layers.append(conv_bn_act("dw", exp, row.k, row.s, groups=exp, act=act, **BN))
+    layers += [squeeze_excite(exp)] if row.se else []
+    layers.append(conv_bn_act("project", out, 1, act=None, **BN))
+    if row.s == 1 and inp == out:
+        return Parallel(name=name, merge="add", branches=[Sequential(name="body", layers=layers),
+                                                          Identity(name="shortcut")]), out
+    return Sequential(name=name, layers=layers), out
+
+
+def build(*, name: str, size: Literal["large", "small"], num_classes: int = 1000, width: float = 1.0,
+          input_size: InputSize = 224, in_channels: int = 3, dropout: float = 0.2):
+    rows, last_channel = TABLES[size]
+    c = scale_channels(16, width, "divisible8", where="features.stem")
+    features: list = [conv_bn_act("stem", c, 3, 2, act="hardswish", **BN)]
+    for i, row in enumerate(rows, start=1):
+        block, c = v3_block(f"block{i}", c, row, width)
+        features.append(block)
+    features.append(conv_bn_act("last_conv", 6 * c, 1, act="hardswish", **BN))
+    hidden = scale_channels(last_channel, width, "divisible8")
+    return model(name, image_shape(in_channels, input_size), [
+        Sequential(name="features", layers=features), GlobalAvgPool(name="avgpool"), Flatten(name="flatten"),
+        Sequential(name="classifier", layers=[
+            Linear(name="fc1", out_features=hidden), Act(name="hardswish", fn="hardswish"),
+            Dropout(name="dropout", p=dropout), Linear(name="fc2", out_features=check_classes(num_classes))])],
+        family="mobilenet_v3", paper=f"Howard et al., Searching for MobileNetV3, arXiv:1905.02244, "
+                                     f"Table {1 if size == 'large' else 2}",
+        source="torchvision.models.mobilenetv3", num_classes=num_classes, size=size, width=width,
+        rounding="divisible8")
+
+
+register("mobilenet_v3_large", build, "MobileNet V3 Large (k, exp, c, se, act, s table)", size="large")
+register("mobilenet_v3_small", build, "MobileNet V3 Small (k, exp, c, se, act, s table)", size="small")

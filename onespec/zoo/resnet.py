@@ -1,0 +1,81 @@
+"""ResNet (He et al., 2015, arXiv:1512.03385, Table 1), as torchvision's v1.5 (stride on the
+3x3 conv of a bottleneck), and SE-ResNet (Hu et al., 2017, arXiv:1709.01507, Table 1): an SE
+gate (reduction r = 16, biased FCs, ReLU then sigmoid) after each residual body's last BN,
+before the addition."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from ..spec import (Act, Conv, Flatten, GlobalAvgPool, Identity, Linear, MaxPool, Parallel, Scale, Sequential,
+                    scale_channels)
+from .common import InputSize, check_classes, conv_bn_act, image_shape, model
+from .registry import register
+
+
+class ResNetStage(BaseModel):
+    """A ``layerN`` of Table 1: ``n`` blocks of base width ``c`` (bottleneck output 4c)."""
+    model_config = ConfigDict(frozen=True)
+    c: int
+    n: int
+
+
+def _stages(*ns: int) -> list[ResNetStage]:
+    return [ResNetStage(c=c, n=n) for c, n in zip((64, 128, 256, 512), ns)]
+
+
+DEPTHS: dict[int, tuple[Literal["basic", "bottleneck"], list[ResNetStage]]] = {
+    18: ("basic", _stages(2, 2, 2, 2)), 34: ("basic", _stages(3, 4, 6, 3)),
+    50: ("bottleneck", _stages(3, 4, 6, 3)), 101: ("bottleneck", _stages(3, 4, 23, 3)),
+    152: ("bottleneck", _stages(3, 8, 36, 3)),
+}
+EXPANSION = {"basic": 1, "bottleneck": 4}
+
+
+def se_gate(channels: int, reduction: int) -> Scale:
+    return Scale(name="se", gate=Sequential(name="gate", layers=[
+        GlobalAvgPool(name="avgpool"), Conv(name="fc1", out_channels=max(1, channels // reduction), kernel=1),
+        Act(name="relu", fn="relu"), Conv(name="fc2", out_channels=channels, kernel=1),
+        Act(name="sigmoid", fn="sigmoid")]))
+
+
+def block(name: str, kind: str, inp: int, c: int, stride: int, se: int | None) -> Sequential:
+    out = c * EXPANSION[kind]
+    if kind == "basic":
+        body = [conv_bn_act("conv1", c, 3, stride), conv_bn_act("conv2", out, 3, act=None)]
+    else:
+        body = [conv_bn_act("conv1", c, 1), conv_bn_act("conv2", c, 3, stride), conv_bn_act("conv3", out, 1, act=None)]
+    body += [se_gate(out, se)] if se else []
+    shortcut = (conv_bn_act("shortcut", out, 1, stride, act=None) if stride != 1 or inp != out
+                else Identity(name="shortcut"))
+    return Sequential(name=name, layers=[
+        Parallel(name="residual", merge="add", branches=[Sequential(name="body", layers=body), shortcut]),
+        Act(name="relu", fn="relu")])
+
+
+def build(*, name: str, depth: int, se_reduction: int | None = None, num_classes: int = 1000, width: float = 1.0,
+          input_size: InputSize = 224, in_channels: int = 3):
+    kind, stages = DEPTHS[depth]
+    c = scale_channels(64, width, where="stem")
+    layers: list = [conv_bn_act("stem", c, 7, 2), MaxPool(name="maxpool", kernel=3, stride=2, padding=1)]
+    for si, st in enumerate(stages, start=1):
+        base = scale_channels(st.c, width, where=f"layer{si}")
+        blocks = []
+        for i in range(st.n):
+            blocks.append(block(f"block{i}", kind, c, base, 2 if i == 0 and si > 1 else 1, se_reduction))
+            c = base * EXPANSION[kind]
+        layers.append(Sequential(name=f"layer{si}", layers=blocks))
+    layers += [GlobalAvgPool(name="avgpool"), Flatten(name="flatten"),
+               Linear(name="fc", out_features=check_classes(num_classes))]
+    paper = "He et al., Deep Residual Learning, arXiv:1512.03385, Table 1"
+    if se_reduction:
+        paper += f"; Hu et al., Squeeze-and-Excitation Networks, arXiv:1709.01507 (r={se_reduction})"
+    return model(name, image_shape(in_channels, input_size), layers, family="resnet", paper=paper,
+                 source="torchvision.models.resnet (v1.5)", num_classes=num_classes, depth=depth,
+                 se_reduction=se_reduction, width=width, rounding="int")
+
+
+for _d in DEPTHS:
+    register(f"resnet{_d}", build, f"ResNet-{_d}", depth=_d)
+    register(f"se_resnet{_d}", build, f"SE-ResNet-{_d} (r=16)", depth=_d, se_reduction=16)

@@ -1,0 +1,123 @@
+"""ShuffleNet V1 (Zhang et al., 2017, arXiv:1707.01083, Table 1) and
+ShuffleNet V2 (Ma et al., 2018, arXiv:1807.11164, Table 5; structure as torchvision)."""
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from ..errors import OverrideError
+from ..spec import (Act, AvgPool, ChannelShuffle, Flatten, GlobalAvgPool, Identity, Linear, MaxPool, Parallel,
+                    Sequential, scale_channels)
+from .common import InputSize, check_classes, conv_bn_act, image_shape, model
+from .registry import register
+
+
+class ShuffleStage(BaseModel):
+    """One stage: output channels ``c``, ``n`` units, the first with stride 2."""
+    model_config = ConfigDict(frozen=True)
+    c: int
+    n: int
+
+
+# ---------------------------------------------------------------------------------- V2
+V2_CHANNELS = {  # Table 5: stage2, stage3, stage4, conv5
+    "x0_5": (48, 96, 192, 1024), "x1_0": (116, 232, 464, 1024),
+    "x1_5": (176, 352, 704, 1024), "x2_0": (244, 488, 976, 2048),
+}
+V2_REPEATS = (4, 8, 4)
+
+
+def v2_unit(name: str, inp: int, out: int, stride: int) -> Sequential:
+    """Stride 1: channel split, identity | (1x1, dw 3x3, 1x1) branch, concat, shuffle.
+    Stride 2: both branches see the whole input and downsample."""
+    bf = out // 2
+    branch2 = Sequential(name="branch2", layers=[
+        conv_bn_act("pw1", bf, 1), conv_bn_act("dw", bf, 3, stride, groups=bf, act=None), conv_bn_act("pw2", bf, 1)])
+    if stride == 1:
+        branches = Parallel(name="branches", merge="concat", split=[inp - bf, bf],
+                            branches=[Identity(name="branch1"), branch2])
+    else:
+        branch1 = Sequential(name="branch1", layers=[
+            conv_bn_act("dw", inp, 3, stride, groups=inp, act=None), conv_bn_act("pw", bf, 1)])
+        branches = Parallel(name="branches", merge="concat", branches=[branch1, branch2])
+    return Sequential(name=name, layers=[branches, ChannelShuffle(name="shuffle", groups=2)])
+
+
+def build_v2(*, name: str, size: str, num_classes: int = 1000, input_size: InputSize = 224, in_channels: int = 3,
+             width: float = 1.0):
+    *stages, last = (scale_channels(c, width, where=name) for c in V2_CHANNELS[size])
+    for c in stages:
+        if c % 2:
+            raise OverrideError(f"{name}: width {width} gives {c} stage channels; ShuffleNet V2 splits channels "
+                                "in half, so they must be even")
+    c = scale_channels(24, width, where="conv1")
+    layers: list = [conv_bn_act("conv1", c, 3, 2), MaxPool(name="maxpool", kernel=3, stride=2, padding=1)]
+    for si, (out, n) in enumerate(zip(stages, V2_REPEATS), start=2):
+        units = []
+        for i in range(n):
+            units.append(v2_unit(f"unit{i}", c, out, 2 if i == 0 else 1))
+            c = out
+        layers.append(Sequential(name=f"stage{si}", layers=units))
+    layers += [conv_bn_act("conv5", last, 1), GlobalAvgPool(name="avgpool"), Flatten(name="flatten"),
+               Linear(name="fc", out_features=check_classes(num_classes))]
+    return model(name, image_shape(in_channels, input_size), layers, family="shufflenet_v2",
+                 paper="Ma et al., ShuffleNet V2, arXiv:1807.11164, Table 5", source="torchvision.models.shufflenetv2",
+                 num_classes=num_classes, size=size, width=width, rounding="int")
+
+
+# ---------------------------------------------------------------------------------- V1
+V1_STAGE_CHANNELS = {  # Table 1, output channels of stages 2, 3, 4 per number of groups g
+    1: (144, 288, 576), 2: (200, 400, 800), 3: (240, 480, 960), 4: (272, 544, 1088), 8: (384, 768, 1536),
+}
+V1_REPEATS = (4, 8, 4)
+
+
+def v1_unit(name: str, inp: int, out: int, stride: int, groups: int, first: bool, where: str) -> Sequential:
+    """Figure 2 (b)/(c): 1x1 GConv (not grouped in stage 2's first unit) -> BN-ReLU -> shuffle ->
+    3x3 depthwise (stride) -> BN -> 1x1 GConv -> BN; identity add (stride 1) or concat with a
+    3x3/2 average-pooled shortcut (stride 2, the branch then gives out - in channels); ReLU."""
+    mid = out // 4
+    branch_out = out - inp if stride == 2 else out
+    g1 = 1 if first else groups
+    for what, c, g in (("bottleneck", mid, groups), ("output", branch_out, groups), ("input", inp, g1)):
+        if c % g:
+            raise OverrideError(f"{where}: {what} channels {c} are not divisible by groups={g}; this groups/width "
+                                "combination cannot be built (ShuffleNet V1 Table 1)")
+    body = [conv_bn_act("gconv1", mid, 1, groups=g1)]
+    body += [ChannelShuffle(name="shuffle", groups=groups)] if groups > 1 else []
+    body += [conv_bn_act("dw", mid, 3, stride, groups=mid, act=None), conv_bn_act("gconv2", branch_out, 1,
+                                                                                  groups=groups, act=None)]
+    body_seq = Sequential(name="body", layers=body)
+    if stride == 2:
+        merge = Parallel(name="merge", merge="concat", branches=[
+            AvgPool(name="shortcut", kernel=3, stride=2, padding=1), body_seq])
+    else:
+        merge = Parallel(name="merge", merge="add", branches=[body_seq, Identity(name="shortcut")])
+    return Sequential(name=name, layers=[merge, Act(name="relu", fn="relu")])
+
+
+def build_v1(*, name: str, groups: int = 3, width: float = 1.0, num_classes: int = 1000,
+             input_size: InputSize = 224, in_channels: int = 3):
+    """``width`` is the paper's scale factor s ("ShuffleNet s x": every filter count times s)."""
+    if groups not in V1_STAGE_CHANNELS:
+        raise OverrideError(f"{name}: groups must be one of {sorted(V1_STAGE_CHANNELS)} (Table 1), got {groups}")
+    c = scale_channels(24, width, where="conv1")
+    layers: list = [conv_bn_act("conv1", c, 3, 2), MaxPool(name="maxpool", kernel=3, stride=2, padding=1)]
+    for si, (out, n) in enumerate(zip(V1_STAGE_CHANNELS[groups], V1_REPEATS), start=2):
+        out = scale_channels(out, width, where=f"stage{si}")
+        units = []
+        for i in range(n):
+            units.append(v1_unit(f"unit{i}", c, out, 2 if i == 0 else 1, groups, first=si == 2 and i == 0,
+                                 where=f"{name} (groups={groups}, width={width}) stage{si}.unit{i}"))
+            c = out
+        layers.append(Sequential(name=f"stage{si}", layers=units))
+    layers += [GlobalAvgPool(name="avgpool"), Flatten(name="flatten"),
+               Linear(name="fc", out_features=check_classes(num_classes))]
+    return model(name, image_shape(in_channels, input_size), layers, family="shufflenet_v1",
+                 paper="Zhang et al., ShuffleNet, arXiv:1707.01083, Table 1 / Fig. 2",
+                 source="paper; Megvii reference for stem and bottleneck = out/4", num_classes=num_classes,
+                 groups=groups, width=width, rounding="int")
+
+
+for _size in V2_CHANNELS:
+    register(f"shufflenet_v2_{_size}", build_v2, f"ShuffleNet V2 {_size.replace('_', '.')[1:]}x", size=_size)
+register("shufflenet_v1", build_v1, "ShuffleNet V1 (groups 1/2/3/4/8, width 0.5-2.0; default g=3, 1x)")
