@@ -74,8 +74,11 @@ def cmd_conformance(args) -> int:
     from .conformance import run, select
 
     models = select(args.models)
+    overrides = _overrides(args.set)
+    for name in models:  # fail fast, before any framework starts, on an override a model rejects
+        get_spec(name, **overrides)
     report = run(models, args.backends, batch=args.batch, seed=args.seed, static=not args.no_static,
-                 progress=lambda m: print(m, file=sys.stderr, flush=True))
+                 overrides=overrides, progress=lambda m: print(m, file=sys.stderr, flush=True))
     print(report.table())
     if args.json:
         tmp = args.json + ".tmp"
@@ -103,6 +106,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-static", action="store_true", help="skip torch.export / to_static / GRAPH_MODE runs")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override for every selected model")
     p.set_defaults(fn=cmd_conformance)
     return ap
 

@@ -168,3 +168,50 @@ def test_onespec_orders_paddle_and_mindspore_safely():
             "print('OK')\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.stdout.strip().endswith("OK"), proc.stdout + proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("name,overrides", [
+    ("shufflenet_v1", {"groups": 8}), ("shufflenet_v1", {"groups": 1, "width": 0.5}),
+    ("hybridsn", {"bands": 15, "input_size": 11, "num_classes": 9}),
+    ("mobilenet_v3_large", {"width": 0.75, "num_classes": 10, "input_size": 96}),
+])
+def test_conformance_with_overrides(name, overrides):
+    require(*BACKENDS)
+    rep = conformance.run([name], BACKENDS, overrides=overrides, static=False)
+    assert rep.ok, rep.table()
+    assert {r["overrides"] == overrides for r in rep.results} == {True}
+
+
+SHIFT_MAX_CHECK = r"""
+import numpy as np, onespec
+from onespec.backends import load_backend
+from onespec.spec import (Act, Flatten, GlobalAvgPool, HardSigmoid, Linear, ModelMeta, ModelSpec, Sequential,
+                          ShiftMax)
+b = load_backend("{backend}")
+C, G, F = 12, 3, {fusions}
+gate = Sequential(name="gate", layers=[GlobalAvgPool(name="pool"), Flatten(name="flat"),
+                  Linear(name="fc1", out_features=4), Act(name="relu", fn="relu"),
+                  Linear(name="fc2", out_features=2 * F * C), HardSigmoid(name="hs")])
+spec = ModelSpec(name="t", input_shape=(C, 5, 5), meta=ModelMeta(family="test"), layers=[
+    ShiftMax(name="sm", gate=gate, groups=G, fusions=F, act_max=2.0, init_a=(1.0, 0.5), init_b=(0.0, 0.5))])
+net = b.build(spec)
+x = np.random.default_rng(1).standard_normal((2, C, 5, 5)).astype("float32")
+out = b.forward(net, x)[0]
+coef = b.forward(getattr(net.sm, "gate"), x)[0]
+# reference: PaddleClas DYShiftMax (index_select with the circular group shift)
+gc = C // G
+index = np.array([((i + 1) % G) * gc + (j + 1) % gc for i in range(G) for j in range(gc)])
+y = (coef.reshape(2, 2 * F * C, 1, 1) - 0.5) * 4.0
+x2 = x[:, index]
+ref = x * (y[:, :C] + 1.0) + x2 * (y[:, C:2 * C] + 0.0)
+if F == 2:
+    ref = np.maximum(ref, x * (y[:, 2 * C:3 * C] + 0.5) + x2 * (y[:, 3 * C:] + 0.5))
+np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
+"""
+
+
+@pytest.mark.parametrize("fusions", [1, 2])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dynamic_shift_max_semantics(backend, fusions):
+    require(backend)
+    _run_in(backend, SHIFT_MAX_CHECK.replace("{backend}", backend).replace("{fusions}", str(fusions)))

@@ -73,7 +73,7 @@ class Report:
 
 
 def run(models: list[str], backends: list[str] | tuple[str, ...] = BACKENDS, *, batch: int = 2, seed: int = 0,
-        static: bool = True, progress=None) -> Report:
+        static: bool = True, overrides: dict | None = None, progress=None) -> Report:
     """Run the worker for each backend in a fresh interpreter (frameworks never share a process:
     paddle-before-mindspore cannot load in one process)."""
     for b in backends:
@@ -87,7 +87,8 @@ def run(models: list[str], backends: list[str] | tuple[str, ...] = BACKENDS, *, 
         with tempfile.TemporaryDirectory() as tmp:
             out = os.path.join(tmp, "result.json")
             cmd = [sys.executable, "-m", "onespec.conformance.worker", "--backend", b, "--models", ",".join(models),
-                   "--out", out, "--batch", str(batch), "--seed", str(seed)] + ([] if static else ["--no-static"])
+                   "--out", out, "--batch", str(batch), "--seed", str(seed),
+                   "--overrides", json.dumps(overrides or {})] + ([] if static else ["--no-static"])
             t0 = time.perf_counter()
             proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "GLOG_v": "3"})
             seconds[b] = round(time.perf_counter() - t0, 1)

@@ -25,8 +25,8 @@ def input_batch(shape, batch: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((batch, *shape)).astype(np.float32)
 
 
-def check_model(backend, name: str, batch: int, seed: int, static: bool) -> dict:
-    spec = get_spec(name)
+def check_model(backend, name: str, batch: int, seed: int, static: bool, overrides: dict | None = None) -> dict:
+    spec = get_spec(name, **(overrides or {}))
     a = analyze(spec)
     t0 = time.perf_counter()
     net = backend.build(spec)
@@ -70,16 +70,17 @@ def check_model(backend, name: str, batch: int, seed: int, static: bool) -> dict
     }
 
 
-def run(backend_name: str, models: list[str], batch: int = 2, seed: int = 0, static: bool = True) -> list[dict]:
+def run(backend_name: str, models: list[str], batch: int = 2, seed: int = 0, static: bool = True,
+        overrides: dict | None = None) -> list[dict]:
     backend = load_backend(backend_name)
     results = []
     for name in models:
         try:
-            r = check_model(backend, name, batch, seed, static)
+            r = check_model(backend, name, batch, seed, static, overrides)
         except Exception as err:  # report, do not abort the other models
             r = {"status": "error", "problems": [f"{type(err).__name__}: {err}"],
                  "traceback": traceback.format_exc()}
-        r.update(model=name, backend=backend_name)
+        r.update(model=name, backend=backend_name, overrides=overrides or {})
         results.append(r)
     return results
 
@@ -92,8 +93,10 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-static", action="store_true")
+    ap.add_argument("--overrides", default="{}", help="JSON object of get_spec overrides")
     args = ap.parse_args(argv)
-    results = run(args.backend, args.models.split(","), args.batch, args.seed, not args.no_static)
+    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(args.overrides).items()}
+    results = run(args.backend, args.models.split(","), args.batch, args.seed, not args.no_static, overrides)
     with open(args.out, "w") as f:
         json.dump(results, f)
     return 0

@@ -174,6 +174,10 @@ def micro_block(name: str, inp: int, row: MicroRow, stride: int, init_a, init_b)
 def build(*, name: str, variant: str, num_classes: int = 1000, input_size: InputSize = 224, in_channels: int = 3,
           dropout: float | None = None):
     v = VARIANTS[variant]
+    shape = image_shape(in_channels, input_size)
+    if shape[1] % 32 or shape[2] % 32:
+        raise OverrideError(f"{name}: input_size {shape[1:]} must be divisible by 32 (five stride-2 stages; the "
+                            "reference implementation asserts it)")
     g1, g2 = v.stem_groups
     if g1 * g2 == 2 * v.stem_ch:  # pragma: no cover - no M0-M3 variant takes this path
         raise OverrideError(f"{name}: stem max-group pooling is not modelled")
@@ -194,7 +198,7 @@ def build(*, name: str, variant: str, num_classes: int = 1000, input_size: Input
     def swish_linear(nm: str, out: int) -> Sequential:
         return Sequential(name=nm, layers=[Linear(name="linear", out_features=out), BatchNorm(name="bn"),
                                            Act(name="hardswish", fn="hardswish")])
-    return model(name, image_shape(in_channels, input_size), [
+    return model(name, shape, [
         Sequential(name="features", layers=features),
         Sequential(name="head", layers=[Act(name="relu6", fn="relu6"), GlobalAvgPool(name="avgpool"),
                                         Act(name="hardswish", fn="hardswish"), Flatten(name="flatten")]),
