@@ -205,3 +205,23 @@ def test_scale_and_channel_shuffle_shapes():
     a = analyze(s)
     assert a.shapes()["se"] == (8, 32, 32) and a.shapes()["se.gate.pool"] == (8, 1, 1)
     assert a.params == 3 * 8 + 8 + 8 * 8 + 8
+
+
+def test_rule_split_and_reshape():
+    from onespec.spec import Reshape
+    assert_rule("split", "p", Parallel(name="p", merge="concat", split=[1, 1],
+                                       branches=[Identity(name="a"), Identity(name="b")]))  # 3 channels
+    s = spec_of(Parallel(name="p", merge="concat", split=[1, 2], branches=[
+        Identity(name="a"), Conv(name="b", out_channels=4, kernel=1)]))
+    assert analyze(s).shapes()["p.b"] == (4, 32, 32) and s.output_shape == (5, 32, 32)
+    assert_rule("reshape", "r", Reshape(name="r", shape=(4, 32, 32)))
+    assert spec_of(Reshape(name="r", shape=(96, 32)), input_shape=(3, 32, 32)).output_shape == (96, 32)
+
+
+def test_rule_shift_max():
+    from onespec.spec import ShiftMax
+    gate = Sequential(name="gate", layers=[GlobalAvgPool(name="p"), Flatten(name="f"),
+                                           Linear(name="fc", out_features=2 * 6)])
+    assert spec_of(ShiftMax(name="sm", gate=gate, groups=3, fusions=1), input_shape=(6, 4, 4)).output_shape == (6, 4, 4)
+    assert_rule("gate", "sm", ShiftMax(name="sm", gate=gate, groups=3, fusions=2), input_shape=(6, 4, 4))
+    assert_rule("groups", "sm", ShiftMax(name="sm", gate=gate, groups=4, fusions=1), input_shape=(6, 4, 4))

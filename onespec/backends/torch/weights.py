@@ -1,0 +1,63 @@
+"""Canonical state <-> torch ``state_dict``; torch's names and layouts are the canonical ones."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ...spec import ModelSpec
+from ...weights import StateError, atomic_write, check_native, check_state, layout
+
+
+def native_names(spec: ModelSpec) -> dict[str, str]:
+    return {name: name for name in layout(spec)}
+
+
+def to_native(arr: np.ndarray, role: str, op: str) -> np.ndarray:
+    return arr
+
+
+def _own(net) -> dict[str, tuple]:
+    return {k: tuple(v.shape) for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
+
+
+def load_state(net, spec: ModelSpec, state) -> None:
+    """Load a canonical state; validated completely before anything is written."""
+    check_state(spec, state)
+    sd = net.state_dict()
+    with torch.no_grad():
+        for name in layout(spec):
+            sd[name].copy_(torch.from_numpy(np.ascontiguousarray(state[name], dtype=np.float32)))
+
+
+def get_state(net, spec: ModelSpec) -> dict[str, np.ndarray]:
+    sd = net.state_dict()
+    return {name: sd[name].detach().cpu().numpy().copy() for name in layout(spec)}
+
+
+def save(net, path: str) -> None:
+    sd = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    atomic_write(path, lambda tmp: torch.save(sd, tmp))
+
+
+def read(path: str) -> dict[str, np.ndarray]:
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:
+        raise StateError(f"{path} is not a readable torch checkpoint ({type(err).__name__}: {err})") from err
+    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
+        sd = sd["state_dict"]
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise StateError(f"{path} does not hold a torch state_dict (a dict of tensors)")
+    return {k: v.numpy() for k, v in sd.items()}
+
+
+def load(net, path: str) -> None:
+    """Load a ``.pth`` state_dict into ``net``: checked against the net's own tensors first,
+    so a bad file leaves the net untouched."""
+    sd = read(path)
+    sd = {k: v for k, v in sd.items() if not k.endswith("num_batches_tracked")}
+    check_native(f"{path} does not fit this network", _own(net), sd)
+    net.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in sd.items()},
+                        strict=False)
