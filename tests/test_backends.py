@@ -96,12 +96,17 @@ net = onespec.build(spec, backend="{b}")
 mean = x.mean(axis=(0, 2, 3))
 # onespec momentum 0.1 = weight of the batch statistic: running_mean 0 -> 0.1 * batch mean
 np.testing.assert_allclose(running, 0.1 * mean, rtol=1e-5, atol=1e-6)
+# running_var 1 -> 0.9 + 0.1 * *unbiased* batch variance (Paddle's kernel uses the biased one;
+# 64 values per channel make the difference 1.6%, far above the tolerance)
+np.testing.assert_allclose(running_var, 0.9 + 0.1 * x.var(axis=(0, 2, 3), ddof=1), rtol=1e-5)
 """
 BN_TRAIN = {
-    "torch": "import torch; net.train(); net(torch.from_numpy(x)); running = net.bn.running_mean.numpy()",
-    "paddle": "import paddle; net.train(); net(paddle.to_tensor(x)); running = net.bn._mean.numpy()",
+    "torch": "import torch; net.train(); net(torch.from_numpy(x)); running = net.bn.running_mean.numpy(); "
+             "running_var = net.bn.running_var.numpy()",
+    "paddle": "import paddle; net.train(); net(paddle.to_tensor(x)); running = net.bn._mean.numpy(); "
+              "running_var = net.bn._variance.numpy()",
     "mindspore": "import mindspore as ms; net.set_train(True); net(ms.Tensor(x)); "
-                 "running = net.bn.moving_mean.asnumpy()",
+                 "running = net.bn.moving_mean.asnumpy(); running_var = net.bn.moving_variance.asnumpy()",
 }
 
 

@@ -10,8 +10,12 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..backends import BACKENDS
-from ..zoo import list_models
+from ..weights import init_state
+from ..zoo import get_spec, list_models
+from .numerics import update_errors, without_dropout
 
 
 def select(patterns: list[str] | None) -> list[str]:
@@ -47,17 +51,37 @@ class Report:
     def to_dict(self) -> dict:
         return {"ok": self.ok, "totals": self.totals(), "seconds": self.seconds, "results": self.results}
 
+    def numeric(self) -> bool:
+        return any(r.get("numeric_rel_err") is not None for r in self.results)
+
+    def worst(self, key: str) -> dict[str, float]:
+        """Worst value of a per-result error (e.g. ``numeric_rel_err``) per backend."""
+        out: dict[str, float] = {}
+        for r in self.results:
+            v = r.get(key)
+            if v is not None:
+                out[r["backend"]] = max(out.get(r["backend"], 0.0), v)
+        return out
+
     def table(self) -> str:
-        head = ("model", "backend", "params", "state", "shapes", "output", "compiled", "time", "status")
-        rows = [head]
+        numeric = self.numeric()
+        head = ["model", "backend", "params", "state", "shapes", "output", "compiled"]
+        head += ["vs numpy", "train step"] if numeric else []
+        head += ["time", "status"]
+        rows = [tuple(head)]
         for r in self.results:
             if r["status"] == "error":
-                rows.append((r["model"], r["backend"], "-", "-", "-", "-", "-", "-", "ERROR"))
+                rows.append((r["model"], r["backend"]) + ("-",) * (len(head) - 3) + ("ERROR",))
                 continue
             comp = "-" if r["static_rel_err"] is None else f"{r['static_rel_err']:.1e}"
-            rows.append((r["model"], r["backend"], f"{r['params']:,}", f"{r['state']:,}",
-                         f"{r['shapes_ok']}/{r['shapes_checked']}", "x".join(map(str, r["output_shape"])), comp,
-                         f"{r['seconds']:.1f}s", r["status"].upper()))
+            row = [r["model"], r["backend"], f"{r['params']:,}", f"{r['state']:,}",
+                   f"{r['shapes_ok']}/{r['shapes_checked']}", "x".join(map(str, r["output_shape"])), comp]
+            if numeric:
+                errs = [e for e in (r.get("numeric_rel_err"), r.get("static_numeric_rel_err")) if e is not None]
+                row.append(f"{max(errs):.1e}" if errs else "-")
+                row.append(f"{r['train_param_err']:.0e}/{r['train_tensor_err']:.0e}/{r['train_state_err']:.0e}"
+                           if "train_param_err" in r else "-")
+            rows.append(tuple(row + [f"{r['seconds']:.1f}s", r["status"].upper()]))
         widths = [max(len(str(row[i])) for row in rows) for i in range(len(head))]
         lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
@@ -68,35 +92,92 @@ class Report:
         summary = ", ".join(f"{b}: {d['pass']}/{sum(d.values())} pass" for b, d in tot.items())
         secs = ", ".join(f"{b} {s:.0f}s" for b, s in self.seconds.items())
         lines.append(f"{summary}  ({secs})")
+        if numeric:
+            num = {b: max(v, self.worst("static_numeric_rel_err").get(b, 0.0))
+                   for b, v in self.worst("numeric_rel_err").items()}
+            lines.append("worst output error vs numpy reference (eager and compiled): "
+                         + ", ".join(f"{b} {v:.1e}" for b, v in num.items()))
+            lines.append("worst one-step SGD update error across frameworks (all params / one tensor / running "
+                         "stats): " + ", ".join(f"{b} {v:.1e} / {self.worst('train_tensor_err').get(b, 0):.1e} / "
+                                                f"{self.worst('train_state_err').get(b, 0):.1e}"
+                                                for b, v in self.worst("train_param_err").items()))
         lines.append("CONFORMANCE " + ("PASSED" if self.ok else "FAILED"))
         return "\n".join(lines)
 
 
+def _references(models, overrides, batch, seed, ref_dir, progress) -> float:
+    """numpy-evaluator outputs for init_state(spec, seed) on the workers' seeded batch."""
+    from ..backends.numpy import forward
+    from .worker import input_batch
+
+    t0 = time.perf_counter()
+    for name in models:
+        spec = get_spec(name, **(overrides or {}))
+        if progress:
+            progress(f"[numpy] reference {name}")
+        np.save(os.path.join(ref_dir, f"{name}.npy"),
+                forward(spec, init_state(spec, seed), input_batch(spec.input_shape, batch, seed)))
+    return round(time.perf_counter() - t0, 1)
+
+
+def _compare_training(results, models, backends, overrides, seed, ref_dir) -> None:
+    for name in models:
+        spec = without_dropout(get_spec(name, **(overrides or {})))
+        paths = {b: os.path.join(ref_dir, f"{name}.{b}.train.npz") for b in backends}
+        states = {}
+        for b, p in paths.items():
+            if os.path.exists(p):
+                with np.load(p) as z:
+                    states[b] = {k: z[k] for k in z.files}
+        errs = update_errors(init_state(spec, seed), states) if len(states) > 1 else {}
+        for r in results:
+            if r["model"] != name or r["backend"] not in errs:
+                continue
+            r.update(errs[r["backend"]])
+            if not r["train_ok"]:
+                r["problems"].append(
+                    f"one SGD step differs from the other frameworks: param update err {r['train_param_err']:.1e}, "
+                    f"worst tensor {r['train_worst']} {r['train_tensor_err']:.1e}, running-stat err "
+                    f"{r['train_state_err']:.1e}")
+                r["status"] = "fail"
+
+
 def run(models: list[str], backends: list[str] | tuple[str, ...] = BACKENDS, *, batch: int = 2, seed: int = 0,
-        static: bool = True, overrides: dict | None = None, progress=None) -> Report:
+        static: bool = True, overrides: dict | None = None, numerics: bool = False, progress=None) -> Report:
     """Run the worker for each backend in a fresh interpreter (frameworks never share a process:
-    paddle-before-mindspore cannot load in one process)."""
+    paddle-before-mindspore cannot load in one process). With ``numerics``, outputs are compared
+    with the numpy reference and one training step is compared across frameworks."""
     for b in backends:
         if b not in BACKENDS:
             raise ValueError(f"unknown backend {b!r}; choose from {', '.join(BACKENDS)}")
     results: list[dict] = []
     seconds: dict[str, float] = {}
-    for b in backends:
-        if progress:
-            progress(f"[{b}] {len(models)} model(s) ...")
-        with tempfile.TemporaryDirectory() as tmp:
-            out = os.path.join(tmp, "result.json")
-            cmd = [sys.executable, "-m", "onespec.conformance.worker", "--backend", b, "--models", ",".join(models),
-                   "--out", out, "--batch", str(batch), "--seed", str(seed),
-                   "--overrides", json.dumps(overrides or {})] + ([] if static else ["--no-static"])
-            t0 = time.perf_counter()
-            proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "GLOG_v": "3"})
-            seconds[b] = round(time.perf_counter() - t0, 1)
-            if proc.returncode != 0 or not os.path.exists(out):
-                tail = (proc.stderr or proc.stdout)[-2000:]
-                results += [{"model": m, "backend": b, "status": "error",
-                             "problems": [f"worker exited with {proc.returncode}: {tail}"]} for m in models]
-                continue
-            with open(out) as f:
-                results += json.load(f)
+    with tempfile.TemporaryDirectory() as ref_dir:
+        if numerics:
+            seconds["numpy"] = _references(models, overrides, batch, seed, ref_dir, progress)
+        for b in backends:
+            results += _run_backend(b, models, batch, seed, static, overrides, ref_dir if numerics else None,
+                                    seconds, progress)
+        if numerics:
+            _compare_training(results, models, backends, overrides, seed, ref_dir)
     return Report(results, seconds)
+
+
+def _run_backend(b, models, batch, seed, static, overrides, ref_dir, seconds, progress) -> list[dict]:
+    if progress:
+        progress(f"[{b}] {len(models)} model(s) ...")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "result.json")
+        cmd = [sys.executable, "-m", "onespec.conformance.worker", "--backend", b, "--models", ",".join(models),
+               "--out", out, "--batch", str(batch), "--seed", str(seed),
+               "--overrides", json.dumps(overrides or {})] + ([] if static else ["--no-static"])
+        cmd += ["--ref-dir", ref_dir] if ref_dir else []
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "GLOG_v": "3"})
+        seconds[b] = round(time.perf_counter() - t0, 1)
+        if proc.returncode != 0 or not os.path.exists(out):
+            tail = (proc.stderr or proc.stdout)[-2000:]
+            return [{"model": m, "backend": b, "status": "error",
+                     "problems": [f"worker exited with {proc.returncode}: {tail}"]} for m in models]
+        with open(out) as f:
+            return json.load(f)

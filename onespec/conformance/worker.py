@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 import traceback
 
@@ -15,7 +16,9 @@ import numpy as np
 
 from ..backends import load_backend
 from ..spec import analyze
+from ..weights import init_state
 from ..zoo import get_spec
+from .numerics import NUMERIC_RTOL, TRAIN_BATCH, TRAIN_LR, rel_err, train_inputs, without_dropout
 
 # identical kernels in eager and compiled runs still fuse differently; relative to output scale
 STATIC_RTOL = 1e-4
@@ -25,11 +28,17 @@ def input_batch(shape, batch: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((batch, *shape)).astype(np.float32)
 
 
-def check_model(backend, name: str, batch: int, seed: int, static: bool, overrides: dict | None = None) -> dict:
+def check_model(backend, name: str, batch: int, seed: int, static: bool, overrides: dict | None = None,
+                ref: np.ndarray | None = None, train_out: str | None = None) -> dict:
+    """Build ``name`` and check it against its spec. With ``ref`` (the numpy evaluator's output for
+    ``init_state(spec, seed)`` on the seeded batch) also compare eager and compiled outputs with
+    it; with ``train_out``, run one SGD step and save the updated canonical state there."""
     spec = get_spec(name, **(overrides or {}))
     a = analyze(spec)
     t0 = time.perf_counter()
     net = backend.build(spec)
+    if ref is not None:
+        backend.load_state(net, spec, init_state(spec, seed))
     params, state = backend.count(net)
     owners = sorted({n.rsplit(".", 1)[0] for n in backend.param_names(net)})
     x = input_batch(spec.input_shape, batch, seed)
@@ -53,30 +62,50 @@ def check_model(backend, name: str, batch: int, seed: int, static: bool, overrid
         problems.append(f"output shape {list(y.shape)} != spec {[batch, *a.output_shape]}")
     if not np.isfinite(y).all():
         problems.append("output has non-finite values")
-    static_err = None
+    static_err = numeric_err = static_numeric_err = None
+    ys = None
     if static:
         ys = backend.static_forward(net, x)
-        scale = max(float(np.abs(y).max()), 1e-12)
-        static_err = float(np.abs(ys - y).max()) / scale if ys.shape == y.shape else float("inf")
+        static_err = rel_err(ys, y)
         if not static_err <= STATIC_RTOL:
             problems.append(f"compiled forward differs from eager: max rel err {static_err:.2e}")
+    if ref is not None:
+        numeric_err = rel_err(y, ref)
+        if not numeric_err <= NUMERIC_RTOL:
+            problems.append(f"output differs from the numpy reference: max rel err {numeric_err:.2e}")
+        if ys is not None:
+            static_numeric_err = rel_err(ys, ref)
+            if not static_numeric_err <= NUMERIC_RTOL:
+                problems.append(f"compiled output differs from the numpy reference: {static_numeric_err:.2e}")
+    if train_out is not None:
+        tspec = without_dropout(spec)
+        tnet = backend.build(tspec)
+        backend.load_state(tnet, tspec, init_state(tspec, seed))
+        tx, tr = train_inputs(tspec, seed)
+        backend.train_step(tnet, tx, tr, TRAIN_LR)
+        np.savez(train_out, **backend.get_state(tnet, tspec))
     return {
         "params": params, "params_spec": a.params, "state": state, "state_spec": a.state,
         "shapes_checked": len(expected), "shapes_ok": len(expected) - (len(mismatches) - len(extra)),
         "shape_mismatches": mismatches,
         "output_shape": list(y.shape), "param_modules": owners, "static_rel_err": static_err,
+        "numeric_rel_err": numeric_err, "static_numeric_rel_err": static_numeric_err,
         "seconds": round(time.perf_counter() - t0, 2), "problems": problems,
         "status": "pass" if not problems else "fail",
     }
 
 
 def run(backend_name: str, models: list[str], batch: int = 2, seed: int = 0, static: bool = True,
-        overrides: dict | None = None) -> list[dict]:
+        overrides: dict | None = None, ref_dir: str | None = None) -> list[dict]:
+    """``ref_dir``: numerical mode; holds ``<model>.npy`` references and receives
+    ``<model>.<backend>.train.npz`` states after one training step."""
     backend = load_backend(backend_name)
     results = []
     for name in models:
         try:
-            r = check_model(backend, name, batch, seed, static, overrides)
+            ref = np.load(os.path.join(ref_dir, f"{name}.npy")) if ref_dir else None
+            train_out = os.path.join(ref_dir, f"{name}.{backend_name}.train.npz") if ref_dir else None
+            r = check_model(backend, name, batch, seed, static, overrides, ref, train_out)
         except Exception as err:  # report, do not abort the other models
             r = {"status": "error", "problems": [f"{type(err).__name__}: {err}"],
                  "traceback": traceback.format_exc()}
@@ -94,9 +123,11 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-static", action="store_true")
     ap.add_argument("--overrides", default="{}", help="JSON object of get_spec overrides")
+    ap.add_argument("--ref-dir", help="numerical mode: directory of numpy references")
     args = ap.parse_args(argv)
     overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(args.overrides).items()}
-    results = run(args.backend, args.models.split(","), args.batch, args.seed, not args.no_static, overrides)
+    results = run(args.backend, args.models.split(","), args.batch, args.seed, not args.no_static, overrides,
+                  args.ref_dir)
     with open(args.out, "w") as f:
         json.dump(results, f)
     return 0

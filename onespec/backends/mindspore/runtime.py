@@ -52,3 +52,24 @@ def static_forward(net, x: np.ndarray) -> np.ndarray:
 def param_names(net) -> list[str]:
     """Native names of all parameters and state tensors (what a checkpoint holds)."""
     return [n for n, _ in net.parameters_and_names()]
+
+
+def train_step(net, x: np.ndarray, r: np.ndarray, lr: float) -> float:
+    """One plain-SGD step in train mode on loss = sum(net(x) * r). Returns the loss."""
+    from mindspore import nn
+
+    prev = ms.get_context("mode")
+    ms.set_context(mode=ms.PYNATIVE_MODE)
+    try:
+        net.set_train(True)
+        opt = nn.SGD(net.trainable_params(), learning_rate=lr)
+        weight = ms.Tensor(r)
+
+        def loss_fn(inp):
+            return (net(inp) * weight).sum()
+
+        loss, grads = ms.value_and_grad(loss_fn, None, opt.parameters)(ms.Tensor(x))
+        opt(grads)
+        return float(loss.asnumpy())
+    finally:
+        ms.set_context(mode=prev)

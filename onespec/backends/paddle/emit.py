@@ -3,6 +3,7 @@ BN momentum is ``1 - m`` (Paddle weights the running value), AvgPool's ``exclusi
 negation of ``count_include_pad``, Dropout uses ``upscale_in_train`` (inverted dropout)."""
 from __future__ import annotations
 
+import numpy as np
 import paddle
 from paddle import nn
 
@@ -134,10 +135,34 @@ def _conv(n, x):
                bias_attr=None if n.bias else False)
 
 
+def _unbiased_running_var(base):
+    """Paddle updates ``_variance`` with the *biased* batch variance; torch and MindSpore (and
+    the spec) use the unbiased one. Keep Paddle's kernel and pre-add the missing
+    ``(1 - m) * var_biased / (n - 1)`` (scaled by 1/m, which the kernel's m * running undoes)
+    before each training forward; afterwards would break Paddle's inplace-version check."""
+
+    class BatchNorm(base):
+        def forward(self, x):
+            if self.training:
+                axes = [0] + list(range(2, len(x.shape)))
+                count = int(np.prod(x.shape)) // x.shape[1]
+                m = self._momentum
+                with paddle.no_grad():
+                    var = paddle.var(x.detach(), axis=axes, unbiased=False)
+                    paddle.assign(self._variance + (1.0 - m) / (m * (count - 1)) * var, self._variance)
+            return super().forward(x)
+
+    BatchNorm.__name__ = base.__name__
+    return BatchNorm
+
+
+_BN = {r: _unbiased_running_var(c) for r, c in ((1, nn.BatchNorm1D), (2, nn.BatchNorm1D), (3, nn.BatchNorm2D),
+                                                (4, nn.BatchNorm3D))}
+
+
 def _batchnorm(n, x):
-    cls = {1: nn.BatchNorm1D, 2: nn.BatchNorm1D, 3: nn.BatchNorm2D, 4: nn.BatchNorm3D}[len(x)]
     off = None if n.affine else False
-    return cls(x[0], momentum=1.0 - n.momentum, epsilon=n.eps, weight_attr=off, bias_attr=off)
+    return _BN[len(x)](x[0], momentum=1.0 - n.momentum, epsilon=n.eps, weight_attr=off, bias_attr=off)
 
 
 def _maxpool(n, x):

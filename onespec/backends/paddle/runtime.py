@@ -47,3 +47,14 @@ def static_forward(net, x: np.ndarray) -> np.ndarray:
 def param_names(net) -> list[str]:
     """Native names of all parameters and state tensors (what a checkpoint holds)."""
     return list(net.state_dict().keys())
+
+
+def train_step(net, x: np.ndarray, r: np.ndarray, lr: float) -> float:
+    """One plain-SGD step in train mode on loss = sum(net(x) * r). Returns the loss."""
+    net.train()
+    opt = paddle.optimizer.SGD(learning_rate=lr, parameters=[p for p in net.parameters() if p.trainable])
+    loss = (net(paddle.to_tensor(x)) * paddle.to_tensor(r)).sum()
+    loss.backward()
+    opt.step()
+    opt.clear_grad()
+    return float(loss.numpy())

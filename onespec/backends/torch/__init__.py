@@ -1,7 +1,7 @@
 """PyTorch backend."""
 from .emit import build
-from .runtime import count, forward, param_names, static_forward
+from .runtime import count, forward, param_names, static_forward, train_step
 from .weights import get_state, load, load_state, native_names, read, save
 
 __all__ = ["build", "count", "forward", "get_state", "load", "load_state", "native_names", "param_names", "read", "save",
-           "static_forward"]
+           "static_forward", "train_step"]

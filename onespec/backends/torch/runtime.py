@@ -43,3 +43,14 @@ def static_forward(net, x: np.ndarray) -> np.ndarray:
 def param_names(net) -> list[str]:
     """Native names of all parameters and state tensors (what a checkpoint holds)."""
     return [n for n, _ in net.state_dict().items() if not n.endswith("num_batches_tracked")]
+
+
+def train_step(net, x: np.ndarray, r: np.ndarray, lr: float) -> float:
+    """One plain-SGD step in train mode on loss = sum(net(x) * r). Returns the loss."""
+    net.train()
+    opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=lr)
+    opt.zero_grad()
+    loss = (net(torch.from_numpy(x)) * torch.from_numpy(r)).sum()
+    loss.backward()
+    opt.step()
+    return float(loss.detach())
