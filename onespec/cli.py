@@ -88,6 +88,14 @@ def cmd_conformance(args) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_convert(args) -> int:
+    from .convert import convert
+
+    src_fmt = convert(args.src, args.arch, args.to, args.output, args.from_, _overrides(args.set))
+    print(f"{args.src} ({src_fmt}) -> {args.output} ({args.to})")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="onespec", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -111,6 +119,15 @@ def parser() -> argparse.ArgumentParser:
                    help="also load init_state(spec, seed) everywhere, compare outputs with the numpy reference "
                         "and one SGD training step across frameworks")
     p.set_defaults(fn=cmd_conformance)
+    p = sub.add_parser("convert", help="convert a checkpoint between torch, paddle, mindspore, canonical, torchvision")
+    p.add_argument("src")
+    p.add_argument("--arch", required=True, help="zoo model name")
+    p.add_argument("--from", dest="from_", choices=["torch", "paddle", "mindspore", "canonical", "torchvision"],
+                   help="source format (default: from the extension; .pth may hold onespec or torchvision names)")
+    p.add_argument("--to", required=True, choices=["torch", "paddle", "mindspore", "canonical"])
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. num_classes=10")
+    p.set_defaults(fn=cmd_convert)
     return ap
 
 
@@ -118,7 +135,7 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.fn(args)
-    except (OnespecError, ValueError) as err:
+    except (OnespecError, ValueError, FileNotFoundError) as err:
         print(f"onespec: error: {err}", file=sys.stderr)
         return 2
 

@@ -21,8 +21,9 @@ MODELS = onespec.list_models()
 
 @pytest.fixture(scope="session")
 def report():
+    """The whole zoo in every framework, numerics included (what `onespec conformance --numerics` runs)."""
     require(*BACKENDS)
-    rep = conformance.run(MODELS, BACKENDS)
+    rep = conformance.run(MODELS, BACKENDS, numerics=True)
     print(rep.table())
     return {(r["model"], r["backend"]): r for r in rep.results}
 
@@ -37,6 +38,19 @@ def test_conformance(report, name, backend):
     assert (r["params"], r["state"]) == (a.params, a.state)
     assert r["shapes_ok"] == r["shapes_checked"] == len(a.rows)
     assert r["static_rel_err"] is not None and r["static_rel_err"] <= 1e-4
+
+
+@pytest.mark.frameworks
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", MODELS)
+def test_numerical_conformance(report, name, backend):
+    """Same weights (init_state) -> outputs within 1e-4 of the numpy reference, eager and compiled
+    (torch.export / paddle.jit.to_static / MindSpore GRAPH_MODE); bit-exact weight round trip;
+    one SGD step agrees with the other frameworks."""
+    r = report[(name, backend)]
+    assert r["numeric_rel_err"] <= 1e-4 and r["static_numeric_rel_err"] <= 1e-4
+    assert r["roundtrip_exact"] is True
+    assert r["train_ok"], (r["train_param_err"], r["train_tensor_err"], r["train_state_err"], r["train_worst"])
 
 
 @pytest.mark.frameworks

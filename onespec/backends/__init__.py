@@ -29,10 +29,12 @@ IMPORT_CLASH = (
 def _import_framework(name: str) -> None:
     if name == "mindspore" and "paddle" in sys.modules and "mindspore" not in sys.modules:
         raise BackendUnavailableError(IMPORT_CLASH)
-    if (name == "paddle" and "mindspore" not in sys.modules and importlib.util.find_spec("mindspore")
-            and not os.environ.get("ONESPEC_NO_MINDSPORE_PRELOAD")):
+    if (name == "paddle" and "paddle" not in sys.modules and "mindspore" not in sys.modules
+            and importlib.util.find_spec("mindspore") and not os.environ.get("ONESPEC_NO_MINDSPORE_PRELOAD")):
         # Safe ordering: with both installed, load mindspore first so that a later mindspore
-        # build in this process still works. Opt out with ONESPEC_NO_MINDSPORE_PRELOAD=1.
+        # build in this process still works. Too late if the user imported paddle already;
+        # then only a later mindspore build fails, with IMPORT_CLASH. Opt out with
+        # ONESPEC_NO_MINDSPORE_PRELOAD=1.
         _import_framework("mindspore")
     try:
         importlib.import_module(name)

@@ -37,8 +37,12 @@ def check_model(backend, name: str, batch: int, seed: int, static: bool, overrid
     a = analyze(spec)
     t0 = time.perf_counter()
     net = backend.build(spec)
+    roundtrip = None
     if ref is not None:
-        backend.load_state(net, spec, init_state(spec, seed))
+        init = init_state(spec, seed)
+        backend.load_state(net, spec, init)
+        back = backend.get_state(net, spec)  # canonical -> native -> canonical must be bit-exact
+        roundtrip = all(np.array_equal(back[k], v) and back[k].dtype == v.dtype for k, v in init.items())
     params, state = backend.count(net)
     owners = sorted({n.rsplit(".", 1)[0] for n in backend.param_names(net)})
     x = input_batch(spec.input_shape, batch, seed)
@@ -60,6 +64,8 @@ def check_model(backend, name: str, batch: int, seed: int, static: bool, overrid
         problems.append(f"{len(mismatches)} shape mismatch(es): " + "; ".join(mismatches[:5]))
     if tuple(y.shape) != (batch, *a.output_shape):
         problems.append(f"output shape {list(y.shape)} != spec {[batch, *a.output_shape]}")
+    if roundtrip is False:
+        problems.append("canonical -> native -> canonical round trip is not bit-exact")
     if not np.isfinite(y).all():
         problems.append("output has non-finite values")
     static_err = numeric_err = static_numeric_err = None
@@ -89,7 +95,7 @@ def check_model(backend, name: str, batch: int, seed: int, static: bool, overrid
         "shapes_checked": len(expected), "shapes_ok": len(expected) - (len(mismatches) - len(extra)),
         "shape_mismatches": mismatches,
         "output_shape": list(y.shape), "param_modules": owners, "static_rel_err": static_err,
-        "numeric_rel_err": numeric_err, "static_numeric_rel_err": static_numeric_err,
+        "numeric_rel_err": numeric_err, "static_numeric_rel_err": static_numeric_err, "roundtrip_exact": roundtrip,
         "seconds": round(time.perf_counter() - t0, 2), "problems": problems,
         "status": "pass" if not problems else "fail",
     }

@@ -2,6 +2,8 @@
 Linear weights are stored [in, out] (the transpose of the canonical [out, in])."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import paddle
 
@@ -52,10 +54,10 @@ def save(net, path: str) -> None:
 
 
 def read(path: str) -> dict[str, np.ndarray]:
+    if not os.path.exists(path):
+        raise FileNotFoundError(path)
     try:
         sd = paddle.load(path)
-    except FileNotFoundError:
-        raise
     except Exception as err:
         raise StateError(f"{path} is not a readable .pdparams file ({type(err).__name__}: {err})") from err
     if not isinstance(sd, dict):

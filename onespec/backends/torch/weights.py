@@ -1,6 +1,8 @@
 """Canonical state <-> torch ``state_dict``; torch's names and layouts are the canonical ones."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 
@@ -40,10 +42,10 @@ def save(net, path: str) -> None:
 
 
 def read(path: str) -> dict[str, np.ndarray]:
+    if not os.path.exists(path):
+        raise FileNotFoundError(path)
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
     except Exception as err:
         raise StateError(f"{path} is not a readable torch checkpoint ({type(err).__name__}: {err})") from err
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):

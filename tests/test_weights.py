@@ -1,0 +1,157 @@
+"""Canonical weights and the numpy reference evaluator, framework-free."""
+import numpy as np
+import pytest
+
+import onespec
+from onespec.backends.numpy import evaluate as ev
+from onespec.importers import TORCHVISION_MODELS, torchvision_names
+from onespec.weights import StateError, check_state, init_state, layout, load_state, save_state
+
+
+def test_layout_is_canonical():
+    lay = layout(onespec.get_spec("mobilenet_v2"))
+    assert lay["features.stem.conv.weight"].shape == (32, 3, 3, 3)            # OIHW
+    assert lay["features.stage2.block0.dw.conv.weight"].shape == (96, 1, 3, 3)  # depthwise: in/groups = 1
+    assert lay["classifier.fc.weight"].shape == (1000, 1280)                    # linear [out, in]
+    assert {k.rsplit(".", 1)[1] for k in lay if ".bn." in k} == {"weight", "bias", "running_mean", "running_var"}
+    h = layout(onespec.get_spec("hybridsn"))
+    assert h["conv3d_1.conv.weight"].shape == (8, 1, 7, 3, 3)                   # OIDHW
+    n_trainable = sum(int(np.prod(t.shape)) for t in lay.values() if t.trainable)
+    assert n_trainable == onespec.analyze("mobilenet_v2").params
+
+
+def test_init_state_is_deterministic_and_seeded():
+    spec = onespec.get_spec("squeezenet1_1", num_classes=10)
+    a, b, c = init_state(spec, 3), init_state(spec, 3), init_state(spec, 4)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not np.array_equal(a["features.conv1.weight"], c["features.conv1.weight"])
+    assert all(v.dtype == np.float32 for v in a.values())
+    # a tensor's values do not depend on the other tensors of the model
+    other = init_state(onespec.get_spec("squeezenet1_1", num_classes=20), 3)
+    assert np.array_equal(a["features.conv1.weight"], other["features.conv1.weight"])
+    bn = init_state(onespec.get_spec("mobilenet_v2"), 0)["features.stem.bn.running_var"]
+    assert bn.min() >= 0.5 and bn.max() <= 1.5
+
+
+def test_npz_round_trip_and_bad_files(tmp_path):
+    spec = onespec.get_spec("vgg11_cifar")
+    st = init_state(spec, 0)
+    path = str(tmp_path / "s.npz")
+    save_state(st, path)
+    back = load_state(path)
+    assert all(np.array_equal(back[k], st[k]) for k in st)
+    raw = open(path, "rb").read()
+    open(tmp_path / "cut.npz", "wb").write(raw[: len(raw) // 2])
+    with pytest.raises(StateError, match="not a readable onespec .npz"):
+        load_state(str(tmp_path / "cut.npz"))
+    (tmp_path / "text.npz").write_text("hello")
+    with pytest.raises(StateError, match="not a readable"):
+        load_state(str(tmp_path / "text.npz"))
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".onespec-")] == []  # no temp leftovers
+
+
+def test_check_state_lists_offending_keys():
+    spec = onespec.get_spec("vgg11_cifar")
+    st = init_state(spec, 0)
+    del st["classifier.fc2.bias"]
+    st["extra.weight"] = np.zeros(3, np.float32)
+    st["classifier.fc1.weight"] = st["classifier.fc1.weight"].T.copy()
+    st["features.stage1.conv1.conv.bias"] = st["features.stage1.conv1.conv.bias"].astype(np.int32)
+    with pytest.raises(StateError) as info:
+        check_state(spec, st)
+    msg = str(info.value)
+    assert "missing: classifier.fc2.bias" in msg and "unexpected: extra.weight" in msg
+    assert "classifier.fc1.weight (512, 100) != (100, 512)" in msg and "conv1.conv.bias (int32)" in msg
+
+
+@pytest.mark.parametrize("name", TORCHVISION_MODELS)
+def test_torchvision_name_map_is_a_bijection(name):
+    names = torchvision_names(onespec.get_spec(name))
+    assert len(set(names.values())) == len(names)
+
+
+def test_torchvision_names_examples():
+    n = torchvision_names(onespec.get_spec("squeezenet1_0"))
+    assert n["features.fire2.expand.expand3x3.conv.weight"] == "features.3.expand3x3.weight"
+    assert n["classifier.final_conv.bias"] == "classifier.1.bias"
+    n = torchvision_names(onespec.get_spec("mobilenet_v2"))
+    assert n["features.stage2.block1.body.project.bn.running_var"] == "features.3.conv.3.running_var"
+    assert n["features.last_conv.conv.weight"] == "features.18.0.weight"
+    n = torchvision_names(onespec.get_spec("resnet50"))
+    assert n["layer1.block0.residual.shortcut.bn.weight"] == "layer1.0.downsample.1.weight"
+    n = torchvision_names(onespec.get_spec("mobilenet_v3_small"))
+    assert n["features.block1.se.gate.fc2.weight"] == "features.1.block.1.fc2.weight"
+    with pytest.raises(onespec.OnespecError, match="no torchvision counterpart"):
+        torchvision_names(onespec.get_spec("se_resnet50"))
+
+
+# ------------------------------------------------------------- the oracle, against naive loops
+def _naive_conv(x, w, b, s, p, d, g):
+    n, c, h, wd = x.shape
+    o, cg, kh, kw = w.shape
+    xp = np.pad(x, [(0, 0), (0, 0), (p, p), (p, p)])
+    oh, ow = (h + 2 * p - d * (kh - 1) - 1) // s + 1, (wd + 2 * p - d * (kw - 1) - 1) // s + 1
+    y = np.zeros((n, o, oh, ow))
+    for oc in range(o):
+        gi = oc // (o // g)
+        for i in range(oh):
+            for j in range(ow):
+                patch = xp[:, gi * cg:(gi + 1) * cg, i * s:i * s + d * (kh - 1) + 1:d, j * s:j * s + d * (kw - 1) + 1:d]
+                y[:, oc, i, j] = (patch * w[oc]).sum(axis=(1, 2, 3)) + b[oc]
+    return y
+
+
+@pytest.mark.parametrize("s,p,d,g", [(1, 1, 1, 1), (2, 0, 1, 2), (2, 1, 2, 4), (1, 2, 1, 4)])
+def test_reference_conv_matches_naive(s, p, d, g):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 4, 9, 8))
+    w = rng.standard_normal((8, 4 // g, 3, 3))
+    b = rng.standard_normal(8)
+    np.testing.assert_allclose(ev.conv(x, w, b, s, p, d, g), _naive_conv(x, w, b, s, p, d, g), rtol=1e-10, atol=1e-10)
+
+
+def _naive_pool(x, k, s, p, ceil, kind, include_pad=True):
+    h = x.shape[2]
+    out = -(-(h + 2 * p - k) // s) + 1 if ceil else (h + 2 * p - k) // s + 1
+    if ceil and (out - 1) * s >= h + p:
+        out -= 1
+    y = np.zeros(x.shape[:2] + (out, out))
+    for i in range(out):
+        for j in range(out):
+            h0, w0 = i * s - p, j * s - p
+            h1, w1 = min(h0 + k, h + p), min(w0 + k, h + p)
+            win = x[:, :, max(h0, 0):min(h1, h), max(w0, 0):min(w1, h)]
+            if kind == "max":
+                y[:, :, i, j] = win.max(axis=(2, 3))
+            else:
+                count = (h1 - h0) * (w1 - w0) if include_pad else win.shape[2] * win.shape[3]
+                y[:, :, i, j] = win.sum(axis=(2, 3)) / count
+    return y
+
+
+@pytest.mark.parametrize("k,s,p,ceil", [(3, 2, 0, True), (3, 2, 1, True), (2, 2, 0, False), (3, 2, 1, False),
+                                        (3, 3, 1, True)])
+def test_reference_pools_match_naive(k, s, p, ceil):
+    x = np.random.default_rng(1).standard_normal((1, 2, 8, 8))
+    np.testing.assert_allclose(ev.maxpool(x, k, s, p, ceil), _naive_pool(x, k, s, p, ceil, "max"))
+    for inc in (True, False):
+        np.testing.assert_allclose(ev.avgpool(x, k, s, p, ceil, inc), _naive_pool(x, k, s, p, ceil, "avg", inc))
+
+
+def test_reference_adaptive_pool_and_shift():
+    x = np.arange(2 * 1 * 5 * 5, dtype=float).reshape(2, 1, 5, 5)
+    y = ev.adaptive_avgpool(x, 3)
+    assert y[0, 0, 0, 0] == x[0, 0, 0:2, 0:2].mean() and y[0, 0, 1, 1] == x[0, 0, 1:4, 1:4].mean()
+    c = np.arange(6, dtype=float).reshape(1, 6, 1, 1)
+    # groups of 2 channels x 3 groups: ((i + 1) % 3) * 2 + (j + 1) % 2
+    assert ev.shift(c, 3).ravel().tolist() == [3, 2, 5, 4, 1, 0]
+
+
+def test_reference_forward_records_every_node():
+    spec = onespec.get_spec("squeezenet1_1", num_classes=5, input_size=64)
+    x = np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype(np.float32)
+    y, shapes = ev.forward(spec, init_state(spec, 0), x, record_shapes=True)
+    assert y.shape == (2, 5) and y.dtype == np.float64
+    assert shapes == onespec.analyze(spec).shapes()
+    with pytest.raises(StateError, match="missing"):
+        ev.forward(spec, {}, x)
