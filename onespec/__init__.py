@@ -9,6 +9,7 @@ from typing import Any, Union
 
 from .errors import BackendUnavailableError, OnespecError, OverrideError, SpecError, UnknownModelError
 from .spec import Analysis, ModelSpec, analyze as _analyze
+from .weights import init_state
 from .zoo import get_spec, list_models
 
 __version__ = "0.1.0"
@@ -44,5 +45,5 @@ def build(spec_or_name: Union[ModelSpec, str], backend: str = "torch", **overrid
 
 __all__ = [
     "Analysis", "BACKENDS", "BackendUnavailableError", "ModelSpec", "OnespecError", "OverrideError", "SpecError",
-    "UnknownModelError", "analyze", "build", "get_spec", "list_models",
+    "UnknownModelError", "analyze", "build", "get_spec", "init_state", "list_models",
 ]

@@ -155,3 +155,15 @@ def test_reference_forward_records_every_node():
     assert shapes == onespec.analyze(spec).shapes()
     with pytest.raises(StateError, match="missing"):
         ev.forward(spec, {}, x)
+
+
+def test_bn_calibration_keeps_activations_order_one():
+    spec = onespec.get_spec("micronet_m1")
+    x = np.random.default_rng(0).standard_normal((2, 3, 224, 224)).astype(np.float32)
+    raw = init_state(spec, 0)
+    big = np.abs(ev.forward(spec, raw, x)).max()
+    state, y = ev.calibrate(spec, raw, x)
+    assert set(state) == set(raw) and all(state[k].dtype == np.float32 for k in state)
+    assert all(np.array_equal(state[k], raw[k]) for k in raw if not k.endswith(("running_mean", "running_var")))
+    assert np.abs(y).max() < 10 < big  # random statistics let MicroNet's logits grow large
+    np.testing.assert_allclose(ev.forward(spec, state, x), y, rtol=0, atol=1e-4 * np.abs(y).max())

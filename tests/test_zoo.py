@@ -86,7 +86,9 @@ def test_import_onespec_imports_no_framework():
     code = (
         "import sys, onespec\n"
         "onespec.get_spec('mobilenet_v2', num_classes=10); onespec.analyze('vgg16_bn')\n"
-        "import onespec.spec, onespec.zoo, onespec.conformance, onespec.cli\n"
+        "import onespec.spec, onespec.zoo, onespec.conformance, onespec.cli, onespec.weights\n"
+        "import onespec.importers, onespec.convert, onespec.backends.numpy\n"
+        "onespec.init_state(onespec.get_spec('squeezenet1_1'), 0)\n"
         "bad = [m for m in ('torch', 'paddle', 'mindspore', 'torchvision') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )

@@ -6,6 +6,7 @@ paths equal spec node paths in all frameworks.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Protocol
 
 from ..spec import ModelSpec, trace
@@ -41,6 +42,14 @@ def emit(spec: ModelSpec, e: Emitters):
         return leaf(n, shapes[path])
 
     return e.sequential([(layer.name, node(layer, layer.name)) for layer in spec.layers])
+
+
+def tally(tensors) -> tuple[int, int]:
+    """(trainable, non-trainable) element counts of ``(shape, trainable)`` pairs."""
+    counts = [0, 0]
+    for shape, trainable in tensors:
+        counts[0 if trainable else 1] += math.prod(shape)
+    return counts[0], counts[1]
 
 
 def ntuple(v, n: int) -> tuple[int, ...]:

@@ -1,6 +1,7 @@
 """Numerical conformance: same weights, same numbers.
 
-Every framework's eval-mode output, with ``init_state(spec, seed)`` loaded, is compared with the
+Every framework's eval-mode output, with ``init_state(spec, seed)`` loaded (BN statistics
+calibrated on the seeded batch, see ``onespec.backends.numpy.calibrate``), is compared with the
 numpy reference evaluator (float64) relative to the output's scale. One plain-SGD training
 step (train mode, dropout disabled so all frameworks see the same function) must update
 parameters and BN running statistics identically across frameworks.

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..backends import BACKENDS
-from ..weights import init_state
+from ..weights import init_state, load_state
 from ..zoo import get_spec, list_models
-from .numerics import update_errors, without_dropout
+from .numerics import update_errors
 
 
 def select(patterns: list[str] | None) -> list[str]:
@@ -106,8 +106,10 @@ class Report:
 
 
 def _references(models, overrides, batch, seed, ref_dir, progress) -> float:
-    """numpy-evaluator outputs for init_state(spec, seed) on the workers' seeded batch."""
-    from ..backends.numpy import forward
+    """The weights every framework loads (``init_state(spec, seed)`` with BN statistics calibrated
+    on the seeded batch) and the numpy evaluator's output for them."""
+    from ..backends.numpy import calibrate
+    from ..weights import save_state
     from .worker import input_batch
 
     t0 = time.perf_counter()
@@ -115,21 +117,22 @@ def _references(models, overrides, batch, seed, ref_dir, progress) -> float:
         spec = get_spec(name, **(overrides or {}))
         if progress:
             progress(f"[numpy] reference {name}")
-        np.save(os.path.join(ref_dir, f"{name}.npy"),
-                forward(spec, init_state(spec, seed), input_batch(spec.input_shape, batch, seed)))
+        state, y = calibrate(spec, init_state(spec, seed), input_batch(spec.input_shape, batch, seed))
+        save_state(state, os.path.join(ref_dir, f"{name}.state.npz"))
+        np.save(os.path.join(ref_dir, f"{name}.npy"), y)
     return round(time.perf_counter() - t0, 1)
 
 
-def _compare_training(results, models, backends, overrides, seed, ref_dir) -> None:
+def _compare_training(results, models, backends, ref_dir) -> None:
     for name in models:
-        spec = without_dropout(get_spec(name, **(overrides or {})))
         paths = {b: os.path.join(ref_dir, f"{name}.{b}.train.npz") for b in backends}
         states = {}
         for b, p in paths.items():
             if os.path.exists(p):
                 with np.load(p) as z:
                     states[b] = {k: z[k] for k in z.files}
-        errs = update_errors(init_state(spec, seed), states) if len(states) > 1 else {}
+        init = load_state(os.path.join(ref_dir, f"{name}.state.npz"))
+        errs = update_errors(init, states) if len(states) > 1 else {}
         for r in results:
             if r["model"] != name or r["backend"] not in errs:
                 continue
@@ -159,22 +162,51 @@ def run(models: list[str], backends: list[str] | tuple[str, ...] = BACKENDS, *, 
             results += _run_backend(b, models, batch, seed, static, overrides, ref_dir if numerics else None,
                                     seconds, progress)
         if numerics:
-            _compare_training(results, models, backends, overrides, seed, ref_dir)
+            _compare_training(results, models, backends, ref_dir)
     return Report(results, seconds)
 
 
+# MindSpore (and to a lesser degree Paddle) keeps memory of every network built in a process;
+# VGG-sized nets with their compiled graphs and a training step grew one worker past 20 GB.
+# Workers therefore get batches of models holding at most this many parameters in all.
+CHUNK_PARAMS = 200_000_000
+CHUNK_MODELS = 10
+
+
+def chunks(models: list[str], overrides: dict | None) -> list[list[str]]:
+    from ..spec import analyze
+
+    out: list[list[str]] = [[]]
+    total = 0
+    for name in models:
+        p = analyze(get_spec(name, **(overrides or {}))).params
+        if out[-1] and (total + p > CHUNK_PARAMS or len(out[-1]) == CHUNK_MODELS):
+            out.append([])
+            total = 0
+        out[-1].append(name)
+        total += p
+    return out
+
+
 def _run_backend(b, models, batch, seed, static, overrides, ref_dir, seconds, progress) -> list[dict]:
-    if progress:
-        progress(f"[{b}] {len(models)} model(s) ...")
+    results: list[dict] = []
+    t0 = time.perf_counter()
+    for part in chunks(models, overrides):
+        if progress:
+            progress(f"[{b}] {', '.join(part)}")
+        results += _run_worker(b, part, batch, seed, static, overrides, ref_dir)
+    seconds[b] = round(time.perf_counter() - t0, 1)
+    return results
+
+
+def _run_worker(b, models, batch, seed, static, overrides, ref_dir) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "result.json")
         cmd = [sys.executable, "-m", "onespec.conformance.worker", "--backend", b, "--models", ",".join(models),
                "--out", out, "--batch", str(batch), "--seed", str(seed),
                "--overrides", json.dumps(overrides or {})] + ([] if static else ["--no-static"])
         cmd += ["--ref-dir", ref_dir] if ref_dir else []
-        t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "GLOG_v": "3"})
-        seconds[b] = round(time.perf_counter() - t0, 1)
         if proc.returncode != 0 or not os.path.exists(out):
             tail = (proc.stderr or proc.stdout)[-2000:]
             return [{"model": m, "backend": b, "status": "error",

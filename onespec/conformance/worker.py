@@ -7,6 +7,7 @@ the runner starts one of these per framework so that frameworks never share a pr
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import time
@@ -16,7 +17,7 @@ import numpy as np
 
 from ..backends import load_backend
 from ..spec import analyze
-from ..weights import init_state
+from ..weights import load_state
 from ..zoo import get_spec
 from .numerics import NUMERIC_RTOL, TRAIN_BATCH, TRAIN_LR, rel_err, train_inputs, without_dropout
 
@@ -29,17 +30,17 @@ def input_batch(shape, batch: int, seed: int) -> np.ndarray:
 
 
 def check_model(backend, name: str, batch: int, seed: int, static: bool, overrides: dict | None = None,
-                ref: np.ndarray | None = None, train_out: str | None = None) -> dict:
-    """Build ``name`` and check it against its spec. With ``ref`` (the numpy evaluator's output for
-    ``init_state(spec, seed)`` on the seeded batch) also compare eager and compiled outputs with
-    it; with ``train_out``, run one SGD step and save the updated canonical state there."""
+                ref: np.ndarray | None = None, weights: dict | None = None, train_out: str | None = None) -> dict:
+    """Build ``name`` and check it against its spec. With ``weights`` (canonical) and ``ref`` (the
+    numpy evaluator's output for them on the seeded batch) also compare eager and compiled outputs
+    with it; with ``train_out``, run one SGD step and save the updated canonical state there."""
     spec = get_spec(name, **(overrides or {}))
     a = analyze(spec)
     t0 = time.perf_counter()
     net = backend.build(spec)
     roundtrip = None
-    if ref is not None:
-        init = init_state(spec, seed)
+    if weights is not None:
+        init = weights
         backend.load_state(net, spec, init)
         back = backend.get_state(net, spec)  # canonical -> native -> canonical must be bit-exact
         roundtrip = all(np.array_equal(back[k], v) and back[k].dtype == v.dtype for k, v in init.items())
@@ -86,7 +87,7 @@ def check_model(backend, name: str, batch: int, seed: int, static: bool, overrid
     if train_out is not None:
         tspec = without_dropout(spec)
         tnet = backend.build(tspec)
-        backend.load_state(tnet, tspec, init_state(tspec, seed))
+        backend.load_state(tnet, tspec, weights)
         tx, tr = train_inputs(tspec, seed)
         backend.train_step(tnet, tx, tr, TRAIN_LR)
         np.savez(train_out, **backend.get_state(tnet, tspec))
@@ -110,13 +111,15 @@ def run(backend_name: str, models: list[str], batch: int = 2, seed: int = 0, sta
     for name in models:
         try:
             ref = np.load(os.path.join(ref_dir, f"{name}.npy")) if ref_dir else None
+            weights = load_state(os.path.join(ref_dir, f"{name}.state.npz")) if ref_dir else None
             train_out = os.path.join(ref_dir, f"{name}.{backend_name}.train.npz") if ref_dir else None
-            r = check_model(backend, name, batch, seed, static, overrides, ref, train_out)
+            r = check_model(backend, name, batch, seed, static, overrides, ref, weights, train_out)
         except Exception as err:  # report, do not abort the other models
             r = {"status": "error", "problems": [f"{type(err).__name__}: {err}"],
                  "traceback": traceback.format_exc()}
         r.update(model=name, backend=backend_name, overrides=overrides or {})
         results.append(r)
+        gc.collect()  # drop this model's networks before building the next
     return results
 
 

@@ -4,17 +4,13 @@ from __future__ import annotations
 import numpy as np
 import mindspore as ms
 
+from ..tree import tally
+
 
 def count(net) -> tuple[int, int]:
     """(trainable parameters, non-trainable state); MindSpore lists BN moving mean/variance
     as parameters with ``requires_grad=False``."""
-    trainable = state = 0
-    for _, p in net.parameters_and_names():
-        if p.requires_grad:
-            trainable += int(np.prod(p.shape))
-        else:
-            state += int(np.prod(p.shape))
-    return trainable, state
+    return tally((p.shape, p.requires_grad) for _, p in net.parameters_and_names())
 
 
 def forward(net, x: np.ndarray, record_shapes: bool = False):

@@ -1,4 +1,4 @@
 """Pure-numpy reference evaluator (the numerical oracle; not a deployment target)."""
-from .evaluate import Evaluator, forward
+from .evaluate import Evaluator, calibrate, forward
 
-__all__ = ["Evaluator", "forward"]
+__all__ = ["Evaluator", "calibrate", "forward"]

@@ -4,17 +4,13 @@ from __future__ import annotations
 import numpy as np
 import paddle
 
+from ..tree import tally
+
 
 def count(net) -> tuple[int, int]:
     """(trainable parameters, non-trainable state); Paddle lists BN running mean/var as
     non-trainable parameters."""
-    trainable = state = 0
-    for p in net.parameters():
-        if p.trainable:
-            trainable += int(np.prod(p.shape))
-        else:
-            state += int(np.prod(p.shape))
-    return trainable, state
+    return tally((p.shape, p.trainable) for p in net.parameters())
 
 
 def forward(net, x: np.ndarray, record_shapes: bool = False):
