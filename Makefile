@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.onespec-installed
 
-.PHONY: install run test clean
+.PHONY: install run numerics test clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
+	$(PY) -m onespec conformance
+
+# same weights everywhere vs the numpy reference, and one SGD step across frameworks
+numerics: $(STAMP)
 	$(PY) -m onespec conformance --numerics
 
 test: $(STAMP)

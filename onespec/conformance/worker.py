@@ -19,7 +19,7 @@ from ..backends import load_backend
 from ..spec import analyze
 from ..weights import load_state
 from ..zoo import get_spec
-from .numerics import NUMERIC_RTOL, TRAIN_BATCH, TRAIN_LR, rel_err, train_inputs, without_dropout
+from .numerics import NUMERIC_RTOL, TRAIN_LR, rel_err, train_inputs, without_dropout
 
 # identical kernels in eager and compiled runs still fuse differently; relative to output scale
 STATIC_RTOL = 1e-4
@@ -40,10 +40,9 @@ def check_model(backend, name: str, batch: int, seed: int, static: bool, overrid
     net = backend.build(spec)
     roundtrip = None
     if weights is not None:
-        init = weights
-        backend.load_state(net, spec, init)
+        backend.load_state(net, spec, weights)
         back = backend.get_state(net, spec)  # canonical -> native -> canonical must be bit-exact
-        roundtrip = all(np.array_equal(back[k], v) and back[k].dtype == v.dtype for k, v in init.items())
+        roundtrip = all(np.array_equal(back[k], v) and back[k].dtype == v.dtype for k, v in weights.items())
     params, state = backend.count(net)
     owners = sorted({n.rsplit(".", 1)[0] for n in backend.param_names(net)})
     x = input_batch(spec.input_shape, batch, seed)
