@@ -45,8 +45,9 @@ NUMERIC_PROBLEMS = ("output differs from the numpy reference", "compiled output 
                     "one SGD step differs")
 # Known open problem (issue 4 note): the 100+-layer ResNets exceed the float32 tolerances (output
 # 1.1e-4..1.7e-4 vs 1e-4 for resnet152; SGD-step update 5e-2..1e-1 for resnet101/152) in all three
-# frameworks alike; resnet18/34/50 and SE-ResNets pass. Not strict: resnet101 sits at 5.1e-2 vs 5e-2.
-DEEP = {"resnet101", "resnet152"}
+# frameworks alike; se_resnet152 passes at 4.5e-2 of 5e-2, too close to count on. Not strict:
+# resnet101 sits at 5.1e-2 vs 5e-2 and may pass.
+DEEP = {"resnet101", "resnet152", "se_resnet152"}
 
 
 @pytest.mark.frameworks
