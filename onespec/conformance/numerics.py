@@ -59,16 +59,16 @@ def update_errors(init: dict, states: dict[str, dict]) -> dict[str, dict]:
     update, worst per-tensor update error (floored at 1e-3 x the largest update, so a tensor
     whose gradient is ~0 does not compare noise with noise), worst running-statistic error."""
     params = [k for k in init if not k.endswith(("running_mean", "running_var"))]
-    stats = [k for k in init if k not in params]
+    stats = set(init) - set(params)
+    # each framework's update, once (VGG-sized states make these the costly part)
+    deltas = {fw: {k: st[k].astype(np.float64) - init[k] for k in init} for fw, st in states.items()}
     out = {}
-    for fw, st in states.items():
+    for fw, d in deltas.items():
         err = {"param": 0.0, "tensor": 0.0, "state": 0.0}
         worst = ""
-        for other, ot in states.items():
+        for other, d_ref in deltas.items():
             if other == fw:
                 continue
-            d = {k: st[k].astype(np.float64) - init[k] for k in init}
-            d_ref = {k: ot[k].astype(np.float64) - init[k] for k in init}
             total = np.sqrt(sum(np.sum((d[k] - d_ref[k]) ** 2) for k in params))
             err["param"] = max(err["param"], float(total / (np.sqrt(sum(np.sum(d_ref[k] ** 2) for k in params)) + 1e-30)))
             floor = 1e-3 * max(float(np.abs(d_ref[k]).max()) for k in init)

@@ -43,7 +43,7 @@ class ModelSpec(BaseModel):
 
     @property
     def output_shape(self) -> Shape:
-        return _root_out(self)
+        return root_output(trace(self))
 
 
 @dataclass(frozen=True)
@@ -139,6 +139,6 @@ def trace(spec: ModelSpec) -> list[NodeInfo]:
     return rows
 
 
-def _root_out(spec: ModelSpec) -> Shape:
-    rows = trace(spec)
+def root_output(rows: list[NodeInfo]) -> Shape:
+    """The network's output shape: that of the last top-level node of a walk."""
     return next(r.out_shape for r in reversed(rows) if r.depth == 0)
