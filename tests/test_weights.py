@@ -164,6 +164,33 @@ def test_bn_calibration_keeps_activations_order_one():
     big = np.abs(ev.forward(spec, raw, x)).max()
     state, y = ev.calibrate(spec, raw, x)
     assert set(state) == set(raw) and all(state[k].dtype == np.float32 for k in state)
+    # M1 has no identity shortcut, so nothing is damped: only running statistics change
     assert all(np.array_equal(state[k], raw[k]) for k in raw if not k.endswith(("running_mean", "running_var")))
     assert np.abs(y).max() < 10 < big  # random statistics let MicroNet's logits grow large
-    np.testing.assert_allclose(ev.forward(spec, state, x), y, rtol=0, atol=1e-4 * np.abs(y).max())
+    # the statistics are rounded to float32 before use: the output is exactly the returned state's
+    np.testing.assert_allclose(ev.forward(spec, state, x), y, rtol=0, atol=1e-12 * np.abs(y).max())
+
+
+def _amplification(spec, state, x, rel=1e-6):
+    d = np.random.default_rng(1).standard_normal(x.shape) * rel
+    y, y2 = ev.forward(spec, state, x), ev.forward(spec, state, x + d)
+    return float(np.abs(y2 - y).max() / np.abs(y).max()) / rel
+
+
+def test_calibration_damps_residual_bodies_so_deep_resnets_are_not_chaotic(monkeypatch):
+    """Undamped, ResNet-152's calibrated weights amplify an input perturbation ~4000x (float32
+    rounding then exceeds the 1e-4 numerics tolerance); with the bodies damped, ~40x."""
+    spec = onespec.get_spec("resnet152", input_size=64)
+    x = np.random.default_rng(0).standard_normal((2, 3, 64, 64))
+    raw = init_state(spec, 0)
+    state, _ = ev.calibrate(spec, raw, x)
+    bodies = [f"layer{s}.block{b}.residual.body.conv3.bn" for s, n in zip((1, 2, 3, 4), (3, 8, 36, 3))
+              for b in range(n)]
+    for bn in bodies:
+        first = ".block0." in bn  # downsample blocks: conv shortcut, not damped
+        want = raw[f"{bn}.weight"] if first else raw[f"{bn}.weight"] / ev.RESIDUAL_DAMPING
+        np.testing.assert_allclose(state[f"{bn}.weight"], want, rtol=1e-6)
+    assert _amplification(spec, state, x) < 200
+    monkeypatch.setattr(ev, "RESIDUAL_DAMPING", 1.0)
+    undamped, _ = ev.calibrate(spec, raw, x)
+    assert _amplification(spec, undamped, x) > 1000

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..backends import BACKENDS
-from ..weights import init_state, load_state
+from ..weights import StateError, init_state, load_state
 from ..zoo import get_spec, list_models
 from .numerics import update_errors
 
@@ -125,23 +125,33 @@ def _references(models, overrides, batch, seed, ref_dir, progress) -> float:
 
 def _compare_training(results, models, backends, ref_dir) -> None:
     for name in models:
-        paths = {b: os.path.join(ref_dir, f"{name}.{b}.train.npz") for b in backends}
         states = {}
-        for b, p in paths.items():
-            if os.path.exists(p):
-                with np.load(p) as z:
-                    states[b] = {k: z[k] for k in z.files}
+        for b in backends:
+            path = os.path.join(ref_dir, f"{name}.{b}.train.npz")
+            if os.path.exists(path):  # absent when that worker failed; its own result says why
+                try:
+                    states[b] = load_state(path)
+                except StateError as err:
+                    _fail(results, name, b, f"state after one SGD step unreadable: {err}")
         init = load_state(os.path.join(ref_dir, f"{name}.state.npz"))
         errs = update_errors(init, states) if len(states) > 1 else {}
+        del states
         for r in results:
             if r["model"] != name or r["backend"] not in errs:
                 continue
             r.update(errs[r["backend"]])
             if not r["train_ok"]:
-                r["problems"].append(
-                    f"one SGD step differs from the other frameworks: param update err {r['train_param_err']:.1e}, "
-                    f"worst tensor {r['train_worst']} {r['train_tensor_err']:.1e}, running-stat err "
-                    f"{r['train_state_err']:.1e}")
+                _fail(results, name, r["backend"],
+                      f"one SGD step differs from the other frameworks: param update err {r['train_param_err']:.1e}, "
+                      f"worst tensor {r['train_worst']} {r['train_tensor_err']:.1e}, running-stat err "
+                      f"{r['train_state_err']:.1e}")
+
+
+def _fail(results, model, backend, problem) -> None:
+    for r in results:
+        if r["model"] == model and r["backend"] == backend:
+            r.setdefault("problems", []).append(problem)
+            if r.get("status") == "pass":
                 r["status"] = "fail"
 
 
@@ -154,15 +164,26 @@ def run(models: list[str], backends: list[str] | tuple[str, ...] = BACKENDS, *, 
         if b not in BACKENDS:
             raise ValueError(f"unknown backend {b!r}; choose from {', '.join(BACKENDS)}")
     results: list[dict] = []
-    seconds: dict[str, float] = {}
-    with tempfile.TemporaryDirectory() as ref_dir:
-        if numerics:
-            seconds["numpy"] = _references(models, overrides, batch, seed, ref_dir, progress)
-        for b in backends:
-            results += _run_backend(b, models, batch, seed, static, overrides, ref_dir if numerics else None,
-                                    seconds, progress)
-        if numerics:
-            _compare_training(results, models, backends, ref_dir)
+    seconds: dict[str, float] = {k: 0.0 for k in (["numpy"] if numerics else []) + list(backends)}
+    # Chunk by chunk, every framework on a chunk before the next: the training states of the whole
+    # zoo take ~6 GB per framework on disk, one chunk's at most ~0.8 GB.
+    for part in chunks(models, overrides):
+        with tempfile.TemporaryDirectory() as ref_dir:
+            if numerics:
+                seconds["numpy"] += _references(part, overrides, batch, seed, ref_dir, progress)
+            chunk_results = []
+            for b in backends:
+                if progress:
+                    progress(f"[{b}] {', '.join(part)}")
+                t0 = time.perf_counter()
+                chunk_results += _run_worker(b, part, batch, seed, static, overrides, ref_dir if numerics else None)
+                seconds[b] += time.perf_counter() - t0
+            if numerics:
+                _compare_training(chunk_results, part, backends, ref_dir)
+        results += chunk_results
+    seconds = {k: round(v, 1) for k, v in seconds.items()}
+    order = {b: i for i, b in enumerate(backends)}
+    results.sort(key=lambda r: order.get(r["backend"], len(order)))  # grouped per framework, zoo order within
     return Report(results, seconds)
 
 
@@ -186,17 +207,6 @@ def chunks(models: list[str], overrides: dict | None) -> list[list[str]]:
         out[-1].append(name)
         total += p
     return out
-
-
-def _run_backend(b, models, batch, seed, static, overrides, ref_dir, seconds, progress) -> list[dict]:
-    results: list[dict] = []
-    t0 = time.perf_counter()
-    for part in chunks(models, overrides):
-        if progress:
-            progress(f"[{b}] {', '.join(part)}")
-        results += _run_worker(b, part, batch, seed, static, overrides, ref_dir)
-    seconds[b] = round(time.perf_counter() - t0, 1)
-    return results
 
 
 def _run_worker(b, models, batch, seed, static, overrides, ref_dir) -> list[dict]:

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..backends import load_backend
 from ..spec import analyze
-from ..weights import load_state
+from ..weights import load_state, save_state
 from ..zoo import get_spec
 from .numerics import NUMERIC_RTOL, TRAIN_LR, rel_err, train_inputs, without_dropout
 
@@ -89,7 +89,7 @@ def check_model(backend, name: str, batch: int, seed: int, static: bool, overrid
         backend.load_state(tnet, tspec, weights)
         tx, tr = train_inputs(tspec, seed)
         backend.train_step(tnet, tx, tr, TRAIN_LR)
-        np.savez(train_out, **backend.get_state(tnet, tspec))
+        save_state(backend.get_state(tnet, tspec), train_out)
     return {
         "params": params, "params_spec": a.params, "state": state, "state_spec": a.state,
         "shapes_checked": len(expected), "shapes_ok": len(expected) - (len(mismatches) - len(extra)),

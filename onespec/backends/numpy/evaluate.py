@@ -115,6 +115,27 @@ ACTS = {
 }
 
 
+# Calibrated residual bodies (the branch beside an identity shortcut) end in a BN whose output is
+# scaled down by this factor (its gamma and beta; its variance when it has none). A random deep residual net whose bodies add O(1) to the stream at every
+# block is chaotic: ResNet-152's 36-block stage amplified float32 rounding (6e-8) to 2.7e-4 in float64
+# checks. Trained residual nets have small bodies (hence zero-init-residual, Goyal et al. 2017); with
+# the bodies at 1/RESIDUAL_DAMPING every body still moves the output far above any tolerance.
+RESIDUAL_DAMPING = 4.0
+
+
+def _last_bn(node, path: str) -> str | None:
+    """Path of the last BatchNorm on ``node``'s main path (nested sequences followed; gates not)."""
+    if node.op == "batchnorm":
+        return path
+    if node.op == "seq":
+        for c in reversed(node.layers):
+            if c.op in ("batchnorm", "seq"):
+                found = _last_bn(c, f"{path}.{c.name}")
+                if found:
+                    return found
+    return None
+
+
 class Evaluator:
     """``calibrate=True``: every BatchNorm first sets its running statistics from its input on this
     batch, in graph order, then normalizes with them (``self.state`` holds the calibrated values)."""
@@ -123,8 +144,15 @@ class Evaluator:
         check_state(spec, state)
         self.spec = spec
         self.state = {k: np.asarray(v, dtype=np.float64) for k, v in state.items()}
+        self.dtypes = {k: np.asarray(v).dtype for k, v in state.items()}
         self.shapes: dict[str, tuple] = {}
         self.calibrate = calibrate
+        self.damped: set[str] = set()  # BN paths whose calibrated output is scaled by 1/RESIDUAL_DAMPING
+
+    def _stored(self, key, value):
+        """Keep ``value`` rounded to the state's own dtype, so the reference output is computed
+        with exactly the numbers the frameworks will load."""
+        self.state[key] = np.asarray(value).astype(self.dtypes[key]).astype(np.float64)
 
     def _p(self, path, name):
         return self.state.get(f"{path}.{name}")
@@ -140,6 +168,11 @@ class Evaluator:
                 ins = [x] * len(n.branches)
             else:
                 ins = np.split(x, np.cumsum(n.split)[:-1], axis=1)
+            if self.calibrate and n.merge == "add" and any(b.op == "identity" for b in n.branches):
+                for b in n.branches:
+                    last = _last_bn(b, f"{path}.{b.name}")
+                    if last:
+                        self.damped.add(last)
             outs = [self.node(b, xi, f"{path}.{b.name}") for b, xi in zip(n.branches, ins)]
             if n.merge == "concat":
                 y = np.concatenate(outs, axis=1)
@@ -180,8 +213,14 @@ class Evaluator:
                 axes = (0,) + tuple(range(2, x.ndim))
                 mean = 0.5 * x.mean(axis=axes)
                 var = ((x - mean.reshape(shape)) ** 2).mean(axis=axes)
-                self.state[f"{path}.running_mean"] = mean
-                self.state[f"{path}.running_var"] = np.maximum(var, 0.1 * var.mean())
+                var = np.maximum(var, 0.1 * var.mean())
+                if path in self.damped and n.affine:  # gamma and beta: damped in train mode too
+                    for k in ("weight", "bias"):
+                        self._stored(f"{path}.{k}", self._p(path, k) / RESIDUAL_DAMPING)
+                elif path in self.damped:
+                    var = var * RESIDUAL_DAMPING ** 2
+                self._stored(f"{path}.running_mean", mean)
+                self._stored(f"{path}.running_var", var)
             y = (x - self._p(path, "running_mean").reshape(shape)) / np.sqrt(
                 self._p(path, "running_var").reshape(shape) + n.eps)
             if n.affine:
@@ -224,12 +263,13 @@ def calibrate(spec: ModelSpec, state: Mapping[str, np.ndarray], x: np.ndarray):
 
     Random running statistics let activations grow layer after layer (MicroNet's reach 1e5 and
     saturate its shift-max gates, where float32 rounding flips hardsigmoid clips); calibrated
-    ones keep every layer's output O(1), like a trained network's.
+    ones keep every layer's output O(1), like a trained network's. Residual bodies beside an
+    identity shortcut are damped (``RESIDUAL_DAMPING``). The statistics are rounded to the state's
+    dtype before use, so the output is exactly that of the returned state.
     """
     ev = Evaluator(spec, state, calibrate=True)
     y = ev(x)
-    dtypes = {k: np.asarray(v).dtype for k, v in state.items()}
-    return {k: ev.state[k].astype(dtypes[k]) for k in state}, y
+    return {k: ev.state[k].astype(ev.dtypes[k]) for k in state}, y
 
 
 def forward(spec: ModelSpec, state: Mapping[str, np.ndarray], x: np.ndarray, record_shapes: bool = False):
