@@ -14,3 +14,14 @@ def require(*frameworks: str) -> None:
         if REQUIRE:
             pytest.fail(msg + " (ONESPEC_REQUIRE_FRAMEWORKS=1)")
         pytest.skip(msg)
+
+
+# The session's conformance report (tests/test_backends.py fixture), printed after the test
+# summary so that a CI log shows every model's errors and the per-framework run times.
+REPORTS: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    for table in REPORTS:
+        terminalreporter.write_sep("=", "onespec conformance --numerics (whole zoo)")
+        terminalreporter.write_line(table)

@@ -7,6 +7,7 @@ paddle/mindspore import-order clash with the real frameworks.
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ import pytest
 import onespec
 from onespec import conformance
 
-from conftest import require
+from conftest import REPORTS, require
 
 BACKENDS = ("torch", "paddle", "mindspore")
 MODELS = onespec.list_models()
@@ -24,8 +25,9 @@ MODELS = onespec.list_models()
 def report():
     """The whole zoo in every framework, numerics included (what `onespec conformance --numerics` runs)."""
     require(*BACKENDS)
+    t0 = time.perf_counter()
     rep = conformance.run(MODELS, BACKENDS, numerics=True)
-    print(rep.table())
+    REPORTS.append(f"{rep.table()}\nwall time {time.perf_counter() - t0:.0f}s")
     return {(r["model"], r["backend"]): r for r in rep.results}
 
 
