@@ -194,3 +194,18 @@ def test_calibration_damps_residual_bodies_so_deep_resnets_are_not_chaotic(monke
     monkeypatch.setattr(ev, "RESIDUAL_DAMPING", 1.0)
     undamped, _ = ev.calibrate(spec, raw, x)
     assert _amplification(spec, undamped, x) > 1000
+
+
+def test_calibration_damps_a_residual_bn_without_affine_through_its_variance(monkeypatch):
+    from onespec.spec import BatchNorm, Conv, Identity, ModelMeta, ModelSpec, Parallel, Sequential
+    body = Sequential(name="body", layers=[Conv(name="conv", in_channels=4, out_channels=4, kernel=3,
+                                                padding=1, bias=False), BatchNorm(name="bn", affine=False)])
+    spec = ModelSpec(name="t", input_shape=(4, 8, 8), meta=ModelMeta(family="test"),
+                     layers=[Parallel(name="res", merge="add", branches=[body, Identity(name="shortcut")])])
+    x = np.random.default_rng(0).standard_normal((2, 4, 8, 8))
+    damped, y = ev.calibrate(spec, init_state(spec, 0), x)
+    monkeypatch.setattr(ev, "RESIDUAL_DAMPING", 1.0)
+    plain, y1 = ev.calibrate(spec, init_state(spec, 0), x)
+    np.testing.assert_array_equal(damped["res.body.bn.running_mean"], plain["res.body.bn.running_mean"])
+    np.testing.assert_allclose(damped["res.body.bn.running_var"], 16 * plain["res.body.bn.running_var"], rtol=1e-6)
+    np.testing.assert_allclose(y - x, (y1 - x) / 4, rtol=1e-3)  # the body's output, at a quarter

@@ -19,11 +19,10 @@ TRAIN_BATCH = 4
 # backward subtracts near-equal terms): torch float32 vs torch float64 alone differs by 3.2e-3
 # over all of resnet50's parameter update and 5.4e-3 on its worst tensor (relative L2; 1.8e-2 and
 # 2.2e-2 before calibration damped residual bodies), resnet152's update differs by 1.3e-2 across
-# frameworks, and
-# MindSpore's CPU conv backward differs from torch by 8.8e-2 on MicroNet's stem.bn1.bias, a
-# near-zero gradient (paddle vs torch: 3.7e-3). A wrong rule (learning-rate scale, sign, a
-# gradient convention) is off by O(1); running statistics depend on the forward only and are
-# held to 1e-3, which a wrong momentum or variance convention misses by 10x or more.
+# frameworks, and MindSpore's CPU conv backward differs from torch by 8.8e-2 on MicroNet's
+# stem.bn1.bias, a near-zero gradient (paddle vs torch: 3.7e-3). A wrong rule (learning-rate
+# scale, sign, a gradient convention) is off by O(1); running statistics depend on the forward
+# only and are held to 1e-3, which a wrong momentum or variance convention misses by 10x or more.
 TRAIN_PARAM_RTOL = 5e-2
 TRAIN_TENSOR_RTOL = 2e-1
 TRAIN_STATE_RTOL = 1e-3

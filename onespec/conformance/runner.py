@@ -124,6 +124,7 @@ def _references(models, overrides, batch, seed, ref_dir, progress) -> float:
 
 
 def _compare_training(results, models, backends, ref_dir) -> None:
+    by = {(r["model"], r["backend"]): r for r in results}
     for name in models:
         states = {}
         for b in backends:
@@ -132,27 +133,21 @@ def _compare_training(results, models, backends, ref_dir) -> None:
                 try:
                     states[b] = load_state(path)
                 except StateError as err:
-                    _fail(results, name, b, f"state after one SGD step unreadable: {err}")
+                    _fail(by[(name, b)], f"state after one SGD step unreadable: {err}")
         init = load_state(os.path.join(ref_dir, f"{name}.state.npz"))
-        errs = update_errors(init, states) if len(states) > 1 else {}
-        del states
-        for r in results:
-            if r["model"] != name or r["backend"] not in errs:
-                continue
-            r.update(errs[r["backend"]])
+        for b, err in (update_errors(init, states) if len(states) > 1 else {}).items():
+            r = by[(name, b)]
+            r.update(err)
             if not r["train_ok"]:
-                _fail(results, name, r["backend"],
-                      f"one SGD step differs from the other frameworks: param update err {r['train_param_err']:.1e}, "
-                      f"worst tensor {r['train_worst']} {r['train_tensor_err']:.1e}, running-stat err "
-                      f"{r['train_state_err']:.1e}")
+                _fail(r, f"one SGD step differs from the other frameworks: param update err {r['train_param_err']:.1e}, "
+                         f"worst tensor {r['train_worst']} {r['train_tensor_err']:.1e}, running-stat err "
+                         f"{r['train_state_err']:.1e}")
 
 
-def _fail(results, model, backend, problem) -> None:
-    for r in results:
-        if r["model"] == model and r["backend"] == backend:
-            r.setdefault("problems", []).append(problem)
-            if r.get("status") == "pass":
-                r["status"] = "fail"
+def _fail(r: dict, problem: str) -> None:
+    r.setdefault("problems", []).append(problem)
+    if r.get("status") == "pass":
+        r["status"] = "fail"
 
 
 def run(models: list[str], backends: list[str] | tuple[str, ...] = BACKENDS, *, batch: int = 2, seed: int = 0,

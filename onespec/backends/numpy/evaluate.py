@@ -116,10 +116,11 @@ ACTS = {
 
 
 # Calibrated residual bodies (the branch beside an identity shortcut) end in a BN whose output is
-# scaled down by this factor (its gamma and beta; its variance when it has none). A random deep residual net whose bodies add O(1) to the stream at every
-# block is chaotic: ResNet-152's 36-block stage amplified float32 rounding (6e-8) to 2.7e-4 in float64
-# checks. Trained residual nets have small bodies (hence zero-init-residual, Goyal et al. 2017); with
-# the bodies at 1/RESIDUAL_DAMPING every body still moves the output far above any tolerance.
+# scaled down by this factor (its gamma and beta; its variance when it has none). A random deep
+# residual net whose bodies add O(1) to the stream at every block is chaotic: ResNet-152's 36-block
+# stage amplified float32 rounding (6e-8) to 2.7e-4 against float64. Trained residual nets have
+# small bodies (hence zero-init-residual, Goyal et al. 2017); at 1/RESIDUAL_DAMPING every body still
+# moves the output far above any tolerance.
 RESIDUAL_DAMPING = 4.0
 
 
