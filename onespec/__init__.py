@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from typing import Any, Union
 
+from .backends import BACKENDS, FRAMEWORKS
 from .errors import BackendUnavailableError, OnespecError, OverrideError, SpecError, UnknownModelError
 from .spec import Analysis, ModelSpec, analyze as _analyze
 from .weights import init_state
 from .zoo import get_spec, list_models
 
 __version__ = "0.1.0"
-BACKENDS = ("torch", "paddle", "mindspore")
 
 
 def _resolve(spec_or_name: Union[ModelSpec, str], overrides: dict[str, Any]) -> ModelSpec:
@@ -23,7 +23,7 @@ def _resolve(spec_or_name: Union[ModelSpec, str], overrides: dict[str, Any]) -> 
         return spec_or_name
     if isinstance(spec_or_name, str):
         return get_spec(spec_or_name, **overrides)
-    raise TypeError(f"expected a ModelSpec or a zoo model name, got {type(spec_or_name).__name__}")
+    raise SpecError("", "input", f"expected a ModelSpec or a zoo model name, got {type(spec_or_name).__name__}")
 
 
 def analyze(spec_or_name: Union[ModelSpec, str], **overrides: Any) -> Analysis:
@@ -44,6 +44,6 @@ def build(spec_or_name: Union[ModelSpec, str], backend: str = "torch", **overrid
 
 
 __all__ = [
-    "Analysis", "BACKENDS", "BackendUnavailableError", "ModelSpec", "OnespecError", "OverrideError", "SpecError",
+    "Analysis", "BACKENDS", "FRAMEWORKS", "BackendUnavailableError", "ModelSpec", "OnespecError", "OverrideError", "SpecError",
     "UnknownModelError", "analyze", "build", "get_spec", "init_state", "list_models",
 ]

@@ -8,6 +8,9 @@ import sys
 from typing import Any
 
 from . import analyze, get_spec, list_models
+from .errors import OverrideError
+from .backends import FRAMEWORKS
+from .convert import FORMATS, WRITABLE
 from .errors import OnespecError
 from .spec import ModelSpec
 from .zoo import entry
@@ -25,7 +28,7 @@ def _overrides(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs or []:
         key, sep, val = pair.partition("=")
         if not sep:
-            raise SystemExit(f"onespec: override {pair!r} is not KEY=VALUE")
+            raise OverrideError(f"override {pair!r} is not KEY=VALUE")
         v = _value(val)
         out[key] = tuple(v) if isinstance(v, list) else v
     return out
@@ -108,8 +111,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("schema", help="JSON Schema of ModelSpec").set_defaults(fn=cmd_schema)
     p = sub.add_parser("conformance", help="build every model in every framework and check it against the spec")
     p.add_argument("models", nargs="*", help="zoo names or glob patterns (default: all)")
-    p.add_argument("--backends", nargs="+", default=["torch", "paddle", "mindspore"],
-                   choices=["torch", "paddle", "mindspore"])
+    p.add_argument("--backends", nargs="+", default=list(FRAMEWORKS), choices=FRAMEWORKS)
     p.add_argument("--json", metavar="PATH", help="write the report as JSON")
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
@@ -122,9 +124,9 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("convert", help="convert a checkpoint between torch, paddle, mindspore, canonical, torchvision")
     p.add_argument("src")
     p.add_argument("--arch", required=True, help="zoo model name")
-    p.add_argument("--from", dest="from_", choices=["torch", "paddle", "mindspore", "canonical", "torchvision"],
+    p.add_argument("--from", dest="from_", choices=FORMATS,
                    help="source format (default: from the extension; .pth may hold onespec or torchvision names)")
-    p.add_argument("--to", required=True, choices=["torch", "paddle", "mindspore", "canonical"])
+    p.add_argument("--to", required=True, choices=WRITABLE)
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. num_classes=10")
     p.set_defaults(fn=cmd_convert)
@@ -132,12 +134,27 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """User errors print one line (``onespec: error: ...``) and exit 2, never a traceback;
+    SIGTERM ends a run like Ctrl-C, cleaning up its children and temporary files."""
+    from ._proc import exit_on_sigterm
+
+    exit_on_sigterm()
     args = parser().parse_args(argv)
     try:
         return args.fn(args)
-    except (OnespecError, ValueError, FileNotFoundError) as err:
-        print(f"onespec: error: {err}", file=sys.stderr)
+    except (OnespecError, ValueError, OSError) as err:
+        print(f"onespec: error: {_one_line(err)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("onespec: interrupted", file=sys.stderr)
+        return 130
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err) or type(err).__name__
+    if isinstance(err, FileNotFoundError) and err.filename:
+        text = f"no such file: {err.filename}"
+    return " | ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 if __name__ == "__main__":

@@ -1,26 +1,32 @@
 """Checkpoint conversion between torch ``.pth``, Paddle ``.pdparams``, MindSpore ``.ckpt``,
 canonical ``.npz`` and torchvision ``state_dict`` files, for any zoo model.
 
-Each side runs in its own interpreter (``python -m onespec.convert read|write ...``): the source
-framework reads the file into a network built from the spec (so names and shapes are checked
-by the same code that loads checkpoints) and hands over a canonical ``.npz``; the target
-framework writes its native file from it. Paddle and MindSpore never share a process.
+Each side runs in its own isolated interpreter (``python -I -m onespec.convert read|write ...``):
+the source framework reads the file into a network built from the spec (so names and shapes are
+checked by the same code that loads checkpoints) and streams a canonical ``.npz`` through a pipe;
+the target framework writes its native file from it, atomically. Paddle and MindSpore never
+share a process, nothing is written to a temporary directory, and the children die with the
+parent (``onespec._proc``).
 """
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
-import subprocess
 import sys
-import tempfile
 
+from .backends import FRAMEWORKS
 from .errors import OnespecError
 from .weights import StateError, check_state, load_state, save_state
 
-NATIVE = ("torch", "paddle", "mindspore")
-FORMATS = NATIVE + ("canonical", "torchvision")
+WRITABLE = FRAMEWORKS + ("canonical",)
+FORMATS = WRITABLE + ("torchvision",)
 EXTENSIONS = {".pth": "torch", ".pt": "torch", ".pdparams": "paddle", ".ckpt": "mindspore", ".npz": "canonical"}
+
+
+class ConvertError(OnespecError, ValueError):
+    """A conversion failed; the message is the failing side's."""
 
 
 def format_of(path: str) -> str | None:
@@ -41,9 +47,7 @@ def read(fmt: str, arch: str, path: str, overrides: dict | None = None) -> dict:
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such checkpoint: {path}")
     if fmt == "canonical":
-        state = load_state(path)
-        check_state(spec, state, what=f"{path}")
-        return state
+        return load_state(path, spec)
     backend = load_backend("torch" if fmt in ("torchvision", "auto") else fmt)
     if fmt in ("torchvision", "auto"):
         from .importers import from_torchvision, looks_like_torchvision
@@ -65,44 +69,57 @@ def write(fmt: str, arch: str, state: dict, path: str, overrides: dict | None = 
     if fmt == "canonical":
         save_state(state, path)
         return
-    if fmt not in NATIVE:
-        raise OnespecError(f"cannot write format {fmt!r}; choose from {', '.join(NATIVE + ('canonical',))}")
+    if fmt not in FRAMEWORKS:
+        raise ConvertError(f"cannot write format {fmt!r}; choose from {', '.join(WRITABLE)}")
     backend = load_backend(fmt)
     net = backend.build(spec)
     backend.load_state(net, spec, state)
     backend.save(net, path)
 
 
-def _step(args: list[str]) -> None:
-    proc = subprocess.run([sys.executable, "-m", "onespec.convert", *args], capture_output=True, text=True)
-    if proc.returncode != 0:
-        lines = [ln for ln in (proc.stderr or proc.stdout).splitlines() if ln.startswith("onespec: error: ")]
-        msg = lines[-1][len("onespec: error: "):] if lines else (proc.stderr or proc.stdout)[-2000:]
-        raise StateError(msg)
+def _step(args: list[str], data: bytes | None = None) -> bytes:
+    from ._proc import run_child
+
+    code, out, err = run_child(["-m", "onespec.convert", *args], input=data)
+    if code != 0:
+        text = err.decode(errors="replace")
+        lines = [ln for ln in text.splitlines() if ln.startswith("onespec: error: ")]
+        raise ConvertError(lines[-1][len("onespec: error: "):] if lines else
+                           f"conversion step {args[0]} exited with {code}: {text[-2000:]}")
+    return out
 
 
 def convert(src: str, arch: str, to: str, out: str, from_: str | None = None, overrides: dict | None = None) -> str:
-    """Convert ``src`` to format ``to`` at ``out``; returns the detected source format."""
+    """Convert ``src`` to format ``to`` at ``out``; returns the detected source format. ``out`` is
+    replaced only by a complete file."""
     overrides = overrides or {}
     src_fmt = from_ or format_of(src)
     if src_fmt is None:
-        raise OnespecError(f"cannot tell the format of {src} from its extension; pass --from "
-                           f"({', '.join(FORMATS)})")
-    if src_fmt not in FORMATS or to not in NATIVE + ("canonical",):
-        raise OnespecError(f"convert reads {', '.join(FORMATS)} and writes {', '.join(NATIVE + ('canonical',))}")
+        raise ConvertError(f"cannot tell the format of {src} from its extension; pass --from ({', '.join(FORMATS)})")
+    if src_fmt not in FORMATS or to not in WRITABLE:
+        raise ConvertError(f"convert reads {', '.join(FORMATS)} and writes {', '.join(WRITABLE)}")
+    if not os.path.isfile(src):
+        raise FileNotFoundError(f"no such checkpoint: {src}")
+    if os.path.isdir(out) or not os.path.isdir(os.path.dirname(os.path.abspath(out))):
+        raise ConvertError(f"cannot write {out}: not a file in an existing directory")
     if src_fmt == "torch" and from_ is None:
         src_fmt = "auto"  # .pth: onespec's torch names or torchvision's, decided from the keys
     _spec(arch, overrides)  # a bad arch or override fails here, before any framework starts
     ov = json.dumps(overrides)
-    with tempfile.TemporaryDirectory() as tmp:
-        canonical = src if src_fmt == "canonical" else os.path.join(tmp, "state.npz")
-        if src_fmt != "canonical":
-            _step(["read", src_fmt, arch, src, canonical, ov])
-        _step(["write", to, arch, canonical, out, ov])
+    if src_fmt == "canonical":
+        _step(["write", to, arch, os.path.abspath(src), os.path.abspath(out), ov])
+    else:
+        data = _step(["read", src_fmt, arch, os.path.abspath(src), "-", ov])
+        _step(["write", to, arch, "-", os.path.abspath(out), ov], data)
     return src_fmt
 
 
 def main(argv=None) -> int:
+    """One side of a conversion. ``-`` as src (write) / dst (read): the canonical ``.npz`` on
+    stdin / stdout. Framework output printed to stdout goes to stderr instead."""
+    from ._proc import exit_on_sigterm
+
+    exit_on_sigterm()
     ap = argparse.ArgumentParser(prog="python -m onespec.convert")
     ap.add_argument("step", choices=["read", "write"])
     ap.add_argument("fmt")
@@ -111,12 +128,24 @@ def main(argv=None) -> int:
     ap.add_argument("dst")
     ap.add_argument("overrides")
     a = ap.parse_args(argv)
-    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(a.overrides).items()}
+    data_out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # frameworks print to stdout; keep the data channel clean
     try:
+        overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(a.overrides).items()}
         if a.step == "read":
-            save_state(read(a.fmt, a.arch, a.src, overrides), a.dst)
+            buf = io.BytesIO()
+            state = read(a.fmt, a.arch, a.src, overrides)
+            if a.dst == "-":
+                import numpy as np
+                np.savez(buf, **state)
+                data_out.write(buf.getvalue())
+                data_out.flush()
+            else:
+                save_state(state, a.dst)
         else:
-            write(a.fmt, a.arch, load_state(a.src), a.dst, overrides)
+            spec = _spec(a.arch, overrides)
+            src = io.BytesIO(sys.stdin.buffer.read()) if a.src == "-" else a.src
+            write(a.fmt, a.arch, load_state(src, spec), a.dst, overrides)
     except (OnespecError, FileNotFoundError, ValueError) as err:
         print(f"onespec: error: {err}", file=sys.stderr)
         return 2

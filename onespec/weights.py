@@ -6,14 +6,20 @@ layout (torch's names and layouts, which are also the papers'):
 | op | tensors |
 |---|---|
 | conv | ``weight`` [out, in/groups, *kernel] (OIHW / OIDHW), ``bias`` [out] |
+| conv_transpose | ``weight`` [in, out/groups, kH, kW], ``bias`` [out] |
 | linear | ``weight`` [out, in], ``bias`` [out] |
 | batchnorm | ``weight`` (gamma), ``bias`` (beta), ``running_mean``, ``running_var`` [C] |
+| groupnorm, layernorm | ``weight`` (gamma), ``bias`` (beta) [C] |
+
+The table is what the op classes declare (``onespec.spec.nodes``, ``tensors()``); nothing here
+knows any op.
 
 Each backend converts to and from its own layout in exactly one place
 (``onespec.backends.<fw>.weights``). States are saved as ``.npz`` (numpy only), written atomically.
 """
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import zlib
@@ -45,32 +51,15 @@ class StateError(OnespecError, ValueError):
 class TensorSpec:
     shape: tuple[int, ...]
     role: str        # weight | bias | gamma | beta | running_mean | running_var
-    op: str          # conv | linear | batchnorm
+    op: str          # the owning node's op
     trainable: bool
 
 
 def layout(spec: ModelSpec) -> dict[str, TensorSpec]:
-    """Every tensor of the spec's canonical state, in graph order."""
-    out: dict[str, TensorSpec] = {}
-    for r in trace(spec):
-        n = r.node
-        if r.op == "conv":
-            k = n.kernel if isinstance(n.kernel, tuple) else (n.kernel,) * (len(r.in_shape) - 1)
-            out[f"{r.path}.weight"] = TensorSpec((n.out_channels, r.in_shape[0] // n.groups, *k), "weight", "conv", True)
-            if n.bias:
-                out[f"{r.path}.bias"] = TensorSpec((n.out_channels,), "bias", "conv", True)
-        elif r.op == "linear":
-            out[f"{r.path}.weight"] = TensorSpec((n.out_features, r.in_shape[0]), "weight", "linear", True)
-            if n.bias:
-                out[f"{r.path}.bias"] = TensorSpec((n.out_features,), "bias", "linear", True)
-        elif r.op == "batchnorm":
-            c = (r.in_shape[0],)
-            if n.affine:
-                out[f"{r.path}.weight"] = TensorSpec(c, "gamma", "batchnorm", True)
-                out[f"{r.path}.bias"] = TensorSpec(c, "beta", "batchnorm", True)
-            out[f"{r.path}.running_mean"] = TensorSpec(c, "running_mean", "batchnorm", False)
-            out[f"{r.path}.running_var"] = TensorSpec(c, "running_var", "batchnorm", False)
-    return out
+    """Every tensor of the spec's canonical state, in graph order, as each op declares it
+    (``Node.tensors``)."""
+    return {f"{r.path}.{t.name}": TensorSpec(t.shape, t.role, r.op, t.trainable)
+            for r in trace(spec) for t in r.node.tensors(r.in_shape)}
 
 
 def _rng(seed: int, name: str) -> np.random.Generator:
@@ -89,6 +78,8 @@ def init_state(spec: ModelSpec, seed: int = 0, dtype=np.float32) -> dict[str, np
     for name, t in layout(spec).items():
         g = _rng(seed, name)
         if t.role == "weight":
+            # fan-in: [out, in, *k] for conv/linear; [in, out/g, *k] for a transposed conv, whose
+            # output sums in/stride^2 products -- the product of the other dims is close enough
             fan_in = int(np.prod(t.shape[1:]))
             v = g.standard_normal(t.shape) / np.sqrt(fan_in)
         elif t.role in ("gamma", "running_var"):
@@ -104,10 +95,10 @@ def check_state(spec: ModelSpec, state: Mapping[str, np.ndarray], what: str = "s
     want = layout(spec)
     missing = set(want) - set(state)
     unexpected = set(state) - set(want)
-    mismatched = [f"{k} {tuple(np.shape(state[k]))} != {want[k].shape}" for k in set(want) & set(state)
-                  if tuple(np.shape(state[k])) != want[k].shape]
-    bad_dtype = [f"{k} ({np.asarray(state[k]).dtype})" for k in set(want) & set(state)
-                 if np.asarray(state[k]).dtype.kind != "f"]
+    mismatched = [f"{k} {_shape_of(state[k])} != {want[k].shape}" for k in set(want) & set(state)
+                  if _shape_of(state[k]) != want[k].shape]
+    bad_dtype = [f"{k} ({_dtype_of(state[k])})" for k in set(want) & set(state)
+                 if _dtype_of(state[k]).kind != "f"]
     if missing or unexpected or mismatched or bad_dtype:
         raise StateError(f"{what} does not fit {spec.name}", missing, unexpected, mismatched, bad_dtype)
 
@@ -117,20 +108,40 @@ def check_native(what: str, expected: Mapping[str, tuple], got: Mapping[str, np.
     missing = set(expected) - set(got)
     unexpected = set(got) - set(expected)
     common = set(expected) & set(got)
-    mismatched = [f"{k} {tuple(np.shape(got[k]))} != {tuple(expected[k])}" for k in common
-                  if tuple(np.shape(got[k])) != tuple(expected[k])]
-    bad_dtype = [f"{k} ({np.asarray(got[k]).dtype})" for k in common if np.asarray(got[k]).dtype.kind != "f"]
+    mismatched = [f"{k} {_shape_of(got[k])} != {tuple(expected[k])}" for k in common
+                  if _shape_of(got[k]) != tuple(expected[k])]
+    bad_dtype = [f"{k} ({_dtype_of(got[k])})" for k in common if _dtype_of(got[k]).kind != "f"]
     if missing or unexpected or mismatched or bad_dtype:
         raise StateError(what, missing, unexpected, mismatched, bad_dtype)
 
 
-def atomic_write(path: str, write) -> None:
-    """Call ``write(tmp_path)`` then rename over ``path``: readers never see a half-written file."""
+def native_layout(spec: ModelSpec, roles: Mapping[str, str], transposed: frozenset = frozenset()
+                  ) -> dict[str, tuple[str, bool]]:
+    """Canonical name -> (native name, stored transposed), derived from each tensor's declared role:
+    a backend names its tensors by role (``roles``, e.g. MindSpore ``gamma``) and lists the ops
+    whose 2-D weight it stores transposed (Paddle's Linear)."""
+    out = {}
+    for name, t in layout(spec).items():
+        path, leaf = name.rsplit(".", 1)
+        out[name] = (f"{path}.{roles.get(t.role, leaf)}", t.op in transposed and t.role == "weight")
+    return out
+
+
+def atomic_write(path: str, write, suffix: str | None = None) -> None:
+    """Call ``write(tmp_path)`` then rename over ``path``: readers never see a half-written file,
+    and a failed or empty write leaves an existing ``path`` untouched. ``suffix``: the temporary
+    file's extension, for writers that append their own (MindSpore adds ``.ckpt`` otherwise)."""
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".onespec-", suffix=os.path.splitext(path)[1], dir=directory)
+    if not os.path.isdir(directory):
+        raise StateError(f"cannot write {path}: directory {directory} does not exist")
+    if os.path.isdir(path):
+        raise StateError(f"cannot write {path}: it is a directory")
+    fd, tmp = tempfile.mkstemp(prefix=".onespec-", suffix=suffix or os.path.splitext(path)[1], dir=directory)
     os.close(fd)
     try:
         write(tmp)
+        if not os.path.getsize(tmp):
+            raise StateError(f"writing {path} produced an empty file; the destination is unchanged")
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -146,12 +157,77 @@ def save_state(state: Mapping[str, np.ndarray], path: str) -> None:
     atomic_write(path, write)
 
 
-def load_state(path: str) -> dict[str, np.ndarray]:
-    """Load a canonical ``.npz`` state; a truncated or foreign file raises :class:`StateError`."""
+# A state file whose header declares more than this without a spec to check it against is refused.
+MAX_UNCHECKED_BYTES = 8 << 30
+
+
+def npz_headers(path) -> dict[str, tuple[tuple[int, ...], np.dtype, int]]:
+    """name -> (shape, dtype, uncompressed member size) of every array in an ``.npz``, read from the
+    zip directory and the ``.npy`` headers only: nothing is decompressed beyond the headers."""
+    import zipfile
+
+    out = {}
     try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except FileNotFoundError:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                if not info.filename.endswith(".npy"):
+                    raise StateError(f"{path}: member {info.filename!r} is not a .npy array")
+                with zf.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    if version not in ((1, 0), (2, 0)):
+                        raise StateError(f"{info.filename}: unsupported .npy format version {version}")
+                    reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                        np.lib.format.read_array_header_2_0
+                    shape, fortran, dtype = reader(f)
+                    header_len = f.tell() if hasattr(f, "tell") else None
+                if dtype.hasobject or dtype.kind not in "fiub":
+                    raise StateError(f"{path}: array {info.filename[:-4]!r} has dtype {dtype}, not a number type")
+                nbytes = math.prod(shape) * dtype.itemsize
+                if info.file_size < nbytes or (header_len is not None and info.file_size != header_len + nbytes):
+                    raise StateError(f"{path}: array {info.filename[:-4]!r} declares {shape} {dtype} but its member "
+                                     f"holds {info.file_size} bytes")
+                out[info.filename[:-4]] = (tuple(shape), dtype, info.file_size)
+    except StateError:
         raise
     except Exception as err:
         raise StateError(f"{path} is not a readable onespec .npz state ({type(err).__name__}: {err})") from err
+    return out
+
+
+def load_state(path, spec: ModelSpec | None = None) -> dict[str, np.ndarray]:
+    """Load a canonical ``.npz`` state; a truncated or foreign file raises :class:`StateError`.
+
+    The file is untrusted: no pickled objects; every array's name, shape and dtype are checked
+    from the headers before anything is decompressed -- against ``spec``'s layout when given
+    (so the file can never allocate more than the spec's tensors need), else against
+    ``MAX_UNCHECKED_BYTES`` in all."""
+    if isinstance(path, (str, os.PathLike)) and not os.path.exists(path):
+        raise FileNotFoundError(path)
+    heads = npz_headers(path)
+    if hasattr(path, "seek"):
+        path.seek(0)
+    if spec is not None:
+        check_state(spec, {k: _Shaped(s, d) for k, (s, d, _) in heads.items()}, what=path)
+    elif sum(n for _, _, n in heads.values()) > MAX_UNCHECKED_BYTES:
+        raise StateError(f"{path} declares more than {MAX_UNCHECKED_BYTES >> 30} GiB of arrays")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except Exception as err:
+        raise StateError(f"{path} is not a readable onespec .npz state ({type(err).__name__}: {err})") from err
+
+
+class _Shaped:
+    """Shape and dtype of an array not read yet (what ``check_state`` looks at)."""
+
+    def __init__(self, shape, dtype):
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+
+
+
+def _shape_of(v) -> tuple:
+    return tuple(v.shape) if hasattr(v, "shape") else tuple(np.shape(v))
+
+
+def _dtype_of(v) -> np.dtype:
+    return np.dtype(v.dtype) if isinstance(getattr(v, "dtype", None), np.dtype) else np.asarray(v).dtype

@@ -4,15 +4,12 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
-import subprocess
-import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..backends import BACKENDS
+from ..backends import FRAMEWORKS, check_backend
 from ..weights import StateError, init_state, load_state
 from ..zoo import get_spec, list_models
 from .numerics import update_errors
@@ -105,16 +102,15 @@ class Report:
         return "\n".join(lines)
 
 
-def _references(models, overrides, batch, seed, ref_dir, progress) -> float:
+def _references(specs, batch, seed, ref_dir, progress) -> float:
     """The weights every framework loads (``init_state(spec, seed)`` with BN statistics calibrated
     on the seeded batch) and the numpy evaluator's output for them."""
-    from ..backends.numpy import calibrate
+    from .calibration import calibrate
     from ..weights import save_state
     from .worker import input_batch
 
     t0 = time.perf_counter()
-    for name in models:
-        spec = get_spec(name, **(overrides or {}))
+    for name, spec in specs.items():
         if progress:
             progress(f"[numpy] reference {name}")
         state, y = calibrate(spec, init_state(spec, seed), input_batch(spec.input_shape, batch, seed))
@@ -150,28 +146,42 @@ def _fail(r: dict, problem: str) -> None:
         r["status"] = "fail"
 
 
-def run(models: list[str], backends: list[str] | tuple[str, ...] = BACKENDS, *, batch: int = 2, seed: int = 0,
+def run(models: list[str], backends: list[str] | tuple[str, ...] = FRAMEWORKS, *, batch: int = 2, seed: int = 0,
         static: bool = True, overrides: dict | None = None, numerics: bool = False, progress=None) -> Report:
-    """Run the worker for each backend in a fresh interpreter (frameworks never share a process:
-    paddle-before-mindspore cannot load in one process). With ``numerics``, outputs are compared
-    with the numpy reference and one training step is compared across frameworks."""
+    """Zoo models (with ``overrides``) through :func:`run_specs`."""
+    return run_specs({name: get_spec(name, **(overrides or {})) for name in models}, backends, batch=batch,
+                     seed=seed, static=static, numerics=numerics, progress=progress)
+
+
+def run_specs(specs: dict, backends: list[str] | tuple[str, ...] = FRAMEWORKS, *, batch: int = 2, seed: int = 0,
+              static: bool = True, numerics: bool = False, progress=None) -> Report:
+    """Run the worker for each backend in a fresh isolated interpreter (frameworks never share a
+    process: paddle-before-mindspore cannot load in one process) over ``{label: ModelSpec}``. With
+    ``numerics``, outputs are compared with the numpy backend and one training step is compared
+    across frameworks. Temporary files live in a guarded directory (removed even if this process
+    is killed); workers die with this process."""
+    from .._proc import guarded_tempdir
+
     for b in backends:
-        if b not in BACKENDS:
-            raise ValueError(f"unknown backend {b!r}; choose from {', '.join(BACKENDS)}")
+        check_backend(b, FRAMEWORKS)
+    models = list(specs)
     results: list[dict] = []
     seconds: dict[str, float] = {k: 0.0 for k in (["numpy"] if numerics else []) + list(backends)}
     # Chunk by chunk, every framework on a chunk before the next: the training states of the whole
     # zoo take ~6 GB per framework on disk, one chunk's at most ~0.8 GB.
-    for part in chunks(models, overrides):
-        with tempfile.TemporaryDirectory() as ref_dir:
+    for part in chunks(specs):
+        with guarded_tempdir() as ref_dir:
+            for name in part:
+                with open(os.path.join(ref_dir, f"{name}.json"), "w") as f:
+                    f.write(specs[name].model_dump_json())
             if numerics:
-                seconds["numpy"] += _references(part, overrides, batch, seed, ref_dir, progress)
+                seconds["numpy"] += _references({n: specs[n] for n in part}, batch, seed, ref_dir, progress)
             chunk_results = []
             for b in backends:
                 if progress:
                     progress(f"[{b}] {', '.join(part)}")
                 t0 = time.perf_counter()
-                chunk_results += _run_worker(b, part, batch, seed, static, overrides, ref_dir if numerics else None)
+                chunk_results += _run_worker(b, part, batch, seed, static, ref_dir, numerics)
                 seconds[b] += time.perf_counter() - t0
             if numerics:
                 _compare_training(chunk_results, part, backends, ref_dir)
@@ -189,13 +199,13 @@ CHUNK_PARAMS = 200_000_000
 CHUNK_MODELS = 10
 
 
-def chunks(models: list[str], overrides: dict | None) -> list[list[str]]:
+def chunks(specs: dict) -> list[list[str]]:
     from ..spec import analyze
 
     out: list[list[str]] = [[]]
     total = 0
-    for name in models:
-        p = analyze(get_spec(name, **(overrides or {}))).params
+    for name, spec in specs.items():
+        p = analyze(spec).params
         if out[-1] and (total + p > CHUNK_PARAMS or len(out[-1]) == CHUNK_MODELS):
             out.append([])
             total = 0
@@ -204,17 +214,17 @@ def chunks(models: list[str], overrides: dict | None) -> list[list[str]]:
     return out
 
 
-def _run_worker(b, models, batch, seed, static, overrides, ref_dir) -> list[dict]:
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "result.json")
-        cmd = [sys.executable, "-m", "onespec.conformance.worker", "--backend", b, "--models", ",".join(models),
-               "--out", out, "--batch", str(batch), "--seed", str(seed),
-               "--overrides", json.dumps(overrides or {})] + ([] if static else ["--no-static"])
-        cmd += ["--ref-dir", ref_dir] if ref_dir else []
-        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "GLOG_v": "3"})
-        if proc.returncode != 0 or not os.path.exists(out):
-            tail = (proc.stderr or proc.stdout)[-2000:]
-            return [{"model": m, "backend": b, "status": "error",
-                     "problems": [f"worker exited with {proc.returncode}: {tail}"]} for m in models]
-        with open(out) as f:
-            return json.load(f)
+def _run_worker(b, models, batch, seed, static, work_dir, numerics) -> list[dict]:
+    from .._proc import run_child
+
+    out = os.path.join(work_dir, f"result.{b}.json")
+    cmd = ["-m", "onespec.conformance.worker", "--backend", b, "--models", ",".join(models),
+           "--out", out, "--batch", str(batch), "--seed", str(seed), "--spec-dir", work_dir]
+    cmd += ([] if static else ["--no-static"]) + (["--ref-dir", work_dir] if numerics else [])
+    code, stdout, stderr = run_child(cmd, env={**os.environ, "GLOG_v": "3"})
+    if code != 0 or not os.path.exists(out):
+        tail = (stderr or stdout).decode(errors="replace")[-2000:]
+        return [{"model": m, "backend": b, "status": "error",
+                 "problems": [f"worker exited with {code}: {tail}"]} for m in models]
+    with open(out) as f:
+        return json.load(f)

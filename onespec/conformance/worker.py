@@ -18,7 +18,8 @@ import numpy as np
 from ..backends import load_backend
 from ..spec import analyze
 from ..weights import load_state, save_state
-from ..zoo import get_spec
+from .._proc import exit_on_sigterm
+from ..spec import ModelSpec
 from .numerics import NUMERIC_RTOL, TRAIN_LR, rel_err, train_inputs, without_dropout
 
 # identical kernels in eager and compiled runs still fuse differently; relative to output scale
@@ -29,12 +30,11 @@ def input_batch(shape, batch: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((batch, *shape)).astype(np.float32)
 
 
-def check_model(backend, name: str, batch: int, seed: int, static: bool, overrides: dict | None = None,
+def check_model(backend, spec, batch: int, seed: int, static: bool,
                 ref: np.ndarray | None = None, weights: dict | None = None, train_out: str | None = None) -> dict:
-    """Build ``name`` and check it against its spec. With ``weights`` (canonical) and ``ref`` (the
+    """Build ``spec`` and check the network against it. With ``weights`` (canonical) and ``ref`` (the
     numpy evaluator's output for them on the seeded batch) also compare eager and compiled outputs
     with it; with ``train_out``, run one SGD step and save the updated canonical state there."""
-    spec = get_spec(name, **(overrides or {}))
     a = analyze(spec)
     t0 = time.perf_counter()
     net = backend.build(spec)
@@ -101,22 +101,24 @@ def check_model(backend, name: str, batch: int, seed: int, static: bool, overrid
     }
 
 
-def run(backend_name: str, models: list[str], batch: int = 2, seed: int = 0, static: bool = True,
-        overrides: dict | None = None, ref_dir: str | None = None) -> list[dict]:
-    """``ref_dir``: numerical mode; holds ``<model>.npy`` references and receives
-    ``<model>.<backend>.train.npz`` states after one training step."""
+def run(backend_name: str, models: list[str], spec_dir: str, batch: int = 2, seed: int = 0, static: bool = True,
+        ref_dir: str | None = None) -> list[dict]:
+    """``spec_dir`` holds ``<model>.json`` specs; ``ref_dir`` (numerical mode) ``<model>.npy``
+    references, and receives ``<model>.<backend>.train.npz`` states after one training step."""
     backend = load_backend(backend_name)
     results = []
     for name in models:
         try:
+            with open(os.path.join(spec_dir, f"{name}.json")) as f:
+                spec = ModelSpec.model_validate_json(f.read())
             ref = np.load(os.path.join(ref_dir, f"{name}.npy")) if ref_dir else None
             weights = load_state(os.path.join(ref_dir, f"{name}.state.npz")) if ref_dir else None
             train_out = os.path.join(ref_dir, f"{name}.{backend_name}.train.npz") if ref_dir else None
-            r = check_model(backend, name, batch, seed, static, overrides, ref, weights, train_out)
+            r = check_model(backend, spec, batch, seed, static, ref, weights, train_out)
         except Exception as err:  # report, do not abort the other models
             r = {"status": "error", "problems": [f"{type(err).__name__}: {err}"],
                  "traceback": traceback.format_exc()}
-        r.update(model=name, backend=backend_name, overrides=overrides or {})
+        r.update(model=name, backend=backend_name)
         results.append(r)
         gc.collect()  # drop this model's networks before building the next
     return results
@@ -130,11 +132,11 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-static", action="store_true")
-    ap.add_argument("--overrides", default="{}", help="JSON object of get_spec overrides")
+    ap.add_argument("--spec-dir", required=True, help="directory of <model>.json specs")
     ap.add_argument("--ref-dir", help="numerical mode: directory of numpy references")
     args = ap.parse_args(argv)
-    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(args.overrides).items()}
-    results = run(args.backend, args.models.split(","), args.batch, args.seed, not args.no_static, overrides,
+    exit_on_sigterm()
+    results = run(args.backend, args.models.split(","), args.spec_dir, args.batch, args.seed, not args.no_static,
                   args.ref_dir)
     with open(args.out, "w") as f:
         json.dump(results, f)

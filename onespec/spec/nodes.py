@@ -1,13 +1,15 @@
-"""The layer graph: typed primitive ops and structural combinators.
+"""The layer graph: typed primitive ops and structural combinators, one class each.
 
 Every node has a ``name``; a node's *path* is the dot-joined names from the root, and it is
 the module path of the native module each backend emits for it (so parameter names such as
 ``features.fire2.squeeze.weight`` are the same in torch, paddle and mindspore).
 
 Shapes exclude the batch dimension: ``(C,)`` for features, ``(C, H, W)`` for images,
-``(C, D, H, W)`` for volumes. Each node knows how to infer its output shape and count its
-trainable parameters, non-trainable state (BatchNorm running statistics) and MACs
-(multiply-accumulates of convolutions and linear layers, the papers' convention).
+``(C, D, H, W)`` for volumes. Each class owns, once:
+- its shape rule (``infer``; combinators ``walk`` their ``children()`` through the one generic walk);
+- its tensors (``tensors(in_shape)``: canonical name, shape, role, trainable or state), from which
+  parameter counts, the canonical layout, ``init_state`` and every backend's name translation derive;
+- its MACs (multiply-accumulates of convolutions and linear layers, the papers' convention).
 
 Conventions fixed here so that backends only translate them:
 - BatchNorm ``momentum`` is the weight of the *new* batch statistic
@@ -15,19 +17,24 @@ Conventions fixed here so that backends only translate them:
   Paddle and MindSpore receive ``1 - momentum``.
 - Padding is explicit and symmetric per spatial dimension, never "same".
 - ``hardsigmoid`` is ``clip(slope * x + offset, 0, 1)`` with slope/offset as fields.
+- ``upsample`` has an integer scale and an explicit ``align_corners`` for bilinear.
+- ``conv_transpose`` has an explicit ``output_padding``; its weight is [in, out/groups, *kernel].
 """
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal, Optional, Union
+from dataclasses import dataclass
+from typing import Annotated, Callable, Literal, Optional, Union, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
 from ..errors import SpecError
+from .reserved import RESERVED_NAMES
 
 Shape = tuple[int, ...]
-IntOrTuple = Union[int, tuple[int, ...]]
-NAME_PATTERN = r"^[A-Za-z0-9_]+$"
+Int = StrictInt  # no bools, no floats, no strings where a count is meant
+IntOrTuple = Union[StrictInt, tuple[StrictInt, ...]]
+NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$|^[0-9]+$"
 
 
 def _tup(v: IntOrTuple, n: int) -> tuple[int, ...]:
@@ -38,20 +45,61 @@ def _prod(xs) -> int:
     return math.prod(xs)
 
 
+@dataclass(frozen=True)
+class Tensor:
+    """One tensor a node owns. ``name`` is the canonical suffix (``<path>.<name>``); ``role``
+    tells backends how to name it (``gamma``/``beta``/``running_*``) and how to initialise it."""
+    name: str
+    shape: tuple[int, ...]
+    role: str        # weight | bias | gamma | beta | running_mean | running_var
+    trainable: bool = True
+
+
+Visit = Callable[["_Node", Shape], Shape]
+
+
 class _Node(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    name: str = Field(pattern=NAME_PATTERN, description="module name; joined with dots into the node path")
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    name: str = Field(pattern=NAME_PATTERN, max_length=64,
+                      description="module name; joined with dots into the node path")
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, v: str) -> str:
+        # rule "reserved": a child registered under a framework attribute's name (forward,
+        # training, cells, construct, split, ...) shadows it or is dropped by that framework
+        if v in RESERVED_NAMES:
+            raise ValueError(f"[reserved] node name {v!r} is an attribute of torch/paddle/mindspore modules "
+                             f"or of onespec's emitted modules; rename it")
+        return v
 
     # -- overridden by ops -------------------------------------------------
     def infer(self, x: Shape, path: str) -> Shape:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def counts(self, x: Shape, y: Shape) -> tuple[int, int, int]:
-        """(trainable params, non-trainable state, MACs) of this node alone."""
-        return 0, 0, 0
+    def walk(self, x: Shape, path: str, visit: Visit) -> Shape:
+        """Output shape; combinators call ``visit(child, child_input)`` for each child."""
+        return self.infer(x, path)
+
+    def tensors(self, x: Shape) -> tuple[Tensor, ...]:
+        """The tensors this node owns for input shape ``x`` (canonical layout)."""
+        return ()
+
+    def macs(self, x: Shape, y: Shape) -> int:
+        return 0
 
     def children(self) -> list["Node"]:
         return []
+
+    @property
+    def is_leaf(self) -> bool:
+        return not self.children() and not isinstance(self, _Combinator)
+
+    def counts(self, x: Shape, y: Shape) -> tuple[int, int, int]:
+        """(trainable params, non-trainable state, MACs) of this node alone, from ``tensors``."""
+        ts = self.tensors(x)
+        return (sum(_prod(t.shape) for t in ts if t.trainable),
+                sum(_prod(t.shape) for t in ts if not t.trainable), self.macs(x, y))
 
 
 def _fail(path: str, rule: str, msg: str):
@@ -71,7 +119,7 @@ def _window_out(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> i
     if num < 0:
         return 0
     out = (-(-num // s) if ceil_mode else num // s) + 1
-    # torch/paddle/mindspore rule: the last window must start inside the (left-padded) input
+    # torch/mindspore rule: the last window must start inside the (left-padded) input
     if ceil_mode and (out - 1) * s >= size + p:
         out -= 1
     return out
@@ -97,18 +145,23 @@ def _spatial(path: str, x: Shape, k, s, p, d, ceil_mode=False) -> tuple[int, ...
     return out
 
 
+def _positive(path: str, what: str, v: int) -> None:
+    if v < 1:
+        _fail(path, "channels", f"{what} must be >= 1, got {v}")
+
+
 # ----------------------------------------------------------------------------- primitives
 class Conv(_Node):
     """N-d convolution (2d or 3d by input rank); explicit symmetric zero padding."""
     op: Literal["conv"] = "conv"
-    out_channels: int
+    out_channels: Int
     kernel: IntOrTuple
     stride: IntOrTuple = 1
     padding: IntOrTuple = 0
     dilation: IntOrTuple = 1
-    groups: int = 1
-    bias: bool = True
-    in_channels: Optional[int] = Field(None, description="optional; checked against the inferred input")
+    groups: Int = 1
+    bias: StrictBool = True
+    in_channels: Optional[Int] = Field(None, description="optional; checked against the inferred input")
 
     def infer(self, x, path):
         _need_rank(x, (3, 4), path, "conv")
@@ -116,19 +169,73 @@ class Conv(_Node):
         cin = x[0]
         if self.in_channels is not None and self.in_channels != cin:
             _fail(path, "channels", f"declares in_channels={self.in_channels} but receives {cin} channels")
-        if self.out_channels < 1:
-            _fail(path, "channels", f"out_channels must be >= 1, got {self.out_channels}")
+        _positive(path, "out_channels", self.out_channels)
         if self.groups < 1 or cin % self.groups or self.out_channels % self.groups:
             _fail(path, "groups", f"groups={self.groups} must divide in_channels={cin} "
                                   f"and out_channels={self.out_channels}")
         k, s, p, d = _check_window(path, nd, self.kernel, self.stride, self.padding, self.dilation)
         return (self.out_channels, *_spatial(path, x, k, s, p, d))
 
-    def counts(self, x, y):
+    def tensors(self, x):
         k = _tup(self.kernel, len(x) - 1)
-        per_out = (x[0] // self.groups) * _prod(k)
-        params = self.out_channels * per_out + (self.out_channels if self.bias else 0)
-        return params, 0, _prod(y) * per_out
+        w = Tensor("weight", (self.out_channels, x[0] // self.groups, *k), "weight")
+        return (w, Tensor("bias", (self.out_channels,), "bias")) if self.bias else (w,)
+
+    def macs(self, x, y):
+        return _prod(y) * (x[0] // self.groups) * _prod(_tup(self.kernel, len(x) - 1))
+
+
+class ConvTranspose(_Node):
+    """2d transposed convolution (the gradient of a conv), torch semantics:
+    ``out = (in - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1``.
+    ``output_padding`` is explicit (no framework's "same" inference); weight [in, out/groups, kH, kW]."""
+    op: Literal["conv_transpose"] = "conv_transpose"
+    out_channels: Int
+    kernel: IntOrTuple
+    stride: IntOrTuple = 1
+    padding: IntOrTuple = 0
+    output_padding: IntOrTuple = 0
+    dilation: IntOrTuple = 1
+    groups: Int = 1
+    bias: StrictBool = True
+
+    def infer(self, x, path):
+        _need_rank(x, (3,), path, "conv_transpose")
+        _positive(path, "out_channels", self.out_channels)
+        if self.groups < 1 or x[0] % self.groups or self.out_channels % self.groups:
+            _fail(path, "groups", f"groups={self.groups} must divide in_channels={x[0]} "
+                                  f"and out_channels={self.out_channels}")
+        k, s, p, d = _check_window(path, 2, self.kernel, self.stride, self.padding, self.dilation)
+        op = _tup(self.output_padding, 2)
+        if len(op) != 2 or any(not 0 <= o < max(si, di) for o, si, di in zip(op, s, d)):
+            _fail(path, "kernel", f"output_padding {op} must be >= 0 and smaller than stride {s} or dilation {d}")
+        if any(pi > di * (ki - 1) for pi, ki, di in zip(p, k, d)):
+            _fail(path, "kernel", f"padding {p} must be at most dilation * (kernel - 1) = "
+                                  f"{tuple(di * (ki - 1) for ki, di in zip(k, d))}")
+        out = tuple((n - 1) * si - 2 * pi + di * (ki - 1) + oi + 1
+                    for n, ki, si, pi, di, oi in zip(x[1:], k, s, p, d, op))
+        if min(out) < 1:
+            _fail(path, "empty", f"output spatial size would be {out}")
+        return (self.out_channels, *out)
+
+    def tensors(self, x):
+        w = Tensor("weight", (x[0], self.out_channels // self.groups, *_tup(self.kernel, 2)), "weight")
+        return (w, Tensor("bias", (self.out_channels,), "bias")) if self.bias else (w,)
+
+    def macs(self, x, y):
+        return _prod(x) * (self.out_channels // self.groups) * _prod(_tup(self.kernel, 2))
+
+
+def _norm_tensors(c: int, affine: bool, running: bool) -> tuple[Tensor, ...]:
+    out = (Tensor("weight", (c,), "gamma"), Tensor("bias", (c,), "beta")) if affine else ()
+    if running:
+        out += (Tensor("running_mean", (c,), "running_mean", False), Tensor("running_var", (c,), "running_var", False))
+    return out
+
+
+def _check_eps(path: str, eps: float) -> None:
+    if not 0 < eps < 1:
+        _fail(path, "eps", f"eps must be in (0, 1), got {eps}")
 
 
 class BatchNorm(_Node):
@@ -139,7 +246,7 @@ class BatchNorm(_Node):
     op: Literal["batchnorm"] = "batchnorm"
     eps: float = 1e-5
     momentum: float = 0.1
-    affine: bool = True
+    affine: StrictBool = True
 
     def infer(self, x, path):
         _need_rank(x, (1, 2, 3, 4), path, "batchnorm")
@@ -147,12 +254,46 @@ class BatchNorm(_Node):
             _fail(path, "momentum",
                   f"momentum={self.momentum}: onespec uses torch's convention (weight of the new "
                   f"batch statistic, typically 0.1); Paddle/MindSpore momentum m is 1 - m here")
-        if not self.eps > 0:
-            _fail(path, "eps", f"eps must be > 0, got {self.eps}")
+        _check_eps(path, self.eps)
         return x
 
-    def counts(self, x, y):
-        return (2 * x[0] if self.affine else 0), 2 * x[0], 0
+    def tensors(self, x):
+        return _norm_tensors(x[0], self.affine, True)
+
+
+class GroupNorm(_Node):
+    """Group normalization (Wu & He, 2018): statistics per sample over each group of
+    ``C / groups`` channels and all positions; per-channel affine."""
+    op: Literal["groupnorm"] = "groupnorm"
+    groups: Int
+    eps: float = 1e-5
+    affine: StrictBool = True
+
+    def infer(self, x, path):
+        _need_rank(x, (3,), path, "groupnorm")
+        if self.groups < 1 or x[0] % self.groups:
+            _fail(path, "groups", f"groups={self.groups} must divide the {x[0]} channels")
+        _check_eps(path, self.eps)
+        return x
+
+    def tensors(self, x):
+        return _norm_tensors(x[0], self.affine, False)
+
+
+class LayerNorm(_Node):
+    """Layer normalization over the channel dimension at every position (ConvNeXt's
+    "channels first" LayerNorm); on (C,) features, over the features."""
+    op: Literal["layernorm"] = "layernorm"
+    eps: float = 1e-5
+    affine: StrictBool = True
+
+    def infer(self, x, path):
+        _need_rank(x, (1, 3), path, "layernorm")
+        _check_eps(path, self.eps)
+        return x
+
+    def tensors(self, x):
+        return _norm_tensors(x[0], self.affine, False)
 
 
 class Act(_Node):
@@ -172,6 +313,8 @@ class HardSigmoid(_Node):
     offset: float = 0.5
 
     def infer(self, x, path):
+        if not (self.slope != 0 and abs(self.slope) < 1e6 and abs(self.offset) < 1e6):
+            _fail(path, "hardsigmoid", f"slope {self.slope} must be non-zero and |slope|, |offset| < 1e6")
         return x
 
 
@@ -179,7 +322,7 @@ class _Pool(_Node):
     kernel: IntOrTuple
     stride: Optional[IntOrTuple] = Field(None, description="defaults to kernel")
     padding: IntOrTuple = 0
-    ceil_mode: bool = False
+    ceil_mode: StrictBool = False
 
     def infer(self, x, path):
         _need_rank(x, (3, 4), path, self.op)
@@ -188,7 +331,32 @@ class _Pool(_Node):
                                    self.padding)
         if any(2 * pi > ki for pi, ki in zip(p, k)):
             _fail(path, "pool_padding", f"padding {p} must be at most half the kernel {k}")
-        return (x[0], *_spatial(path, x, k, s, p, (1,) * nd, self.ceil_mode))
+        out = _spatial(path, x, k, s, p, (1,) * nd, self.ceil_mode)
+        if self.ceil_mode:
+            floor = _spatial(path, x, k, s, p, (1,) * nd, False)
+            # A ceil-mode pool whose extra window would start in the right padding is dropped by torch
+            # and mindspore but kept by paddle; backends then pool in floor mode, which gives exactly
+            # torch's windows. Only a mix (one dim gains a window, another's is dropped) has no
+            # single-flag translation.
+            naive = tuple(-(-(n + 2 * pi - ki) // si) + 1 for n, ki, si, pi in zip(x[1:], k, s, p))
+            dropped = [o != nv for o, nv in zip(out, naive)]
+            gained = [o != f for o, f in zip(out, floor)]
+            if any(dropped) and any(gained):
+                _fail(path, "ceil_mode", f"ceil_mode on input {x}: one dim's last window starts in the padding "
+                                         f"(dropped by torch/mindspore, kept by paddle) while another gains one; "
+                                         f"frameworks cannot agree, change padding or ceil_mode")
+        return (x[0], *out)
+
+    def effective_ceil(self, x: Shape) -> bool:
+        """Whether ceil mode changes the output for input ``x`` (a pool whose ceil-mode extra
+        window is dropped by torch's rule equals its floor-mode pool)."""
+        if not self.ceil_mode:
+            return False
+        nd = len(x) - 1
+        k, s, p = _tup(self.kernel, nd), _tup(self.kernel if self.stride is None else self.stride, nd), \
+            _tup(self.padding, nd)
+        return any(_window_out(n, ki, si, pi, 1, True) != _window_out(n, ki, si, pi, 1, False)
+                   for n, ki, si, pi in zip(x[1:], k, s, p))
 
 
 class MaxPool(_Pool):
@@ -198,7 +366,7 @@ class MaxPool(_Pool):
 class AvgPool(_Pool):
     """Average pool. ``count_include_pad`` is torch's flag; Paddle's ``exclusive`` is its negation."""
     op: Literal["avgpool"] = "avgpool"
-    count_include_pad: bool = True
+    count_include_pad: StrictBool = True
 
 
 class GlobalAvgPool(_Node):
@@ -223,6 +391,27 @@ class AdaptiveAvgPool(_Node):
         return (x[0], *out)
 
 
+class Upsample(_Node):
+    """Spatial upsampling of (C, H, W) by integer ``scale`` factors. ``nearest`` copies
+    ``src = floor(dst / scale)``; ``bilinear`` maps ``src = (dst + 0.5) / scale - 0.5`` (half-pixel,
+    ``align_corners=False``) or ``dst * (in - 1) / (out - 1)`` (``align_corners=True``), a field
+    because frameworks default differently."""
+    op: Literal["upsample"] = "upsample"
+    scale: IntOrTuple = 2
+    mode: Literal["nearest", "bilinear"] = "nearest"
+    align_corners: Optional[StrictBool] = Field(None, description="bilinear only: required there")
+
+    def infer(self, x, path):
+        _need_rank(x, (3,), path, "upsample")
+        s = _tup(self.scale, 2)
+        if len(s) != 2 or not all(1 <= si <= 64 for si in s):
+            _fail(path, "kernel", f"scale {s} must be two ints in [1, 64]")
+        if (self.mode == "bilinear") != (self.align_corners is not None):
+            _fail(path, "align_corners", "bilinear needs an explicit align_corners (true/false); "
+                                         "nearest takes none")
+        return (x[0], x[1] * s[0], x[2] * s[1])
+
+
 class Flatten(_Node):
     """Flatten everything but the batch dim."""
     op: Literal["flatten"] = "flatten"
@@ -234,20 +423,23 @@ class Flatten(_Node):
 class Linear(_Node):
     """Fully connected layer, weight [out, in] in onespec's canonical layout."""
     op: Literal["linear"] = "linear"
-    out_features: int
-    bias: bool = True
-    in_features: Optional[int] = Field(None, description="optional; checked against the inferred input")
+    out_features: Int
+    bias: StrictBool = True
+    in_features: Optional[Int] = Field(None, description="optional; checked against the inferred input")
 
     def infer(self, x, path):
         _need_rank(x, (1,), path, "linear")
         if self.in_features is not None and self.in_features != x[0]:
             _fail(path, "channels", f"declares in_features={self.in_features} but receives {x[0]} features")
-        if self.out_features < 1:
-            _fail(path, "channels", f"out_features must be >= 1, got {self.out_features}")
+        _positive(path, "out_features", self.out_features)
         return (self.out_features,)
 
-    def counts(self, x, y):
-        return x[0] * self.out_features + (self.out_features if self.bias else 0), 0, x[0] * self.out_features
+    def tensors(self, x):
+        w = Tensor("weight", (self.out_features, x[0]), "weight")
+        return (w, Tensor("bias", (self.out_features,), "bias")) if self.bias else (w,)
+
+    def macs(self, x, y):
+        return x[0] * self.out_features
 
 
 class Dropout(_Node):
@@ -265,11 +457,11 @@ class Reshape(_Node):
     """Reshape to ``shape`` (no batch dim), row-major; e.g. HybridSN folds a 3D feature map
     (C, D, H, W) into 2D channels (C*D, H, W)."""
     op: Literal["reshape"] = "reshape"
-    shape: tuple[int, ...]
+    shape: tuple[Int, ...]
 
     def infer(self, x, path):
-        if min(self.shape) < 1 or _prod(self.shape) != _prod(x):
-            _fail(path, "reshape", f"cannot reshape {x} ({_prod(x)} values) to {self.shape}")
+        if not 1 <= len(self.shape) <= 4 or min(self.shape) < 1 or _prod(self.shape) != _prod(x):
+            _fail(path, "reshape", f"cannot reshape {x} ({_prod(x)} values) to {self.shape} (1 to 4 positive dims)")
         return tuple(self.shape)
 
 
@@ -283,7 +475,7 @@ class Identity(_Node):
 class ChannelShuffle(_Node):
     """ShuffleNet channel shuffle: (g, C/g) -> transpose -> (C/g, g)."""
     op: Literal["channel_shuffle"] = "channel_shuffle"
-    groups: int
+    groups: Int
 
     def infer(self, x, path):
         _need_rank(x, (3, 4), path, "channel_shuffle")
@@ -293,7 +485,22 @@ class ChannelShuffle(_Node):
 
 
 # ---------------------------------------------------------------------------- combinators
-class Sequential(_Node):
+def check_names(nodes: list["_Node"], path: str) -> None:
+    seen: set[str] = set()
+    for n in nodes:
+        if n.name in seen:
+            _fail(path, "name", f"two children are named {n.name!r}; module names must be unique")
+        seen.add(n.name)
+
+
+class _Combinator(_Node):
+    """A node whose shape rule runs its children through the generic walk."""
+
+    def gate_shape(self, x, path, visit) -> Shape:
+        return visit(self.gate, x)
+
+
+class Sequential(_Combinator):
     """Children applied one after another."""
     op: Literal["seq"] = "seq"
     layers: list["Node"]
@@ -301,8 +508,16 @@ class Sequential(_Node):
     def children(self):
         return self.layers
 
+    def walk(self, x, path, visit):
+        if not self.layers:
+            _fail(path, "empty", "a sequence needs at least one layer")
+        check_names(self.layers, path)
+        for child in self.layers:
+            x = visit(child, x)
+        return x
 
-class Parallel(_Node):
+
+class Parallel(_Combinator):
     """Every branch sees the same input; outputs merged by channel ``concat``, ``add`` or ``max``.
 
     A residual connection is ``Parallel([body, Identity], merge="add")``. With ``split`` the
@@ -312,13 +527,38 @@ class Parallel(_Node):
     op: Literal["parallel"] = "parallel"
     branches: list["Node"]
     merge: Literal["concat", "add", "max"]
-    split: Optional[list[int]] = Field(None, description="channel chunk sizes, one per branch")
+    split: Optional[list[Int]] = Field(None, description="channel chunk sizes, one per branch")
 
     def children(self):
         return self.branches
 
+    def walk(self, x, path, visit):
+        if not self.branches:
+            _fail(path, "merge", "parallel needs at least one branch")
+        check_names(self.branches, path)
+        inputs = [x] * len(self.branches)
+        if self.split is not None:
+            if len(self.split) != len(self.branches) or min(self.split) < 1 or sum(self.split) != x[0]:
+                _fail(path, "split", f"split {self.split} must give each of the {len(self.branches)} "
+                                     f"branches >= 1 channel and sum to the {x[0]} input channels")
+            inputs = [(c, *x[1:]) for c in self.split]
+        outs = [(b.name, visit(b, xi)) for b, xi in zip(self.branches, inputs)]
+        first_name, first = outs[0]
+        for name, o in outs[1:]:
+            if self.merge == "concat":
+                if len(o) != len(first) or o[1:] != first[1:]:
+                    _fail(path, "merge", f"cannot concat branch {name!r} {o} with {first_name!r} "
+                                         f"{first}: non-channel dims differ")
+            elif o != first:
+                _fail(path, "merge", f"cannot {self.merge} branch {name!r} {o} with {first_name!r} {first}: "
+                                     "shapes differ")
+        if self.merge == "concat":
+            _need_rank(first, (1, 3, 4), path, "concat")
+            return (sum(o[0] for _, o in outs), *first[1:])
+        return first
 
-class Scale(_Node):
+
+class Scale(_Combinator):
     """``x * gate(x)``; the gate's output broadcasts over x (SE: (C, 1, 1))."""
     op: Literal["scale"] = "scale"
     gate: "Node"
@@ -326,8 +566,14 @@ class Scale(_Node):
     def children(self):
         return [self.gate]
 
+    def walk(self, x, path, visit):
+        g = visit(self.gate, x)
+        if len(g) != len(x) or g[0] != x[0] or any(gi not in (1, xi) for gi, xi in zip(g[1:], x[1:])):
+            _fail(path, "gate", f"gate output {g} does not broadcast over the input {x}")
+        return x
 
-class ShiftMax(_Node):
+
+class ShiftMax(_Combinator):
     """MicroNet's Dynamic Shift-Max (Li et al., 2021, arXiv:2108.05894, Sec. 3.2).
 
     ``gate`` maps x (C, H, W) to 2*fusions*C coefficients in [0, 1] (global pool -> MLP ->
@@ -338,7 +584,7 @@ class ShiftMax(_Node):
     """
     op: Literal["shift_max"] = "shift_max"
     gate: "Node"
-    groups: int
+    groups: Int
     fusions: Literal[1, 2]
     act_max: float = 2.0
     init_a: tuple[float, float] = (1.0, 1.0)
@@ -347,17 +593,29 @@ class ShiftMax(_Node):
     def children(self):
         return [self.gate]
 
-    def counts(self, x, y):
+    def walk(self, x, path, visit):
+        _need_rank(x, (3,), path, "shift_max")
+        if self.groups < 1 or x[0] % self.groups:
+            _fail(path, "groups", f"shift groups={self.groups} must divide the {x[0]} channels")
+        g = visit(self.gate, x)
+        if g != (2 * self.fusions * x[0],):
+            _fail(path, "gate", f"gate must give {2 * self.fusions * x[0]} coefficients "
+                                f"(2 x {self.fusions} fusion(s) x {x[0]} channels), got {g}")
+        return x
+
+    def macs(self, x, y):
         # the dynamic fusion itself: two multiplies (a*x, b*x2) per element and fusion
-        return 0, 0, 2 * self.fusions * _prod(x)
+        return 2 * self.fusions * _prod(x)
 
 
 Node = Annotated[
-    Union[Conv, BatchNorm, Act, HardSigmoid, MaxPool, AvgPool, GlobalAvgPool, AdaptiveAvgPool,
-          Flatten, Reshape, Linear, Dropout, Identity, ChannelShuffle, Sequential, Parallel, Scale, ShiftMax],
+    Union[Conv, ConvTranspose, BatchNorm, GroupNorm, LayerNorm, Act, HardSigmoid, MaxPool, AvgPool, GlobalAvgPool,
+          AdaptiveAvgPool, Upsample, Flatten, Reshape, Linear, Dropout, Identity, ChannelShuffle,
+          Sequential, Parallel, Scale, ShiftMax],
     Field(discriminator="op"),
 ]
-COMBINATORS = ("seq", "parallel", "scale", "shift_max")
+OPS: dict[str, type[_Node]] = {c.model_fields["op"].default: c for c in get_args(get_args(Node)[0])}
+COMBINATORS = tuple(op for op, c in OPS.items() if issubclass(c, _Combinator))
 
 for _cls in (Sequential, Parallel, Scale, ShiftMax):
     _cls.model_rebuild()

@@ -30,8 +30,8 @@ def scale_channels(channels: int, width: float, rounding: Rounding = "int", *, w
     ``make_divisible(c * width, 8)`` (MobileNet V2/V3 in torchvision).
     Raises :class:`SpecError` (rule ``width``) when the result has no channels.
     """
-    if not width > 0:
-        raise SpecError(where, "width", f"width multiplier must be > 0, got {width}")
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 64:
+        raise SpecError(where, "width", f"width multiplier must be a number in (0, 64], got {width!r}")
     if rounding == "int":
         out = int(channels * width)
     elif rounding == "divisible8":

@@ -10,16 +10,17 @@ InputSize = Union[int, tuple[int, int]]
 
 
 def image_shape(in_channels: int, input_size: InputSize) -> tuple[int, int, int]:
-    if not isinstance(in_channels, int) or in_channels < 1:
+    if isinstance(in_channels, bool) or not isinstance(in_channels, int) or not 1 <= in_channels <= 4096:
         raise OverrideError(f"in_channels must be a positive int, got {in_channels!r}")
-    hw = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
-    if len(hw) != 2 or not all(isinstance(v, int) and v >= 1 for v in hw):
+    hw = (input_size, input_size) if isinstance(input_size, int) else \
+        tuple(input_size) if isinstance(input_size, (tuple, list)) else ()
+    if len(hw) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 65536 for v in hw):
         raise OverrideError(f"input_size must be a positive int or (H, W), got {input_size!r}")
     return (in_channels, *hw)
 
 
 def check_classes(num_classes: int) -> int:
-    if not isinstance(num_classes, int) or num_classes < 1:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or not 1 <= num_classes <= 1 << 20:
         raise OverrideError(f"num_classes must be a positive int, got {num_classes!r}")
     return num_classes
 

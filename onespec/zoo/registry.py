@@ -63,5 +63,9 @@ def get_spec(name: str, **overrides: Any) -> ModelSpec:
         raise OverrideError(f"{name}: unknown override(s) {bad}; accepted: {accepted}")
     try:
         return e.builder(name=name, **{**e.defaults, **overrides})
-    except (SpecError, ValidationError) as err:
-        raise OverrideError(f"{name} with {overrides}: {err}") from err
+    except OverrideError:
+        raise
+    except (SpecError, ValidationError, TypeError, ValueError, OverflowError, ZeroDivisionError) as err:
+        # a builder fed a value of the wrong kind (groups=[1], width=inf) fails inside its
+        # arithmetic; the override is what the user controls, so it is named
+        raise OverrideError(f"{name} with {overrides}: {type(err).__name__}: {err}") from err

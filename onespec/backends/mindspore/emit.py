@@ -1,9 +1,15 @@
 """Spec -> ``mindspore.nn.Cell``. The only place MindSpore conventions are applied:
-convs and pools get ``pad_mode='pad'`` with the spec's explicit padding (MindSpore's default
-'same'/'valid' would change shapes or numbers), BN momentum is ``1 - m``, Conv ``group``/``has_bias``.
+- convs, transposed convs and pools get ``pad_mode='pad'`` with the spec's explicit padding
+  (MindSpore's default 'same'/'valid' would change shapes or numbers); ``group``/``has_bias``;
+- BN momentum is ``1 - m``; 3d BN runs as 2d BN over folded spatial dims;
+- a norm without affine parameters gets constant gamma/beta tensors: MindSpore's own
+  ``affine=False`` still creates gamma/beta *parameters* (counted and checkpointed as state);
+- the channels-first LayerNorm transposes around ``nn.LayerNorm`` (whose default eps is 1e-7,
+  so eps is always passed); upsampling calls ``ops.interpolate`` with the explicit output size.
 Forwards iterate fixed tuples of cells, so they compile under GRAPH_MODE."""
 from __future__ import annotations
 
+import numpy as np
 import mindspore as ms
 from mindspore import nn, ops
 
@@ -29,20 +35,20 @@ class Sequential(_Named):
 class Parallel(_Named):
     def __init__(self, named, merge: str, split=None):
         super().__init__(named)
-        self.merge = merge
-        self.split = tuple(split) if split else None
+        self._merge = merge
+        self._split = tuple(split) if split else None
 
     def construct(self, x):
-        if self.split is None:
+        if self._split is None:
             outs = [cell(x) for cell in self._children_t]
         else:
-            chunks = ops.split(x, self.split, 1)
+            chunks = ops.split(x, self._split, 1)
             outs = [cell(chunks[i]) for i, cell in enumerate(self._children_t)]
-        if self.merge == "concat":
+        if self._merge == "concat":
             return ops.cat(outs, 1)
         y = outs[0]
         for o in outs[1:]:
-            if self.merge == "add":
+            if self._merge == "add":
                 y = y + o
             else:
                 y = ops.maximum(y, o)
@@ -63,25 +69,25 @@ class ShiftMax(_Named):
     def __init__(self, node, gate, shape):
         super().__init__([(node.gate.name, gate)])
         c, hw = shape[0], tuple(shape[1:])
-        self.c, self.groups, self.gc = c, node.groups, c // node.groups
-        self.split_shape, self.merged_shape = (-1, node.groups, c // node.groups) + hw, (-1, c) + hw
-        self.coef_shape = (-1, 2 * node.fusions * c, 1, 1)
-        self.fusions, self.scale = node.fusions, 2.0 * node.act_max
-        self.a0, self.a1 = float(node.init_a[0]), float(node.init_a[1])
-        self.b0, self.b1 = float(node.init_b[0]), float(node.init_b[1])
+        self._c, self._groups, self._gc = c, node.groups, c // node.groups
+        self._split_shape, self._merged_shape = (-1, node.groups, c // node.groups) + hw, (-1, c) + hw
+        self._coef_shape = (-1, 2 * node.fusions * c, 1, 1)
+        self._fusions, self._scale = node.fusions, 2.0 * node.act_max
+        self._a0, self._a1 = float(node.init_a[0]), float(node.init_a[1])
+        self._b0, self._b1 = float(node.init_b[0]), float(node.init_b[1])
 
     def construct(self, x):
-        c = self.c
-        y = (ops.reshape(self._children_t[0](x), self.coef_shape) - 0.5) * self.scale
-        s = ops.reshape(x, self.split_shape)
-        if self.groups > 1:
+        c = self._c
+        y = (ops.reshape(self._children_t[0](x), self._coef_shape) - 0.5) * self._scale
+        s = ops.reshape(x, self._split_shape)
+        if self._groups > 1:
             s = ops.cat((s[:, 1:], s[:, :1]), 1)
-        if self.gc > 1:
+        if self._gc > 1:
             s = ops.cat((s[:, :, 1:], s[:, :, :1]), 2)
-        x2 = ops.reshape(s, self.merged_shape)
-        out = x * (y[:, :c] + self.a0) + x2 * (y[:, c:2 * c] + self.b0)
-        if self.fusions == 2:
-            out = ops.maximum(out, x * (y[:, 2 * c:3 * c] + self.a1) + x2 * (y[:, 3 * c:] + self.b1))
+        x2 = ops.reshape(s, self._merged_shape)
+        out = x * (y[:, :c] + self._a0) + x2 * (y[:, c:2 * c] + self._b0)
+        if self._fusions == 2:
+            out = ops.maximum(out, x * (y[:, 2 * c:3 * c] + self._a1) + x2 * (y[:, 3 * c:] + self._b1))
         return out
 
 
@@ -158,11 +164,46 @@ def _conv(n, x):
                has_bias=n.bias)
 
 
+def _constant_affine(cell, affine: bool, c: int):
+    """Without affine parameters, gamma = 1 and beta = 0 as constants, not parameters."""
+    if not affine:
+        for k, v in (("gamma", 1.0), ("beta", 0.0)):
+            delattr(cell, k)
+            setattr(cell, k, ms.Tensor(np.full((c,), v, np.float32)))
+    return cell
+
+
 def _batchnorm(n, x):
-    kw = {"eps": n.eps, "momentum": 1.0 - n.momentum, "affine": n.affine}
+    kw = {"eps": n.eps, "momentum": 1.0 - n.momentum}
     if len(x) == 4:
-        return BatchNorm3d(x, **kw)
-    return {1: nn.BatchNorm1d, 2: nn.BatchNorm1d, 3: nn.BatchNorm2d}[len(x)](x[0], **kw)
+        cell = BatchNorm3d(x, **kw)
+    else:
+        cell = {1: nn.BatchNorm1d, 2: nn.BatchNorm1d, 3: nn.BatchNorm2d}[len(x)](x[0], **kw)
+    return _constant_affine(cell, n.affine, x[0])
+
+
+class LayerNorm(nn.LayerNorm):
+    """LayerNorm over channels at every position (transpose to channels-last and back)."""
+
+    def __init__(self, shape, eps):
+        super().__init__((shape[0],), -1, -1, epsilon=eps)
+        self.channels_first = len(shape) == 3
+
+    def construct(self, x):
+        if not self.channels_first:
+            return super().construct(x)
+        return ops.transpose(super().construct(ops.transpose(x, (0, 2, 3, 1))), (0, 3, 1, 2))
+
+
+class Upsample(nn.Cell):
+    def __init__(self, node, shape):
+        super().__init__()
+        s = ntuple(node.scale, 2)
+        self.size = (shape[1] * s[0], shape[2] * s[1])
+        self.mode, self.align_corners = node.mode, node.align_corners
+
+    def construct(self, x):
+        return ops.interpolate(x, size=self.size, mode=self.mode, align_corners=self.align_corners)
 
 
 def _pool(cls2, cls3, **extra):
@@ -175,7 +216,7 @@ def _pool(cls2, cls3, **extra):
     return make
 
 
-LEAVES = {
+EMIT = {
     "conv": _conv,
     "batchnorm": _batchnorm,
     "act": lambda n, x: _ACTS[n.fn](),
@@ -190,19 +231,19 @@ LEAVES = {
     "dropout": lambda n, x: nn.Dropout(p=n.p),
     "identity": lambda n, x: nn.Identity(),
     "channel_shuffle": lambda n, x: ChannelShuffle(n.groups, x),
+    "conv_transpose": lambda n, x: nn.Conv2dTranspose(
+        x[0], n.out_channels, ntuple(n.kernel, 2), stride=ntuple(n.stride, 2), pad_mode="pad",
+        padding=_pad_sides(n.padding, 2), output_padding=ntuple(n.output_padding, 2),
+        dilation=ntuple(n.dilation, 2), group=n.groups, has_bias=n.bias),
+    "groupnorm": lambda n, x: _constant_affine(nn.GroupNorm(n.groups, x[0], eps=n.eps), n.affine, x[0]),
+    "layernorm": lambda n, x: _constant_affine(LayerNorm(x, n.eps), n.affine, x[0]),
+    "upsample": lambda n, x: Upsample(n, x),
+    "seq": lambda n, x, kids: Sequential(kids),
+    "parallel": lambda n, x, kids: Parallel(kids, n.merge, n.split),
+    "scale": lambda n, x, kids: Scale(*kids[0]),
+    "shift_max": lambda n, x, kids: ShiftMax(n, kids[0][1], x),
 }
 
 
-class _Emitters:
-    LEAVES = LEAVES
-    sequential = staticmethod(Sequential)
-    parallel = staticmethod(Parallel)
-    scale = staticmethod(Scale)
-    shift_max = staticmethod(ShiftMax)
-
-
 def build(spec: ModelSpec) -> nn.Cell:
-    return emit(spec, _Emitters)
-
-
-
+    return emit(spec, EMIT, Sequential)

@@ -1,5 +1,6 @@
-"""Canonical state <-> MindSpore parameters: BN gamma/beta/moving_mean/moving_variance;
-conv and Dense weights keep the canonical [out, in, ...] layout."""
+"""Canonical state <-> MindSpore parameters: by tensor role, ``gamma``/``beta`` and
+``moving_mean``/``moving_variance`` (BatchNorm, GroupNorm, LayerNorm alike); conv, transposed
+conv and Dense weights keep the canonical layout."""
 from __future__ import annotations
 
 import os
@@ -8,21 +9,13 @@ import numpy as np
 import mindspore as ms
 
 from ...spec import ModelSpec
-from ...weights import StateError, atomic_write, check_native, check_state, layout
+from ...weights import StateError, atomic_write, check_native, check_state, native_layout
 
-_BN = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
+ROLES = {"gamma": "gamma", "beta": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
 
 
 def native_names(spec: ModelSpec) -> dict[str, str]:
-    out = {}
-    for name, t in layout(spec).items():
-        path, leaf = name.rsplit(".", 1)
-        out[name] = f"{path}.{_BN[leaf]}" if t.op == "batchnorm" else name
-    return out
-
-
-def to_native(arr: np.ndarray, role: str, op: str) -> np.ndarray:
-    return arr
+    return {k: n for k, (n, _) in native_layout(spec, ROLES).items()}
 
 
 def _own(net) -> dict[str, tuple]:
@@ -37,21 +30,20 @@ def _assign(net, native: dict[str, np.ndarray]) -> None:
 
 def load_state(net, spec: ModelSpec, state) -> None:
     check_state(spec, state)
-    names = native_names(spec)
-    native = {names[k]: np.asarray(state[k], np.float32) for k in layout(spec)}
-    check_native("converted state does not fit this mindspore network", _own(net), native)
+    native = {n: np.asarray(state[k], np.float32) for k, n in native_names(spec).items()}
+    check_native(f"{spec.name} state does not fit this mindspore network", _own(net), native)
     _assign(net, native)
 
 
 def get_state(net, spec: ModelSpec) -> dict[str, np.ndarray]:
     params = dict(net.parameters_and_names())
-    names = native_names(spec)
-    return {k: params[names[k]].asnumpy().copy() for k in layout(spec)}
+    return {k: params[n].asnumpy().copy() for k, n in native_names(spec).items()}
 
 
 def save(net, path: str) -> None:
-    # MindSpore appends ".ckpt" to names without it; the temp name keeps the suffix
-    atomic_write(path, lambda tmp: ms.save_checkpoint(net, tmp))
+    # MindSpore appends ".ckpt" to any name not ending in it (".CKPT", ".bin" included): the
+    # temporary file always ends in ".ckpt" and is renamed to the name asked for
+    atomic_write(path, lambda tmp: ms.save_checkpoint(net, tmp), suffix=".ckpt")
 
 
 def read(path: str) -> dict[str, np.ndarray]:

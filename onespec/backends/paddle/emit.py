@@ -1,6 +1,14 @@
 """Spec -> ``paddle.nn.Layer``. The only place Paddle conventions are applied:
-BN momentum is ``1 - m`` (Paddle weights the running value), AvgPool's ``exclusive`` is the
-negation of ``count_include_pad``, Dropout uses ``upscale_in_train`` (inverted dropout)."""
+- BN momentum is ``1 - m`` (Paddle weights the running value), and BN's running variance is
+  made unbiased like torch's (see ``_unbiased_running_var``);
+- AvgPool's ``exclusive`` is the negation of ``count_include_pad``;
+- ceil-mode pools whose extra window torch would drop run in floor mode (Paddle keeps the
+  window that starts in the right padding; the floor-mode pool has exactly torch's windows);
+- Dropout uses ``upscale_in_train`` (inverted dropout);
+- Linear stores its weight [in, out] (``TRANSPOSED``, applied by ``weights``);
+- bilinear upsampling passes ``align_mode=0`` (half-pixel, torch's) with ``align_corners``;
+- the channels-first LayerNorm permutes around ``nn.LayerNorm``.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -32,19 +40,19 @@ class Sequential(_Named):
 class Parallel(_Named):
     def __init__(self, named, merge: str, split=None):
         super().__init__(named)
-        self.merge = merge
-        self.split = list(split) if split else None
+        self._merge = merge
+        self._split = list(split) if split else None
 
     def forward(self, x):
-        if self.split is None:
+        if self._split is None:
             outs = [layer(x) for layer in self._children_t]
         else:
-            outs = [layer(xi) for layer, xi in zip(self._children_t, paddle.split(x, self.split, axis=1))]
-        if self.merge == "concat":
+            outs = [layer(xi) for layer, xi in zip(self._children_t, paddle.split(x, self._split, axis=1))]
+        if self._merge == "concat":
             return paddle.concat(outs, axis=1)
         y = outs[0]
         for o in outs[1:]:
-            y = y + o if self.merge == "add" else paddle.maximum(y, o)
+            y = y + o if self._merge == "add" else paddle.maximum(y, o)
         return y
 
 
@@ -61,26 +69,26 @@ class ShiftMax(_Named):
 
     def __init__(self, node, gate, shape):
         super().__init__([(node.gate.name, gate)])
-        self.c, self.groups, self.hw = shape[0], node.groups, list(shape[1:])
-        self.fusions, self.scale = node.fusions, 2.0 * node.act_max
-        self.init_a, self.init_b = tuple(node.init_a), tuple(node.init_b)
+        self._c, self._groups, self._hw = shape[0], node.groups, list(shape[1:])
+        self._fusions, self._scale = node.fusions, 2.0 * node.act_max
+        self._init_a, self._init_b = tuple(node.init_a), tuple(node.init_b)
 
     def shift(self, x):
-        gc = self.c // self.groups
-        s = paddle.reshape(x, [-1, self.groups, gc] + self.hw)
-        if self.groups > 1:
+        gc = self._c // self._groups
+        s = paddle.reshape(x, [-1, self._groups, gc] + self._hw)
+        if self._groups > 1:
             s = paddle.concat([s[:, 1:], s[:, :1]], axis=1)
         if gc > 1:
             s = paddle.concat([s[:, :, 1:], s[:, :, :1]], axis=2)
-        return paddle.reshape(s, [-1, self.c] + self.hw)
+        return paddle.reshape(s, [-1, self._c] + self._hw)
 
     def forward(self, x):
-        c = self.c
-        y = (paddle.reshape(self._children_t[0](x), [-1, 2 * self.fusions * c, 1, 1]) - 0.5) * self.scale
+        c = self._c
+        y = (paddle.reshape(self._children_t[0](x), [-1, 2 * self._fusions * c, 1, 1]) - 0.5) * self._scale
         x2 = self.shift(x)
-        out = x * (y[:, :c] + self.init_a[0]) + x2 * (y[:, c:2 * c] + self.init_b[0])
-        if self.fusions == 2:
-            out = paddle.maximum(out, x * (y[:, 2 * c:3 * c] + self.init_a[1]) + x2 * (y[:, 3 * c:] + self.init_b[1]))
+        out = x * (y[:, :c] + self._init_a[0]) + x2 * (y[:, c:2 * c] + self._init_b[0])
+        if self._fusions == 2:
+            out = paddle.maximum(out, x * (y[:, 2 * c:3 * c] + self._init_a[1]) + x2 * (y[:, 3 * c:] + self._init_b[1]))
         return out
 
 
@@ -169,18 +177,49 @@ def _maxpool(n, x):
     nd = _nd(x)
     stride = n.kernel if n.stride is None else n.stride
     return {2: nn.MaxPool2D, 3: nn.MaxPool3D}[nd](ntuple(n.kernel, nd), ntuple(stride, nd), ntuple(n.padding, nd),
-                                                 ceil_mode=n.ceil_mode)
+                                                 ceil_mode=n.effective_ceil(x))
 
 
 def _avgpool(n, x):
     nd = _nd(x)
     stride = n.kernel if n.stride is None else n.stride
     return {2: nn.AvgPool2D, 3: nn.AvgPool3D}[nd](ntuple(n.kernel, nd), ntuple(stride, nd), ntuple(n.padding, nd),
-                                                 ceil_mode=n.ceil_mode, exclusive=not n.count_include_pad)
+                                                 ceil_mode=n.effective_ceil(x), exclusive=not n.count_include_pad)
 
 
-LEAVES = {
+class LayerNorm(nn.LayerNorm):
+    """LayerNorm over channels at every position (permute to channels-last and back)."""
+
+    def forward(self, x):
+        if len(x.shape) == 2:
+            return super().forward(x)
+        return paddle.transpose(super().forward(paddle.transpose(x, [0, 2, 3, 1])), [0, 3, 1, 2])
+
+
+def _upsample(n, x):
+    size = [x[1] * ntuple(n.scale, 2)[0], x[2] * ntuple(n.scale, 2)[1]]
+    if n.mode == "nearest":
+        return nn.Upsample(size=size, mode="nearest")
+    return nn.Upsample(size=size, mode="bilinear", align_corners=n.align_corners, align_mode=0)
+
+
+def _norm_attr(affine):
+    return None if affine else False
+
+
+TRANSPOSED = frozenset({"linear"})
+
+EMIT = {
     "conv": _conv,
+    "conv_transpose": lambda n, x: nn.Conv2DTranspose(
+        x[0], n.out_channels, ntuple(n.kernel, 2), stride=ntuple(n.stride, 2), padding=ntuple(n.padding, 2),
+        output_padding=ntuple(n.output_padding, 2), dilation=ntuple(n.dilation, 2), groups=n.groups,
+        bias_attr=None if n.bias else False),
+    "groupnorm": lambda n, x: nn.GroupNorm(n.groups, x[0], epsilon=n.eps, weight_attr=_norm_attr(n.affine),
+                                           bias_attr=_norm_attr(n.affine)),
+    "layernorm": lambda n, x: LayerNorm(x[0], epsilon=n.eps, weight_attr=_norm_attr(n.affine),
+                                        bias_attr=_norm_attr(n.affine)),
+    "upsample": _upsample,
     "batchnorm": _batchnorm,
     "act": lambda n, x: _ACTS[n.fn](),
     "hardsigmoid": lambda n, x: HardSigmoid(n.slope, n.offset),
@@ -194,16 +233,12 @@ LEAVES = {
     "dropout": lambda n, x: nn.Dropout(n.p, mode="upscale_in_train"),
     "identity": lambda n, x: nn.Identity(),
     "channel_shuffle": lambda n, x: ChannelShuffle(n.groups, x),
+    "seq": lambda n, x, kids: Sequential(kids),
+    "parallel": lambda n, x, kids: Parallel(kids, n.merge, n.split),
+    "scale": lambda n, x, kids: Scale(*kids[0]),
+    "shift_max": lambda n, x, kids: ShiftMax(n, kids[0][1], x),
 }
 
 
-class _Emitters:
-    LEAVES = LEAVES
-    sequential = staticmethod(Sequential)
-    parallel = staticmethod(Parallel)
-    scale = staticmethod(Scale)
-    shift_max = staticmethod(ShiftMax)
-
-
 def build(spec: ModelSpec) -> nn.Layer:
-    return emit(spec, _Emitters)
+    return emit(spec, EMIT, Sequential)

@@ -1,4 +1,6 @@
-"""Spec -> ``torch.nn.Module``. The only place torch conventions are applied."""
+"""Spec -> ``torch.nn.Module``. The only place torch conventions are applied. torch's are
+the spec's own, so little is translated: 1d BN on (C,) or (C, L) inputs, a channels-first
+LayerNorm by permuting around ``nn.LayerNorm``, upsampling by float scale factors."""
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -18,19 +20,19 @@ class Parallel(nn.Module):
         super().__init__()
         for name, m in named:
             self.add_module(name, m)
-        self.merge = merge
-        self.split = list(split) if split else None
+        self._merge = merge
+        self._split = list(split) if split else None
 
     def forward(self, x):
-        if self.split is None:
+        if self._split is None:
             outs = [m(x) for m in self._modules.values()]
         else:
-            outs = [m(xi) for m, xi in zip(self._modules.values(), torch.split(x, self.split, 1))]
-        if self.merge == "concat":
+            outs = [m(xi) for m, xi in zip(self._modules.values(), torch.split(x, self._split, 1))]
+        if self._merge == "concat":
             return torch.cat(outs, 1)
         y = outs[0]
         for o in outs[1:]:
-            y = y + o if self.merge == "add" else torch.maximum(y, o)
+            y = y + o if self._merge == "add" else torch.maximum(y, o)
         return y
 
 
@@ -53,25 +55,25 @@ class ShiftMax(nn.Module):
         super().__init__()
         self.add_module(node.gate.name, gate)
         self._gate_name = node.gate.name
-        self.c, self.groups = shape[0], node.groups
-        self.fusions, self.scale = node.fusions, 2.0 * node.act_max
-        self.init_a, self.init_b = tuple(node.init_a), tuple(node.init_b)
+        self._c, self._groups = shape[0], node.groups
+        self._fusions, self._scale = node.fusions, 2.0 * node.act_max
+        self._init_a, self._init_b = tuple(node.init_a), tuple(node.init_b)
 
     def shift(self, x):
-        s = x.unflatten(1, (self.groups, self.c // self.groups))
-        if self.groups > 1:
+        s = x.unflatten(1, (self._groups, self._c // self._groups))
+        if self._groups > 1:
             s = torch.cat([s[:, 1:], s[:, :1]], 1)
-        if self.c // self.groups > 1:
+        if self._c // self._groups > 1:
             s = torch.cat([s[:, :, 1:], s[:, :, :1]], 2)
         return s.flatten(1, 2)
 
     def forward(self, x):
-        c = self.c
-        y = (self._modules[self._gate_name](x).reshape(-1, 2 * self.fusions * c, 1, 1) - 0.5) * self.scale
+        c = self._c
+        y = (self._modules[self._gate_name](x).reshape(-1, 2 * self._fusions * c, 1, 1) - 0.5) * self._scale
         x2 = self.shift(x)
-        out = x * (y[:, :c] + self.init_a[0]) + x2 * (y[:, c:2 * c] + self.init_b[0])
-        if self.fusions == 2:
-            out = torch.maximum(out, x * (y[:, 2 * c:3 * c] + self.init_a[1]) + x2 * (y[:, 3 * c:] + self.init_b[1]))
+        out = x * (y[:, :c] + self._init_a[0]) + x2 * (y[:, c:2 * c] + self._init_b[0])
+        if self._fusions == 2:
+            out = torch.maximum(out, x * (y[:, 2 * c:3 * c] + self._init_a[1]) + x2 * (y[:, 3 * c:] + self._init_b[1]))
         return out
 
 
@@ -135,9 +137,29 @@ def _pool(cls2, cls3, **extra):
     return make
 
 
-LEAVES = {
+class LayerNorm(nn.LayerNorm):
+    """LayerNorm over channels at every position: (N, C, H, W) -> permute -> normalize over C."""
+
+    def forward(self, x):
+        if x.dim() == 2:
+            return super().forward(x)
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+def _upsample(n, x):
+    kw = {} if n.mode == "nearest" else {"align_corners": n.align_corners}
+    return nn.Upsample(scale_factor=tuple(float(s) for s in ntuple(n.scale, 2)), mode=n.mode, **kw)
+
+
+EMIT = {
     "conv": _conv,
+    "conv_transpose": lambda n, x: nn.ConvTranspose2d(x[0], n.out_channels, ntuple(n.kernel, 2), ntuple(n.stride, 2),
+                                                      ntuple(n.padding, 2), ntuple(n.output_padding, 2),
+                                                      groups=n.groups, bias=n.bias, dilation=ntuple(n.dilation, 2)),
     "batchnorm": _batchnorm,
+    "groupnorm": lambda n, x: nn.GroupNorm(n.groups, x[0], eps=n.eps, affine=n.affine),
+    "layernorm": lambda n, x: LayerNorm(x[0], eps=n.eps, elementwise_affine=n.affine),
+    "upsample": _upsample,
     "act": lambda n, x: _ACTS[n.fn](),
     "hardsigmoid": lambda n, x: HardSigmoid(n.slope, n.offset),
     "maxpool": _pool(nn.MaxPool2d, nn.MaxPool3d),
@@ -150,20 +172,12 @@ LEAVES = {
     "dropout": lambda n, x: nn.Dropout(n.p),
     "identity": lambda n, x: nn.Identity(),
     "channel_shuffle": lambda n, x: ChannelShuffle(n.groups),
+    "seq": lambda n, x, kids: nn.Sequential(OrderedDict(kids)),
+    "parallel": lambda n, x, kids: Parallel(kids, n.merge, n.split),
+    "scale": lambda n, x, kids: Scale(*kids[0]),
+    "shift_max": lambda n, x, kids: ShiftMax(n, kids[0][1], x),
 }
 
 
-class _Emitters:
-    LEAVES = LEAVES
-
-    @staticmethod
-    def sequential(named):
-        return nn.Sequential(OrderedDict(named))
-
-    parallel = staticmethod(Parallel)
-    scale = staticmethod(Scale)
-    shift_max = staticmethod(ShiftMax)
-
-
 def build(spec: ModelSpec) -> nn.Module:
-    return emit(spec, _Emitters)
+    return emit(spec, EMIT, lambda kids: nn.Sequential(OrderedDict(kids)))

@@ -14,21 +14,24 @@ def native_names(spec: ModelSpec) -> dict[str, str]:
     return {name: name for name in layout(spec)}
 
 
-def to_native(arr: np.ndarray, role: str, op: str) -> np.ndarray:
-    return arr
-
-
 def _own(net) -> dict[str, tuple]:
     return {k: tuple(v.shape) for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
 
 
-def load_state(net, spec: ModelSpec, state) -> None:
-    """Load a canonical state; validated completely before anything is written."""
-    check_state(spec, state)
+def _assign(net, native: dict[str, np.ndarray]) -> None:
     sd = net.state_dict()
     with torch.no_grad():
-        for name in layout(spec):
-            sd[name].copy_(torch.from_numpy(np.ascontiguousarray(state[name], dtype=np.float32)))
+        for k, v in native.items():
+            sd[k].copy_(torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)))
+
+
+def load_state(net, spec: ModelSpec, state) -> None:
+    """Load a canonical state; validated completely (against the spec and the net's own tensors)
+    before anything is written."""
+    check_state(spec, state)
+    native = {k: state[k] for k in layout(spec)}
+    check_native(f"{spec.name} state does not fit this torch network", _own(net), native)
+    _assign(net, native)
 
 
 def get_state(net, spec: ModelSpec) -> dict[str, np.ndarray]:
@@ -42,10 +45,11 @@ def save(net, path: str) -> None:
 
 
 def read(path: str) -> dict[str, np.ndarray]:
+    """``torch.load(weights_only=True)``: tensors and containers only, no code from the file."""
     if not os.path.exists(path):
         raise FileNotFoundError(path)
     try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
+        sd = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as err:
         raise StateError(f"{path} is not a readable torch checkpoint ({type(err).__name__}: {err})") from err
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
@@ -61,5 +65,4 @@ def load(net, path: str) -> None:
     sd = read(path)
     sd = {k: v for k, v in sd.items() if not k.endswith("num_batches_tracked")}
     check_native(f"{path} does not fit this network", _own(net), sd)
-    net.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in sd.items()},
-                        strict=False)
+    _assign(net, sd)

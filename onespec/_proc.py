@@ -1,0 +1,90 @@
+"""Child interpreters that are isolated from the user's working directory and die with their
+parent, and temporary directories that do not outlive a killed run.
+
+- ``python -I``: neither the working directory nor PYTHON* variables reach ``sys.path``, so a
+  ``numpy.py`` beside the user's checkpoint is never imported by a child.
+- Linux ``PR_SET_PDEATHSIG``: a child gets SIGTERM when its parent dies, even by SIGKILL; children
+  turn SIGTERM into ``SystemExit`` (``exit_on_sigterm``) so their atomic writes clean up.
+- ``guarded_tempdir``: a watchdog process removes the directory if the parent dies without
+  doing so itself (SIGKILL), so no weights are left in the temporary directory.
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int):
+    def pre():
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        except Exception:  # not Linux: the child may outlive a SIGKILLed parent
+            pass
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+    return pre
+
+
+def python_child(args: list[str], **kw) -> subprocess.Popen:
+    """``sys.executable -I args...``, dying with this process."""
+    return subprocess.Popen([sys.executable, "-I", *args], preexec_fn=_die_with_parent(os.getpid()), **kw)
+
+
+def run_child(args: list[str], input: bytes | None = None, env=None) -> tuple[int, bytes, bytes]:
+    """Run a child to completion; on any exception here (SIGTERM included) the child is killed."""
+    proc = python_child(args, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        out, err = proc.communicate(input)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return proc.returncode, out, err
+
+
+def _raise_exit(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+def exit_on_sigterm() -> None:
+    """SIGTERM (and SIGHUP) raise SystemExit, so ``finally`` blocks and context managers run."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        with contextlib.suppress(ValueError):  # not the main thread
+            signal.signal(sig, _raise_exit)
+
+
+_WATCHDOG = (
+    "import os, shutil, signal, sys, time\n"
+    "d = sys.argv[1]\n"
+    "def gone(*a):\n"
+    "    shutil.rmtree(d, ignore_errors=True); os._exit(0)\n"
+    "signal.signal(signal.SIGTERM, gone)\n"
+    "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+    "sys.stdin.read()\n"  # EOF: the parent closed the pipe (finished, or died)
+    "gone()\n"
+)
+
+
+@contextlib.contextmanager
+def guarded_tempdir(prefix: str = "onespec-"):
+    """A temporary directory removed on exit, on SIGTERM, and by a watchdog child if this
+    process is SIGKILLed (the watchdog sees its stdin pipe close and gets PDEATHSIG)."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    dog = python_child(["-c", _WATCHDOG, d], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+        with contextlib.suppress(Exception):
+            dog.stdin.close()
+            dog.wait(timeout=10)

@@ -1,0 +1,45 @@
+"""Counting and inference on numpy networks (the same functions as every backend)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ...errors import OnespecError
+from ..tree import tally
+
+
+def count(net) -> tuple[int, int]:
+    return tally((v.shape, tr) for _, v, tr in net.named_tensors())
+
+
+def forward(net, x: np.ndarray, record_shapes: bool = False):
+    """Eval-mode forward in float64. Returns (output, {module path: output shape without batch})."""
+    shapes: dict[str, tuple] = {}
+    mods = [(p, m) for p, m in net.named_modules() if p]
+    hook = None
+    if record_shapes:
+        def hook(m, i, o):
+            shapes[m._path] = tuple(o.shape[1:])
+        for p, m in mods:
+            m._path = p
+            m.hooks.append(hook)
+    try:
+        y = net(np.asarray(x, dtype=np.float64))
+    finally:
+        if hook is not None:
+            for _, m in mods:
+                m.hooks.remove(hook)
+    return y, shapes
+
+
+def static_forward(net, x: np.ndarray) -> np.ndarray:
+    """numpy has no compiled form; the eager forward is the program."""
+    return forward(net, x)[0]
+
+
+def param_names(net) -> list[str]:
+    return [k for k, _, _ in net.named_tensors()]
+
+
+def train_step(net, x, r, lr):
+    raise OnespecError("the numpy backend is the float64 reference evaluator and has no autograd; "
+                       "train in torch, paddle or mindspore")
