@@ -8,7 +8,7 @@ import numpy as np
 
 import onespec
 from onespec.backends import load_backend
-from onespec.backends.numpy import forward as numpy_forward
+from onespec.backends.numpy import evaluate as numpy_forward
 from onespec.spec import (Act, BatchNorm, Conv, Flatten, GlobalAvgPool, Identity, Linear, MaxPool, ModelMeta,
                           ModelSpec, Parallel, Sequential)
 

@@ -3,7 +3,9 @@ import numpy as np
 import pytest
 
 import onespec
-from onespec.backends.numpy import evaluate as ev
+from onespec.backends.numpy import kernels as ev
+from onespec.backends.numpy import evaluate
+from onespec.conformance import calibration as cal
 from onespec.importers import TORCHVISION_MODELS, torchvision_names
 from onespec.weights import StateError, check_state, init_state, layout, load_state, save_state
 
@@ -150,30 +152,30 @@ def test_reference_adaptive_pool_and_shift():
 def test_reference_forward_records_every_node():
     spec = onespec.get_spec("squeezenet1_1", num_classes=5, input_size=64)
     x = np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype(np.float32)
-    y, shapes = ev.forward(spec, init_state(spec, 0), x, record_shapes=True)
+    y, shapes = evaluate(spec, init_state(spec, 0), x, record_shapes=True)
     assert y.shape == (2, 5) and y.dtype == np.float64
     assert shapes == onespec.analyze(spec).shapes()
     with pytest.raises(StateError, match="missing"):
-        ev.forward(spec, {}, x)
+        evaluate(spec, {}, x)
 
 
 def test_bn_calibration_keeps_activations_order_one():
     spec = onespec.get_spec("micronet_m1")
     x = np.random.default_rng(0).standard_normal((2, 3, 224, 224)).astype(np.float32)
     raw = init_state(spec, 0)
-    big = np.abs(ev.forward(spec, raw, x)).max()
-    state, y = ev.calibrate(spec, raw, x)
+    big = np.abs(evaluate(spec, raw, x)).max()
+    state, y = cal.calibrate(spec, raw, x)
     assert set(state) == set(raw) and all(state[k].dtype == np.float32 for k in state)
     # M1 has no identity shortcut, so nothing is damped: only running statistics change
     assert all(np.array_equal(state[k], raw[k]) for k in raw if not k.endswith(("running_mean", "running_var")))
     assert np.abs(y).max() < 10 < big  # random statistics let MicroNet's logits grow large
     # the statistics are rounded to float32 before use: the output is exactly the returned state's
-    np.testing.assert_allclose(ev.forward(spec, state, x), y, rtol=0, atol=1e-12 * np.abs(y).max())
+    np.testing.assert_allclose(evaluate(spec, state, x), y, rtol=0, atol=1e-12 * np.abs(y).max())
 
 
 def _amplification(spec, state, x, rel=1e-6):
     d = np.random.default_rng(1).standard_normal(x.shape) * rel
-    y, y2 = ev.forward(spec, state, x), ev.forward(spec, state, x + d)
+    y, y2 = evaluate(spec, state, x), evaluate(spec, state, x + d)
     return float(np.abs(y2 - y).max() / np.abs(y).max()) / rel
 
 
@@ -183,16 +185,16 @@ def test_calibration_damps_residual_bodies_so_deep_resnets_are_not_chaotic(monke
     spec = onespec.get_spec("resnet152", input_size=64)
     x = np.random.default_rng(0).standard_normal((2, 3, 64, 64))
     raw = init_state(spec, 0)
-    state, _ = ev.calibrate(spec, raw, x)
+    state, _ = cal.calibrate(spec, raw, x)
     bodies = [f"layer{s}.block{b}.residual.body.conv3.bn" for s, n in zip((1, 2, 3, 4), (3, 8, 36, 3))
               for b in range(n)]
     for bn in bodies:
         first = ".block0." in bn  # downsample blocks: conv shortcut, not damped
-        want = raw[f"{bn}.weight"] if first else raw[f"{bn}.weight"] / ev.RESIDUAL_DAMPING
+        want = raw[f"{bn}.weight"] if first else raw[f"{bn}.weight"] / cal.RESIDUAL_DAMPING
         np.testing.assert_allclose(state[f"{bn}.weight"], want, rtol=1e-6)
     assert _amplification(spec, state, x) < 200
-    monkeypatch.setattr(ev, "RESIDUAL_DAMPING", 1.0)
-    undamped, _ = ev.calibrate(spec, raw, x)
+    monkeypatch.setattr(cal, "RESIDUAL_DAMPING", 1.0)
+    undamped, _ = cal.calibrate(spec, raw, x)
     assert _amplification(spec, undamped, x) > 1000
 
 
@@ -203,9 +205,9 @@ def test_calibration_damps_a_residual_bn_without_affine_through_its_variance(mon
     spec = ModelSpec(name="t", input_shape=(4, 8, 8), meta=ModelMeta(family="test"),
                      layers=[Parallel(name="res", merge="add", branches=[body, Identity(name="shortcut")])])
     x = np.random.default_rng(0).standard_normal((2, 4, 8, 8))
-    damped, y = ev.calibrate(spec, init_state(spec, 0), x)
-    monkeypatch.setattr(ev, "RESIDUAL_DAMPING", 1.0)
-    plain, y1 = ev.calibrate(spec, init_state(spec, 0), x)
+    damped, y = cal.calibrate(spec, init_state(spec, 0), x)
+    monkeypatch.setattr(cal, "RESIDUAL_DAMPING", 1.0)
+    plain, y1 = cal.calibrate(spec, init_state(spec, 0), x)
     np.testing.assert_array_equal(damped["res.body.bn.running_mean"], plain["res.body.bn.running_mean"])
     np.testing.assert_allclose(damped["res.body.bn.running_var"], 16 * plain["res.body.bn.running_var"], rtol=1e-6)
     np.testing.assert_allclose(y - x, (y1 - x) / 4, rtol=1e-3)  # the body's output, at a quarter

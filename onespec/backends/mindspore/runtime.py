@@ -58,8 +58,10 @@ def train_step(net, x: np.ndarray, r: np.ndarray, lr: float) -> float:
     ms.set_context(mode=ms.PYNATIVE_MODE)
     try:
         net.set_train(True)
-        opt = nn.SGD(net.trainable_params(), learning_rate=lr)
         weight = ms.Tensor(r)
+        if not net.trainable_params():  # nothing to update; the train-mode forward still moves BN statistics
+            return float((net(ms.Tensor(x)) * weight).sum().asnumpy())
+        opt = nn.SGD(net.trainable_params(), learning_rate=lr)
 
         def loss_fn(inp):
             return (net(inp) * weight).sum()

@@ -50,7 +50,14 @@ def read(path: str) -> dict[str, np.ndarray]:
     if not os.path.exists(path):
         raise FileNotFoundError(path)
     try:
-        ck = ms.load_checkpoint(path)
+        if path.endswith(".ckpt"):
+            ck = ms.load_checkpoint(path)
+        else:  # MindSpore reads only names ending in ".ckpt": read through a link that does
+            import tempfile
+            with tempfile.TemporaryDirectory() as d:
+                link = os.path.join(d, "checkpoint.ckpt")
+                os.symlink(os.path.abspath(path), link)
+                ck = ms.load_checkpoint(link)
     except Exception as err:
         raise StateError(f"{path} is not a readable MindSpore .ckpt ({type(err).__name__}: {err})") from err
     return {k: v.asnumpy() for k, v in ck.items()}

@@ -48,7 +48,11 @@ def param_names(net) -> list[str]:
 def train_step(net, x: np.ndarray, r: np.ndarray, lr: float) -> float:
     """One plain-SGD step in train mode on loss = sum(net(x) * r). Returns the loss."""
     net.train()
-    opt = paddle.optimizer.SGD(learning_rate=lr, parameters=[p for p in net.parameters() if p.trainable])
+    params = [p for p in net.parameters() if p.trainable]
+    if not params:  # nothing to update; the train-mode forward still moves BN statistics
+        with paddle.no_grad():
+            return float((net(paddle.to_tensor(x)) * paddle.to_tensor(r)).sum().numpy())
+    opt = paddle.optimizer.SGD(learning_rate=lr, parameters=params)
     loss = (net(paddle.to_tensor(x)) * paddle.to_tensor(r)).sum()
     loss.backward()
     opt.step()

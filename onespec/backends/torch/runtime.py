@@ -48,7 +48,11 @@ def param_names(net) -> list[str]:
 def train_step(net, x: np.ndarray, r: np.ndarray, lr: float) -> float:
     """One plain-SGD step in train mode on loss = sum(net(x) * r). Returns the loss."""
     net.train()
-    opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=lr)
+    params = [p for p in net.parameters() if p.requires_grad]
+    if not params:  # nothing to update; the train-mode forward still moves BN statistics
+        with torch.no_grad():
+            return float((net(torch.from_numpy(x)) * torch.from_numpy(r)).sum())
+    opt = torch.optim.SGD(params, lr=lr)
     opt.zero_grad()
     loss = (net(torch.from_numpy(x)) * torch.from_numpy(r)).sum()
     loss.backward()

@@ -1,0 +1,131 @@
+"""Hypothesis strategies drawing random *valid* specs from every op and combinator (for the
+property tests and ``make fuzz``). Imports hypothesis, a test dependency: import this module
+only from tests."""
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from ..errors import SpecError
+from .model import ModelMeta, ModelSpec
+from .nodes import (Act, AdaptiveAvgPool, AvgPool, BatchNorm, ChannelShuffle, Conv, ConvTranspose, Dropout, Flatten,
+                    GlobalAvgPool, GroupNorm, HardSigmoid, Identity, LayerNorm, Linear, MaxPool, Parallel, Scale,
+                    Sequential, ShiftMax, Upsample)
+
+
+def _divisors(c: int) -> list[int]:
+    return [d for d in range(1, c + 1) if c % d == 0]
+
+
+@st.composite
+def image_layer(draw, c: int, hw: tuple[int, int], name: str, depth: int):
+    """One node valid for input (c, *hw); returns (node, out_channels, out_hw)."""
+    h, w = hw
+    kinds = ["conv", "conv", "bn", "gn", "ln", "act", "hsig", "shuffle", "identity", "dropout"]
+    if min(h, w) >= 2:
+        kinds += ["maxpool", "avgpool"]
+    if max(h, w) <= 8:
+        kinds += ["upsample", "convt"]
+    if depth < 2:
+        kinds += ["residual", "concat", "se", "shiftmax"]
+    kind = draw(st.sampled_from(kinds))
+    if kind == "conv":
+        k = draw(st.integers(1, min(3, h, w)))
+        groups = draw(st.sampled_from(_divisors(c)))
+        out = groups * draw(st.integers(1, 3))
+        node = Conv(name=name, out_channels=out, kernel=k, stride=draw(st.integers(1, 2)),
+                    padding=draw(st.integers(0, k // 2)), groups=groups, bias=draw(st.booleans()))
+    elif kind == "convt":
+        s = draw(st.integers(1, 2))
+        k = draw(st.integers(1, 3))
+        node = ConvTranspose(name=name, out_channels=draw(st.integers(1, 6)), kernel=k, stride=s,
+                             padding=draw(st.integers(0, k - 1)), output_padding=draw(st.integers(0, s - 1)),
+                             bias=draw(st.booleans()))
+    elif kind == "bn":
+        node = BatchNorm(name=name, affine=draw(st.booleans()), momentum=draw(st.sampled_from([0.1, 0.01])))
+    elif kind == "gn":
+        node = GroupNorm(name=name, groups=draw(st.sampled_from(_divisors(c))), affine=draw(st.booleans()))
+    elif kind == "ln":
+        node = LayerNorm(name=name, affine=draw(st.booleans()))
+    elif kind == "act":
+        node = Act(name=name, fn=draw(st.sampled_from(["relu", "relu6", "hardswish", "sigmoid", "swish", "tanh"])))
+    elif kind == "hsig":
+        node = HardSigmoid(name=name, slope=draw(st.sampled_from([1 / 6, 0.2, 0.1666667])))
+    elif kind == "shuffle":
+        node = ChannelShuffle(name=name, groups=draw(st.sampled_from(_divisors(c))))
+    elif kind == "identity":
+        node = Identity(name=name)
+    elif kind == "dropout":
+        node = Dropout(name=name, p=draw(st.sampled_from([0.0, 0.2, 0.5])))
+    elif kind in ("maxpool", "avgpool"):
+        k = draw(st.integers(2, min(3, h, w)))
+        kw = dict(name=name, kernel=k, stride=draw(st.integers(1, 2)), padding=draw(st.integers(0, k // 2)),
+                  ceil_mode=draw(st.booleans()))
+        if kind == "avgpool":
+            kw["count_include_pad"] = draw(st.booleans())
+        node = (MaxPool if kind == "maxpool" else AvgPool)(**kw)
+    elif kind == "upsample":
+        mode = draw(st.sampled_from(["nearest", "bilinear"]))
+        node = Upsample(name=name, scale=draw(st.integers(1, 2)), mode=mode,
+                        align_corners=draw(st.booleans()) if mode == "bilinear" else None)
+    elif kind == "residual":
+        body = Sequential(name="body", layers=[
+            Conv(name="conv", out_channels=c, kernel=3, padding=1, bias=False), BatchNorm(name="bn")])
+        node = Parallel(name=name, merge=draw(st.sampled_from(["add", "max"])), branches=[body, Identity(name="skip")])
+    elif kind == "concat":
+        split = draw(st.booleans()) and c >= 2
+        a = draw(st.integers(1, c - 1)) if split else c
+        node = Parallel(name=name, merge="concat", split=[a, c - a] if split else None, branches=[
+            Conv(name="left", out_channels=draw(st.integers(1, 4)), kernel=1),
+            Sequential(name="right", layers=[Conv(name="conv", out_channels=draw(st.integers(1, 4)), kernel=3,
+                                                  padding=1), Act(name="relu", fn="relu")])])
+    elif kind == "se":
+        node = Scale(name=name, gate=Sequential(name="gate", layers=[
+            GlobalAvgPool(name="pool"), Conv(name="fc1", out_channels=max(1, c // 2), kernel=1),
+            Act(name="relu", fn="relu"), Conv(name="fc2", out_channels=c, kernel=1),
+            HardSigmoid(name="hsig", slope=0.2)]))
+    else:  # shiftmax
+        f = draw(st.sampled_from([1, 2]))
+        node = ShiftMax(name=name, groups=draw(st.sampled_from(_divisors(c))), fusions=f, gate=Sequential(
+            name="gate", layers=[GlobalAvgPool(name="pool"), Flatten(name="flat"),
+                                 Linear(name="fc", out_features=2 * f * c), HardSigmoid(name="hsig")]))
+    return node
+
+
+@st.composite
+def specs(draw, max_layers: int = 6) -> ModelSpec:
+    """A random valid image model: (C, H, W) input, random layers, then a linear head."""
+    c = draw(st.integers(1, 6))
+    hw = (draw(st.integers(3, 10)), draw(st.integers(3, 10)))
+    layers = []
+    shape = (c, *hw)
+    for i in range(draw(st.integers(1, max_layers))):
+        node = draw(image_layer(shape[0], shape[1:], f"l{i}", 0))
+        if not _valid(c, hw, [*layers, node]):
+            continue
+        layers.append(node)
+        shape = _out(c, hw, layers)
+        if shape[0] * shape[1] * shape[2] > 4096 or min(shape[1:]) < 1:
+            layers.pop()
+            shape = _out(c, hw, layers) if layers else (c, *hw)
+    head = [Flatten(name="flat"), Linear(name="fc", out_features=draw(st.integers(1, 5)))]
+    if draw(st.booleans()):
+        head.insert(1, BatchNorm(name="bn1d"))
+    if draw(st.booleans()):
+        head.append(LayerNorm(name="ln1d"))
+    return ModelSpec(name="property", input_shape=(c, *hw), layers=layers + head, meta=ModelMeta(family="property"))
+
+
+def _valid(c, hw, layers) -> bool:
+    try:
+        _out(c, hw, layers)
+        return True
+    except (SpecError, ValueError):
+        return False
+
+
+def _out(c, hw, layers):
+    from .model import trace
+
+    spec = ModelSpec.model_construct(name="p", input_shape=(c, *hw), layers=layers, meta=ModelMeta(family="p"))
+    rows = trace(spec)
+    return next(r.out_shape for r in reversed(rows) if r.depth == 0)
