@@ -1,7 +1,7 @@
 """Numerical conformance: same weights, same numbers.
 
 Every framework's eval-mode output, with ``init_state(spec, seed)`` loaded (BN statistics
-calibrated on the seeded batch, see ``onespec.backends.numpy.calibrate``), is compared with the
+calibrated on the seeded batch, see ``onespec.conformance.calibration``), is compared with the
 numpy reference evaluator (float64) relative to the output's scale. One plain-SGD training
 step (train mode, dropout disabled so all frameworks see the same function) must update
 parameters and BN running statistics identically across frameworks.
@@ -72,7 +72,7 @@ def update_errors(init: dict, states: dict[str, dict]) -> dict[str, dict]:
                 continue
             total = np.sqrt(sum(np.sum((d[k] - d_ref[k]) ** 2) for k in params))
             err["param"] = max(err["param"], float(total / (np.sqrt(sum(np.sum(d_ref[k] ** 2) for k in params)) + 1e-30)))
-            floor = 1e-3 * max(float(np.abs(d_ref[k]).max()) for k in init)
+            floor = 1e-3 * max((float(np.abs(d_ref[k]).max()) for k in init if d_ref[k].size), default=0.0)
             for k in init:
                 e = float(np.linalg.norm(d[k] - d_ref[k]) / (np.linalg.norm(d_ref[k]) + floor + 1e-30))
                 kind = "state" if k in stats else "tensor"
