@@ -15,13 +15,11 @@ from .errors import OnespecError
 from .spec import ModelSpec, trace
 from .weights import StateError, check_state, layout
 
-# onespec models with a torchvision counterpart of the same structure
-TORCHVISION_MODELS = (
-    "squeezenet1_0", "squeezenet1_1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small",
-    "shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0",
-    "vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn",
-    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
-)
+def importable(importer: str = "torchvision") -> tuple[str, ...]:
+    """Zoo models whose registry entry names a map for ``importer``."""
+    from .zoo import entry, list_models
+
+    return tuple(n for n in list_models() if importer in entry(n).importers)
 
 
 class _Tree:
@@ -139,12 +137,16 @@ _RULES = {"squeezenet": _squeezenet, "vgg": _vgg, "mobilenet_v2": _mobilenet_v2,
 
 
 def torchvision_names(spec: ModelSpec) -> dict[str, str]:
-    """canonical name -> torchvision ``state_dict`` name, for a spec with a torchvision counterpart."""
-    if spec.name not in TORCHVISION_MODELS or spec.meta.family not in _RULES:
+    """canonical name -> torchvision ``state_dict`` name, for a zoo spec whose registry entry names
+    a torchvision map."""
+    from .zoo import list_models, entry
+
+    rule_name = entry(spec.name).importers.get("torchvision") if spec.name in list_models() else None
+    if rule_name is None:
         raise OnespecError(f"{spec.name} has no torchvision counterpart; torchvision import covers "
-                           f"{', '.join(TORCHVISION_MODELS)}")
+                           f"{', '.join(importable('torchvision'))}")
     t = _Tree(spec)
-    rule = _RULES[spec.meta.family]
+    rule = _RULES[rule_name]
     return {name: rule(t, name) for name in layout(spec)}
 
 

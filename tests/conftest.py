@@ -23,5 +23,5 @@ REPORTS: list[str] = []
 
 def pytest_terminal_summary(terminalreporter):
     for table in REPORTS:
-        terminalreporter.write_sep("=", "onespec conformance --numerics (whole zoo)")
+        terminalreporter.write_sep("=", "onespec conformance reports")
         terminalreporter.write_line(table)

@@ -6,7 +6,9 @@ import onespec
 from onespec.backends.numpy import kernels as ev
 from onespec.backends.numpy import evaluate
 from onespec.conformance import calibration as cal
-from onespec.importers import TORCHVISION_MODELS, torchvision_names
+from onespec.importers import importable, torchvision_names
+
+TORCHVISION_MODELS = importable("torchvision")
 from onespec.weights import StateError, check_state, init_state, layout, load_state, save_state
 
 

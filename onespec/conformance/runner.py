@@ -149,8 +149,11 @@ def _fail(r: dict, problem: str) -> None:
 def run(models: list[str], backends: list[str] | tuple[str, ...] = FRAMEWORKS, *, batch: int = 2, seed: int = 0,
         static: bool = True, overrides: dict | None = None, numerics: bool = False, progress=None) -> Report:
     """Zoo models (with ``overrides``) through :func:`run_specs`."""
-    return run_specs({name: get_spec(name, **(overrides or {})) for name in models}, backends, batch=batch,
-                     seed=seed, static=static, numerics=numerics, progress=progress)
+    report = run_specs({name: get_spec(name, **(overrides or {})) for name in models}, backends, batch=batch,
+                       seed=seed, static=static, numerics=numerics, progress=progress)
+    for r in report.results:
+        r["overrides"] = dict(overrides or {})
+    return report
 
 
 def run_specs(specs: dict, backends: list[str] | tuple[str, ...] = FRAMEWORKS, *, batch: int = 2, seed: int = 0,

@@ -93,3 +93,21 @@ def trace(spec: ModelSpec) -> list[NodeInfo]:
 def root_output(rows: list[NodeInfo]) -> Shape:
     """The network's output shape: that of the last top-level node of a walk."""
     return next(r.out_shape for r in reversed(rows) if r.depth == 0)
+
+
+def parse_spec(text: str | bytes) -> ModelSpec:
+    """A ``ModelSpec`` from JSON text (a file from a user: untrusted). Raises :class:`SpecError`
+    (rule ``document``) with pydantic's ``ValidationError`` as its cause, never anything else."""
+    from pydantic import ValidationError
+
+    if len(text) > 64 << 20:
+        raise SpecError("", "document", f"spec document of {len(text):,} bytes exceeds 64 MiB")
+    try:
+        return ModelSpec.model_validate_json(text)
+    except ValidationError as err:
+        first = err.errors()[0] if err.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise SpecError(where, "document", f"{err.error_count()} validation error(s); first: "
+                                           f"{first.get('msg', err)}") from err
+    except RecursionError as err:
+        raise SpecError("", "document", "spec document nested too deeply") from err

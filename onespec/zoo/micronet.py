@@ -3,7 +3,7 @@ Dynamic Shift-Max.
 
 The configuration tables are the official reference implementation's (row fields
 ``s, n, c, ks, c1, c2, g1, g2, c3, g3, g4, y1, y2, y3, r``); the block structure is the
-PaddleClas port in seed 001 (``DYMicroBlock``), so a PaddleClas-trained ``.pdparams`` maps onto
+PaddleClas port (``DYMicroBlock`` in ``ppcls/arch/backbone/model_zoo/micronet.py``), so a PaddleClas-trained ``.pdparams`` maps onto
 it node for node. In particular: Paddle's ``nn.Hardsigmoid`` slope 0.1666667 in the shift-max
 gates, BN eps 1e-5, the SE-style squeeze ``make_divisible(C // (8 r), 4)`` (at least 4), and
 a head whose logits pass through Linear -> BN1d -> h-swish. The stem's max-group pooling
@@ -17,7 +17,7 @@ from ..errors import OverrideError
 from ..spec import (Act, BatchNorm, ChannelShuffle, Conv, Dropout, Flatten, GlobalAvgPool, HardSigmoid, Identity,
                     Linear, Parallel, Sequential, ShiftMax, make_divisible)
 from .common import InputSize, check_classes, image_shape, model
-from .registry import register
+from .registry import Reference, register
 
 PADDLE_HARDSIGMOID_SLOPE = 0.1666667  # paddle.nn.Hardsigmoid default, not exactly 1/6
 
@@ -131,7 +131,7 @@ def _shuffle(name: str, groups: int):
 
 
 def micro_block(name: str, inp: int, row: MicroRow, stride: int, init_a, init_b):
-    """seed 001 / PaddleClas ``DYMicroBlock``; three layouts chosen by the row."""
+    """PaddleClas ``DYMicroBlock``; three layouts chosen by the row."""
     red = REDUCTION * row.r
     h2 = inp * row.c1 * row.c2
     tail_a, tail_b = (INIT_AB3[0], 0.0), (INIT_AB3[1], 0.0)
@@ -206,10 +206,11 @@ def build(*, name: str, variant: str, num_classes: int = 1000, input_size: Input
             swish_linear("fc1", v.out_ch), Dropout(name="dropout", p=v.dropout if dropout is None else dropout),
             swish_linear("fc2", check_classes(num_classes))])],
         family="micronet", paper="Li et al., MicroNet, arXiv:2108.05894",
-        source="official tables; block structure of PaddleClas MicroNet (seed 001)", num_classes=num_classes,
+        source="official tables; block structure of PaddleClas MicroNet", num_classes=num_classes,
         variant=variant)
 
 
-for _v in VARIANTS:
+for _v, _p, _m in (("m0", 1.0, 4), ("m1", 1.8, 6), ("m2", 2.4, 12), ("m3", 2.6, 21)):
     register(f"micronet_{_v}", build, f"MicroNet {_v.upper()} (dynamic shift-max, micro-factorized convs)",
-             variant=_v)
+             variant=_v, references=(Reference("MicroNet paper Table 2 (params 0.1M, MAdds 1M)", params=int(_p * 1e6),
+                                               params_rtol=0.05 / _p, macs=_m, macs_rtol=0.8 / _m),))

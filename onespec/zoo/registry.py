@@ -15,11 +15,40 @@ Builder = Callable[..., ModelSpec]
 
 
 @dataclass(frozen=True)
+class Reference:
+    """A published figure for a model: trainable ``params`` and ``macs`` (millions) of the
+    configuration ``overrides``, from ``source``. ``*_rtol`` 0 means exact (a library's count);
+    papers round (1.9M, 137 MFLOPs), so theirs carry the rounding as a tolerance."""
+    source: str
+    params: int | None = None
+    params_rtol: float = 0.0
+    macs: float | None = None
+    macs_rtol: float = 0.0
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def problems(self, name: str) -> list[str]:
+        from ..spec import analyze
+
+        a = analyze(get_spec(name, **self.overrides))
+        out = []
+        for what, got, want, rtol in (("params", a.params, self.params, self.params_rtol),
+                                      ("MACs (M)", a.macs / 1e6, self.macs, self.macs_rtol)):
+            if want is not None and abs(got - want) > rtol * abs(want):
+                out.append(f"{name}{self.overrides or ''}: {what} {got:,} vs {want:,} ({self.source}, rtol {rtol})")
+        return out
+
+
+@dataclass(frozen=True)
 class Entry:
+    """A registered architecture: its builder and defaults, and what we claim about it:
+    ``references`` (published figures, checked for every model by one generic test) and
+    ``importers`` (importer name -> the name-map rule in ``onespec.importers``)."""
     name: str
     builder: Builder
     defaults: dict[str, Any] = field(default_factory=dict)
     summary: str = ""
+    references: tuple[Reference, ...] = ()
+    importers: dict[str, str] = field(default_factory=dict)
 
     def accepted(self) -> list[str]:
         sig = inspect.signature(self.builder)
@@ -29,15 +58,17 @@ class Entry:
 _REGISTRY: dict[str, Entry] = {}
 
 
-def register(name: str, builder: Builder, summary: str = "", **defaults: Any) -> None:
-    """Register ``name`` -> ``builder(**defaults, **overrides)``. A duplicate name raises."""
+def register(name: str, builder: Builder, summary: str = "", *, references: tuple[Reference, ...] = (),
+             importers: dict[str, str] | None = None, **defaults: Any) -> None:
+    """Register ``name`` -> ``builder(**defaults, **overrides)`` with its reference figures and
+    importer name maps. A duplicate name raises."""
     if name in _REGISTRY:
         raise ValueError(f"model {name!r} is already registered")
     params = inspect.signature(builder).parameters
     unknown = set(defaults) - set(params)
     if unknown:
         raise TypeError(f"{name}: builder {builder.__name__} takes no {sorted(unknown)}")
-    _REGISTRY[name] = Entry(name, builder, dict(defaults), summary)
+    _REGISTRY[name] = Entry(name, builder, dict(defaults), summary, tuple(references), dict(importers or {}))
 
 
 def list_models() -> list[str]:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from ..spec import (Act, Conv, Flatten, GlobalAvgPool, Identity, Linear, MaxPool, Parallel, Scale, Sequential,
                     scale_channels)
 from .common import InputSize, check_classes, conv_bn_act, image_shape, model
-from .registry import register
+from .registry import Reference, register
 
 
 class ResNetStage(BaseModel):
@@ -76,6 +76,17 @@ def build(*, name: str, depth: int, se_reduction: int | None = None, num_classes
                  se_reduction=se_reduction, width=width, rounding="int")
 
 
+def _se_params(depth: int, r: int = 16) -> int:
+    blocks = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}[depth]
+    widths = (64, 128, 256, 512) if depth < 50 else (256, 512, 1024, 2048)
+    return _TV_PARAMS[depth] + sum(n * (2 * c * c // r + c // r + c) for n, c in zip(blocks, widths))
+
+
+_TV_PARAMS = {18: 11_689_512, 34: 21_797_672, 50: 25_557_032, 101: 44_549_160, 152: 60_192_808}
 for _d in DEPTHS:
-    register(f"resnet{_d}", build, f"ResNet-{_d}", depth=_d)
-    register(f"se_resnet{_d}", build, f"SE-ResNet-{_d} (r=16)", depth=_d, se_reduction=16)
+    register(f"resnet{_d}", build, f"ResNet-{_d}", depth=_d, importers={"torchvision": "resnet"},
+             references=(Reference("torchvision model docs (ResNet v1.5)", params=_TV_PARAMS[_d]),))
+    register(f"se_resnet{_d}", build, f"SE-ResNet-{_d} (r=16)", depth=_d, se_reduction=16,
+             references=(Reference("torchvision ResNet count + one SE block (2C^2/r + C/r + C) per residual "
+                                   "block, SE paper Sec. 3", params=_se_params(_d)),)
+             + ((Reference("SE paper Table 2 (28.1M)", params=28_100_000, params_rtol=0.002),) if _d == 50 else ()))

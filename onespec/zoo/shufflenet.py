@@ -8,7 +8,7 @@ from ..errors import OverrideError
 from ..spec import (Act, AvgPool, ChannelShuffle, Flatten, GlobalAvgPool, Identity, Linear, MaxPool, Parallel,
                     Sequential, scale_channels)
 from .common import InputSize, check_classes, conv_bn_act, image_shape, model
-from .registry import register
+from .registry import Reference, register
 
 
 class ShuffleStage(BaseModel):
@@ -118,6 +118,17 @@ def build_v1(*, name: str, groups: int = 3, width: float = 1.0, num_classes: int
                  groups=groups, width=width, rounding="int")
 
 
+_V2_REFERENCES = {  # torchvision model docs (params), ShuffleNet V2 paper Table 5 (MFLOPs)
+    size: (Reference("torchvision model docs; ShuffleNet V2 paper Table 5", params=p, macs=m, macs_rtol=0.02),)
+    for size, p, m in (("x0_5", 1_366_792, 41), ("x1_0", 2_278_604, 146), ("x1_5", 3_503_624, 299),
+                       ("x2_0", 7_393_996, 591))}
+_V2_REFERENCES["x1_0"] += (Reference("ShuffleNet V2 transfer-learning blog (torchsummary, 10 classes)",
+                                     params=1_263_854, overrides={"num_classes": 10}),)
+
 for _size in V2_CHANNELS:
-    register(f"shufflenet_v2_{_size}", build_v2, f"ShuffleNet V2 {_size.replace('_', '.')[1:]}x", size=_size)
-register("shufflenet_v1", build_v1, "ShuffleNet V1 (groups 1/2/3/4/8, width 0.5-2.0; default g=3, 1x)")
+    register(f"shufflenet_v2_{_size}", build_v2, f"ShuffleNet V2 {_size.replace('_', '.')[1:]}x", size=_size,
+             importers={"torchvision": "shufflenet_v2"}, references=_V2_REFERENCES[_size])
+register("shufflenet_v1", build_v1, "ShuffleNet V1 (groups 1/2/3/4/8, width 0.5-2.0; default g=3, 1x)", references=(
+    Reference("ShuffleNet V1 paper Table 2 (1.9M)", params=1_900_000, params_rtol=0.03),
+    *(Reference("ShuffleNet V1 paper Table 1 (MFLOPs, 1x)", macs=m, macs_rtol=0.015, overrides={"groups": g})
+      for g, m in ((1, 143), (2, 140), (3, 137), (4, 133), (8, 137)))))

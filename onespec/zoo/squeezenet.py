@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from ..spec import Act, Conv, Dropout, Flatten, GlobalAvgPool, Identity, MaxPool, Parallel, Sequential
 from ..spec import scale_channels
 from .common import InputSize, check_classes, image_shape, model
-from .registry import register
+from .registry import Reference, register
 
 
 class Fire(BaseModel):
@@ -106,9 +106,17 @@ def build(*, name: str, version: Literal["1_0", "1_1"], bypass: Literal["none", 
                  width=width, rounding="int")
 
 
-register("squeezenet1_0", build, "SqueezeNet 1.0 (paper Table 1)", version="1_0")
-register("squeezenet1_1", build, "SqueezeNet 1.1 (2.4x fewer MACs, same accuracy)", version="1_1")
+register("squeezenet1_0", build, "SqueezeNet 1.0 (paper Table 1)", version="1_0", importers={"torchvision": "squeezenet"},
+         references=(Reference("torchvision model docs; SqueezeNet paper Table 1 (1.25M)", params=1_248_424),))
+register("squeezenet1_1", build, "SqueezeNet 1.1 (2.4x fewer MACs, same accuracy)", version="1_1",
+         importers={"torchvision": "squeezenet"}, references=(
+             Reference("torchvision model docs", params=1_235_496),
+             Reference("SqueezeNet 1.1 transfer-learning blog (torchsummary, 10 classes)", params=727_626,
+                       overrides={"num_classes": 10})))
 register("squeezenet1_0_bypass", build, "SqueezeNet 1.0 with simple bypass (paper Fig. 2, middle)",
-         version="1_0", bypass="simple")
+         version="1_0", bypass="simple",
+         references=(Reference("SqueezeNet paper Table 3 (1.2M)", params=1_200_000, params_rtol=0.05),))
 register("squeezenet1_0_complex_bypass", build, "SqueezeNet 1.0 with complex bypass (paper Fig. 2, right)",
-         version="1_0", bypass="complex")
+         version="1_0", bypass="complex",
+         references=(Reference("SqueezeNet paper Table 3 (1.7M; its bypass convs are sized differently, "
+                               "see docs/zoo.md)", params=1_700_000, params_rtol=0.07),))

@@ -1,7 +1,7 @@
 """VGG (Simonyan & Zisserman, 2014, arXiv:1409.1556, Table 1 configurations A, B, D, E),
 structured as torchvision's vgg*: 3x3 convs with bias (kept with BN), 2x2/2 max-pools,
 adaptive average pool to 7x7, classifier 25088 -> 4096 -> 4096 -> classes with dropout 0.5.
-``vgg11_cifar`` is seed 003's CIFAR-10 VGG11: dropout 0.5 after every conv, no adaptive pool,
+``vgg11_cifar`` is the CIFAR-10 VGG11 of the PyTorch-on-Ascend VGG tutorial: dropout 0.5 after every conv, no adaptive pool,
 classifier 512 -> 100 -> 10 on 32x32 inputs."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from ..spec import Act, AdaptiveAvgPool, BatchNorm, Conv, Dropout, Flatten, Linear, MaxPool, Sequential
 from ..spec import scale_channels
 from .common import InputSize, check_classes, image_shape, model
-from .registry import register
+from .registry import Reference, register
 
 
 class VGGStage(BaseModel):
@@ -70,11 +70,17 @@ def build_cifar(*, name: str, num_classes: int = 10, width: float = 1.0, input_s
     return model(name, image_shape(in_channels, input_size), [
         _features("A", width, False, dropout), Flatten(name="flatten"), Sequential(name="classifier", layers=head)],
         family="vgg", paper="Simonyan & Zisserman, arXiv:1409.1556, config A",
-        source="seed 003 (PyTorch VGG11 for CIFAR-10 on Ascend)", num_classes=num_classes, width=width,
+        source="PyTorch VGG11-on-CIFAR-10 tutorial (Ascend)", num_classes=num_classes, width=width,
         rounding="int")
 
 
+_TV_PARAMS = {11: 132_863_336, 13: 133_047_848, 16: 138_357_544, 19: 143_667_240}
+_TV_PARAMS_BN = {11: 132_868_840, 13: 133_053_736, 16: 138_365_992, 19: 143_678_248}
 for _depth, _cfg in (("11", "A"), ("13", "B"), ("16", "D"), ("19", "E")):
-    register(f"vgg{_depth}", build, f"VGG{_depth} (config {_cfg})", cfg=_cfg)
-    register(f"vgg{_depth}_bn", build, f"VGG{_depth} with BatchNorm (config {_cfg})", cfg=_cfg, batch_norm=True)
-register("vgg11_cifar", build_cifar, "seed 003's CIFAR-10 VGG11 (dropout after each conv, 512-100-10 head)")
+    register(f"vgg{_depth}", build, f"VGG{_depth} (config {_cfg})", cfg=_cfg, importers={"torchvision": "vgg"},
+             references=(Reference("torchvision model docs", params=_TV_PARAMS[int(_depth)]),))
+    register(f"vgg{_depth}_bn", build, f"VGG{_depth} with BatchNorm (config {_cfg})", cfg=_cfg, batch_norm=True,
+             importers={"torchvision": "vgg"},
+             references=(Reference("torchvision model docs", params=_TV_PARAMS_BN[int(_depth)]),))
+register("vgg11_cifar", build_cifar, "CIFAR-10 VGG11 of the Ascend VGG tutorial (dropout after each conv, "
+         "512-100-10 head)", references=(Reference("VGG11-on-CIFAR-10 tutorial (torchsummary)", params=9_272_790),))

@@ -96,7 +96,7 @@ def test_conformance_reports_a_broken_backend(monkeypatch):
     broken = types.SimpleNamespace(**{k: getattr(tb, k) for k in tb.__all__})
     broken.count = lambda net: (tb.count(net)[0] + 1, tb.count(net)[1])
 
-    r = worker.check_model(broken, "squeezenet1_1", batch=1, seed=0, static=False)
+    r = worker.check_model(broken, onespec.get_spec("squeezenet1_1"), batch=1, seed=0, static=False)
     assert r["status"] == "fail" and "trainable params" in r["problems"][0]
 
 
@@ -109,7 +109,7 @@ def test_numerics_run_keeps_one_chunk_of_states_on_disk(monkeypatch):
     real = runner._run_worker
 
     def spy(b, models, *args):
-        ref_dir = args[-1]
+        ref_dir = args[-2]
         seen.append((b, tuple(models), sorted(os.listdir(ref_dir))))
         return real(b, models, *args)
 
@@ -120,7 +120,8 @@ def test_numerics_run_keeps_one_chunk_of_states_on_disk(monkeypatch):
     assert [(b, m) for b, m, _ in seen] == [("torch", ("squeezenet1_1",)), ("mindspore", ("squeezenet1_1",)),
                                             ("torch", ("mobilenet_v3_small",)),
                                             ("mindspore", ("mobilenet_v3_small",))]
-    assert seen[2][2] == ["mobilenet_v3_small.npy", "mobilenet_v3_small.state.npz"]  # squeezenet's are gone
+    assert seen[2][2] == ["mobilenet_v3_small.json", "mobilenet_v3_small.npy",
+                          "mobilenet_v3_small.state.npz"]  # squeezenet's are gone
     assert "torch.train.npz" in " ".join(seen[3][2])
     assert [r["backend"] for r in rep.results] == ["torch", "torch", "mindspore", "mindspore"]
     assert all(r["train_ok"] for r in rep.results)

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 import onespec
-from onespec.importers import TORCHVISION_MODELS
+from onespec.importers import importable
+
+TORCHVISION_MODELS = importable("torchvision")
 
 from conftest import require
 

@@ -74,7 +74,7 @@ def test_bypass_variants_structure():
     assert "features.fire9.bypass" in simple and "features.fire2.bypass" not in simple
 
 
-def test_cifar_vgg_matches_seed_003():
+def test_cifar_vgg_matches_the_tutorial():
     a = onespec.analyze("vgg11_cifar")
     assert a.input_shape == (3, 32, 32) and a.output_shape == (10,)
     assert a.shapes()["flatten"] == (512,)
