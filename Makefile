@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.onespec-installed
 
-.PHONY: install run numerics test clean
+.PHONY: install run numerics test fuzz slow clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,18 @@ run: $(STAMP)
 numerics: $(STAMP)
 	$(PY) -m onespec conformance --numerics
 
+# the default loop (<= 20 min on 2 cores): everything not marked slow
 test: $(STAMP)
 	ONESPEC_REQUIRE_FRAMEWORKS=1 $(PY) -m pytest -q
+
+# 100,000 fuzzed spec documents and 1,000 random specs through all three frameworks (~40 min)
+fuzz: $(STAMP)
+	ONESPEC_REQUIRE_FRAMEWORKS=1 ONESPEC_FUZZ_DOCS=100000 ONESPEC_PROPERTY_SPECS=1000 \
+		$(PY) -m pytest -q tests/spec/test_fuzz.py tests/conformance/test_properties.py
+
+# the heavy tests: whole-zoo numerics at the models' default input sizes (~40 min)
+slow: $(STAMP)
+	ONESPEC_REQUIRE_FRAMEWORKS=1 $(PY) -m pytest -q -m slow
 
 clean:
 	rm -rf $(VENV) build *.egg-info

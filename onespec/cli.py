@@ -81,7 +81,7 @@ def cmd_conformance(args) -> int:
     for name in models:  # fail fast, before any framework starts, on an override a model rejects
         get_spec(name, **overrides)
     report = run(models, args.backends, batch=args.batch, seed=args.seed, static=not args.no_static,
-                 overrides=overrides, numerics=args.numerics, progress=lambda m: print(m, file=sys.stderr, flush=True))
+                 overrides=overrides, numerics=args.numerics, small=args.small, progress=lambda m: print(m, file=sys.stderr, flush=True))
     print(report.table())
     if args.json:
         tmp = args.json + ".tmp"
@@ -117,6 +117,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-static", action="store_true", help="skip torch.export / to_static / GRAPH_MODE runs")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override for every selected model")
+    p.add_argument("--small", action="store_true",
+                   help="each model at the smallest input size (32-192) whose pools, adaptive pools and convs take "
+                        "the same cases as at its default size (ceil-mode windows, 1x1 outputs, up/down sampling)")
     p.add_argument("--numerics", action="store_true",
                    help="also load init_state(spec, seed) everywhere, compare outputs with the numpy reference "
                         "and one SGD training step across frameworks")

@@ -269,3 +269,29 @@ def test_public_functions_raise_onespec_errors():
         onespec.get_spec("mobilenet_v2", width=float("inf"))
     with pytest.raises(onespec.OnespecError):
         onespec.get_spec("shufflenet_v1", groups=[1])
+
+
+def test_killing_conformance_leaves_no_worker_and_no_temporary_weights(tmp_path):
+    require("torch")
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "onespec", "conformance", "resnet18", "--backends", "torch",
+                             "--numerics"], env={**os.environ, "TMPDIR": str(tmpdir)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    children = []
+    while time.time() < deadline and len(children) < 2:  # the watchdog and the torch worker
+        out = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        children = [int(c) for c in out]
+        time.sleep(0.2)
+    assert len(children) >= 2 and list(tmpdir.iterdir()), "no worker or no temporary directory"
+    proc.kill()
+    proc.wait(timeout=60)
+    for _ in range(150):
+        alive = [c for c in children if os.path.exists(f"/proc/{c}") and
+                 open(f"/proc/{c}/stat").read().split()[2] != "Z"]
+        if not alive and not list(tmpdir.iterdir()):
+            break
+        time.sleep(0.2)
+    assert not alive, f"orphaned children {alive}"
+    assert not list(tmpdir.iterdir()), "temporary weights left behind"

@@ -83,3 +83,49 @@ def update_errors(init: dict, states: dict[str, dict]) -> dict[str, dict]:
                    "train_worst": worst, "train_ok": (err["param"] <= TRAIN_PARAM_RTOL and err["tensor"] <= TRAIN_TENSOR_RTOL
                                                       and err["state"] <= TRAIN_STATE_RTOL)}
     return out
+
+
+# Candidate input sizes for a quicker run, smallest first.
+SMALL_SIZES = (32, 48, 64, 96, 112, 128, 160, 192)
+
+
+def cases(spec: ModelSpec) -> list[tuple]:
+    """What an input size can change about a model's ops: for every pool, whether ceil mode adds
+    a window; for every adaptive pool, whether each dim shrinks, stays or grows and whether it
+    divides evenly; for every conv, pool and upsample, whether its output is 1x1 (padding-only
+    windows). Two sizes with equal ``cases`` exercise the same code paths in every backend."""
+    from ..spec import trace
+
+    out = []
+    for r in trace(spec):
+        if r.op in ("maxpool", "avgpool"):
+            out.append((r.path, r.node.effective_ceil(r.in_shape), min(r.out_shape[1:]) == 1))
+        elif r.op == "adaptive_avgpool":
+            out.append((r.path, tuple((i > o) - (i < o) for i, o in zip(r.in_shape[1:], r.out_shape[1:])),
+                        tuple(i % o == 0 for i, o in zip(r.in_shape[1:], r.out_shape[1:]))))
+        elif r.op in ("conv", "conv_transpose", "upsample", "global_avgpool"):
+            out.append((r.path, min(r.in_shape[1:], default=0) == 1, min(r.out_shape[1:], default=0) == 1))
+    return out
+
+
+def small_overrides(name: str, overrides: dict | None = None) -> dict:
+    """Overrides giving ``name`` the smallest input size in ``SMALL_SIZES`` with the same
+    ``cases`` as its default size (``{}`` when none does, or the model takes no ``input_size``)."""
+    from ..zoo import entry, get_spec
+
+    overrides = dict(overrides or {})
+    if "input_size" in overrides or "input_size" not in entry(name).accepted():
+        return overrides
+    spec = get_spec(name, **overrides)
+    want = cases(spec)
+    default = spec.input_shape[-1]
+    for size in SMALL_SIZES:
+        if size >= default:
+            break
+        try:
+            small = get_spec(name, **overrides, input_size=size)
+        except Exception:  # too small for this architecture
+            continue
+        if cases(small) == want:
+            return {**overrides, "input_size": size}
+    return overrides

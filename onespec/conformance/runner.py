@@ -147,12 +147,17 @@ def _fail(r: dict, problem: str) -> None:
 
 
 def run(models: list[str], backends: list[str] | tuple[str, ...] = FRAMEWORKS, *, batch: int = 2, seed: int = 0,
-        static: bool = True, overrides: dict | None = None, numerics: bool = False, progress=None) -> Report:
-    """Zoo models (with ``overrides``) through :func:`run_specs`."""
-    report = run_specs({name: get_spec(name, **(overrides or {})) for name in models}, backends, batch=batch,
+        static: bool = True, overrides: dict | None = None, numerics: bool = False, small: bool = False,
+        progress=None) -> Report:
+    """Zoo models (with ``overrides``) through :func:`run_specs`. ``small``: each model at the
+    smallest input size that exercises the same cases as its default (``numerics.small_overrides``)."""
+    from .numerics import small_overrides
+
+    per_model = {name: small_overrides(name, overrides) if small else dict(overrides or {}) for name in models}
+    report = run_specs({name: get_spec(name, **ov) for name, ov in per_model.items()}, backends, batch=batch,
                        seed=seed, static=static, numerics=numerics, progress=progress)
     for r in report.results:
-        r["overrides"] = dict(overrides or {})
+        r["overrides"] = per_model[r["model"]]
     return report
 
 

@@ -169,6 +169,7 @@ for path, words in cases:
     assert all(np.array_equal(before[k], after[k]) for k in before), f"{{path}} half-loaded"
 try:
     b.load(target, os.path.join(d, "absent" + ext))
+    raise SystemExit("loading an absent file did not raise")
 except FileNotFoundError:
     pass
 print("OK", len(cases))

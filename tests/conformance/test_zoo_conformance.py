@@ -1,0 +1,80 @@
+"""Every zoo model built natively in torch, paddle and mindspore, checked against its spec and,
+with the same weights, against the numpy backend (one process per framework).
+
+``make test`` runs each model at the smallest input size whose pools, adaptive pools and convs
+take the same cases as at its default size (``onespec conformance --small``: 48 px for most
+families, 64 for MicroNet, the default for VGG, whose adaptive pool would change case, and for
+HybridSN and the CIFAR VGG, already small); ``make slow`` runs the default sizes.
+"""
+import time
+
+import pytest
+
+import onespec
+from onespec import conformance
+from onespec.backends import FRAMEWORKS as BACKENDS
+
+from conftest import REPORTS, require
+
+MODELS = onespec.list_models()
+
+
+def _run(small: bool):
+    require(*BACKENDS)
+    t0 = time.perf_counter()
+    rep = conformance.run(MODELS, BACKENDS, numerics=True, small=small)
+    REPORTS.append(f"onespec conformance --numerics{' --small' if small else ''} (whole zoo)\n{rep.table()}\n"
+                   f"wall time {time.perf_counter() - t0:.0f}s")
+    return {(r["model"], r["backend"]): r for r in rep.results}
+
+
+@pytest.fixture(scope="session")
+def report():
+    """The whole zoo in every framework, numerics included (``onespec conformance --numerics --small``)."""
+    return _run(small=True)
+
+
+@pytest.mark.slow
+def test_whole_zoo_at_default_sizes():
+    rep = _run(small=False)
+    assert all(r["status"] == "pass" for r in rep.values()), [r["problems"] for r in rep.values() if r["problems"]]
+
+@pytest.mark.frameworks
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", MODELS)
+def test_conformance(report, name, backend):
+    r = report[(name, backend)]
+    assert r["status"] != "error", r["problems"]
+    assert not [p for p in r["problems"] if not p.startswith(NUMERIC_PROBLEMS)], r["problems"]
+    a = onespec.analyze(onespec.get_spec(name, **r["overrides"]))
+    assert (r["params"], r["state"]) == (a.params, a.state)
+    assert r["shapes_ok"] == r["shapes_checked"] == len(a.rows)
+    assert r["static_rel_err"] is not None and r["static_rel_err"] <= 1e-4
+
+
+NUMERIC_PROBLEMS = ("output differs from the numpy reference", "compiled output differs from the numpy reference",
+                    "one SGD step differs")
+
+
+@pytest.mark.frameworks
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", MODELS)
+def test_numerical_conformance(report, name, backend):
+    """Same weights (init_state) -> outputs within 1e-4 of the numpy reference, eager and compiled
+    (torch.export / paddle.jit.to_static / MindSpore GRAPH_MODE); bit-exact weight round trip;
+    one SGD step agrees with the other frameworks."""
+    r = report[(name, backend)]
+    assert r["numeric_rel_err"] <= 1e-4 and r["static_numeric_rel_err"] <= 1e-4
+    assert r["roundtrip_exact"] is True
+    assert r["train_ok"], (r["train_param_err"], r["train_tensor_err"], r["train_state_err"], r["train_worst"])
+
+
+@pytest.mark.frameworks
+@pytest.mark.parametrize("name", MODELS)
+def test_parameter_paths_are_the_same_in_every_framework(report, name):
+    paths = {b: report[(name, b)]["param_modules"] for b in BACKENDS}
+    assert paths["torch"] == paths["paddle"] == paths["mindspore"]
+    convs = {r.path for r in onespec.analyze(name).rows if r.op in ("conv", "linear")}
+    assert convs <= set(paths["torch"])
+
+
