@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, Union
 
 from .backends import BACKENDS, FRAMEWORKS
-from .errors import BackendUnavailableError, OnespecError, OverrideError, SpecError, UnknownModelError
+from .errors import BackendUnavailableError, MissingFileError, OnespecError, OverrideError, SpecError, UnknownModelError
 from .spec import Analysis, ModelSpec, analyze as _analyze
 from .weights import init_state
 from .zoo import get_spec, list_models
@@ -44,6 +44,6 @@ def build(spec_or_name: Union[ModelSpec, str], backend: str = "torch", **overrid
 
 
 __all__ = [
-    "Analysis", "BACKENDS", "FRAMEWORKS", "BackendUnavailableError", "ModelSpec", "OnespecError", "OverrideError", "SpecError",
+    "Analysis", "BACKENDS", "FRAMEWORKS", "BackendUnavailableError", "MissingFileError", "ModelSpec", "OnespecError", "OverrideError", "SpecError",
     "UnknownModelError", "analyze", "build", "get_spec", "init_state", "list_models",
 ]

@@ -155,7 +155,7 @@ def main(argv=None) -> int:
 
 def _one_line(err: BaseException) -> str:
     text = str(err) or type(err).__name__
-    if isinstance(err, FileNotFoundError) and err.filename:
+    if isinstance(err, FileNotFoundError) and err.filename and not isinstance(err, OnespecError):
         text = f"no such file: {err.filename}"
     return " | ".join(line.strip() for line in text.splitlines() if line.strip())
 

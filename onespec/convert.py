@@ -17,7 +17,7 @@ import os
 import sys
 
 from .backends import FRAMEWORKS
-from .errors import OnespecError
+from .errors import MissingFileError, OnespecError
 from .weights import StateError, check_state, load_state, save_state
 
 WRITABLE = FRAMEWORKS + ("canonical",)
@@ -45,7 +45,7 @@ def read(fmt: str, arch: str, path: str, overrides: dict | None = None) -> dict:
 
     spec = _spec(arch, overrides or {})
     if not os.path.exists(path):
-        raise FileNotFoundError(f"no such checkpoint: {path}")
+        raise MissingFileError(path, "no such checkpoint")
     if fmt == "canonical":
         return load_state(path, spec)
     backend = load_backend("torch" if fmt in ("torchvision", "auto") else fmt)
@@ -99,7 +99,7 @@ def convert(src: str, arch: str, to: str, out: str, from_: str | None = None, ov
     if src_fmt not in FORMATS or to not in WRITABLE:
         raise ConvertError(f"convert reads {', '.join(FORMATS)} and writes {', '.join(WRITABLE)}")
     if not os.path.isfile(src):
-        raise FileNotFoundError(f"no such checkpoint: {src}")
+        raise MissingFileError(src, "no such checkpoint")
     if os.path.isdir(out) or not os.path.isdir(os.path.dirname(os.path.abspath(out))):
         raise ConvertError(f"cannot write {out}: not a file in an existing directory")
     if src_fmt == "torch" and from_ is None:

@@ -31,3 +31,13 @@ class OverrideError(OnespecError, ValueError):
 
 class BackendUnavailableError(OnespecError, ImportError):
     """A framework backend cannot be loaded (not installed, or import-order clash)."""
+
+
+class MissingFileError(OnespecError, FileNotFoundError):
+    """A file onespec was asked to read does not exist (also a ``FileNotFoundError``)."""
+
+    def __init__(self, path: str, what: str = "no such file"):
+        super().__init__(2, f"{what}: {path}", path)
+
+    def __str__(self) -> str:
+        return self.strerror

@@ -28,7 +28,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .errors import OnespecError
+from .errors import MissingFileError, OnespecError
 from .spec import ModelSpec, trace
 
 
@@ -202,7 +202,7 @@ def load_state(path, spec: ModelSpec | None = None) -> dict[str, np.ndarray]:
     (so the file can never allocate more than the spec's tensors need), else against
     ``MAX_UNCHECKED_BYTES`` in all."""
     if isinstance(path, (str, os.PathLike)) and not os.path.exists(path):
-        raise FileNotFoundError(path)
+        raise MissingFileError(path)
     heads = npz_headers(path)
     if hasattr(path, "seek"):
         path.seek(0)

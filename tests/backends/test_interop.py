@@ -15,7 +15,7 @@ TORCHVISION_MODELS = importable("torchvision")
 
 from conftest import require
 
-BACKENDS = ("torch", "paddle", "mindspore")
+from onespec.backends import FRAMEWORKS as BACKENDS
 
 
 def run_py(code: str) -> str:

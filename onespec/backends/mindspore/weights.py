@@ -8,6 +8,7 @@ import os
 import numpy as np
 import mindspore as ms
 
+from ...errors import MissingFileError
 from ...spec import ModelSpec
 from ...weights import StateError, atomic_write, check_native, check_state, native_layout
 
@@ -48,7 +49,7 @@ def save(net, path: str) -> None:
 
 def read(path: str) -> dict[str, np.ndarray]:
     if not os.path.exists(path):
-        raise FileNotFoundError(path)
+        raise MissingFileError(path)
     try:
         if path.endswith(".ckpt"):
             ck = ms.load_checkpoint(path)

@@ -14,6 +14,7 @@ import pickle
 import numpy as np
 import paddle
 
+from ...errors import MissingFileError
 from ...spec import ModelSpec
 from ...weights import StateError, atomic_write, check_native, check_state, native_layout
 from .emit import TRANSPOSED
@@ -75,7 +76,7 @@ class _Unpickler(pickle.Unpickler):
 
 def read(path: str) -> dict[str, np.ndarray]:
     if not os.path.exists(path):
-        raise FileNotFoundError(path)
+        raise MissingFileError(path)
     try:
         with open(path, "rb") as f:
             sd = _Unpickler(f).load()

@@ -6,6 +6,7 @@ import os
 import numpy as np
 import torch
 
+from ...errors import MissingFileError
 from ...spec import ModelSpec
 from ...weights import StateError, atomic_write, check_native, check_state, layout
 
@@ -47,9 +48,12 @@ def save(net, path: str) -> None:
 def read(path: str) -> dict[str, np.ndarray]:
     """``torch.load(weights_only=True)``: tensors and containers only, no code from the file."""
     if not os.path.exists(path):
-        raise FileNotFoundError(path)
+        raise MissingFileError(path)
     try:
-        sd = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        try:  # mmap: tensors are read from the file as they are used, never over-allocated
+            sd = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:  # a legacy (pre-zip) torch file cannot be mapped
+            sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise StateError(f"{path} is not a readable torch checkpoint ({type(err).__name__}: {err})") from err
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
