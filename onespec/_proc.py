@@ -3,8 +3,8 @@ parent, and temporary directories that do not outlive a killed run.
 
 - ``python -I``: neither the working directory nor PYTHON* variables reach ``sys.path``, so a
   ``numpy.py`` beside the user's checkpoint is never imported by a child.
-- Linux ``PR_SET_PDEATHSIG``: a child gets SIGTERM when its parent dies, even by SIGKILL; children
-  turn SIGTERM into ``SystemExit`` (``exit_on_sigterm``) so their atomic writes clean up.
+- Linux ``PR_SET_PDEATHSIG`` (set by the child, ``child_init``): a child gets SIGTERM when its
+  parent dies, even by SIGKILL, and turns it into ``SystemExit`` so its atomic writes clean up.
 - ``guarded_tempdir``: a watchdog process removes the directory if the parent dies without
   doing so itself (SIGKILL), so no weights are left in the temporary directory.
 """
@@ -22,24 +22,34 @@ import tempfile
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent(parent: int):
-    def pre():
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-        except Exception:  # not Linux: the child may outlive a SIGKILLed parent
-            pass
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(1)
-    return pre
+_PARENT_ENV = "ONESPEC_PARENT_PID"
 
 
-def python_child(args: list[str], **kw) -> subprocess.Popen:
-    """``sys.executable -I args...``, dying with this process."""
-    return subprocess.Popen([sys.executable, "-I", *args], preexec_fn=_die_with_parent(os.getpid()), **kw)
+def child_init() -> None:
+    """First thing in a child started by :func:`python_child`: ask for SIGTERM when the parent
+    dies (done here rather than in a ``preexec_fn``, which is unsafe once the parent has threads),
+    exit if it already has, and turn SIGTERM into ``SystemExit``."""
+    parent = os.environ.pop(_PARENT_ENV, None)
+    if parent is None:
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except Exception:  # not Linux: the child may outlive a SIGKILLed parent
+        pass
+    if os.getppid() != int(parent):  # the parent died before prctl took effect
+        os._exit(1)
+    exit_on_sigterm()
+
+
+def python_child(args: list[str], env=None, **kw) -> subprocess.Popen:
+    """``sys.executable -I args...``; the child calls :func:`child_init` and dies with this process."""
+    env = {**(os.environ if env is None else env), _PARENT_ENV: str(os.getpid())}
+    return subprocess.Popen([sys.executable, "-I", *args], env=env, **kw)
 
 
 def run_child(args: list[str], input: bytes | None = None, env=None) -> tuple[int, bytes, bytes]:
-    """Run a child to completion; on any exception here (SIGTERM included) the child is killed."""
+    """Run a child to completion; on any exception here (SIGTERM included) the child is killed.
+    Thread-safe: conformance runs one per framework at once."""
     proc = python_child(args, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
@@ -63,10 +73,12 @@ def exit_on_sigterm() -> None:
 
 
 _WATCHDOG = (
-    "import os, shutil, signal, sys, time\n"
+    "import os, shutil, signal, sys\n"
+    "from onespec._proc import child_init\n"
     "d = sys.argv[1]\n"
     "def gone(*a):\n"
     "    shutil.rmtree(d, ignore_errors=True); os._exit(0)\n"
+    "child_init()\n"
     "signal.signal(signal.SIGTERM, gone)\n"
     "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
     "sys.stdin.read()\n"  # EOF: the parent closed the pipe (finished, or died)

@@ -117,8 +117,9 @@ def convert(src: str, arch: str, to: str, out: str, from_: str | None = None, ov
 def main(argv=None) -> int:
     """One side of a conversion. ``-`` as src (write) / dst (read): the canonical ``.npz`` on
     stdin / stdout. Framework output printed to stdout goes to stderr instead."""
-    from ._proc import exit_on_sigterm
+    from ._proc import child_init, exit_on_sigterm
 
+    child_init()
     exit_on_sigterm()
     ap = argparse.ArgumentParser(prog="python -m onespec.convert")
     ap.add_argument("step", choices=["read", "write"])

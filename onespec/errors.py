@@ -41,3 +41,15 @@ class MissingFileError(OnespecError, FileNotFoundError):
 
     def __str__(self) -> str:
         return self.strerror
+
+
+def validation_message(err) -> str:
+    """One line from a pydantic ``ValidationError``: its first error's location and message."""
+    errors = err.errors() if hasattr(err, "errors") else []
+    if not errors:
+        return str(err).splitlines()[0]
+    first = errors[0]
+    msg = str(first.get("msg", "")).removeprefix("Value error, ")
+    loc = ".".join(str(p) for p in first.get("loc", ()))
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    return (f"{loc}: {msg}" if loc and not msg.startswith(loc) else msg) + more

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import fnmatch
+from concurrent.futures import ThreadPoolExecutor
 import json
 import os
 import time
@@ -148,21 +149,21 @@ def _fail(r: dict, problem: str) -> None:
 
 def run(models: list[str], backends: list[str] | tuple[str, ...] = FRAMEWORKS, *, batch: int = 2, seed: int = 0,
         static: bool = True, overrides: dict | None = None, numerics: bool = False, small: bool = False,
-        progress=None) -> Report:
+        progress=None, jobs: int | None = None) -> Report:
     """Zoo models (with ``overrides``) through :func:`run_specs`. ``small``: each model at the
     smallest input size that exercises the same cases as its default (``numerics.small_overrides``)."""
     from .numerics import small_overrides
 
     per_model = {name: small_overrides(name, overrides) if small else dict(overrides or {}) for name in models}
     report = run_specs({name: get_spec(name, **ov) for name, ov in per_model.items()}, backends, batch=batch,
-                       seed=seed, static=static, numerics=numerics, progress=progress)
+                       seed=seed, static=static, numerics=numerics, progress=progress, jobs=jobs)
     for r in report.results:
         r["overrides"] = per_model[r["model"]]
     return report
 
 
 def run_specs(specs: dict, backends: list[str] | tuple[str, ...] = FRAMEWORKS, *, batch: int = 2, seed: int = 0,
-              static: bool = True, numerics: bool = False, progress=None) -> Report:
+              static: bool = True, numerics: bool = False, progress=None, jobs: int | None = None) -> Report:
     """Run the worker for each backend in a fresh isolated interpreter (frameworks never share a
     process: paddle-before-mindspore cannot load in one process) over ``{label: ModelSpec}``. With
     ``numerics``, outputs are compared with the numpy backend and one training step is compared
@@ -172,6 +173,7 @@ def run_specs(specs: dict, backends: list[str] | tuple[str, ...] = FRAMEWORKS, *
 
     for b in backends:
         check_backend(b, FRAMEWORKS)
+    jobs = jobs or int(os.environ.get("ONESPEC_JOBS", 0)) or min(len(backends), os.cpu_count() or 1)
     models = list(specs)
     results: list[dict] = []
     seconds: dict[str, float] = {k: 0.0 for k in (["numpy"] if numerics else []) + list(backends)}
@@ -185,12 +187,19 @@ def run_specs(specs: dict, backends: list[str] | tuple[str, ...] = FRAMEWORKS, *
             if numerics:
                 seconds["numpy"] += _references({n: specs[n] for n in part}, batch, seed, ref_dir, progress)
             chunk_results = []
-            for b in backends:
+            def one(b):
                 if progress:
                     progress(f"[{b}] {', '.join(part)}")
                 t0 = time.perf_counter()
-                chunk_results += _run_worker(b, part, batch, seed, static, ref_dir, numerics)
+                out = _run_worker(b, part, batch, seed, static, ref_dir, numerics)
                 seconds[b] += time.perf_counter() - t0
+                return out
+
+            # Frameworks in parallel, `jobs` at a time: most of a worker's time is single-threaded
+            # (imports, graph capture and compilation), so two share this 2-core machine well.
+            with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+                for out in pool.map(one, backends):
+                    chunk_results += out
             if numerics:
                 _compare_training(chunk_results, part, backends, ref_dir)
         results += chunk_results

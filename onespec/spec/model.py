@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
-from ..errors import SpecError
+from ..errors import SpecError, validation_message
 from .nodes import COMBINATORS, Node, Shape, _Node, check_names
 
 
@@ -105,9 +105,6 @@ def parse_spec(text: str | bytes) -> ModelSpec:
     try:
         return ModelSpec.model_validate_json(text)
     except ValidationError as err:
-        first = err.errors()[0] if err.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        raise SpecError(where, "document", f"{err.error_count()} validation error(s); first: "
-                                           f"{first.get('msg', err)}") from err
+        raise SpecError("", "document", validation_message(err)) from err
     except RecursionError as err:
         raise SpecError("", "document", "spec document nested too deeply") from err

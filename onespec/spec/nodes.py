@@ -151,9 +151,7 @@ def _positive(path: str, what: str, v: int) -> None:
 
 
 # ----------------------------------------------------------------------------- primitives
-class Conv(_Node):
-    """N-d convolution (2d or 3d by input rank); explicit symmetric zero padding."""
-    op: Literal["conv"] = "conv"
+class _ConvFields(_Node):
     out_channels: Int
     kernel: IntOrTuple
     stride: IntOrTuple = 1
@@ -161,6 +159,14 @@ class Conv(_Node):
     dilation: IntOrTuple = 1
     groups: Int = 1
     bias: StrictBool = True
+
+    def _bias(self, w: Tensor) -> tuple[Tensor, ...]:
+        return (w, Tensor("bias", (self.out_channels,), "bias")) if self.bias else (w,)
+
+
+class Conv(_ConvFields):
+    """N-d convolution (2d or 3d by input rank); explicit symmetric zero padding."""
+    op: Literal["conv"] = "conv"
     in_channels: Optional[Int] = Field(None, description="optional; checked against the inferred input")
 
     def infer(self, x, path):
@@ -178,26 +184,18 @@ class Conv(_Node):
 
     def tensors(self, x):
         k = _tup(self.kernel, len(x) - 1)
-        w = Tensor("weight", (self.out_channels, x[0] // self.groups, *k), "weight")
-        return (w, Tensor("bias", (self.out_channels,), "bias")) if self.bias else (w,)
+        return self._bias(Tensor("weight", (self.out_channels, x[0] // self.groups, *k), "weight"))
 
     def macs(self, x, y):
         return _prod(y) * (x[0] // self.groups) * _prod(_tup(self.kernel, len(x) - 1))
 
 
-class ConvTranspose(_Node):
+class ConvTranspose(_ConvFields):
     """2d transposed convolution (the gradient of a conv), torch semantics:
     ``out = (in - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1``.
     ``output_padding`` is explicit (no framework's "same" inference); weight [in, out/groups, kH, kW]."""
     op: Literal["conv_transpose"] = "conv_transpose"
-    out_channels: Int
-    kernel: IntOrTuple
-    stride: IntOrTuple = 1
-    padding: IntOrTuple = 0
     output_padding: IntOrTuple = 0
-    dilation: IntOrTuple = 1
-    groups: Int = 1
-    bias: StrictBool = True
 
     def infer(self, x, path):
         _need_rank(x, (3,), path, "conv_transpose")
@@ -219,8 +217,7 @@ class ConvTranspose(_Node):
         return (self.out_channels, *out)
 
     def tensors(self, x):
-        w = Tensor("weight", (x[0], self.out_channels // self.groups, *_tup(self.kernel, 2)), "weight")
-        return (w, Tensor("bias", (self.out_channels,), "bias")) if self.bias else (w,)
+        return self._bias(Tensor("weight", (x[0], self.out_channels // self.groups, *_tup(self.kernel, 2)), "weight"))
 
     def macs(self, x, y):
         return _prod(x) * (self.out_channels // self.groups) * _prod(_tup(self.kernel, 2))

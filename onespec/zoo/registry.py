@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 from pydantic import ValidationError
 
-from ..errors import OverrideError, SpecError, UnknownModelError
+from ..errors import OverrideError, SpecError, UnknownModelError, validation_message
 from ..spec import ModelSpec
 
 Builder = Callable[..., ModelSpec]
@@ -96,7 +96,11 @@ def get_spec(name: str, **overrides: Any) -> ModelSpec:
         return e.builder(name=name, **{**e.defaults, **overrides})
     except OverrideError:
         raise
-    except (SpecError, ValidationError, TypeError, ValueError, OverflowError, ZeroDivisionError) as err:
+    except ValidationError as err:
+        raise OverrideError(f"{name} with {overrides}: {validation_message(err)}") from err
+    except SpecError as err:
+        raise OverrideError(f"{name} with {overrides}: {err}") from err
+    except (TypeError, ValueError, OverflowError, ZeroDivisionError) as err:
         # a builder fed a value of the wrong kind (groups=[1], width=inf) fails inside its
         # arithmetic; the override is what the user controls, so it is named
         raise OverrideError(f"{name} with {overrides}: {type(err).__name__}: {err}") from err
