@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from ..errors import SpecError
 from .model import ModelMeta, ModelSpec
 from .nodes import (Act, AdaptiveAvgPool, AvgPool, BatchNorm, ChannelShuffle, Conv, ConvTranspose, Dropout, Flatten,
-                    GlobalAvgPool, GroupNorm, HardSigmoid, Identity, LayerNorm, Linear, MaxPool, Parallel, Scale,
+                    GlobalAvgPool, GroupNorm, HardSigmoid, Identity, LayerNorm, Linear, MaxPool, Parallel, Reshape, Scale,
                     Sequential, ShiftMax, Upsample)
 
 
@@ -16,18 +16,20 @@ def _divisors(c: int) -> list[int]:
     return [d for d in range(1, c + 1) if c % d == 0]
 
 
+KINDS = ("conv", "bn", "gn", "ln", "act", "hsig", "shuffle", "identity", "dropout", "adaptive", "reshape",
+         "maxpool", "avgpool", "upsample", "convt", "residual", "concat", "se", "shiftmax")
+
+
 @st.composite
 def image_layer(draw, c: int, hw: tuple[int, int], name: str, depth: int):
     """One node valid for input (c, *hw); returns (node, out_channels, out_hw)."""
     h, w = hw
-    kinds = ["conv", "conv", "bn", "gn", "ln", "act", "hsig", "shuffle", "identity", "dropout"]
-    if min(h, w) >= 2:
-        kinds += ["maxpool", "avgpool"]
-    if max(h, w) <= 8:
-        kinds += ["upsample", "convt"]
-    if depth < 2:
-        kinds += ["residual", "concat", "se", "shiftmax"]
-    kind = draw(st.sampled_from(kinds))
+    # one fixed list (hypothesis draws indices; a context-dependent list skews them), then what
+    # the input cannot take falls back to a conv
+    kind = draw(st.sampled_from(KINDS))
+    if (kind in ("maxpool", "avgpool") and min(h, w) < 2) or (kind in ("upsample", "convt") and max(h, w) > 8) \
+            or (kind in ("residual", "concat", "se", "shiftmax") and depth >= 2):
+        kind = "conv"
     if kind == "conv":
         k = draw(st.integers(1, min(3, h, w)))
         groups = draw(st.sampled_from(_divisors(c)))
@@ -54,6 +56,10 @@ def image_layer(draw, c: int, hw: tuple[int, int], name: str, depth: int):
         node = ChannelShuffle(name=name, groups=draw(st.sampled_from(_divisors(c))))
     elif kind == "identity":
         node = Identity(name=name)
+    elif kind == "adaptive":  # shrink, keep or grow each dim, evenly or not
+        node = AdaptiveAvgPool(name=name, output_size=(draw(st.integers(1, h + 2)), draw(st.integers(1, w + 2))))
+    elif kind == "reshape":  # fold width into channels and back out: (C, H, W) -> (C*W, H, 1)... as HybridSN folds depth
+        node = Reshape(name=name, shape=(c * w, h, 1))
     elif kind == "dropout":
         node = Dropout(name=name, p=draw(st.sampled_from([0.0, 0.2, 0.5])))
     elif kind in ("maxpool", "avgpool"):
