@@ -188,16 +188,22 @@ def test_onespec_orders_paddle_and_mindspore_safely():
     assert proc.stdout.strip().endswith("OK"), proc.stdout + proc.stderr[-2000:]
 
 
-@pytest.mark.parametrize("name,overrides", [
+OVERRIDDEN = [
     ("shufflenet_v1", {"groups": 8}), ("shufflenet_v1", {"groups": 1, "width": 0.5}),
     ("hybridsn", {"bands": 15, "input_size": 11, "num_classes": 9}),
     ("mobilenet_v3_large", {"width": 0.75, "num_classes": 10, "input_size": 96}),
-])
-def test_conformance_with_overrides(name, overrides):
+]
+
+
+def test_conformance_with_overrides():
+    """Zoo models with overrides, in one run (one worker per framework)."""
     require(*BACKENDS)
-    rep = conformance.run([name], BACKENDS, overrides=overrides, static=False)
+    specs = {f"{name}-{i}": onespec.get_spec(name, **ov) for i, (name, ov) in enumerate(OVERRIDDEN)}
+    rep = conformance.run_specs(specs, BACKENDS, static=False)
     assert rep.ok, rep.table()
-    assert {r["overrides"] == overrides for r in rep.results} == {True}
+    for i, (name, ov) in enumerate(OVERRIDDEN):
+        a = onespec.analyze(onespec.get_spec(name, **ov))
+        assert {(r["params"], r["state"]) for r in rep.results if r["model"] == f"{name}-{i}"} == {(a.params, a.state)}
 
 
 SHIFT_MAX_CHECK = r"""

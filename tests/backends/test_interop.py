@@ -12,6 +12,9 @@ import onespec
 from onespec.importers import importable
 
 TORCHVISION_MODELS = importable("torchvision")
+# make test: one model per importer map and block kind (the maps are per family); make slow: all 22
+REPRESENTATIVE = ("squeezenet1_0", "squeezenet1_1", "mobilenet_v2", "mobilenet_v3_small", "shufflenet_v2_x0_5",
+                  "vgg11", "vgg11_bn", "resnet18", "resnet50")
 
 from conftest import require
 
@@ -24,17 +27,15 @@ def run_py(code: str) -> str:
     return proc.stdout
 
 
-@pytest.fixture(scope="module")
-def torchvision_dir(tmp_path_factory):
+def _torchvision_dir(d, models):
     """Real torchvision models with random weights (BN statistics randomized too): their
     state_dicts, onespec's import of them, and torchvision's own outputs."""
     require("torch", "torchvision")
-    d = tmp_path_factory.mktemp("tv")
     run_py(f"""
 import numpy as np, torch, torchvision, onespec
 from onespec.importers import from_torchvision
 from onespec.weights import save_state
-for name in {list(TORCHVISION_MODELS)!r}:
+for name in {list(models)!r}:
     torch.manual_seed(0)
     tv = getattr(torchvision.models, name)(weights=None).eval()
     with torch.no_grad():
@@ -54,6 +55,11 @@ for name in {list(TORCHVISION_MODELS)!r}:
     return d
 
 
+@pytest.fixture(scope="module")
+def torchvision_dir(tmp_path_factory):
+    return _torchvision_dir(tmp_path_factory.mktemp("tv"), REPRESENTATIVE)
+
+
 COMPARE = r"""
 import json, numpy as np, onespec
 from onespec.backends import load_backend
@@ -71,16 +77,28 @@ print("ERRS" + json.dumps(errs))
 """
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_torchvision_models_imported_match_torchvision(torchvision_dir, backend):
-    """Every torchvision model onespec covers, imported by name mapping and converted to each
-    framework, reproduces torchvision's own output within 1e-4 relative."""
+def _compare(d, backend, models):
     require(backend)
-    out = run_py(COMPARE.format(backend=backend, models=list(TORCHVISION_MODELS), d=torchvision_dir))
+    out = run_py(COMPARE.format(backend=backend, models=list(models), d=d))
     errs = json.loads(out.split("ERRS", 1)[1])
     print(backend, errs)
-    assert set(errs) == set(TORCHVISION_MODELS)
+    assert set(errs) == set(models)
     assert max(errs.values()) <= 1e-4, errs
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_torchvision_models_imported_match_torchvision(torchvision_dir, backend):
+    """One torchvision model per importer map and block kind, imported by name mapping and
+    converted to each framework, reproduces torchvision's own output within 1e-4 relative."""
+    assert set(REPRESENTATIVE) <= set(TORCHVISION_MODELS)
+    _compare(torchvision_dir, backend, REPRESENTATIVE)
+
+
+@pytest.mark.slow
+def test_every_torchvision_model_imported_matches_torchvision(tmp_path_factory):
+    d = _torchvision_dir(tmp_path_factory.mktemp("tvall"), TORCHVISION_MODELS)
+    for backend in BACKENDS:
+        _compare(d, backend, TORCHVISION_MODELS)
 
 
 def test_torchvision_mobilenet_v2_through_files(torchvision_dir, tmp_path):
