@@ -21,12 +21,12 @@ KINDS = ("conv", "bn", "gn", "ln", "act", "hsig", "shuffle", "identity", "dropou
 
 
 @st.composite
-def image_layer(draw, c: int, hw: tuple[int, int], name: str, depth: int):
-    """One node valid for input (c, *hw); returns (node, out_channels, out_hw)."""
+def image_layer(draw, c: int, hw: tuple[int, int], name: str, depth: int, kind: str | None = None):
+    """One node valid for input (c, *hw), of ``kind`` (one of ``KINDS``) or a random kind."""
     h, w = hw
     # one fixed list (hypothesis draws indices; a context-dependent list skews them), then what
     # the input cannot take falls back to a conv
-    kind = draw(st.sampled_from(KINDS))
+    kind = kind or draw(st.sampled_from(KINDS))
     if (kind in ("maxpool", "avgpool") and min(h, w) < 2) or (kind in ("upsample", "convt") and max(h, w) > 8) \
             or (kind in ("residual", "concat", "se", "shiftmax") and depth >= 2):
         kind = "conv"
@@ -98,14 +98,15 @@ def image_layer(draw, c: int, hw: tuple[int, int], name: str, depth: int):
 
 
 @st.composite
-def specs(draw, max_layers: int = 6) -> ModelSpec:
-    """A random valid image model: (C, H, W) input, random layers, then a linear head."""
+def specs(draw, max_layers: int = 6, first: str | None = None) -> ModelSpec:
+    """A random valid image model: (C, H, W) input, random layers (the first of kind ``first``
+    when given), then a linear head."""
     c = draw(st.integers(1, 6))
-    hw = (draw(st.integers(3, 10)), draw(st.integers(3, 10)))
+    hw = (draw(st.integers(3, 8 if first else 10)), draw(st.integers(3, 8 if first else 10)))
     layers = []
     shape = (c, *hw)
     for i in range(draw(st.integers(1, max_layers))):
-        node = draw(image_layer(shape[0], shape[1:], f"l{i}", 0))
+        node = draw(image_layer(shape[0], shape[1:], f"l{i}", 0, first if i == 0 else None))
         if not _valid(c, hw, [*layers, node]):
             continue
         layers.append(node)

@@ -2,7 +2,7 @@
 (``onespec.spec.strategies``). For each, trainable params, state, every intermediate shape, the
 eager and compiled outputs (1e-4 vs the numpy backend), the weight round trip and one SGD step
 agree in torch, paddle and mindspore. ``ONESPEC_PROPERTY_SPECS`` sets the count (``make fuzz``:
-1,000)."""
+1,000), plus one spec starting with each layer kind of the strategy."""
 import os
 import time
 
@@ -14,7 +14,7 @@ from onespec.backends import FRAMEWORKS
 from onespec.backends import numpy as npb
 from onespec.conformance import run_specs
 from onespec.spec import OPS
-from onespec.spec.strategies import specs
+from onespec.spec.strategies import KINDS, specs
 
 from conftest import REPORTS, require
 
@@ -48,6 +48,14 @@ def test_random_specs_agree_across_frameworks():
         drawn.append(spec)
 
     collect()
+    for kind in KINDS:  # and one spec starting with each kind, so that every op is in the run
+        @settings(max_examples=1, database=None, derandomize=True, deadline=None,
+                  suppress_health_check=list(HealthCheck))
+        @given(specs(first=kind))
+        def one(spec):
+            drawn.append(spec)
+
+        one()
     ops = {r.op for s in drawn for r in onespec.analyze(s).rows}
     assert ops == set(OPS), f"strategy never drew {set(OPS) - ops}"
     t0 = time.perf_counter()
@@ -55,5 +63,5 @@ def test_random_specs_agree_across_frameworks():
     REPORTS.append(f"property specs: {len(drawn)} random specs x {len(FRAMEWORKS)} frameworks, "
                    f"{time.perf_counter() - t0:.0f}s\n" + "\n".join(rep.table().splitlines()[-5:]))
     failing = sorted({r["model"] for r in rep.results if r["status"] != "pass"})
-    assert not failing, "\n".join([rep.table()[-3000:]] + [drawn[int(m[1:])].model_dump_json(exclude_defaults=True)
+    assert not failing, "\n".join([rep.table()[-3000:]] + [drawn[int(m[1:])].model_dump_json()
                                                           for m in failing[:3]])
