@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.onespec-installed
 
-.PHONY: install run numerics test fuzz slow clean
+.PHONY: install run run-full numerics test fuzz slow clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# the whole zoo in every framework at case-preserving small inputs (~4 min); run-full: default sizes (~6 min)
 run: $(STAMP)
+	$(PY) -m onespec conformance --small
+
+run-full: $(STAMP)
 	$(PY) -m onespec conformance
 
 # same weights everywhere vs the numpy reference, and one SGD step across frameworks
