@@ -145,6 +145,9 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.fn(args)
+    except BrokenPipeError:  # `onespec list | head`: the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (OnespecError, ValueError, OSError) as err:
         print(f"onespec: error: {_one_line(err)}", file=sys.stderr)
         return 2
