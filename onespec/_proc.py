@@ -29,8 +29,9 @@ def child_init() -> None:
     """First thing in a child started by :func:`python_child`: ask for SIGTERM when the parent
     dies (done here rather than in a ``preexec_fn``, which is unsafe once the parent has threads),
     exit if it already has, and turn SIGTERM into ``SystemExit``."""
+    exit_on_sigterm()
     parent = os.environ.pop(_PARENT_ENV, None)
-    if parent is None:
+    if parent is None:  # run by hand, not by python_child
         return
     try:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -38,7 +39,6 @@ def child_init() -> None:
         pass
     if os.getppid() != int(parent):  # the parent died before prctl took effect
         os._exit(1)
-    exit_on_sigterm()
 
 
 def python_child(args: list[str], env=None, **kw) -> subprocess.Popen:

@@ -117,10 +117,9 @@ def convert(src: str, arch: str, to: str, out: str, from_: str | None = None, ov
 def main(argv=None) -> int:
     """One side of a conversion. ``-`` as src (write) / dst (read): the canonical ``.npz`` on
     stdin / stdout. Framework output printed to stdout goes to stderr instead."""
-    from ._proc import child_init, exit_on_sigterm
+    from ._proc import child_init
 
     child_init()
-    exit_on_sigterm()
     ap = argparse.ArgumentParser(prog="python -m onespec.convert")
     ap.add_argument("step", choices=["read", "write"])
     ap.add_argument("fmt")
@@ -134,10 +133,10 @@ def main(argv=None) -> int:
     try:
         overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(a.overrides).items()}
         if a.step == "read":
-            buf = io.BytesIO()
             state = read(a.fmt, a.arch, a.src, overrides)
             if a.dst == "-":
                 import numpy as np
+                buf = io.BytesIO()
                 np.savez(buf, **state)
                 data_out.write(buf.getvalue())
                 data_out.flush()

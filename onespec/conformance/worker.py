@@ -18,7 +18,7 @@ import numpy as np
 from ..backends import load_backend
 from ..spec import analyze
 from ..weights import load_state, save_state
-from .._proc import child_init, exit_on_sigterm
+from .._proc import child_init
 from ..spec import ModelSpec
 from .numerics import NUMERIC_RTOL, TRAIN_LR, rel_err, train_inputs, without_dropout
 
@@ -136,7 +136,6 @@ def main(argv=None) -> int:
     ap.add_argument("--ref-dir", help="numerical mode: directory of numpy references")
     args = ap.parse_args(argv)
     child_init()
-    exit_on_sigterm()
     results = run(args.backend, args.models.split(","), args.spec_dir, args.batch, args.seed, not args.no_static,
                   args.ref_dir)
     with open(args.out, "w") as f:

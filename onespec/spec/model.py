@@ -8,7 +8,7 @@ from typing import Any, Optional
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from ..errors import SpecError, validation_message
-from .nodes import COMBINATORS, Node, Shape, _Node, check_names
+from .nodes import Node, Shape, _Node, check_names
 
 
 class ModelMeta(BaseModel):
@@ -61,7 +61,7 @@ class NodeInfo:
 
     @property
     def is_leaf(self) -> bool:
-        return self.op not in COMBINATORS
+        return self.node.is_leaf
 
 
 def _walk(node: _Node, x: Shape, path: str, depth: int, rows: list[NodeInfo]) -> Shape:

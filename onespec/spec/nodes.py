@@ -93,7 +93,7 @@ class _Node(BaseModel):
 
     @property
     def is_leaf(self) -> bool:
-        return not self.children() and not isinstance(self, _Combinator)
+        return not isinstance(self, _Combinator)
 
     def counts(self, x: Shape, y: Shape) -> tuple[int, int, int]:
         """(trainable params, non-trainable state, MACs) of this node alone, from ``tensors``."""
@@ -330,30 +330,31 @@ class _Pool(_Node):
             _fail(path, "pool_padding", f"padding {p} must be at most half the kernel {k}")
         out = _spatial(path, x, k, s, p, (1,) * nd, self.ceil_mode)
         if self.ceil_mode:
-            floor = _spatial(path, x, k, s, p, (1,) * nd, False)
             # A ceil-mode pool whose extra window would start in the right padding is dropped by torch
             # and mindspore but kept by paddle; backends then pool in floor mode, which gives exactly
             # torch's windows. Only a mix (one dim gains a window, another's is dropped) has no
             # single-flag translation.
             naive = tuple(-(-(n + 2 * pi - ki) // si) + 1 for n, ki, si, pi in zip(x[1:], k, s, p))
             dropped = [o != nv for o, nv in zip(out, naive)]
-            gained = [o != f for o, f in zip(out, floor)]
-            if any(dropped) and any(gained):
+            if any(dropped) and any(self._gains(x)):
                 _fail(path, "ceil_mode", f"ceil_mode on input {x}: one dim's last window starts in the padding "
                                          f"(dropped by torch/mindspore, kept by paddle) while another gains one; "
                                          f"frameworks cannot agree, change padding or ceil_mode")
         return (x[0], *out)
 
+    def _gains(self, x: Shape) -> list[bool]:
+        """Per spatial dim of input ``x``: whether torch's ceil-mode rule gives one more window
+        than floor mode."""
+        nd = len(x) - 1
+        k, s, p = (_tup(v, nd) for v in (self.kernel, self.kernel if self.stride is None else self.stride,
+                                          self.padding))
+        return [_window_out(n, ki, si, pi, 1, True) != _window_out(n, ki, si, pi, 1, False)
+                for n, ki, si, pi in zip(x[1:], k, s, p)]
+
     def effective_ceil(self, x: Shape) -> bool:
         """Whether ceil mode changes the output for input ``x`` (a pool whose ceil-mode extra
         window is dropped by torch's rule equals its floor-mode pool)."""
-        if not self.ceil_mode:
-            return False
-        nd = len(x) - 1
-        k, s, p = _tup(self.kernel, nd), _tup(self.kernel if self.stride is None else self.stride, nd), \
-            _tup(self.padding, nd)
-        return any(_window_out(n, ki, si, pi, 1, True) != _window_out(n, ki, si, pi, 1, False)
-                   for n, ki, si, pi in zip(x[1:], k, s, p))
+        return self.ceil_mode and any(self._gains(x))
 
 
 class MaxPool(_Pool):
@@ -493,9 +494,6 @@ def check_names(nodes: list["_Node"], path: str) -> None:
 class _Combinator(_Node):
     """A node whose shape rule runs its children through the generic walk."""
 
-    def gate_shape(self, x, path, visit) -> Shape:
-        return visit(self.gate, x)
-
 
 class Sequential(_Combinator):
     """Children applied one after another."""
@@ -612,7 +610,6 @@ Node = Annotated[
     Field(discriminator="op"),
 ]
 OPS: dict[str, type[_Node]] = {c.model_fields["op"].default: c for c in get_args(get_args(Node)[0])}
-COMBINATORS = tuple(op for op, c in OPS.items() if issubclass(c, _Combinator))
 
 for _cls in (Sequential, Parallel, Scale, ShiftMax):
     _cls.model_rebuild()

@@ -7,19 +7,16 @@ import numpy as np
 
 from ...spec import ModelSpec
 from .emit import Module, build
-from .runtime import count, forward as _forward, param_names, static_forward, train_step
+from .runtime import count, forward, param_names, static_forward, train_step
 from .weights import get_state, load, load_state, native_names, read, save
 
 __all__ = ["Module", "build", "count", "evaluate", "forward", "get_state", "load", "load_state", "native_names",
            "param_names", "read", "save", "static_forward", "train_step"]
-
-forward = _forward
-
 
 def evaluate(spec: ModelSpec, state: Mapping[str, np.ndarray], x: np.ndarray, record_shapes: bool = False):
     """Eval-mode output (float64) of ``spec`` with canonical ``state`` on batch ``x``;
     with ``record_shapes``, also every node path's output shape."""
     net = build(spec)
     load_state(net, spec, state)
-    y, shapes = _forward(net, x, record_shapes)
+    y, shapes = forward(net, x, record_shapes)
     return (y, shapes) if record_shapes else y

@@ -14,20 +14,15 @@ def count(net) -> tuple[int, int]:
 def forward(net, x: np.ndarray, record_shapes: bool = False):
     """Eval-mode forward in float64. Returns (output, {module path: output shape without batch})."""
     shapes: dict[str, tuple] = {}
-    mods = [(p, m) for p, m in net.named_modules() if p]
-    hook = None
-    if record_shapes:
-        def hook(m, i, o):
-            shapes[m._path] = tuple(o.shape[1:])
-        for p, m in mods:
-            m._path = p
-            m.hooks.append(hook)
+    hooks = [(m, lambda m, i, o, p=p: shapes.__setitem__(p, tuple(o.shape[1:])))
+             for p, m in net.named_modules() if p and record_shapes]
+    for m, h in hooks:
+        m.hooks.append(h)
     try:
         y = net(np.asarray(x, dtype=np.float64))
     finally:
-        if hook is not None:
-            for _, m in mods:
-                m.hooks.remove(hook)
+        for m, h in hooks:
+            m.hooks.remove(h)
     return y, shapes
 
 

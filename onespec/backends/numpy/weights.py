@@ -20,14 +20,20 @@ def _tensors(net) -> dict:
     return out
 
 
-def load_state(net, spec: ModelSpec, state) -> None:
-    check_state(spec, state)
+def _assign(net, what: str, state) -> None:
+    """Check ``state`` against the net's own tensors, then hold it in float64 (remembering each
+    tensor's dtype for ``get_state``)."""
     own = _tensors(net)
-    check_native("state does not fit this numpy network", {k: m.params[t].shape for k, (m, t) in own.items()}, state)
+    check_native(what, {k: m.params[t].shape for k, (m, t) in own.items()}, state)
     net.dtypes = {}
     for k, (m, t) in own.items():
         m.params[t] = np.asarray(state[k], dtype=np.float64).copy()
         net.dtypes[k] = np.asarray(state[k]).dtype
+
+
+def load_state(net, spec: ModelSpec, state) -> None:
+    check_state(spec, state)
+    _assign(net, "state does not fit this numpy network", state)
 
 
 def get_state(net, spec: ModelSpec) -> dict[str, np.ndarray]:
@@ -44,8 +50,4 @@ def read(path: str) -> dict[str, np.ndarray]:
 
 
 def load(net, path: str) -> None:
-    sd = read(path)
-    own = _tensors(net)
-    check_native(f"{path} does not fit this network", {k: m.params[t].shape for k, (m, t) in own.items()}, sd)
-    for k, (m, t) in own.items():
-        m.params[t] = np.asarray(sd[k], dtype=np.float64).copy()
+    _assign(net, f"{path} does not fit this network", read(path))
