@@ -48,15 +48,21 @@ def python_child(args: list[str], env=None, **kw) -> subprocess.Popen:
 
 
 def run_child(args: list[str], input: bytes | None = None, env=None) -> tuple[int, bytes, bytes]:
-    """Run a child to completion; on any exception here (SIGTERM included) the child is killed.
+    """Run a child to completion; on any exception here (SIGTERM included) the child is
+    terminated (killed if it does not end within 20 s).
     Thread-safe: conformance runs one per framework at once."""
     proc = python_child(args, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
         out, err = proc.communicate(input)
     except BaseException:
-        proc.kill()
-        proc.wait()
+        # SIGTERM first: the child's atomic write removes its temporary files; SIGKILL if it hangs
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
         raise
     return proc.returncode, out, err
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import tempfile
 import zlib
 from dataclasses import dataclass
@@ -129,24 +130,25 @@ def native_layout(spec: ModelSpec, roles: Mapping[str, str], transposed: frozens
 
 def atomic_write(path: str, write, suffix: str | None = None) -> None:
     """Call ``write(tmp_path)`` then rename over ``path``: readers never see a half-written file,
-    and a failed or empty write leaves an existing ``path`` untouched. ``suffix``: the temporary
-    file's extension, for writers that append their own (MindSpore adds ``.ckpt`` otherwise)."""
+    and a failed or empty write leaves an existing ``path`` untouched. The temporary file sits in
+    a private folder beside ``path``, removed whole afterwards, so side files a writer makes
+    (MindSpore writes ``*.tmp`` before its ``.ckpt``) go with it even when it is interrupted.
+    ``suffix``: the temporary file's extension, for writers that append their own (MindSpore
+    adds ``.ckpt`` otherwise)."""
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise StateError(f"cannot write {path}: directory {directory} does not exist")
     if os.path.isdir(path):
         raise StateError(f"cannot write {path}: it is a directory")
-    fd, tmp = tempfile.mkstemp(prefix=".onespec-", suffix=suffix or os.path.splitext(path)[1], dir=directory)
-    os.close(fd)
+    tmpdir = tempfile.mkdtemp(prefix=".onespec-", dir=directory)
+    tmp = os.path.join(tmpdir, "state" + (suffix or os.path.splitext(path)[1]))
     try:
         write(tmp)
-        if not os.path.getsize(tmp):
+        if not os.path.exists(tmp) or not os.path.getsize(tmp):
             raise StateError(f"writing {path} produced an empty file; the destination is unchanged")
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 def save_state(state: Mapping[str, np.ndarray], path: str) -> None:
