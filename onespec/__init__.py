@@ -47,3 +47,19 @@ __all__ = [
     "Analysis", "BACKENDS", "FRAMEWORKS", "BackendUnavailableError", "MissingFileError", "ModelSpec", "OnespecError", "OverrideError", "SpecError",
     "UnknownModelError", "analyze", "build", "get_spec", "init_state", "list_models",
 ]
+
+
+def train(model=None, recipe=None, *, backend: str = "torch", out=None, overrides=None, resume: bool = False,
+          progress: bool = True):
+    """Train a zoo model / spec file / ``module:function`` / ``ModelSpec`` with a recipe (a
+    ``Recipe``, a YAML path, or None for the defaults: scikit-learn's digits) in ``backend``.
+    Returns the run's ``History`` (epoch and step rows, the run directory)."""
+    from .training import train as _train
+    return _train(model, recipe, backend=backend, out=out, overrides=overrides, resume=resume, progress=progress)
+
+
+def evaluate(model=None, weights: str = "", recipe=None, *, backend: str = "torch", out=None, overrides=None):
+    """Top-1/top-5, per-class accuracy and confusion matrix of a checkpoint on the recipe's
+    validation data; writes ``eval.json`` and ``confusion.png`` into ``out`` when given."""
+    from .training import evaluate as _evaluate
+    return _evaluate(model, weights, recipe, backend=backend, out=out, overrides=overrides)

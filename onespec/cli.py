@@ -1,4 +1,4 @@
-"""``onespec`` command line: list, show, schema, conformance. A thin layer over the library."""
+"""``onespec`` command line: list, show, schema, conformance, convert, train, eval. A thin layer over the library."""
 from __future__ import annotations
 
 import argparse
@@ -99,6 +99,77 @@ def cmd_convert(args) -> int:
     return 0
 
 
+def _recipe_overrides(args) -> dict[str, Any]:
+    ov = _overrides(args.set)
+    for flag, key in (("data", "data.root"), ("source", "data.source"), ("epochs", "epochs"),
+                      ("batch_size", "batch_size"), ("weights", "weights"), ("max_steps", "max_steps"),
+                      ("workers", "data.workers")):
+        v = getattr(args, flag, None)
+        if v is not None:
+            ov[key] = v
+    if getattr(args, "freeze", None):
+        ov["freeze"] = list(args.freeze)
+    return ov
+
+
+def cmd_train(args) -> int:
+    from .training import load_recipe, train
+
+    recipe = load_recipe(args.recipe, _recipe_overrides(args))
+    hist = train(args.model, recipe, backend=args.backend, out=args.out, resume=args.resume,
+                 progress=not args.no_progress)
+    if hist.skipped:
+        print(f"not loaded from {recipe.weights} (trained from onespec's init): {', '.join(hist.skipped)}")
+    f = hist.final
+    if f:
+        print(f"{hist.backend}: {f['epoch'] + 1} epochs, {f['step']} steps; validation top-1 "
+              f"{100 * f['val_acc']:.2f}% top-5 {100 * f['val_top5']:.2f}% loss {f['val_loss']:.4f}; "
+              f"{f['images_per_s']:.0f} images/s")
+    print(f"run: {hist.out} (metrics.jsonl, curves.png, checkpoints/)")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .training import evaluate, load_recipe
+
+    recipe = load_recipe(args.recipe, _recipe_overrides(args))
+    res = evaluate(args.model, args.weights or "", recipe, backend=args.backend, out=args.out,
+                   weights_format=args.format)
+    width = max(len(c) for c in res["classes"])
+    print(f"{res['model']} in {res['backend']} on {res['samples']} {res['data']} samples: top-1 "
+          f"{100 * res['top1']:.2f}%  top-5 {100 * res['top5']:.2f}%  loss {res['loss']:.4f}")
+    for c in res["classes"]:
+        print(f"  {c:<{width}}  {100 * res['per_class'][c]:6.2f}%  of {res['per_class_samples'][c]}")
+    if args.out:
+        print(f"wrote {os.path.join(args.out, 'eval.json')} and {os.path.join(args.out, 'confusion.png')}")
+    return 0
+
+
+def _run_args(p, evaluation: bool = False) -> None:
+    p.add_argument("model", nargs="?", default=None,
+                   help="zoo name, spec file (.json/.yaml) or module:function (default: the recipe's model)")
+    p.add_argument("--recipe", help="recipe YAML (default: onespec's defaults, scikit-learn's digits)")
+    p.add_argument("--backend", default="torch", choices=FRAMEWORKS)
+    p.add_argument("--data", help="data folder / file (recipe data.root)")
+    p.add_argument("--source", choices=["digits", "imagefolder", "cifar10", "mat"], help="recipe data.source")
+    p.add_argument("--workers", type=int, help="data decoding processes (recipe data.workers)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="recipe field, dotted: optimizer.lr=0.01, epochs=3, overrides.width=0.5")
+    if evaluation:
+        p.add_argument("--weights", required=True, help="checkpoint: .pth, .pdparams, .ckpt, .npz (canonical)")
+        p.add_argument("--format", choices=FORMATS, help="checkpoint format (default: from the extension)")
+        p.add_argument("--out", help="folder for eval.json and confusion.png")
+    else:
+        p.add_argument("--weights", help="start from this checkpoint (a head of another shape is skipped)")
+        p.add_argument("--freeze", nargs="+", metavar="PATH", help="node-path prefixes to keep fixed, e.g. features")
+        p.add_argument("--epochs", type=int)
+        p.add_argument("--max-steps", type=int, help="stop after this many steps (a smoke run)")
+        p.add_argument("--out", help="run directory (default runs/MODEL-BACKEND)")
+        p.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
+        p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="onespec", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -133,6 +204,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. num_classes=10")
     p.set_defaults(fn=cmd_convert)
+    p = sub.add_parser("train", help="train or fine-tune a model in one framework from a recipe")
+    _run_args(p)
+    p.set_defaults(fn=cmd_train)
+    p = sub.add_parser("eval", help="accuracy, per-class accuracy and confusion matrix of a checkpoint")
+    _run_args(p, evaluation=True)
+    p.set_defaults(fn=cmd_eval)
     return ap
 
 

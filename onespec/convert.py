@@ -11,6 +11,7 @@ parent (``onespec._proc``).
 from __future__ import annotations
 
 import argparse
+import importlib
 import io
 import json
 import os
@@ -34,8 +35,57 @@ def format_of(path: str) -> str | None:
 
 
 def _spec(arch: str, overrides: dict):
+    """A zoo model, or ``@path``: a spec JSON file (how the training loop passes its spec on)."""
+    if arch.startswith("@"):
+        from .spec import parse_spec
+        with open(arch[1:], "rb") as f:
+            return parse_spec(f.read())
     from .zoo import get_spec
     return get_spec(arch, **overrides)
+
+
+def read_partial(fmt: str, spec, path: str) -> tuple[dict, list[str], list[str]]:
+    """(canonical tensors of ``spec`` found in the file with the right shape, skipped tensors as
+    "name (file shape -> model shape)", tensors the model has and the file lacks). For transfer
+    learning: a head of another size is skipped and listed, not an error. Imports the format's
+    framework: call it in a process meant for it (``onespec.training`` runs it in a child)."""
+    import numpy as np
+
+    from .backends import load_backend
+    from .weights import layout, native_layout
+
+    if not os.path.exists(path):
+        raise MissingFileError(path, "no such checkpoint")
+    want = layout(spec)
+    if fmt == "canonical":
+        raw, names, transposed = load_state(path), {c: c for c in want}, set()
+    else:
+        backend = load_backend("torch" if fmt in ("torchvision", "auto") else fmt)
+        raw = backend.read(path)
+        names, transposed = None, set()
+        if fmt in ("torchvision", "auto"):
+            from .importers import looks_like_torchvision, torchvision_names
+            if fmt == "torchvision" or looks_like_torchvision(spec, raw):
+                names = torchvision_names(spec)
+        if names is None:
+            mod = importlib.import_module(f"onespec.backends.{backend.__name__.rsplit('.', 1)[-1]}.weights")
+            emit = importlib.import_module(f"onespec.backends.{backend.__name__.rsplit('.', 1)[-1]}.emit")
+            nl = native_layout(spec, getattr(mod, "ROLES", {}), getattr(emit, "TRANSPOSED", frozenset()))
+            names = {c: n for c, (n, _) in nl.items()}
+            transposed = {c for c, (_, t) in nl.items() if t}
+    state, skipped, missing = {}, [], []
+    for c, t in want.items():
+        n = names[c]
+        if n not in raw:
+            missing.append(c)
+            continue
+        a = np.asarray(raw[n])
+        a = a.T if c in transposed else a
+        if tuple(a.shape) != tuple(t.shape):
+            skipped.append(f"{c} ({'x'.join(map(str, a.shape))} in the file, {'x'.join(map(str, t.shape))} in the model)")
+            continue
+        state[c] = np.ascontiguousarray(a, np.float32)
+    return state, skipped, missing
 
 
 def read(fmt: str, arch: str, path: str, overrides: dict | None = None) -> dict:
@@ -114,6 +164,33 @@ def convert(src: str, arch: str, to: str, out: str, from_: str | None = None, ov
     return src_fmt
 
 
+def read_for(spec, path: str, fmt: str | None = None) -> tuple[dict, list[str], list[str]]:
+    """``read_partial`` in an isolated child of the file's framework (any format ``convert``
+    reads): (state, skipped, missing)."""
+    import tempfile
+
+    import numpy as np
+
+    fmt = fmt or format_of(path)
+    if fmt is None:
+        raise ConvertError(f"cannot tell the format of {path} from its extension; give the format ({', '.join(FORMATS)})")
+    if fmt not in FORMATS:
+        raise ConvertError(f"unknown checkpoint format {fmt!r}; choose from {', '.join(FORMATS)}")
+    if not os.path.isfile(path):
+        raise MissingFileError(path, "no such checkpoint")
+    if fmt == "torch":
+        fmt = "auto"
+    with tempfile.TemporaryDirectory(prefix="onespec-spec-") as d:
+        sp = os.path.join(d, "spec.json")
+        with open(sp, "w") as f:
+            f.write(spec.model_dump_json())
+        data = _step(["partial", fmt, "@" + sp, os.path.abspath(path), "-", "{}"])
+    with np.load(io.BytesIO(data), allow_pickle=False) as z:
+        state = {k: z[k] for k in z.files if k != "__report__"}
+        report = json.loads(bytes(z["__report__"]).decode())
+    return state, report["skipped"], report["missing"]
+
+
 def main(argv=None) -> int:
     """One side of a conversion. ``-`` as src (write) / dst (read): the canonical ``.npz`` on
     stdin / stdout. Framework output printed to stdout goes to stderr instead."""
@@ -121,7 +198,7 @@ def main(argv=None) -> int:
 
     child_init()
     ap = argparse.ArgumentParser(prog="python -m onespec.convert")
-    ap.add_argument("step", choices=["read", "write"])
+    ap.add_argument("step", choices=["read", "write", "partial"])
     ap.add_argument("fmt")
     ap.add_argument("arch")
     ap.add_argument("src")
@@ -132,7 +209,15 @@ def main(argv=None) -> int:
     os.dup2(2, 1)  # frameworks print to stdout; keep the data channel clean
     try:
         overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(a.overrides).items()}
-        if a.step == "read":
+        if a.step == "partial":
+            import numpy as np
+            state, skipped, missing = read_partial(a.fmt, _spec(a.arch, overrides), a.src)
+            buf = io.BytesIO()
+            np.savez(buf, **state, **{"__report__": np.frombuffer(
+                json.dumps({"skipped": skipped, "missing": missing}).encode(), np.uint8)})
+            data_out.write(buf.getvalue())
+            data_out.flush()
+        elif a.step == "read":
             state = read(a.fmt, a.arch, a.src, overrides)
             if a.dst == "-":
                 import numpy as np

@@ -68,16 +68,34 @@ def _rng(seed: int, name: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(name.encode())])
 
 
-def init_state(spec: ModelSpec, seed: int = 0, dtype=np.float32) -> dict[str, np.ndarray]:
+def init_state(spec: ModelSpec, seed: int = 0, dtype=np.float32, scheme: str = "test") -> dict[str, np.ndarray]:
     """Deterministic initialization independent of any framework's defaults.
 
-    Conv/linear weights ~ N(0, 1/fan_in) (unit-variance activations), biases ~ N(0, 0.1);
-    BN gamma ~ U(0.5, 1.5), beta ~ N(0, 0.1), running mean ~ N(0, 0.1), running var ~ U(0.5, 1.5),
-    so that inference exercises every BN term.
+    ``scheme="test"`` (conformance): conv/linear weights ~ N(0, 1/fan_in) (unit-variance
+    activations), biases ~ N(0, 0.1); BN gamma ~ U(0.5, 1.5), beta ~ N(0, 0.1), running mean ~
+    N(0, 0.1), running var ~ U(0.5, 1.5), so that inference exercises every BN term.
+    ``scheme="train"`` (the start of training, torchvision's ResNet/MobileNet init): conv weights
+    ~ N(0, 2/fan_out) (He et al. 2015, fan-out mode), linear ~ N(0, 0.01), biases 0; norms gamma
+    1, beta 0, running mean 0, running var 1.
     """
+    if scheme not in ("test", "train"):
+        raise ValueError(f"init scheme {scheme!r}: choose test or train")
     state = {}
     for name, t in layout(spec).items():
         g = _rng(seed, name)
+        if scheme == "train":
+            if t.role == "weight" and t.op == "linear":
+                v = 0.01 * g.standard_normal(t.shape)
+            elif t.role == "weight":
+                # fan-out: out channels x kernel; [in, out/g, *k] for a transposed conv
+                out = t.shape[1] if t.op == "conv_transpose" else t.shape[0]
+                v = g.standard_normal(t.shape) * np.sqrt(2.0 / (out * int(np.prod(t.shape[2:], dtype=np.int64))))
+            elif t.role in ("gamma", "running_var"):
+                v = np.ones(t.shape)
+            else:
+                v = np.zeros(t.shape)
+            state[name] = v.astype(dtype)
+            continue
         if t.role == "weight":
             # fan-in: [out, in, *k] for conv/linear; [in, out/g, *k] for a transposed conv, whose
             # output sums in/stride^2 products -- the product of the other dims is close enough

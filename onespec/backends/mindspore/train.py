@@ -1,0 +1,75 @@
+"""Training session on an emitted MindSpore network: the pieces ``onespec.training`` needs.
+
+Conventions translated here: PYNATIVE mode; gradients from ``mindspore.value_and_grad`` over the
+trainable parameters only; ``requires_grad=False`` and ``set_train(False)`` for frozen subtrees
+(their BatchNorm moving statistics stay fixed too; ``set_train(True)`` on the root would reset
+them, so frozen cells are switched back after it); parameters updated with ``ops.assign``;
+dropout seeded through ``mindspore.set_seed``.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import mindspore as ms
+from mindspore import ops
+
+from .weights import native_names
+
+
+class Session:
+    sqrt = staticmethod(ops.sqrt)
+    zeros_like = staticmethod(ops.zeros_like)
+
+    def __init__(self, net, spec, trainable: list[str], frozen_paths: tuple[str, ...]):
+        ms.set_context(mode=ms.PYNATIVE_MODE)
+        self.net = net
+        names = native_names(spec)
+        own = dict(net.parameters_and_names())
+        self.params = {c: own[names[c]] for c in trainable}
+        keep = {id(p) for p in self.params.values()}
+        for _, p in net.parameters_and_names():
+            if p.requires_grad and id(p) not in keep:
+                p.requires_grad = False
+        self.frozen = [c for path, c in net.cells_and_names() if path and _under(path, frozen_paths)]
+        self._weights = list(self.params.values())
+
+        def loss_fn(x, target):
+            logits = net(x)
+            return -(target * ops.log_softmax(logits, axis=1)).sum(1).mean(), logits
+
+        self._grad = ms.value_and_grad(loss_fn, None, self._weights, has_aux=True)
+
+    def seed(self, s: int) -> None:
+        ms.set_seed(s)
+
+    def set_train(self, flag: bool) -> None:
+        self.net.set_train(flag)
+        for c in self.frozen:
+            c.set_train(False)
+
+    def step_grads(self, x: np.ndarray, target: np.ndarray):
+        (loss, logits), grads = self._grad(ms.Tensor(x), ms.Tensor(target))
+        return float(loss.asnumpy()), logits.asnumpy(), dict(zip(self.params, grads))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.net(ms.Tensor(x)).asnumpy()
+
+    def sumsq(self, t) -> float:
+        return float((t * t).sum().asnumpy())
+
+    def assign(self, p, value) -> None:
+        ops.assign(p, value)
+
+    def no_grad(self):
+        return contextlib.nullcontext()
+
+    def tensor(self, a: np.ndarray):
+        return ms.Tensor(np.ascontiguousarray(a))
+
+    def numpy(self, t) -> np.ndarray:
+        return np.array(t.asnumpy())
+
+
+def _under(path: str, prefixes) -> bool:
+    return any(path == p or path.startswith(p + ".") for p in prefixes)

@@ -1,0 +1,76 @@
+"""Training session on an emitted torch network: the pieces ``onespec.training`` needs from torch.
+
+Conventions translated here: ``requires_grad=False`` and eval mode for frozen subtrees (so their
+BatchNorm statistics stay fixed too); gradients averaged over ``torch.distributed`` ranks when a
+process group is initialised (``torchrun``); dropout seeded through ``torch.manual_seed``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .weights import native_names
+
+
+class Session:
+    sqrt = staticmethod(torch.sqrt)
+    zeros_like = staticmethod(torch.zeros_like)
+
+    def __init__(self, net, spec, trainable: list[str], frozen_paths: tuple[str, ...]):
+        self.net = net
+        names = native_names(spec)
+        own = dict(net.named_parameters())
+        self.params = {c: own[names[c]] for c in trainable}
+        keep = {id(p) for p in self.params.values()}
+        for p in net.parameters():
+            p.requires_grad_(id(p) in keep)
+        self.frozen = [m for path, m in net.named_modules() if path and _under(path, frozen_paths)]
+        self.dist = torch.distributed.is_available() and torch.distributed.is_initialized()
+
+    def seed(self, s: int) -> None:
+        torch.manual_seed(s)
+
+    def set_train(self, flag: bool) -> None:
+        self.net.train(flag)
+        for m in self.frozen:
+            m.eval()
+
+    def step_grads(self, x: np.ndarray, target: np.ndarray):
+        """Train-mode forward and backward of mean soft-target cross-entropy."""
+        for p in self.params.values():
+            p.grad = None
+        logits = self.net(torch.from_numpy(x))
+        loss = -(torch.from_numpy(target) * F.log_softmax(logits, dim=1)).sum(1).mean()
+        loss.backward()
+        grads = {c: (p.grad if p.grad is not None else torch.zeros_like(p)) for c, p in self.params.items()}
+        if self.dist:
+            world = torch.distributed.get_world_size()
+            for g in grads.values():
+                torch.distributed.all_reduce(g)
+                g.div_(world)
+        return float(loss.detach()), logits.detach().numpy(), grads
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return self.net(torch.from_numpy(x)).numpy()
+
+    def sumsq(self, t) -> float:
+        return float((t.detach() * t.detach()).sum())
+
+    def assign(self, p, value) -> None:
+        with torch.no_grad():
+            p.copy_(value)
+
+    def no_grad(self):
+        return torch.no_grad()
+
+    def tensor(self, a: np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(a))
+
+    def numpy(self, t) -> np.ndarray:
+        return t.detach().numpy().copy()
+
+
+def _under(path: str, prefixes) -> bool:
+    return any(path == p or path.startswith(p + ".") for p in prefixes)

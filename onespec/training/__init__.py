@@ -1,0 +1,7 @@
+"""Training and evaluation of any onespec model in any framework from one recipe."""
+from .engine import History, TrainError, evaluate, resolve_model, train
+from .recipe import Recipe, RecipeError, load_recipe
+from .schedule import schedule
+
+__all__ = ["History", "TrainError", "evaluate", "resolve_model", "train", "Recipe", "RecipeError",
+           "load_recipe", "schedule"]

@@ -1,0 +1,431 @@
+"""The training and evaluation loop, one for every framework.
+
+The framework does only what must be native: the forward, the backward and tensor arithmetic
+(``onespec.backends.<name>.train.Session``). Everything that decides *what* is trained is here
+and framework-free: the batches (``onespec.data``), the initial state (``weights.init_state`` or
+a checkpoint), the per-step LR and momentum (``schedule``), the update rule (``optim``), the loss
+(cross-entropy against label-smoothed one-hot targets), gradient clipping, dropout seeds (one per
+epoch, so a resumed run draws what an uninterrupted one does).
+
+Run directory (``out``): ``checkpoints/epoch_<n>.<ext>``, ``last``/``best`` native checkpoints,
+``optimizer.npz`` (the update rule's state), ``run.json`` (recipe, spec, progress),
+``metrics.jsonl`` (one row per step and per epoch), ``curves.png``. A run resumes from its
+directory at the last completed epoch.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import data as D
+from ..backends import FRAMEWORKS, check_backend, load_backend
+from ..errors import OnespecError, OverrideError
+from ..spec import ModelSpec
+from ..weights import atomic_write, init_state, layout, load_state, save_state
+from . import optim, report
+from .recipe import Recipe, load_recipe
+from .schedule import schedule
+
+EXTENSIONS = {"torch": ".pth", "paddle": ".pdparams", "mindspore": ".ckpt"}
+
+
+class TrainError(OnespecError, ValueError):
+    """A training or evaluation run cannot start or continue; names what and where."""
+
+
+@dataclass
+class History:
+    """What ``train`` returns: the epoch rows of ``metrics.jsonl`` and where the run lives."""
+    out: str
+    backend: str
+    epochs: list[dict] = field(default_factory=list)
+    steps: list[dict] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def final(self) -> dict:
+        return self.epochs[-1] if self.epochs else {}
+
+
+# --------------------------------------------------------------------------------- resolution
+def resolve_model(model: str, overrides: dict | None = None, num_classes: int | None = None) -> ModelSpec:
+    """A zoo name (``num_classes`` filled in from the data unless given), a spec file
+    (``.json``/``.yaml``/``.yml``) or ``module:function`` returning a ``ModelSpec``."""
+    from ..spec import parse_spec
+    from ..zoo import get_spec, list_models
+
+    overrides = dict(overrides or {})
+    if not model:
+        raise TrainError("no model: name a zoo model, a spec file or module:function")
+    if model in list_models():
+        if num_classes is not None and "num_classes" not in overrides:
+            overrides["num_classes"] = num_classes
+        spec = get_spec(model, **overrides)
+    elif os.path.isfile(model):
+        if overrides:
+            raise OverrideError(f"overrides apply to zoo models, not to the spec file {model}")
+        with open(model, "rb") as f:
+            text = f.read()
+        if model.endswith((".yaml", ".yml")):
+            import yaml
+            try:
+                text = json.dumps(yaml.safe_load(text))
+            except yaml.YAMLError as err:
+                raise TrainError(f"{model}: not valid YAML ({str(err).splitlines()[0]})") from None
+        spec = parse_spec(text)
+    elif ":" in model:
+        mod, _, fn = model.partition(":")
+        try:
+            obj = getattr(importlib.import_module(mod), fn)
+        except (ImportError, AttributeError) as err:
+            raise TrainError(f"cannot load {model}: {err}") from None
+        spec = obj(**overrides)
+        if not isinstance(spec, ModelSpec):
+            raise TrainError(f"{model} returned a {type(spec).__name__}, not a ModelSpec")
+    else:
+        from ..errors import UnknownModelError
+        raise UnknownModelError(f"{model!r} is neither a zoo model (onespec list), a spec file nor module:function")
+    if num_classes is not None and spec.output_shape != (num_classes,):
+        raise TrainError(f"{spec.name} outputs {spec.output_shape}, the data has {num_classes} classes")
+    return spec
+
+
+def _model_overrides(recipe: Recipe) -> dict:
+    """The recipe's zoo overrides plus ``input_size`` from ``image_size`` (digits: 32 by default,
+    as 8x8 digits blown up to 224 only cost time)."""
+    ov = dict(recipe.overrides)
+    size = recipe.image_size or (32 if recipe.data.source == "digits" else None)
+    if size and "input_size" not in ov:
+        ov["input_size"] = size
+    return ov
+
+
+def open_data(recipe: Recipe):
+    """(train source, validation source), every file checked."""
+    d = recipe.data
+    if d.source == "digits":
+        return D.digits(d.split_seed, d.test_ratio)
+    if d.source == "imagefolder":
+        return D.image_folder(d.root, d.split_seed, d.test_ratio)
+    if d.source == "cifar10":
+        return D.cifar10(d.root)
+    return D.mat_cube(d.root, d.gt, d.pca, d.patch, d.test_ratio, d.split_seed)
+
+
+def transforms_for(recipe: Recipe, spec: ModelSpec, train: bool):
+    """The recipe's transforms; by default resize + center crop to the model's input size and the
+    train list's ``normalize`` (or none) for evaluation."""
+    given = recipe.train_transforms if train else recipe.eval_transforms
+    if given is not None:
+        return tuple(given)
+    size = spec.input_shape[-1]
+    norm = [t for t in (recipe.train_transforms or []) if t.op == "normalize"]
+    base = [D.Resize(size=size), D.CenterCrop(size=size)]
+    if train and recipe.train_transforms is None:
+        return tuple(base + [D.Normalize()])
+    return tuple(base + (norm or [D.Normalize()]))
+
+
+def _check_shapes(src, tf, spec: ModelSpec, what: str) -> None:
+    x, _ = D.make_batch(src, tf, 0, 0, [0])
+    if tuple(x.shape[1:]) != tuple(spec.input_shape):
+        raise TrainError(f"{what} samples are {x.shape[1:]} after the transforms, {spec.name} takes "
+                         f"{tuple(spec.input_shape)}: set the transform sizes or the model's input_size")
+
+
+def _frozen(spec: ModelSpec, prefixes) -> tuple[str, ...]:
+    from ..spec import trace
+    paths = {r.path for r in trace(spec)}
+    for p in prefixes:
+        if p not in paths:
+            raise TrainError(f"--freeze {p}: {spec.name} has no node {p!r} (see onespec show {spec.name})")
+    return tuple(prefixes)
+
+
+def _under(name: str, prefixes) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def _dist():
+    """(rank, world) from the launcher's environment (torchrun, paddle.distributed.launch, msrun)."""
+    for r, w in (("RANK", "WORLD_SIZE"), ("PADDLE_TRAINER_ID", "PADDLE_TRAINERS_NUM"), ("RANK_ID", "RANK_SIZE")):
+        if os.environ.get(w) and int(os.environ[w]) > 1:
+            return int(os.environ.get(r, 0)), int(os.environ[w])
+    return 0, 1
+
+
+def _init_dist(backend: str, world: int) -> None:
+    if world == 1:
+        return
+    if backend == "torch":
+        import torch.distributed as dist
+        if not dist.is_initialized():
+            dist.init_process_group("gloo")
+    elif backend == "paddle":
+        import paddle.distributed as dist
+        dist.init_parallel_env()
+    else:
+        from mindspore.communication import init
+        init()
+
+
+def _load_start(spec: ModelSpec, recipe: Recipe, backend: str) -> tuple[dict, list[str]]:
+    """Initial canonical state: onespec's seeded init, overlaid with the recipe's checkpoint."""
+    from ..convert import read_for
+
+    state = init_state(spec, recipe.seed, scheme="train")
+    if not recipe.weights:
+        return state, []
+    loaded, skipped, missing = read_for(spec, recipe.weights, recipe.weights_format or None)
+    if not loaded:
+        raise TrainError(f"{recipe.weights} holds none of {spec.name}'s tensors: a checkpoint of another "
+                         f"architecture? ({len(missing)} missing, {len(skipped)} of another shape)")
+    frozen_missing = [m for m in missing + [s.split(" ")[0] for s in skipped] if _under(m, recipe.freeze)]
+    if frozen_missing:
+        raise TrainError(f"{recipe.weights} lacks frozen tensors, which would stay at their random init: "
+                         f"{', '.join(frozen_missing[:6])}")
+    state.update(loaded)
+    return state, skipped + [f"{m} (not in the file)" for m in missing]
+
+
+# --------------------------------------------------------------------------------- training
+def _targets(y: np.ndarray, k: int, smoothing: float) -> np.ndarray:
+    t = np.full((len(y), k), smoothing / k, np.float32)
+    t[np.arange(len(y)), y] += np.float32(1.0 - smoothing)
+    return t
+
+
+def _evaluate(sess, loader, k: int):
+    sess.set_train(False)
+    logits, labels = [], []
+    for x, y in loader.epoch(0):
+        logits.append(sess.predict(x))
+        labels.append(y)
+    logits, labels = np.concatenate(logits), np.concatenate(labels)
+    z = logits - logits.max(1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(1, keepdims=True))
+    loss = float(-logp[np.arange(len(labels)), labels].mean())
+    return logits, labels, loss
+
+
+def _write_rows(path: str, rows: list[dict]) -> None:
+    text = "".join(json.dumps(r) + "\n" for r in rows)
+    atomic_write(path, lambda tmp: open(tmp, "w").write(text), suffix=".jsonl")
+
+
+def train(model: str | ModelSpec | None = None, recipe: Recipe | str | None = None, *, backend: str = "torch",
+          out: str | None = None, overrides: dict | None = None, resume: bool = False,
+          progress: bool = True) -> History:
+    """Train ``model`` with ``recipe`` in ``backend``; returns the run's :class:`History`.
+
+    ``overrides`` are dotted recipe fields (``{"optimizer.lr": 0.01}``). All input (data, recipe,
+    checkpoint, freeze paths) is checked before the framework starts training."""
+    check_backend(backend, FRAMEWORKS)
+    if not isinstance(recipe, Recipe):
+        recipe = load_recipe(recipe, overrides)
+    elif overrides:
+        recipe = load_recipe(None, overrides, base=recipe.model_dump(exclude_unset=True))
+    train_src, val_src = open_data(recipe)
+    k = len(train_src.classes)
+    if isinstance(model, ModelSpec):
+        spec = model
+        if spec.output_shape != (k,):
+            raise TrainError(f"{spec.name} outputs {spec.output_shape}, the data has {k} classes")
+    else:
+        spec = resolve_model(model or recipe.model, _model_overrides(recipe), k)
+    tf_train, tf_eval = transforms_for(recipe, spec, True), transforms_for(recipe, spec, False)
+    if train_src.kind == "image":
+        _check_shapes(train_src, tf_train, spec, "training")
+        _check_shapes(val_src, tf_eval, spec, "validation")
+    elif tuple(train_src.items[0].shape) != tuple(spec.input_shape):
+        raise TrainError(f"samples are {train_src.items[0].shape}, {spec.name} takes {tuple(spec.input_shape)}")
+    frozen = _frozen(spec, recipe.freeze)
+    out = out or os.path.join("runs", f"{spec.name}-{backend}")
+    run_json = os.path.join(out, "run.json")
+    if os.path.exists(run_json) and not resume:
+        raise TrainError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    if resume and not os.path.exists(run_json):
+        raise TrainError(f"cannot resume: {out} holds no run.json")
+
+    rank, world = _dist()
+    lead = rank == 0
+    train_loader = D.Loader(train_src, tf_train, batch_size=recipe.batch_size, shuffle=True, seed=recipe.seed,
+                            drop_last=True, workers=recipe.data.workers, prefetch=recipe.data.prefetch,
+                            rank=rank, world=world)
+    if len(train_loader) == 0:
+        raise TrainError(f"{len(train_src)} training samples make no batch of {recipe.batch_size * world}")
+    val_loader = D.Loader(val_src, tf_eval, batch_size=recipe.eval_batch_size or recipe.batch_size,
+                          shuffle=False, seed=recipe.seed, workers=recipe.data.workers, prefetch=recipe.data.prefetch)
+    spe = len(train_loader)
+    lrs, moms = schedule(recipe, spe)
+    total = len(lrs) if recipe.max_steps is None else min(len(lrs), recipe.max_steps)
+    state, skipped = _load_start(spec, recipe, backend)
+
+    be = load_backend(backend)
+    _init_dist(backend, world)
+    session_cls = importlib.import_module(f"onespec.backends.{backend}.train").Session
+    net = be.build(spec)
+    be.load_state(net, spec, state)
+    lay = layout(spec)
+    trainable = [c for c, t in lay.items() if t.trainable and not _under(c, frozen)]
+    sess = session_cls(net, spec, trainable, frozen)
+    opt = recipe.optimizer
+    ostate = {c: optim.init(opt, p, sess) for c, p in sess.params.items()}
+    decay = {c: optim.decays(opt, lay[c].role) for c in sess.params}
+    ext = EXTENSIONS[backend]
+    ck_dir = os.path.join(out, "checkpoints")
+
+    rows: list[dict] = []
+    start_epoch, step, best = 0, 0, -1.0
+    if resume:
+        with open(run_json) as f:
+            run = json.load(f)
+        if run.get("backend") != backend or run.get("spec") != json.loads(spec.model_dump_json()):
+            raise TrainError(f"{out} is a run of {run.get('spec', {}).get('name')} in {run.get('backend')}; "
+                             f"resume it with the same model and --backend")
+        if run.get("recipe") != json.loads(recipe.model_dump_json()):
+            raise TrainError(f"{out} was trained with another recipe; resume with the recipe in its run.json")
+        start_epoch, step, best = run["epochs_done"], run["steps_done"], run["best"]
+        be.load(net, os.path.join(ck_dir, "last" + ext))
+        saved = load_state(os.path.join(out, "optimizer.npz"))
+        for c in sess.params:
+            for s in ostate[c]:
+                ostate[c][s] = sess.tensor(saved[f"{c}/{s}"])
+        with open(os.path.join(out, "metrics.jsonl")) as f:
+            rows = [r for r in map(json.loads, f) if r["epoch"] < start_epoch]
+    elif lead:
+        os.makedirs(ck_dir, exist_ok=True)
+
+    hist = History(out, backend, skipped=skipped)
+    bar = None
+    if progress and lead:
+        from tqdm import tqdm
+        bar = tqdm(total=total, initial=step, unit="step", dynamic_ncols=True, file=sys.stderr,
+                   desc=f"{spec.name} [{backend}]")
+    try:
+        for epoch in range(start_epoch, recipe.epochs):
+            if step >= total:
+                break
+            sess.seed(recipe.seed * 100003 + epoch)
+            sess.set_train(True)
+            t0, seen, correct, loss_sum, nb = time.perf_counter(), 0, 0, 0.0, 0
+            digest = None
+            for x, y in train_loader.epoch(epoch):
+                if step >= total:
+                    break
+                digest = D.digest(x, y, digest)
+                loss, logits, grads = sess.step_grads(x, _targets(y, k, recipe.label_smoothing))
+                norm = float(np.sqrt(sum(sess.sumsq(g) for g in grads.values())))
+                f = optim.clip_factor(norm, recipe.clip_grad_norm)
+                lr, mom = float(lrs[step]), (None if moms is None else float(moms[step]))
+                with sess.no_grad():
+                    for c, p in sess.params.items():
+                        g = grads[c] * f if f < 1.0 else grads[c]
+                        sess.assign(p, optim.update(opt, p, g, ostate[c], lr, step + 1, sess, decay[c], mom))
+                step += 1
+                nb += 1
+                seen += len(y)
+                correct += int((logits.argmax(1) == y).sum())
+                loss_sum += loss
+                rows.append({"kind": "step", "epoch": epoch, "step": step, "loss": loss, "lr": lr,
+                             "grad_norm": norm, **({"momentum": mom} if mom is not None else {})})
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.4f}", acc=f"{correct / seen:.3f}",
+                                    img_s=f"{seen * world / (time.perf_counter() - t0):.0f}", lr=f"{lr:.3g}")
+            elapsed = time.perf_counter() - t0
+            if not lead:
+                continue
+            logits, labels, val_loss = _evaluate(sess, val_loader, k)
+            res = report.classification(logits, labels, val_src.classes)
+            row = {"kind": "epoch", "epoch": epoch, "step": step, "train_loss": loss_sum / max(nb, 1),
+                   "train_acc": correct / max(seen, 1), "val_loss": val_loss, "val_acc": res["top1"],
+                   "val_top5": res["top5"], "lr": float(lrs[step - 1]), "images_per_s": seen * world / elapsed,
+                   "seconds": elapsed, "data_digest": digest.hexdigest() if digest else ""}
+            rows.append(row)
+            if bar is not None:
+                bar.write(f"epoch {epoch + 1}/{recipe.epochs}: train loss {row['train_loss']:.4f} acc "
+                          f"{100 * row['train_acc']:.2f}%  val loss {val_loss:.4f} top-1 {100 * res['top1']:.2f}% "
+                          f"top-5 {100 * res['top5']:.2f}%  {row['images_per_s']:.0f} img/s")
+            _save_epoch(be, net, sess, ostate, out, ck_dir, ext, epoch, row, res["top1"] > best, recipe, spec,
+                        backend, step, max(best, res["top1"]), rows)
+            best = max(best, res["top1"])
+    finally:
+        if bar is not None:
+            bar.close()
+        train_loader.close()
+        val_loader.close()
+    hist.steps = [r for r in rows if r["kind"] == "step"]
+    hist.epochs = [r for r in rows if r["kind"] == "epoch"]
+    return hist
+
+
+def _save_epoch(be, net, sess, ostate, out, ck_dir, ext, epoch, row, is_best, recipe, spec, backend, step, best, rows):
+    """Everything of the epoch, each file atomically; run.json last, so a run interrupted while
+    saving resumes from the previous epoch."""
+    if (epoch + 1) % recipe.checkpoint_every == 0 or epoch + 1 == recipe.epochs:
+        be.save(net, os.path.join(ck_dir, f"epoch_{epoch + 1}{ext}"))
+    if is_best:
+        be.save(net, os.path.join(ck_dir, "best" + ext))
+    be.save(net, os.path.join(ck_dir, "last" + ext))
+    save_state({f"{c}/{s}": sess.numpy(v) for c, st in ostate.items() for s, v in st.items()} or
+               {"empty": np.zeros(0, np.float32)}, os.path.join(out, "optimizer.npz"))
+    _write_rows(os.path.join(out, "metrics.jsonl"), rows)
+    report.curves(rows, os.path.join(out, "curves.png"), f"{spec.name} in {backend}: {recipe.data.source}")
+    report.write_json({"backend": backend, "epochs_done": epoch + 1, "steps_done": step, "best": best,
+                       "best_epoch": row["epoch"] + 1 if is_best else None,
+                       "recipe": json.loads(recipe.model_dump_json()),
+                       "spec": json.loads(spec.model_dump_json())}, os.path.join(out, "run.json"))
+
+
+# --------------------------------------------------------------------------------- evaluation
+def evaluate(model: str | ModelSpec | None = None, weights: str = "", recipe: Recipe | str | None = None, *,
+             backend: str = "torch", out: str | None = None, overrides: dict | None = None,
+             weights_format: str | None = None) -> dict:
+    """Top-1/top-5, per-class accuracy and the confusion matrix of ``weights`` on the recipe's
+    validation split; with ``out``, also ``eval.json`` and ``confusion.png`` there."""
+    from ..convert import read_for
+
+    check_backend(backend, FRAMEWORKS)
+    if not isinstance(recipe, Recipe):
+        recipe = load_recipe(recipe, overrides)
+    _, val_src = open_data(recipe)
+    k = len(val_src.classes)
+    spec = model if isinstance(model, ModelSpec) else resolve_model(model or recipe.model, _model_overrides(recipe), k)
+    tf = transforms_for(recipe, spec, False)
+    if val_src.kind == "image":
+        _check_shapes(val_src, tf, spec, "validation")
+    weights = weights or recipe.weights
+    if not weights:
+        raise TrainError("evaluation needs --weights (a checkpoint of the model)")
+    state, skipped, missing = read_for(spec, weights, weights_format or recipe.weights_format or None)
+    if skipped or missing:
+        raise TrainError(f"{weights} is not a checkpoint of {spec.name}: "
+                         + "; ".join(p for p in (f"other shape: {', '.join(skipped[:4])}" if skipped else "",
+                                                 f"missing: {', '.join(missing[:4])}" if missing else "") if p)
+                         + f" ({len(skipped)} other shape, {len(missing)} missing)")
+    be = load_backend(backend)
+    net = be.build(spec)
+    be.load_state(net, spec, state)
+    sess = importlib.import_module(f"onespec.backends.{backend}.train").Session(net, spec, [], ())
+    loader = D.Loader(val_src, tf, batch_size=recipe.eval_batch_size or recipe.batch_size, shuffle=False,
+                      seed=recipe.seed, workers=recipe.data.workers, prefetch=recipe.data.prefetch)
+    t0 = time.perf_counter()
+    try:
+        logits, labels, loss = _evaluate(sess, loader, k)
+    finally:
+        loader.close()
+    res = report.classification(logits, labels, val_src.classes)
+    res.update(loss=loss, images_per_s=len(labels) / (time.perf_counter() - t0), backend=backend,
+               model=spec.name, weights=os.path.abspath(weights), data=recipe.data.source)
+    if out:
+        os.makedirs(out, exist_ok=True)
+        report.write_json(res, os.path.join(out, "eval.json"))
+        report.confusion(res, os.path.join(out, "confusion.png"), f"{spec.name} in {backend}")
+    return res
