@@ -44,9 +44,10 @@ def _spec(arch: str, overrides: dict):
     return get_spec(arch, **overrides)
 
 
-def read_partial(fmt: str, spec, path: str) -> tuple[dict, list[str], list[str]]:
+def read_partial(fmt: str, spec, path: str) -> tuple[dict, list[str], list[str], list[str]]:
     """(canonical tensors of ``spec`` found in the file with the right shape, skipped tensors as
-    "name (file shape -> model shape)", tensors the model has and the file lacks). For transfer
+    "name (file shape -> model shape)", tensors the model has and the file lacks, file tensors the
+    model has no place for, by their names in the file). For transfer
     learning: a head of another size is skipped and listed, not an error. Imports the format's
     framework: call it in a process meant for it (``onespec.training`` runs it in a child)."""
     import numpy as np
@@ -85,7 +86,9 @@ def read_partial(fmt: str, spec, path: str) -> tuple[dict, list[str], list[str]]
             skipped.append(f"{c} ({'x'.join(map(str, a.shape))} in the file, {'x'.join(map(str, t.shape))} in the model)")
             continue
         state[c] = np.ascontiguousarray(a, np.float32)
-    return state, skipped, missing
+    used = set(names.values())
+    unexpected = sorted(k for k in raw if k not in used and not k.endswith("num_batches_tracked"))
+    return state, skipped, missing, unexpected
 
 
 def read(fmt: str, arch: str, path: str, overrides: dict | None = None) -> dict:
@@ -164,9 +167,9 @@ def convert(src: str, arch: str, to: str, out: str, from_: str | None = None, ov
     return src_fmt
 
 
-def read_for(spec, path: str, fmt: str | None = None) -> tuple[dict, list[str], list[str]]:
+def read_for(spec, path: str, fmt: str | None = None) -> tuple[dict, list[str], list[str], list[str]]:
     """``read_partial`` in an isolated child of the file's framework (any format ``convert``
-    reads): (state, skipped, missing)."""
+    reads): (state, skipped, missing, unexpected)."""
     import tempfile
 
     import numpy as np
@@ -188,7 +191,7 @@ def read_for(spec, path: str, fmt: str | None = None) -> tuple[dict, list[str], 
     with np.load(io.BytesIO(data), allow_pickle=False) as z:
         state = {k: z[k] for k in z.files if k != "__report__"}
         report = json.loads(bytes(z["__report__"]).decode())
-    return state, report["skipped"], report["missing"]
+    return state, report["skipped"], report["missing"], report["unexpected"]
 
 
 def main(argv=None) -> int:
@@ -211,10 +214,10 @@ def main(argv=None) -> int:
         overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(a.overrides).items()}
         if a.step == "partial":
             import numpy as np
-            state, skipped, missing = read_partial(a.fmt, _spec(a.arch, overrides), a.src)
+            state, skipped, missing, unexpected = read_partial(a.fmt, _spec(a.arch, overrides), a.src)
             buf = io.BytesIO()
-            np.savez(buf, **state, **{"__report__": np.frombuffer(
-                json.dumps({"skipped": skipped, "missing": missing}).encode(), np.uint8)})
+            np.savez(buf, **state, **{"__report__": np.frombuffer(json.dumps(
+                {"skipped": skipped, "missing": missing, "unexpected": unexpected}).encode(), np.uint8)})
             data_out.write(buf.getvalue())
             data_out.flush()
         elif a.step == "read":

@@ -8,7 +8,7 @@ import pickle
 import numpy as np
 
 from onespec.spec import ModelSpec
-from onespec.spec.nodes import Act, BatchNorm, Conv, GlobalAvgPool, Linear, MaxPool, Sequential
+from onespec.spec.nodes import Act, BatchNorm, Conv, Flatten, GlobalAvgPool, Linear, MaxPool, Sequential
 from onespec.zoo.common import model
 
 
@@ -20,7 +20,7 @@ def tiny(num_classes: int = 10, input_size: int = 16, in_channels: int = 3) -> M
                                              MaxPool(name="pool", kernel=2, stride=2)])
     return model("tiny", (in_channels, input_size, input_size),
                  [Sequential(name="features", layers=[block("b1", 8), block("b2", 16)]),
-                  GlobalAvgPool(name="pool"), Linear(name="fc", out_features=num_classes)],
+                  GlobalAvgPool(name="pool"), Flatten(name="flatten"), Linear(name="fc", out_features=num_classes)],
                  family="test", paper="", source="", num_classes=num_classes)
 
 

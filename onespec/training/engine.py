@@ -5,12 +5,14 @@ The framework does only what must be native: the forward, the backward and tenso
 and framework-free: the batches (``onespec.data``), the initial state (``weights.init_state`` or
 a checkpoint), the per-step LR and momentum (``schedule``), the update rule (``optim``), the loss
 (cross-entropy against label-smoothed one-hot targets), gradient clipping, dropout seeds (one per
-epoch, so a resumed run draws what an uninterrupted one does).
+step).
 
 Run directory (``out``): ``checkpoints/epoch_<n>.<ext>``, ``last``/``best`` native checkpoints,
 ``optimizer.npz`` (the update rule's state), ``run.json`` (recipe, spec, progress),
 ``metrics.jsonl`` (one row per step and per epoch), ``curves.png``. A run resumes from its
-directory at the last completed epoch.
+directory where it stopped (an epoch's end, or the step ``max_steps`` stopped it at): data
+order, augmentation and dropout are functions of (seed, epoch, sample) and (seed, step), so
+the continued run computes what an uninterrupted one does.
 """
 from __future__ import annotations
 
@@ -182,16 +184,25 @@ def _load_start(spec: ModelSpec, recipe: Recipe, backend: str) -> tuple[dict, li
     state = init_state(spec, recipe.seed, scheme="train")
     if not recipe.weights:
         return state, []
-    loaded, skipped, missing = read_for(spec, recipe.weights, recipe.weights_format or None)
-    if not loaded:
-        raise TrainError(f"{recipe.weights} holds none of {spec.name}'s tensors: a checkpoint of another "
-                         f"architecture? ({len(missing)} missing, {len(skipped)} of another shape)")
-    frozen_missing = [m for m in missing + [s.split(" ")[0] for s in skipped] if _under(m, recipe.freeze)]
-    if frozen_missing:
-        raise TrainError(f"{recipe.weights} lacks frozen tensors, which would stay at their random init: "
-                         f"{', '.join(frozen_missing[:6])}")
+    loaded, skipped, missing, unexpected = read_for(spec, recipe.weights, recipe.weights_format or None)
+    _check_fits(spec, recipe.weights, layout(spec), loaded, skipped, missing, unexpected, partial=True)
+    frozen_skipped = [s.split(" ")[0] for s in skipped if _under(s.split(" ")[0], recipe.freeze)]
+    if frozen_skipped:
+        raise TrainError(f"{recipe.weights} has other shapes for frozen tensors, which would stay at their "
+                         f"random init: {', '.join(frozen_skipped[:6])}")
     state.update(loaded)
-    return state, skipped + [f"{m} (not in the file)" for m in missing]
+    return state, skipped
+
+
+def _check_fits(spec, path, want, loaded, skipped, missing, unexpected, partial: bool) -> None:
+    """A checkpoint of this architecture: every tensor named, none left over; with ``partial``
+    (transfer learning) tensors of another shape are skipped, as long as most of the model loads."""
+    if missing or unexpected or (skipped and not partial) or len(loaded) * 2 < len(want):
+        parts = [f"{label}: {', '.join(items[:4])}{' ...' if len(items) > 4 else ''} ({len(items)})"
+                 for label, items in (("missing", missing), ("unexpected", unexpected), ("other shape", skipped))
+                 if items]
+        raise TrainError(f"{path} is not a checkpoint of {spec.name} ({len(loaded)} of {len(want)} tensors fit): "
+                         + "; ".join(parts))
 
 
 # --------------------------------------------------------------------------------- training
@@ -282,23 +293,28 @@ def train(model: str | ModelSpec | None = None, recipe: Recipe | str | None = No
     ck_dir = os.path.join(out, "checkpoints")
 
     rows: list[dict] = []
-    start_epoch, step, best = 0, 0, -1.0
+    step, best = 0, -1.0
     if resume:
         with open(run_json) as f:
             run = json.load(f)
         if run.get("backend") != backend or run.get("spec") != json.loads(spec.model_dump_json()):
             raise TrainError(f"{out} is a run of {run.get('spec', {}).get('name')} in {run.get('backend')}; "
                              f"resume it with the same model and --backend")
-        if run.get("recipe") != json.loads(recipe.model_dump_json()):
-            raise TrainError(f"{out} was trained with another recipe; resume with the recipe in its run.json")
-        start_epoch, step, best = run["epochs_done"], run["steps_done"], run["best"]
+        mine = json.loads(recipe.model_dump_json())
+        theirs = dict(run.get("recipe", {}))
+        theirs["max_steps"] = mine["max_steps"]  # the one field a continued run may change
+        if theirs != mine:
+            diff = sorted(k for k in mine if mine[k] != theirs.get(k))
+            raise TrainError(f"{out} was trained with another recipe ({', '.join(diff)} differ); "
+                             f"resume with the recipe in its run.json (only max_steps may change)")
+        step, best = run["steps_done"], run["best"]
         be.load(net, os.path.join(ck_dir, "last" + ext))
         saved = load_state(os.path.join(out, "optimizer.npz"))
         for c in sess.params:
             for s in ostate[c]:
                 ostate[c][s] = sess.tensor(saved[f"{c}/{s}"])
         with open(os.path.join(out, "metrics.jsonl")) as f:
-            rows = [r for r in map(json.loads, f) if r["epoch"] < start_epoch]
+            rows = [r for r in map(json.loads, f) if r["step"] <= step and not r.get("partial")]
     elif lead:
         os.makedirs(ck_dir, exist_ok=True)
 
@@ -309,17 +325,18 @@ def train(model: str | ModelSpec | None = None, recipe: Recipe | str | None = No
         bar = tqdm(total=total, initial=step, unit="step", dynamic_ncols=True, file=sys.stderr,
                    desc=f"{spec.name} [{backend}]")
     try:
-        for epoch in range(start_epoch, recipe.epochs):
+        first_epoch, offset = divmod(step, spe)
+        for epoch in range(first_epoch, recipe.epochs):
             if step >= total:
                 break
-            sess.seed(recipe.seed * 100003 + epoch)
             sess.set_train(True)
             t0, seen, correct, loss_sum, nb = time.perf_counter(), 0, 0, 0.0, 0
             digest = None
-            for x, y in train_loader.epoch(epoch):
+            for x, y in train_loader.epoch(epoch, offset if epoch == first_epoch else 0):
                 if step >= total:
                     break
                 digest = D.digest(x, y, digest)
+                sess.seed(recipe.seed * 1_000_003 + step)  # per step: a resumed run draws the same dropout masks
                 loss, logits, grads = sess.step_grads(x, _targets(y, k, recipe.label_smoothing))
                 norm = float(np.sqrt(sum(sess.sumsq(g) for g in grads.values())))
                 f = optim.clip_factor(norm, recipe.clip_grad_norm)
@@ -340,14 +357,16 @@ def train(model: str | ModelSpec | None = None, recipe: Recipe | str | None = No
                     bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.4f}", acc=f"{correct / seen:.3f}",
                                     img_s=f"{seen * world / (time.perf_counter() - t0):.0f}", lr=f"{lr:.3g}")
             elapsed = time.perf_counter() - t0
-            if not lead:
+            if not lead or nb == 0:
                 continue
             logits, labels, val_loss = _evaluate(sess, val_loader, k)
             res = report.classification(logits, labels, val_src.classes)
-            row = {"kind": "epoch", "epoch": epoch, "step": step, "train_loss": loss_sum / max(nb, 1),
+            row = {"kind": "epoch", "epoch": epoch, "step": step, "train_loss": loss_sum / nb,
                    "train_acc": correct / max(seen, 1), "val_loss": val_loss, "val_acc": res["top1"],
                    "val_top5": res["top5"], "lr": float(lrs[step - 1]), "images_per_s": seen * world / elapsed,
                    "seconds": elapsed, "data_digest": digest.hexdigest() if digest else ""}
+            if step % spe:
+                row["partial"] = True  # stopped by max_steps inside the epoch; a resume redoes its row
             rows.append(row)
             if bar is not None:
                 bar.write(f"epoch {epoch + 1}/{recipe.epochs}: train loss {row['train_loss']:.4f} acc "
@@ -378,8 +397,10 @@ def _save_epoch(be, net, sess, ostate, out, ck_dir, ext, epoch, row, is_best, re
                {"empty": np.zeros(0, np.float32)}, os.path.join(out, "optimizer.npz"))
     _write_rows(os.path.join(out, "metrics.jsonl"), rows)
     report.curves(rows, os.path.join(out, "curves.png"), f"{spec.name} in {backend}: {recipe.data.source}")
-    report.write_json({"backend": backend, "epochs_done": epoch + 1, "steps_done": step, "best": best,
-                       "best_epoch": row["epoch"] + 1 if is_best else None,
+    scored = [r for r in rows if r["kind"] == "epoch"]
+    report.write_json({"backend": backend, "epochs_done": epoch + (0 if row.get("partial") else 1),
+                       "steps_done": step, "best": best,
+                       "best_epoch": max(scored, key=lambda r: r["val_acc"])["epoch"] + 1,
                        "recipe": json.loads(recipe.model_dump_json()),
                        "spec": json.loads(spec.model_dump_json())}, os.path.join(out, "run.json"))
 
@@ -404,12 +425,8 @@ def evaluate(model: str | ModelSpec | None = None, weights: str = "", recipe: Re
     weights = weights or recipe.weights
     if not weights:
         raise TrainError("evaluation needs --weights (a checkpoint of the model)")
-    state, skipped, missing = read_for(spec, weights, weights_format or recipe.weights_format or None)
-    if skipped or missing:
-        raise TrainError(f"{weights} is not a checkpoint of {spec.name}: "
-                         + "; ".join(p for p in (f"other shape: {', '.join(skipped[:4])}" if skipped else "",
-                                                 f"missing: {', '.join(missing[:4])}" if missing else "") if p)
-                         + f" ({len(skipped)} other shape, {len(missing)} missing)")
+    state, skipped, missing, unexpected = read_for(spec, weights, weights_format or recipe.weights_format or None)
+    _check_fits(spec, weights, layout(spec), state, skipped, missing, unexpected, partial=False)
     be = load_backend(backend)
     net = be.build(spec)
     be.load_state(net, spec, state)
