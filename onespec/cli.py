@@ -118,6 +118,8 @@ def cmd_train(args) -> int:
     recipe = load_recipe(args.recipe, _recipe_overrides(args))
     hist = train(args.model, recipe, backend=args.backend, out=args.out, resume=args.resume,
                  progress=not args.no_progress)
+    if hist.rank != 0:  # data-parallel workers: rank 0 reports
+        return 0
     if hist.skipped:
         print(f"not loaded from {recipe.weights} (trained from onespec's init): {', '.join(hist.skipped)}")
     f = hist.final

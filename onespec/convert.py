@@ -65,9 +65,14 @@ def read_partial(fmt: str, spec, path: str) -> tuple[dict, list[str], list[str],
         raw = backend.read(path)
         names, transposed = None, set()
         if fmt in ("torchvision", "auto"):
-            from .importers import looks_like_torchvision, torchvision_names
-            if fmt == "torchvision" or looks_like_torchvision(spec, raw):
-                names = torchvision_names(spec)
+            names = _torchvision_map(spec)
+            if fmt == "auto" and names is not None:
+                # .pth: torchvision's names or onespec's, whichever the file's keys follow
+                native = {c: n for c, n in load_backend("torch").native_names(spec).items()}
+                if sum(n in raw for n in native.values()) >= sum(n in raw for n in names.values()):
+                    names = native
+            elif names is None and fmt == "torchvision":
+                raise ConvertError(f"{spec.name} has no torchvision counterpart")
         if names is None:
             mod = importlib.import_module(f"onespec.backends.{backend.__name__.rsplit('.', 1)[-1]}.weights")
             emit = importlib.import_module(f"onespec.backends.{backend.__name__.rsplit('.', 1)[-1]}.emit")
@@ -76,8 +81,8 @@ def read_partial(fmt: str, spec, path: str) -> tuple[dict, list[str], list[str],
             transposed = {c for c, (_, t) in nl.items() if t}
     state, skipped, missing = {}, [], []
     for c, t in want.items():
-        n = names[c]
-        if n not in raw:
+        n = names.get(c)
+        if n is None or n not in raw:
             missing.append(c)
             continue
         a = np.asarray(raw[n])
@@ -167,9 +172,30 @@ def convert(src: str, arch: str, to: str, out: str, from_: str | None = None, ov
     return src_fmt
 
 
-def read_for(spec, path: str, fmt: str | None = None) -> tuple[dict, list[str], list[str], list[str]]:
-    """``read_partial`` in an isolated child of the file's framework (any format ``convert``
-    reads): (state, skipped, missing, unexpected)."""
+def _torchvision_map(spec) -> dict | None:
+    """canonical -> torchvision name for the tensors the importer can place (a replaced head's
+    new tensors cannot be, and are left out), or None for models torchvision does not have."""
+    from .importers import _RULES, _Tree, importable
+    from .weights import layout
+    from .zoo import entry, list_models
+
+    if spec.name not in list_models() or spec.name not in importable("torchvision"):
+        return None
+    rule, tree, out = _RULES[entry(spec.name).importers["torchvision"]], _Tree(spec), {}
+    for c in layout(spec):
+        try:
+            out[c] = rule(tree, c)
+        except (KeyError, ValueError, IndexError, OnespecError):
+            continue
+    return out
+
+
+def read_for(spec, path: str, fmt: str | None = None, here: str | None = None
+             ) -> tuple[dict, list[str], list[str], list[str]]:
+    """``read_partial`` for any format ``convert`` reads: (state, skipped, missing, unexpected).
+    In this process for canonical files and files of framework ``here`` (the one this process
+    runs), else in an isolated child of the file's framework (Paddle and MindSpore never share a
+    process)."""
     import tempfile
 
     import numpy as np
@@ -183,6 +209,8 @@ def read_for(spec, path: str, fmt: str | None = None) -> tuple[dict, list[str], 
         raise MissingFileError(path, "no such checkpoint")
     if fmt == "torch":
         fmt = "auto"
+    if fmt == "canonical" or fmt == here or (here == "torch" and fmt in ("auto", "torchvision")):
+        return read_partial(fmt, spec, path)
     with tempfile.TemporaryDirectory(prefix="onespec-spec-") as d:
         sp = os.path.join(d, "spec.json")
         with open(sp, "w") as f:

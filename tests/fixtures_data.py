@@ -12,11 +12,13 @@ from onespec.spec.nodes import Act, BatchNorm, Conv, Flatten, GlobalAvgPool, Lin
 from onespec.zoo.common import model
 
 
-def tiny(num_classes: int = 10, input_size: int = 16, in_channels: int = 3) -> ModelSpec:
-    """conv-BN-ReLU-pool x2, global pool, linear: trains in seconds in every framework."""
+def tiny(num_classes: int = 10, input_size: int = 16, in_channels: int = 3, bn: bool = True) -> ModelSpec:
+    """conv-BN-ReLU-pool x2, global pool, linear: trains in seconds in every framework. Without
+    ``bn`` a batch's gradient is the mean of its halves' (data-parallel runs equal one process)."""
     def block(name, out):
-        return Sequential(name=name, layers=[Conv(name="conv", out_channels=out, kernel=3, padding=1, bias=False),
-                                             BatchNorm(name="bn"), Act(name="relu", fn="relu"),
+        norm = [BatchNorm(name="bn")] if bn else []
+        return Sequential(name=name, layers=[Conv(name="conv", out_channels=out, kernel=3, padding=1, bias=not bn),
+                                             *norm, Act(name="relu", fn="relu"),
                                              MaxPool(name="pool", kernel=2, stride=2)])
     return model("tiny", (in_channels, input_size, input_size),
                  [Sequential(name="features", layers=[block("b1", 8), block("b2", 16)]),

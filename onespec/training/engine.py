@@ -49,6 +49,7 @@ class History:
     epochs: list[dict] = field(default_factory=list)
     steps: list[dict] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    rank: int = 0
 
     @property
     def final(self) -> dict:
@@ -96,6 +97,36 @@ def resolve_model(model: str, overrides: dict | None = None, num_classes: int | 
     if num_classes is not None and spec.output_shape != (num_classes,):
         raise TrainError(f"{spec.name} outputs {spec.output_shape}, the data has {num_classes} classes")
     return spec
+
+
+def replace_head(spec: ModelSpec, head, num_classes: int) -> ModelSpec:
+    """``spec`` with its last Linear replaced by ``head``'s MLP (same node name, new children)."""
+    from ..spec.nodes import Act, Dropout, Linear, Sequential
+
+    def swap(layers):
+        for i in range(len(layers) - 1, -1, -1):
+            node = layers[i]
+            if isinstance(node, Linear):
+                body = []
+                for j, h in enumerate(head.hidden, 1):
+                    body += [Linear(name=f"fc{j}", out_features=h), Act(name=f"{head.act}{j}", fn=head.act)]
+                    if head.dropout:
+                        body.append(Dropout(name=f"dropout{j}", p=head.dropout))
+                body.append(Linear(name=f"fc{len(head.hidden) + 1}", out_features=num_classes))
+                return layers[:i] + [Sequential(name=node.name, layers=body)] + layers[i + 1:]
+            if isinstance(node, Sequential):
+                inner = swap(list(node.layers))
+                if inner is not None:
+                    return layers[:i] + [node.model_copy(update={"layers": inner})] + layers[i + 1:]
+            if hasattr(node, "children") and not isinstance(node, Sequential) and node.children():
+                return None  # a head inside a parallel/residual branch is not a classifier head
+        return None
+
+    new = swap(list(spec.layers))
+    if new is None:
+        raise TrainError(f"recipe head: {spec.name} has no final Linear to replace")
+    meta = spec.meta.model_copy(update={"num_classes": num_classes})
+    return ModelSpec(name=spec.name, input_shape=spec.input_shape, layers=new, meta=meta)
 
 
 def _model_overrides(recipe: Recipe) -> dict:
@@ -154,27 +185,34 @@ def _under(name: str, prefixes) -> bool:
     return any(name == p or name.startswith(p + ".") for p in prefixes)
 
 
-def _dist():
-    """(rank, world) from the launcher's environment (torchrun, paddle.distributed.launch, msrun)."""
-    for r, w in (("RANK", "WORLD_SIZE"), ("PADDLE_TRAINER_ID", "PADDLE_TRAINERS_NUM"), ("RANK_ID", "RANK_SIZE")):
-        if os.environ.get(w) and int(os.environ[w]) > 1:
-            return int(os.environ.get(r, 0)), int(os.environ[w])
-    return 0, 1
+def _dist() -> int:
+    """World size from the launcher's environment (torchrun, paddle.distributed.launch, msrun)."""
+    for w in ("WORLD_SIZE", "PADDLE_TRAINERS_NUM", "MS_WORKER_NUM"):
+        if os.environ.get(w, "").isdigit() and int(os.environ[w]) > 1:
+            return int(os.environ[w])
+    return 1
 
 
-def _init_dist(backend: str, world: int) -> None:
+def _init_dist(backend: str) -> tuple[int, int]:
+    """(rank, world) after joining the launcher's process group (gloo on CPU)."""
+    world = _dist()
     if world == 1:
-        return
+        return 0, 1
+    load_backend(backend)
     if backend == "torch":
         import torch.distributed as dist
         if not dist.is_initialized():
             dist.init_process_group("gloo")
-    elif backend == "paddle":
+        return dist.get_rank(), dist.get_world_size()
+    if backend == "paddle":
         import paddle.distributed as dist
         dist.init_parallel_env()
-    else:
-        from mindspore.communication import init
-        init()
+        return dist.get_rank(), dist.get_world_size()
+    import mindspore as ms
+    from mindspore.communication import get_group_size, get_rank, init
+    ms.set_context(mode=ms.PYNATIVE_MODE)
+    init()
+    return get_rank(), get_group_size()
 
 
 def _load_start(spec: ModelSpec, recipe: Recipe, backend: str) -> tuple[dict, list[str]]:
@@ -184,20 +222,22 @@ def _load_start(spec: ModelSpec, recipe: Recipe, backend: str) -> tuple[dict, li
     state = init_state(spec, recipe.seed, scheme="train")
     if not recipe.weights:
         return state, []
-    loaded, skipped, missing, unexpected = read_for(spec, recipe.weights, recipe.weights_format or None)
+    loaded, skipped, missing, unexpected = read_for(spec, recipe.weights, recipe.weights_format or None, here=backend)
     _check_fits(spec, recipe.weights, layout(spec), loaded, skipped, missing, unexpected, partial=True)
-    frozen_skipped = [s.split(" ")[0] for s in skipped if _under(s.split(" ")[0], recipe.freeze)]
+    frozen_skipped = [s.split(" ")[0] for s in skipped + missing if _under(s.split(" ")[0], recipe.freeze)]
     if frozen_skipped:
         raise TrainError(f"{recipe.weights} has other shapes for frozen tensors, which would stay at their "
                          f"random init: {', '.join(frozen_skipped[:6])}")
     state.update(loaded)
-    return state, skipped
+    return state, (skipped + [f"{m} (not in the file)" for m in missing]
+                   + [f"{u} (in the file, not in the model)" for u in unexpected])
 
 
 def _check_fits(spec, path, want, loaded, skipped, missing, unexpected, partial: bool) -> None:
-    """A checkpoint of this architecture: every tensor named, none left over; with ``partial``
-    (transfer learning) tensors of another shape are skipped, as long as most of the model loads."""
-    if missing or unexpected or (skipped and not partial) or len(loaded) * 2 < len(want):
+    """A checkpoint of this architecture: every tensor named, none left over. With ``partial``
+    (transfer learning: a new head) what does not fit is skipped and listed, as long as most of
+    the model's tensors load; fewer means another architecture, an error."""
+    if (not partial and (missing or unexpected or skipped)) or len(loaded) * 2 < len(want):
         parts = [f"{label}: {', '.join(items[:4])}{' ...' if len(items) > 4 else ''} ({len(items)})"
                  for label, items in (("missing", missing), ("unexpected", unexpected), ("other shape", skipped))
                  if items]
@@ -249,7 +289,9 @@ def train(model: str | ModelSpec | None = None, recipe: Recipe | str | None = No
         if spec.output_shape != (k,):
             raise TrainError(f"{spec.name} outputs {spec.output_shape}, the data has {k} classes")
     else:
-        spec = resolve_model(model or recipe.model, _model_overrides(recipe), k)
+        spec = resolve_model(model or recipe.model, _model_overrides(recipe), None if recipe.head else k)
+    if recipe.head:
+        spec = replace_head(spec, recipe.head, k)
     tf_train, tf_eval = transforms_for(recipe, spec, True), transforms_for(recipe, spec, False)
     if train_src.kind == "image":
         _check_shapes(train_src, tf_train, spec, "training")
@@ -264,10 +306,10 @@ def train(model: str | ModelSpec | None = None, recipe: Recipe | str | None = No
     if resume and not os.path.exists(run_json):
         raise TrainError(f"cannot resume: {out} holds no run.json")
 
-    rank, world = _dist()
+    rank, world = _init_dist(backend)
     lead = rank == 0
     train_loader = D.Loader(train_src, tf_train, batch_size=recipe.batch_size, shuffle=True, seed=recipe.seed,
-                            drop_last=True, workers=recipe.data.workers, prefetch=recipe.data.prefetch,
+                            drop_last=recipe.drop_last, workers=recipe.data.workers, prefetch=recipe.data.prefetch,
                             rank=rank, world=world)
     if len(train_loader) == 0:
         raise TrainError(f"{len(train_src)} training samples make no batch of {recipe.batch_size * world}")
@@ -279,7 +321,6 @@ def train(model: str | ModelSpec | None = None, recipe: Recipe | str | None = No
     state, skipped = _load_start(spec, recipe, backend)
 
     be = load_backend(backend)
-    _init_dist(backend, world)
     session_cls = importlib.import_module(f"onespec.backends.{backend}.train").Session
     net = be.build(spec)
     be.load_state(net, spec, state)
@@ -318,7 +359,7 @@ def train(model: str | ModelSpec | None = None, recipe: Recipe | str | None = No
     elif lead:
         os.makedirs(ck_dir, exist_ok=True)
 
-    hist = History(out, backend, skipped=skipped)
+    hist = History(out, backend, skipped=skipped, rank=rank)
     bar = None
     if progress and lead:
         from tqdm import tqdm
@@ -418,14 +459,17 @@ def evaluate(model: str | ModelSpec | None = None, weights: str = "", recipe: Re
         recipe = load_recipe(recipe, overrides)
     _, val_src = open_data(recipe)
     k = len(val_src.classes)
-    spec = model if isinstance(model, ModelSpec) else resolve_model(model or recipe.model, _model_overrides(recipe), k)
+    spec = model if isinstance(model, ModelSpec) else resolve_model(model or recipe.model, _model_overrides(recipe),
+                                                                     None if recipe.head else k)
+    if recipe.head and not isinstance(model, ModelSpec):
+        spec = replace_head(spec, recipe.head, k)
     tf = transforms_for(recipe, spec, False)
     if val_src.kind == "image":
         _check_shapes(val_src, tf, spec, "validation")
     weights = weights or recipe.weights
     if not weights:
         raise TrainError("evaluation needs --weights (a checkpoint of the model)")
-    state, skipped, missing, unexpected = read_for(spec, weights, weights_format or recipe.weights_format or None)
+    state, skipped, missing, unexpected = read_for(spec, weights, weights_format or recipe.weights_format or None, here=backend)
     _check_fits(spec, weights, layout(spec), state, skipped, missing, unexpected, partial=False)
     be = load_backend(backend)
     net = be.build(spec)

@@ -51,8 +51,8 @@ class Data(_R):
 
 
 class Optimizer(_R):
-    name: Literal["sgd", "momentum", "adam", "adamw"] = "sgd"
-    lr: float = Field(0.1, gt=0, description="base (peak) learning rate; the schedule scales it")
+    name: Literal["sgd", "momentum", "adam", "adamw"] = "adam"
+    lr: float = Field(1e-3, gt=0, description="base (peak) learning rate; the schedule scales it")
     momentum: float = Field(0.9, ge=0, lt=1)
     nesterov: bool = False
     betas: tuple[float, float] = (0.9, 0.999)
@@ -67,7 +67,7 @@ class Optimizer(_R):
 
 
 class Schedule(_R):
-    name: Literal["constant", "step", "cosine", "onecycle"] = "constant"
+    name: Literal["constant", "step", "cosine", "onecycle"] = "cosine"
     by: Literal["step", "epoch"] = Field("step", description="granularity: a new LR every step or every epoch")
     warmup_epochs: float = Field(0, ge=0)
     warmup_start_lr: float = Field(0.0, ge=0)
@@ -85,7 +85,17 @@ class Schedule(_R):
     max_momentum: float = Field(0.95, ge=0, lt=1)
 
 
+class Head(_R):
+    """A new classifier in place of the model's last Linear: ``Linear(h) - act - Dropout`` per
+    hidden width, then ``Linear(classes)`` (the ShuffleNet transfer tutorial's head)."""
+    hidden: list[PositiveInt] = Field(min_length=1)
+    act: Literal["relu", "relu6", "hardswish", "swish", "tanh"] = "relu"
+    dropout: float = Field(0.0, ge=0, lt=1)
+
+
 class Recipe(_R):
+    """Every default is the digits recipe (``recipes/digits.yaml``): Adam 1e-3, cosine per step,
+    5 epochs of batch 32 on scikit-learn's digits at 32x32; a recipe file overrides what it names."""
     model: str = Field("", description="zoo name, spec file (.json/.yaml) or module:function")
     overrides: dict = Field(default_factory=dict, description="zoo builder overrides, e.g. num_classes")
     image_size: Optional[PositiveInt] = Field(
@@ -95,8 +105,10 @@ class Recipe(_R):
     eval_transforms: Optional[list[Transform]] = None
     optimizer: Optimizer = Field(default_factory=Optimizer)
     schedule: Schedule = Field(default_factory=Schedule)
+    head: Optional[Head] = None
+    drop_last: bool = Field(True, description="drop the last, incomplete training batch")
     label_smoothing: float = Field(0.0, ge=0, lt=1)
-    epochs: PositiveInt = 1
+    epochs: PositiveInt = 5
     batch_size: PositiveInt = 32
     eval_batch_size: Optional[PositiveInt] = None
     max_steps: Optional[PositiveInt] = Field(None, description="stop after this many steps in all (smoke runs)")

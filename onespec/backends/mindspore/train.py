@@ -4,7 +4,8 @@ Conventions translated here: PYNATIVE mode; gradients from ``mindspore.value_and
 trainable parameters only; ``requires_grad=False`` and ``set_train(False)`` for frozen subtrees
 (their BatchNorm moving statistics stay fixed too; ``set_train(True)`` on the root would reset
 them, so frozen cells are switched back after it); parameters updated with ``ops.assign``;
-dropout seeded through ``mindspore.set_seed``.
+dropout seeded through ``mindspore.set_seed``; under ``msrun`` gradients and loss are averaged with
+``ops.AllReduce`` (CPU collectives work in MindSpore 2.10).
 """
 from __future__ import annotations
 
@@ -39,6 +40,13 @@ class Session:
             return -(target * ops.log_softmax(logits, axis=1)).sum(1).mean(), logits
 
         self._grad = ms.value_and_grad(loss_fn, None, self._weights, has_aux=True)
+        self.world = 1
+        try:  # launched by msrun: average over the workers
+            from mindspore.communication import get_group_size
+            self.world = get_group_size()
+        except Exception:  # no communication group initialised: one process
+            pass
+        self._allreduce = ops.AllReduce() if self.world > 1 else None
 
     def seed(self, s: int) -> None:
         ms.set_seed(s)
@@ -50,6 +58,9 @@ class Session:
 
     def step_grads(self, x: np.ndarray, target: np.ndarray):
         (loss, logits), grads = self._grad(ms.Tensor(x), ms.Tensor(target))
+        if self._allreduce is not None:  # the global batch's mean loss and gradient
+            loss = self._allreduce(loss) / self.world
+            grads = [self._allreduce(g) / self.world for g in grads]
         return float(loss.asnumpy()), logits.asnumpy(), dict(zip(self.params, grads))
 
     def predict(self, x: np.ndarray) -> np.ndarray:

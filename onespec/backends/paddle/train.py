@@ -46,11 +46,13 @@ class Session:
         loss = -(paddle.to_tensor(target) * F.log_softmax(logits, axis=1)).sum(1).mean()
         loss.backward()
         grads = {c: (p.grad if p.grad is not None else paddle.zeros_like(p)) for c, p in self.params.items()}
-        if self.dist:
+        loss = loss.detach()
+        if self.dist:  # the global batch's mean loss and gradient, as one process would compute
             import paddle.distributed as dist
             world = dist.get_world_size()
-            for g in grads.values():
-                dist.all_reduce(g)
+            for t in (loss, *grads.values()):
+                dist.all_reduce(t)
+            loss = loss / world
             grads = {c: g / world for c, g in grads.items()}
         return float(loss.numpy()), logits.numpy(), grads
 

@@ -44,12 +44,13 @@ class Session:
         loss = -(torch.from_numpy(target) * F.log_softmax(logits, dim=1)).sum(1).mean()
         loss.backward()
         grads = {c: (p.grad if p.grad is not None else torch.zeros_like(p)) for c, p in self.params.items()}
-        if self.dist:
+        loss = loss.detach()
+        if self.dist:  # the global batch's mean loss and gradient, as one process would compute
             world = torch.distributed.get_world_size()
-            for g in grads.values():
-                torch.distributed.all_reduce(g)
-                g.div_(world)
-        return float(loss.detach()), logits.detach().numpy(), grads
+            for t in (loss, *grads.values()):
+                torch.distributed.all_reduce(t)
+                t.div_(world)
+        return float(loss), logits.detach().numpy(), grads
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
