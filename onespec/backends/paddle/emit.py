@@ -147,20 +147,26 @@ def _conv(n, x):
 
 def _unbiased_running_var(base):
     """Paddle updates ``_variance`` with the *biased* batch variance; torch and MindSpore (and
-    the spec) use the unbiased one. Keep Paddle's kernel and pre-add the missing
-    ``(1 - m) * var_biased / (n - 1)`` (scaled by 1/m, which the kernel's m * running undoes)
-    before each training forward; afterwards would break Paddle's inplace-version check."""
+    the spec) use the unbiased one. In training, Paddle's own kernel runs on copies of the
+    running statistics; the biased batch variance is read back from the copy's update
+    (``(v' - m v) / (1 - m)``, C numbers, no extra pass over the activations) and the running
+    variance is then updated with it times ``n / (n - 1)``. The buffers themselves are never an
+    input of the autograd graph, so Paddle's inplace-version check is not involved."""
 
     class BatchNorm(base):
         def forward(self, x):
-            if self.training:
-                axes = [0] + list(range(2, len(x.shape)))
-                count = int(np.prod(x.shape)) // x.shape[1]
-                m = self._momentum
-                with paddle.no_grad():
-                    var = paddle.var(x.detach(), axis=axes, unbiased=False)
-                    paddle.assign(self._variance + (1.0 - m) / (m * (count - 1)) * var, self._variance)
-            return super().forward(x)
+            if not self.training:
+                return super().forward(x)
+            m = self._momentum
+            count = int(np.prod(x.shape)) // x.shape[1]
+            mean, var = self._mean.clone(), self._variance.clone()
+            y = paddle.nn.functional.batch_norm(x, mean, var, self.weight, self.bias, training=True, momentum=m,
+                                                epsilon=self._epsilon, data_format=self._data_format)
+            with paddle.no_grad():
+                batch_var = (var - self._variance * m) * (1.0 / (1.0 - m))
+                paddle.assign(mean, self._mean)
+                paddle.assign(self._variance * m + batch_var * ((1.0 - m) * count / max(count - 1, 1)), self._variance)
+            return y
 
     BatchNorm.__name__ = base.__name__
     return BatchNorm
