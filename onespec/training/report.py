@@ -49,11 +49,16 @@ def curves(rows: list[dict], path: str, title: str) -> None:
             smooth = np.convolve(loss, np.ones(w) / w, mode="valid")
             ax[0].plot(s[w - 1:], smooth, color="C0", label=f"train loss ({w}-step mean)")
         ax[2].plot(s, [r["lr"] for r in steps], color="C2")
+        # the first steps' loss can be far above the rest; keep the body of the curve readable
+        top = max(np.percentile(loss, 98), max((r["val_loss"] for r in rows if r["kind"] == "epoch"), default=0))
+        ax[0].set_ylim(0, 1.1 * top)
     if epochs:
         es = [r["step"] for r in epochs]
         ax[0].plot(es, [r["val_loss"] for r in epochs], "o-", color="C1", label="validation loss")
-        ax[1].plot([r["epoch"] for r in epochs], [100 * r["train_acc"] for r in epochs], "o-", label="train")
-        ax[1].plot([r["epoch"] for r in epochs], [100 * r["val_acc"] for r in epochs], "o-", label="validation")
+        ep = [r["epoch"] + 1 for r in epochs]
+        ax[1].plot(ep, [100 * r["train_acc"] for r in epochs], "o-", label="train")
+        ax[1].plot(ep, [100 * r["val_acc"] for r in epochs], "o-", label="validation")
+        ax[1].xaxis.set_major_locator(__import__("matplotlib.ticker", fromlist=["MaxNLocator"]).MaxNLocator(integer=True))
     ax[0].set(xlabel="step", ylabel="cross-entropy", title="loss")
     ax[1].set(xlabel="epoch", ylabel="top-1 accuracy (%)", title="accuracy")
     ax[2].set(xlabel="step", ylabel="learning rate", title="learning rate")
