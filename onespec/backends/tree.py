@@ -39,3 +39,8 @@ def tally(tensors) -> tuple[int, int]:
 
 def ntuple(v, n: int) -> tuple[int, ...]:
     return (v,) * n if isinstance(v, int) else tuple(v)
+
+
+def under(path: str, prefixes) -> bool:
+    """``path`` is one of ``prefixes`` or a node inside one (``features`` covers ``features.b1.conv``)."""
+    return any(path == p or path.startswith(p + ".") for p in prefixes)

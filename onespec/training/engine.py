@@ -27,6 +27,7 @@ import numpy as np
 
 from .. import data as D
 from ..backends import FRAMEWORKS, check_backend, load_backend
+from ..backends.tree import under
 from ..errors import OnespecError, OverrideError
 from ..spec import ModelSpec
 from ..weights import atomic_write, init_state, layout, load_state, save_state
@@ -181,10 +182,6 @@ def _frozen(spec: ModelSpec, prefixes) -> tuple[str, ...]:
     return tuple(prefixes)
 
 
-def _under(name: str, prefixes) -> bool:
-    return any(name == p or name.startswith(p + ".") for p in prefixes)
-
-
 def _dist() -> int:
     """World size from the launcher's environment (torchrun, paddle.distributed.launch, msrun)."""
     for w in ("WORLD_SIZE", "PADDLE_TRAINERS_NUM", "MS_WORKER_NUM"):
@@ -224,7 +221,7 @@ def _load_start(spec: ModelSpec, recipe: Recipe, backend: str) -> tuple[dict, li
         return state, []
     loaded, skipped, missing, unexpected = read_for(spec, recipe.weights, recipe.weights_format or None, here=backend)
     _check_fits(spec, recipe.weights, layout(spec), loaded, skipped, missing, unexpected, partial=True)
-    frozen_skipped = [s.split(" ")[0] for s in skipped + missing if _under(s.split(" ")[0], recipe.freeze)]
+    frozen_skipped = [s.split(" ")[0] for s in skipped + missing if under(s.split(" ")[0], recipe.freeze)]
     if frozen_skipped:
         raise TrainError(f"{recipe.weights} has other shapes for frozen tensors, which would stay at their "
                          f"random init: {', '.join(frozen_skipped[:6])}")
@@ -325,7 +322,7 @@ def train(model: str | ModelSpec | None = None, recipe: Recipe | str | None = No
     net = be.build(spec)
     be.load_state(net, spec, state)
     lay = layout(spec)
-    trainable = [c for c, t in lay.items() if t.trainable and not _under(c, frozen)]
+    trainable = [c for c, t in lay.items() if t.trainable and not under(c, frozen)]
     sess = session_cls(net, spec, trainable, frozen)
     opt = recipe.optimizer
     ostate = {c: optim.init(opt, p, sess) for c, p in sess.params.items()}

@@ -15,6 +15,7 @@ import numpy as np
 import mindspore as ms
 from mindspore import ops
 
+from ..tree import under
 from .weights import native_names
 
 
@@ -32,7 +33,7 @@ class Session:
         for _, p in net.parameters_and_names():
             if p.requires_grad and id(p) not in keep:
                 p.requires_grad = False
-        self.frozen = [c for path, c in net.cells_and_names() if path and _under(path, frozen_paths)]
+        self.frozen = [c for path, c in net.cells_and_names() if path and under(path, frozen_paths)]
         self._weights = list(self.params.values())
 
         def loss_fn(x, target):
@@ -80,7 +81,3 @@ class Session:
 
     def numpy(self, t) -> np.ndarray:
         return np.array(t.asnumpy())
-
-
-def _under(path: str, prefixes) -> bool:
-    return any(path == p or path.startswith(p + ".") for p in prefixes)

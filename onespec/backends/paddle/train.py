@@ -12,6 +12,7 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
+from ..tree import under
 from .weights import native_names
 
 
@@ -27,7 +28,7 @@ class Session:
         keep = {id(p) for p in self.params.values()}
         for p in net.parameters():
             p.stop_gradient = id(p) not in keep
-        self.frozen = [m for path, m in net.named_sublayers() if _under(path, frozen_paths)]
+        self.frozen = [m for path, m in net.named_sublayers() if under(path, frozen_paths)]
         import paddle.distributed as dist
         self.dist = dist.is_initialized() and dist.get_world_size() > 1
 
@@ -74,7 +75,3 @@ class Session:
 
     def numpy(self, t) -> np.ndarray:
         return np.array(t.numpy())
-
-
-def _under(path: str, prefixes) -> bool:
-    return any(path == p or path.startswith(p + ".") for p in prefixes)

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..tree import under
 from .weights import native_names
 
 
@@ -25,7 +26,7 @@ class Session:
         keep = {id(p) for p in self.params.values()}
         for p in net.parameters():
             p.requires_grad_(id(p) in keep)
-        self.frozen = [m for path, m in net.named_modules() if path and _under(path, frozen_paths)]
+        self.frozen = [m for path, m in net.named_modules() if path and under(path, frozen_paths)]
         self.dist = torch.distributed.is_available() and torch.distributed.is_initialized()
 
     def seed(self, s: int) -> None:
@@ -71,7 +72,3 @@ class Session:
 
     def numpy(self, t) -> np.ndarray:
         return t.detach().numpy().copy()
-
-
-def _under(path: str, prefixes) -> bool:
-    return any(path == p or path.startswith(p + ".") for p in prefixes)
