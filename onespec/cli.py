@@ -147,6 +147,30 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_align(args) -> int:
+    from .training.align import align
+
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    per: dict[str, dict] = {}
+    for item in args.set_for or []:
+        fw, sep, pair = item.partition(":")
+        if not sep:
+            raise OverrideError(f"--set-for {item!r} is not FRAMEWORK:KEY=VALUE")
+        per.setdefault(fw, {}).update(_overrides([pair]))
+    ov = _overrides(args.set)
+    if args.weights:
+        ov["weights"] = args.weights
+    if args.data:
+        ov["data.root"] = args.data
+    if args.source:
+        ov["data.source"] = args.source
+    rep = align(args.model, args.recipe, backends=backends, steps=args.steps, overrides=ov, per_backend=per,
+                out=args.out)
+    print(rep.table())
+    print(f"wrote {os.path.join(args.out or 'align-' + rep.model, 'align.json')}, align.txt, align.png")
+    return 0 if rep.ok else 1
+
+
 def _run_args(p, evaluation: bool = False) -> None:
     p.add_argument("model", nargs="?", default=None,
                    help="zoo name, spec file (.json/.yaml) or module:function (default: the recipe's model)")
@@ -209,6 +233,20 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train or fine-tune a model in one framework from a recipe")
     _run_args(p)
     p.set_defaults(fn=cmd_train)
+    p = sub.add_parser("align", help="train N steps in several frameworks from the same state and batches; "
+                                     "compare loss, gradient norm and parameters step by step")
+    p.add_argument("model", nargs="?", default=None, help="zoo name, spec file or module:function")
+    p.add_argument("--recipe", help="recipe YAML (default: the digits recipe); dropout is switched off")
+    p.add_argument("--weights", help="start from this checkpoint instead of onespec's seeded init")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--backends", default=",".join(FRAMEWORKS), help="comma-separated; the first is the reference")
+    p.add_argument("--data", help="recipe data.root")
+    p.add_argument("--source", choices=["digits", "imagefolder", "cifar10", "mat"])
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="recipe field for every framework")
+    p.add_argument("--set-for", action="append", metavar="FW:KEY=VALUE",
+                   help="recipe field for one framework, e.g. paddle:optimizer.weight_decay=0.001")
+    p.add_argument("--out", help="report folder (default align-MODEL)")
+    p.set_defaults(fn=cmd_align)
     p = sub.add_parser("eval", help="accuracy, per-class accuracy and confusion matrix of a checkpoint")
     _run_args(p, evaluation=True)
     p.set_defaults(fn=cmd_eval)

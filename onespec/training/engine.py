@@ -269,8 +269,10 @@ def _write_rows(path: str, rows: list[dict]) -> None:
 
 def train(model: str | ModelSpec | None = None, recipe: Recipe | str | None = None, *, backend: str = "torch",
           out: str | None = None, overrides: dict | None = None, resume: bool = False,
-          progress: bool = True) -> History:
+          progress: bool = True, snapshots: tuple[int, ...] = ()) -> History:
     """Train ``model`` with ``recipe`` in ``backend``; returns the run's :class:`History`.
+    ``snapshots``: steps after which the canonical state is saved as ``snapshots/step_<n>.npz``
+    (step 0: the initial state), for ``onespec align``.
 
     ``overrides`` are dotted recipe fields (``{"optimizer.lr": 0.01}``). All input (data, recipe,
     checkpoint, freeze paths) is checked before the framework starts training."""
@@ -357,6 +359,10 @@ def train(model: str | ModelSpec | None = None, recipe: Recipe | str | None = No
         os.makedirs(ck_dir, exist_ok=True)
 
     hist = History(out, backend, skipped=skipped, rank=rank)
+    if snapshots and lead:
+        os.makedirs(os.path.join(out, "snapshots"), exist_ok=True)
+        if 0 in snapshots and step == 0:
+            save_state(be.get_state(net, spec), os.path.join(out, "snapshots", "step_0.npz"))
     bar = None
     if progress and lead:
         from tqdm import tqdm
@@ -384,6 +390,8 @@ def train(model: str | ModelSpec | None = None, recipe: Recipe | str | None = No
                         g = grads[c] * f if f < 1.0 else grads[c]
                         sess.assign(p, optim.update(opt, p, g, ostate[c], lr, step + 1, sess, decay[c], mom))
                 step += 1
+                if step in snapshots and lead:
+                    save_state(be.get_state(net, spec), os.path.join(out, "snapshots", f"step_{step}.npz"))
                 nb += 1
                 seen += len(y)
                 correct += int((logits.argmax(1) == y).sum())
