@@ -171,6 +171,22 @@ def cmd_align(args) -> int:
     return 0 if rep.ok else 1
 
 
+def cmd_diff(args) -> int:
+    from .conformance.diff import diff, replay
+
+    if args.replay:
+        ok, err = replay(args.replay, args.backend)
+        print(f"{args.replay} in {args.backend}: relative error {err:.2e} vs the float64 reference: "
+              + ("within tolerance" if ok else "MISMATCH reproduced"))
+        return 0 if ok else 1
+    if not args.model:
+        raise OverrideError("onespec diff needs a MODEL (or --replay DIR)")
+    spec = get_spec(args.model, **_overrides(args.set))
+    rep = diff(spec, args.backend, seed=args.seed, out=args.out or f"diff-{spec.name}-{args.backend}")
+    print(rep.table())
+    return 0 if rep.ok else 1
+
+
 def _run_args(p, evaluation: bool = False) -> None:
     p.add_argument("model", nargs="?", default=None,
                    help="zoo name, spec file (.json/.yaml) or module:function (default: the recipe's model)")
@@ -247,6 +263,15 @@ def parser() -> argparse.ArgumentParser:
                    help="recipe field for one framework, e.g. paddle:optimizer.weight_decay=0.001")
     p.add_argument("--out", help="report folder (default align-MODEL)")
     p.set_defaults(fn=cmd_align)
+    p = sub.add_parser("diff", help="the first node whose output differs from the float64 reference, with a "
+                                    "one-node reproducer")
+    p.add_argument("model", nargs="?", help="zoo name")
+    p.add_argument("--backend", default="paddle", choices=FRAMEWORKS)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="model override, e.g. input_size=64")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="folder for diff.json, diff.txt and the reproducer")
+    p.add_argument("--replay", metavar="DIR", help="run a reproducer written by onespec diff")
+    p.set_defaults(fn=cmd_diff)
     p = sub.add_parser("eval", help="accuracy, per-class accuracy and confusion matrix of a checkpoint")
     _run_args(p, evaluation=True)
     p.set_defaults(fn=cmd_eval)

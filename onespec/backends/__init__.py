@@ -39,6 +39,12 @@ class Backend(Protocol):
     def static_forward(self, net, x: np.ndarray) -> np.ndarray:
         """Eval-mode output of the compiled program (torch.export, paddle.jit.to_static, GRAPH_MODE)."""
 
+    def node_io(self, net, x: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Eval-mode {module path: (its input, its output)} for every module (``onespec diff``)."""
+
+    def run_node(self, net, path: str, x: np.ndarray) -> np.ndarray:
+        """Eval-mode output of the module at ``path`` alone, on ``x``."""
+
     def param_names(self, net) -> list[str]:
         """Native names of every parameter and state tensor (what a native checkpoint holds)."""
 

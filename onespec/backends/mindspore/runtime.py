@@ -71,3 +71,32 @@ def train_step(net, x: np.ndarray, r: np.ndarray, lr: float) -> float:
         return float(loss.asnumpy())
     finally:
         ms.set_context(mode=prev)
+
+
+def node_io(net, x: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Eval-mode PYNATIVE {cell path: (its input, its output)} for every cell, for ``onespec diff``."""
+    io: dict[str, tuple] = {}
+    prev = ms.get_context("mode")
+    ms.set_context(mode=ms.PYNATIVE_MODE)
+    handles = [cell.register_forward_hook(lambda c, i, o, p=p: io.__setitem__(p, (i[0].asnumpy().copy(),
+                                                                                  o.asnumpy().copy())))
+               for p, cell in net.cells_and_names() if p]
+    net.set_train(False)
+    try:
+        net(ms.Tensor(x))
+    finally:
+        for h in handles:
+            h.remove()
+        ms.set_context(mode=prev)
+    return io
+
+
+def run_node(net, path: str, x: np.ndarray) -> np.ndarray:
+    """Eval-mode PYNATIVE output of the cell at ``path`` alone, on ``x``."""
+    prev = ms.get_context("mode")
+    ms.set_context(mode=ms.PYNATIVE_MODE)
+    net.set_train(False)
+    try:
+        return dict(net.cells_and_names())[path](ms.Tensor(np.ascontiguousarray(x))).asnumpy()
+    finally:
+        ms.set_context(mode=prev)

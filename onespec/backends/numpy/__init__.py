@@ -7,7 +7,7 @@ import numpy as np
 
 from ...spec import ModelSpec
 from .emit import Module, build
-from .runtime import count, forward, param_names, static_forward, train_step
+from .runtime import count, forward, node_io, param_names, run_node, static_forward, train_step
 from .weights import get_state, load, load_state, native_names, read, save
 
 __all__ = ["Module", "build", "count", "evaluate", "forward", "get_state", "load", "load_state", "native_names",

@@ -38,3 +38,22 @@ def param_names(net) -> list[str]:
 def train_step(net, x, r, lr):
     raise OnespecError("the numpy backend is the float64 reference evaluator and has no autograd; "
                        "train in torch, paddle or mindspore")
+
+
+def node_io(net, x: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """float64 {module path: (its input, its output)} for every module: ``onespec diff``'s reference."""
+    io: dict[str, tuple] = {}
+    hooks = [(m, lambda m, i, o, p=p: io.__setitem__(p, (np.array(i), np.array(o))))
+             for p, m in net.named_modules() if p]
+    for m, h in hooks:
+        m.hooks.append(h)
+    try:
+        net(np.asarray(x, dtype=np.float64))
+    finally:
+        for m, h in hooks:
+            m.hooks.remove(h)
+    return io
+
+
+def run_node(net, path: str, x: np.ndarray) -> np.ndarray:
+    return dict(net.named_modules())[path](np.asarray(x, dtype=np.float64))

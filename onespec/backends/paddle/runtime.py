@@ -58,3 +58,26 @@ def train_step(net, x: np.ndarray, r: np.ndarray, lr: float) -> float:
     opt.step()
     opt.clear_grad()
     return float(loss.numpy())
+
+
+def node_io(net, x: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Eval-mode {layer path: (its input, its output)} for every layer, for ``onespec diff``."""
+    io: dict[str, tuple] = {}
+    handles = [layer.register_forward_post_hook(
+        lambda l, i, o, p=p: io.__setitem__(p, (np.array(i[0].numpy()), np.array(o.numpy()))))
+        for p, layer in net.named_sublayers()]
+    net.eval()
+    try:
+        with paddle.no_grad():
+            net(paddle.to_tensor(x))
+    finally:
+        for h in handles:
+            h.remove()
+    return io
+
+
+def run_node(net, path: str, x: np.ndarray) -> np.ndarray:
+    """Eval-mode output of the layer at ``path`` alone, on ``x``."""
+    net.eval()
+    with paddle.no_grad():
+        return dict(net.named_sublayers())[path](paddle.to_tensor(np.ascontiguousarray(x))).numpy()

@@ -1,6 +1,6 @@
 """PyTorch backend."""
 from .emit import build
-from .runtime import count, forward, param_names, static_forward, train_step
+from .runtime import count, forward, node_io, param_names, run_node, static_forward, train_step
 from .weights import get_state, load, load_state, native_names, read, save
 
 __all__ = ["build", "count", "forward", "get_state", "load", "load_state", "native_names", "param_names", "read", "save",

@@ -58,3 +58,26 @@ def train_step(net, x: np.ndarray, r: np.ndarray, lr: float) -> float:
     loss.backward()
     opt.step()
     return float(loss.detach())
+
+
+def node_io(net, x: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Eval-mode {module path: (its input, its output)} for every module, for ``onespec diff``."""
+    io: dict[str, tuple] = {}
+    handles = [m.register_forward_hook(lambda m, i, o, p=p: io.__setitem__(p, (i[0].detach().numpy().copy(),
+                                                                               o.detach().numpy().copy())))
+               for p, m in net.named_modules() if p]
+    net.eval()
+    try:
+        with torch.no_grad():
+            net(torch.from_numpy(x))
+    finally:
+        for h in handles:
+            h.remove()
+    return io
+
+
+def run_node(net, path: str, x: np.ndarray) -> np.ndarray:
+    """Eval-mode output of the module at ``path`` alone, on ``x``."""
+    net.eval()
+    with torch.no_grad():
+        return net.get_submodule(path)(torch.from_numpy(np.ascontiguousarray(x))).numpy()
