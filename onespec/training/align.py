@@ -315,21 +315,24 @@ def plot(rep: AlignReport, path: str) -> None:
         ax[0].plot(steps, [r["loss"][b] for r in rep.rows], "o-" if i == 0 else "x--", ms=4, label=b)
     ps = [p for p in rep.params if p["step"] > 0]
     for b in rep.backends[1:]:
-        ax[1].semilogy(steps, [max(r["dloss"][b], 1e-12) for r in rep.rows], "o-", ms=3, label=f"{b} vs {ref}")
-        ax[2].semilogy([p["step"] for p in ps], [max(p["rel"][b], 1e-14) for p in ps], "o-", ms=3, label=f"{b} vs {ref}")
-    ax[1].semilogy(steps, [max(r["self_dloss"], 1e-12) for r in rep.rows], color="0.6", lw=1,
+        ax[1].semilogy(steps, [max(r["dloss"][b], 1e-9) for r in rep.rows], "o-", ms=3, label=f"{b} vs {ref}")
+        ax[2].semilogy([p["step"] for p in ps], [max(p["rel"][b], 1e-10) for p in ps], "o-", ms=3, label=f"{b} vs {ref}")
+    ax[1].semilogy(steps, [max(r["self_dloss"], 1e-9) for r in rep.rows], color="0.6", lw=1,
                    label=f"{ref} vs {ref} perturbed 1e-7")
     ax[1].semilogy(steps, [r["tolerance"] for r in rep.rows], "k:", label="tolerance")
-    ax[2].semilogy([p["step"] for p in ps], [max(p["self"], 1e-14) for p in ps], color="0.6", lw=1,
+    ax[2].semilogy([p["step"] for p in ps], [max(p["self"], 1e-10) for p in ps], color="0.6", lw=1,
                    label=f"{ref} vs {ref} perturbed 1e-7")
     ax[2].semilogy([p["step"] for p in ps], [p["tolerance"] for p in ps], "k:", label="tolerance")
     ax[0].set(xlabel="step", ylabel="training loss", title="loss per framework")
-    ax[1].set(xlabel="step", ylabel="|loss - reference| / loss", title="loss difference")
+    ax[1].set(xlabel="step", ylabel="|loss - reference| / loss (0 drawn at 1e-9)", title="loss difference")
     ax[2].set(xlabel="step", ylabel="relative L2 distance", title="trainable parameter distance")
+    from matplotlib.ticker import MaxNLocator
     for a in ax:
         a.grid(alpha=0.3)
         a.legend(fontsize=8)
-    fig.suptitle(f"onespec align {rep.model}: " + ("ALIGNED" if rep.ok else "NOT ALIGNED"),
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))
+    bad = [b for b in rep.backends[1:] if any(f.startswith(b + " ") for f in rep.failures)]
+    fig.suptitle(f"onespec align {rep.model}: " + ("ALIGNED" if rep.ok else "NOT ALIGNED" + (": " + ", ".join(bad) if bad else "")),
                  color="green" if rep.ok else "red")
     fig.tight_layout()
     R._save(fig, path)

@@ -18,7 +18,7 @@ from onespec.spec.strategies import KINDS, specs
 
 from conftest import REPORTS, require
 
-N = int(os.environ.get("ONESPEC_PROPERTY_SPECS", "50"))
+N = int(os.environ.get("ONESPEC_PROPERTY_SPECS", "40"))
 QUICK = settings(max_examples=N, database=None, derandomize=True, deadline=None,
                  suppress_health_check=list(HealthCheck))
 
