@@ -182,6 +182,24 @@ def cmd_diff(args) -> int:
     if not args.model:
         raise OverrideError("onespec diff needs a MODEL (or --replay DIR)")
     spec = get_spec(args.model, **_overrides(args.set))
+    if args.foreign:
+        import importlib
+
+        from .conformance.diff import DiffError, diff_foreign
+        mod, _, fn = args.foreign.partition(":")
+        try:
+            net = getattr(importlib.import_module(mod), fn)()
+        except (ImportError, AttributeError, ValueError) as err:
+            raise DiffError(f"--foreign {args.foreign}: {err}") from None
+        names = None
+        if args.map:
+            with open(args.map) as f:
+                names = json.load(f)
+            if not isinstance(names, dict) or not all(isinstance(v, str) for v in names.values()):
+                raise DiffError(f"{args.map}: a name map is a JSON object of canonical name -> its name")
+        rep = diff_foreign(spec, net, args.backend, tensor_map=names, seed=args.seed)
+        print(rep.table())
+        return 0 if rep.ok else 1
     rep = diff(spec, args.backend, seed=args.seed, out=args.out or f"diff-{spec.name}-{args.backend}")
     print(rep.table())
     return 0 if rep.ok else 1
@@ -271,6 +289,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="folder for diff.json, diff.txt and the reproducer")
     p.add_argument("--replay", metavar="DIR", help="run a reproducer written by onespec diff")
+    p.add_argument("--foreign", metavar="MODULE:FUNCTION",
+                   help="compare your own network instead (a function returning it, weights loaded) node by node")
+    p.add_argument("--map", metavar="JSON", help="with --foreign: canonical tensor name -> your network's name "
+                                                 "(default: the model's torchvision names)")
     p.set_defaults(fn=cmd_diff)
     p = sub.add_parser("eval", help="accuracy, per-class accuracy and confusion matrix of a checkpoint")
     _run_args(p, evaluation=True)

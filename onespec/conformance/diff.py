@@ -55,6 +55,7 @@ class DiffReport:
     def table(self) -> str:
         out = [f"onespec diff {self.model} in {self.backend} vs the float64 numpy reference (eval mode, "
                f"tolerance {self.tol:g} relative)", f"{'node':<44} {'op':<16} {'own error':>10} {'carried':>10}"]
+        foreign = any("foreign" in r for r in self.rows)
         shown = self.rows if self.first else sorted(self.rows, key=lambda r: -(r["own"] or r["carried"]))[:5]
         if not self.first:
             out[-1] += "   (the 5 largest of " + str(len(self.rows)) + " nodes)"
@@ -62,9 +63,11 @@ class DiffReport:
             own = "" if r["own"] is None else ("shape" if r["own"] == float("inf") else f"{r['own']:.1e}")
             car = "shape" if r["carried"] == float("inf") else f"{r['carried']:.1e}"
             mark = "  <-- first divergence" if self.first and r["path"] == self.first["path"] else ""
-            out.append(f"{r['path']:<44} {r['op']:<16} {own:>10} {car:>10}{mark}")
+            out.append(f"{r['path']:<44} {r['op']:<16} {own:>10} {car:>10}{mark}"
+                       + (f"   ({r['foreign']})" if foreign else ""))
             if mark:
                 break
+        out += [f"note: {n}" for n in self.notes]
         if self.first:
             f = self.first
             out.append(f"FIRST DIVERGENCE: {f['path']} ({f['op']}): {f['why']}")
@@ -92,7 +95,7 @@ def diff(spec: ModelSpec, backend: str, net=None, *, state: dict | None = None, 
     ref = ref_be.build(spec)
     ref_be.load_state(ref, spec, state)
     x = np.random.default_rng(seed).standard_normal((batch, *spec.input_shape)).astype(np.float32)
-    want, got = ref_be.node_io(ref, x), be.node_io(net, x)
+    want, got, notes = ref_be.node_io(ref, x), *_io(be, net, x)
     rows, first = [], None
     for info in trace(spec):
         p = info.path
@@ -115,7 +118,7 @@ def diff(spec: ModelSpec, backend: str, net=None, *, state: dict | None = None, 
                                     f"on the reference's own input its output is off by {leaf_bad['own']:.2e}"))
     elif comb_bad:
         first = dict(comb_bad, why=f"every child is right, the combination is off by {comb_bad['carried']:.2e}")
-    rep = DiffReport(spec.name, backend, rows, first, tol=tol)
+    rep = DiffReport(spec.name, backend, rows, first, tol=tol, notes=notes)
     if first and out:
         rep.reproducer = write_reproducer(spec, first["path"], state, want[first["path"]], out)
     if out:
@@ -165,3 +168,81 @@ def replay(directory: str, backend: str, tol: float = TOL) -> tuple[bool, float]
     got = be.forward(net, case["x"].astype(np.float32))[0]
     err = _rel(got, case["expected"])
     return err <= tol, err
+
+
+def module_map(spec: ModelSpec, tensor_map: dict[str, str]) -> dict[str, str]:
+    """onespec node path -> foreign module name, from a tensor-name map (an importer's, or a
+    user's): ``features.fire2.squeeze.weight -> features.3.squeeze.weight`` gives
+    ``features.fire2.squeeze -> features.3.squeeze``. Parameter-free nodes have no counterpart."""
+    lay = layout(spec)
+    out: dict[str, str] = {}
+    for canonical, foreign in tensor_map.items():
+        if canonical not in lay:
+            raise DiffError(f"name map: {canonical} is not a tensor of {spec.name}")
+        node, _, tname = canonical.rpartition(".")
+        fmod, _, fname = foreign.rpartition(".")
+        if out.setdefault(node, fmod) != fmod:
+            raise DiffError(f"name map: {node}'s tensors map to two modules, {out[node]} and {fmod}")
+    return out
+
+
+def diff_foreign(spec: ModelSpec, net, framework: str, *, tensor_map: dict[str, str] | None = None,
+                 seed: int = 0, batch: int = 2, tol: float = TOL) -> DiffReport:
+    """Compare a hand-written network (``torch.nn.Module``, ``paddle.nn.Layer``,
+    ``mindspore.nn.Cell``, with its weights) node by node with ``spec``: the foreign network's
+    weights, read through ``tensor_map`` (canonical -> its names; default: the spec's torchvision
+    map), go into the float64 reference; each mapped foreign module is replayed on the
+    reference's input to its node. Names the first foreign module (and node) that differs."""
+    check_backend(framework)
+    be, ref_be = load_backend(framework), load_backend("numpy")
+    if tensor_map is None:
+        from ..importers import torchvision_names
+        tensor_map = torchvision_names(spec)
+    mods = module_map(spec, tensor_map)
+    raw = _foreign_state(net, framework)
+    missing = [f for f in tensor_map.values() if f not in raw]
+    if missing:
+        raise DiffError(f"the foreign network has no tensors {', '.join(missing[:5])} ({len(missing)} in all): "
+                        f"pass a name map (canonical name -> its name)")
+    state = {c: np.asarray(raw[f], np.float32) for c, f in tensor_map.items()}
+    if framework == "paddle":  # Paddle's Linear stores [in, out]
+        state = {c: (v.T if layout(spec)[c].op == "linear" and v.ndim == 2 else v) for c, v in state.items()}
+    ref = ref_be.build(spec)
+    ref_be.load_state(ref, spec, state)
+    x = np.random.default_rng(seed).standard_normal((batch, *spec.input_shape)).astype(np.float32)
+    want = ref_be.node_io(ref, x)
+    got, notes = _io(be, net, x)
+    rows, first = [], None
+    for info in trace(spec):
+        if info.path not in mods or info.path not in want:
+            continue
+        fname = mods[info.path]
+        carried = _rel(got[fname][1], want[info.path][1]) if fname in got else float("inf")
+        try:
+            own = _rel(be.run_node(net, fname, want[info.path][0].astype(np.float32)), want[info.path][1])
+        except Exception:
+            own = float("inf")
+        row = {"path": info.path, "foreign": fname, "op": info.op, "own": own, "carried": carried}
+        rows.append(row)
+        if first is None and own > tol:
+            first = dict(row, why=(f"{fname} " + ("gives another shape" if own == float("inf") else
+                                                   f"is off by {own:.2e} on the reference's input")))
+    return DiffReport(spec.name, f"{framework} (foreign network)", rows, first, tol=tol, notes=notes)
+
+
+def _io(be, net, x):
+    """The network's node inputs/outputs; a network so broken its forward fails still gets every
+    node replayed on the reference's inputs (carried errors are then unknown)."""
+    try:
+        return be.node_io(net, x), []
+    except Exception as err:
+        return {}, [f"the network's own forward fails ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
+                    f"each node is replayed on the reference's input instead"]
+
+
+def _foreign_state(net, framework: str) -> dict[str, np.ndarray]:
+    if framework == "torch":
+        return {k: v.detach().numpy() for k, v in net.state_dict().items()}
+    if framework == "paddle":
+        return {k: np.asarray(v.numpy()) for k, v in net.state_dict().items()}
+    return {k: p.asnumpy() for k, p in net.parameters_and_names()}

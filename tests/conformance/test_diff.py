@@ -55,3 +55,42 @@ def test_reproducer_replays_an_emitter_bug(tmp_path, monkeypatch):
     r = subprocess.run([sys.executable, "-m", "onespec", "diff", "--replay", rep.reproducer, "--backend", "torch"],
                        capture_output=True, text=True)
     assert r.returncode == 0 and "within tolerance" in r.stdout
+
+
+def test_foreign_torchvision_network_against_onespec_builds(tmp_path):
+    require("torch", "torchvision", "mindspore")
+    import torch
+    import torchvision
+
+    from onespec.conformance.diff import diff_foreign
+    from onespec.importers import from_torchvision
+
+    spec = onespec.get_spec("squeezenet1_1", input_size=64)
+    torch.manual_seed(0)
+    tv = torchvision.models.squeezenet1_1().eval()
+    rep = diff_foreign(spec, tv, "torch")
+    assert rep.ok and len(rep.rows) == 26, rep.table()   # 26 convs: conv1, 8 fires x 3, the classifier
+    state = from_torchvision(spec, {k: v.numpy() for k, v in tv.state_dict().items()})
+    x = np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype(np.float32)
+    want = tv(torch.from_numpy(x)).detach().numpy()
+    for backend in ("torch", "mindspore"):  # onespec's builds with the hand-written network's weights
+        assert diff(spec, backend, state=state).ok
+        be = load_backend(backend)
+        net = be.build(spec)
+        be.load_state(net, spec, state)
+        np.testing.assert_allclose(be.forward(net, x)[0], want, rtol=1e-4, atol=1e-5)
+    tv.features[6].expand3x3.padding = (0, 0)    # a hand-port's typo: fire4's 3x3 expand without padding
+    rep = diff_foreign(spec, tv, "torch")
+    assert rep.first["path"] == "features.fire4.expand.expand3x3.conv" and rep.first["foreign"] == "features.6.expand3x3"
+    (tmp_path / "myport.py").write_text(
+        "import torch, torchvision\n"
+        "def net():\n"
+        "    torch.manual_seed(0)\n"
+        "    m = torchvision.models.squeezenet1_1().eval()\n"
+        "    m.features[6].expand3x3.padding = (0, 0)\n"
+        "    return m\n")
+    r = subprocess.run([sys.executable, "-m", "onespec", "diff", "squeezenet1_1", "--set", "input_size=64",
+                        "--backend", "torch", "--foreign", "myport:net"], capture_output=True, text=True,
+                       cwd=str(tmp_path), env={**__import__("os").environ, "PYTHONPATH": str(tmp_path)})
+    assert r.returncode == 1 and "FIRST DIVERGENCE: features.fire4.expand.expand3x3.conv" in r.stdout, r.stderr[-1500:]
+    assert "(features.6.expand3x3)" in r.stdout
