@@ -28,7 +28,7 @@ numerics: $(STAMP)
 
 # the default loop (<= 20 min on 2 cores): everything not marked slow
 test: $(STAMP)
-	ONESPEC_REQUIRE_FRAMEWORKS=1 $(PY) -m pytest -q
+	ONESPEC_REQUIRE_FRAMEWORKS=1 $(PY) -m pytest -q --durations=15
 
 # 100,000 fuzzed spec documents and 1,000 random specs through all three frameworks (~40 min)
 fuzz: $(STAMP)

@@ -212,6 +212,19 @@ def _init_dist(backend: str) -> tuple[int, int]:
     return get_rank(), get_group_size()
 
 
+def _end_dist(backend: str) -> None:
+    """Every rank waits for rank 0's evaluation and checkpoint, then leaves the group cleanly (a
+    torch rank exiting while gloo's threads run aborts with "terminate called without an active
+    exception")."""
+    if backend == "torch":
+        import torch.distributed as dist
+        dist.barrier()
+        dist.destroy_process_group()
+    elif backend == "paddle":
+        import paddle.distributed as dist
+        dist.barrier()
+
+
 def _load_start(spec: ModelSpec, recipe: Recipe, backend: str) -> tuple[dict, list[str]]:
     """Initial canonical state: onespec's seeded init, overlaid with the recipe's checkpoint."""
     from ..convert import read_for
@@ -426,6 +439,8 @@ def train(model: str | ModelSpec | None = None, recipe: Recipe | str | None = No
             bar.close()
         train_loader.close()
         val_loader.close()
+    if world > 1:
+        _end_dist(backend)
     hist.steps = [r for r in rows if r["kind"] == "step"]
     hist.epochs = [r for r in rows if r["kind"] == "epoch"]
     return hist

@@ -18,7 +18,7 @@ from onespec.spec.strategies import KINDS, specs
 
 from conftest import REPORTS, require
 
-N = int(os.environ.get("ONESPEC_PROPERTY_SPECS", "40"))
+N = int(os.environ.get("ONESPEC_PROPERTY_SPECS", "30"))
 QUICK = settings(max_examples=N, database=None, derandomize=True, deadline=None,
                  suppress_health_check=list(HealthCheck))
 
