@@ -36,7 +36,7 @@ fuzz: $(STAMP)
 		$(PY) -m pytest -q tests/spec/test_fuzz.py tests/conformance/test_properties.py
 
 # the heavy tests: whole-zoo numerics at the models' default input sizes, the Paddle and MindSpore
-# 2-process training launchers (~41 min)
+# 2-process training launchers, every data source in every framework (~42 min)
 slow: $(STAMP)
 	ONESPEC_REQUIRE_FRAMEWORKS=1 $(PY) -m pytest -q -m slow
 

@@ -62,7 +62,8 @@ def test_numerics_run_keeps_one_chunk_of_states_on_disk(monkeypatch):
 
     monkeypatch.setattr(runner, "CHUNK_MODELS", 1)
     monkeypatch.setattr(runner, "_run_worker", spy)
-    rep = conformance.run(["squeezenet1_1", "mobilenet_v3_small"], ("torch", "mindspore"), numerics=True, jobs=1)
+    rep = conformance.run(["squeezenet1_1", "mobilenet_v3_small"], ("torch", "mindspore"), numerics=True, jobs=1,
+                          small=True)
     assert rep.ok, rep.table()
     assert [(b, m) for b, m, _ in seen] == [("torch", ("squeezenet1_1",)), ("mindspore", ("squeezenet1_1",)),
                                             ("torch", ("mobilenet_v3_small",)),
