@@ -1,4 +1,5 @@
-"""``onespec`` command line: list, show, schema, conformance, convert, train, eval. A thin layer over the library."""
+"""``onespec`` command line: list, show, schema, conformance, convert, train, eval, align, diff. A thin layer over
+the library."""
 from __future__ import annotations
 
 import argparse
