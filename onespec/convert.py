@@ -61,21 +61,24 @@ def read_partial(fmt: str, spec, path: str) -> tuple[dict, list[str], list[str],
     if fmt == "canonical":
         raw, names, transposed = load_state(path), {c: c for c in want}, set()
     else:
-        backend = load_backend("torch" if fmt in ("torchvision", "auto") else fmt)
+        name = "torch" if fmt in ("torchvision", "auto") else fmt
+        backend = load_backend(name)
         raw = backend.read(path)
         names, transposed = None, set()
         if fmt in ("torchvision", "auto"):
-            names = _torchvision_map(spec)
+            from .importers import importable, torchvision_names
+            if spec.name in importable("torchvision"):
+                names = torchvision_names(spec, partial=True)
             if fmt == "auto" and names is not None:
                 # .pth: torchvision's names or onespec's, whichever the file's keys follow
-                native = {c: n for c, n in load_backend("torch").native_names(spec).items()}
+                native = backend.native_names(spec)
                 if sum(n in raw for n in native.values()) >= sum(n in raw for n in names.values()):
                     names = native
             elif names is None and fmt == "torchvision":
                 raise ConvertError(f"{spec.name} has no torchvision counterpart")
         if names is None:
-            mod = importlib.import_module(f"onespec.backends.{backend.__name__.rsplit('.', 1)[-1]}.weights")
-            emit = importlib.import_module(f"onespec.backends.{backend.__name__.rsplit('.', 1)[-1]}.emit")
+            mod = importlib.import_module(f"onespec.backends.{name}.weights")
+            emit = importlib.import_module(f"onespec.backends.{name}.emit")
             nl = native_layout(spec, getattr(mod, "ROLES", {}), getattr(emit, "TRANSPOSED", frozenset()))
             names = {c: n for c, (n, _) in nl.items()}
             transposed = {c for c, (_, t) in nl.items() if t}
@@ -170,24 +173,6 @@ def convert(src: str, arch: str, to: str, out: str, from_: str | None = None, ov
         data = _step(["read", src_fmt, arch, os.path.abspath(src), "-", ov])
         _step(["write", to, arch, "-", os.path.abspath(out), ov], data)
     return src_fmt
-
-
-def _torchvision_map(spec) -> dict | None:
-    """canonical -> torchvision name for the tensors the importer can place (a replaced head's
-    new tensors cannot be, and are left out), or None for models torchvision does not have."""
-    from .importers import _RULES, _Tree, importable
-    from .weights import layout
-    from .zoo import entry, list_models
-
-    if spec.name not in list_models() or spec.name not in importable("torchvision"):
-        return None
-    rule, tree, out = _RULES[entry(spec.name).importers["torchvision"]], _Tree(spec), {}
-    for c in layout(spec):
-        try:
-            out[c] = rule(tree, c)
-        except (KeyError, ValueError, IndexError, OnespecError):
-            continue
-    return out
 
 
 def read_for(spec, path: str, fmt: str | None = None, here: str | None = None

@@ -136,9 +136,10 @@ _RULES = {"squeezenet": _squeezenet, "vgg": _vgg, "mobilenet_v2": _mobilenet_v2,
           "shufflenet_v2": _shufflenet_v2, "resnet": _resnet}
 
 
-def torchvision_names(spec: ModelSpec) -> dict[str, str]:
+def torchvision_names(spec: ModelSpec, partial: bool = False) -> dict[str, str]:
     """canonical name -> torchvision ``state_dict`` name, for a zoo spec whose registry entry names
-    a torchvision map."""
+    a torchvision map. ``partial``: leave out the tensors the rule cannot place (a replaced
+    classifier head's new tensors) instead of failing."""
     from .zoo import list_models, entry
 
     rule_name = entry(spec.name).importers.get("torchvision") if spec.name in list_models() else None
@@ -147,7 +148,14 @@ def torchvision_names(spec: ModelSpec) -> dict[str, str]:
                            f"{', '.join(importable('torchvision'))}")
     t = _Tree(spec)
     rule = _RULES[rule_name]
-    return {name: rule(t, name) for name in layout(spec)}
+    out = {}
+    for name in layout(spec):
+        try:
+            out[name] = rule(t, name)
+        except (KeyError, ValueError, IndexError, OnespecError):
+            if not partial:
+                raise
+    return out
 
 
 def from_torchvision(spec: ModelSpec, state_dict: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -28,7 +28,6 @@ _WORKER: dict = {}
 
 def _init_worker(source, transforms, seed):
     _WORKER.update(source=source, transforms=transforms, seed=seed)
-    import numpy  # noqa: F401  (warm import before the first batch)
 
 
 def make_batch(source: Source, transforms, seed: int, epoch: int, indices) -> tuple[np.ndarray, np.ndarray]:

@@ -26,7 +26,7 @@ from ..errors import OnespecError
 from ..spec import ModelSpec
 from ..weights import load_state
 from . import report as R
-from .recipe import Recipe, load_recipe
+from .recipe import Recipe, as_recipe, load_recipe
 
 # A framework passes when it stays within K times the reference framework's own sensitivity to
 # one float32 rounding (a second reference run from the initial state perturbed by 1e-7 relative),
@@ -141,7 +141,7 @@ def align(model, recipe: Recipe | str | None = None, *, backends=FRAMEWORKS, ste
     """Align ``model`` over ``steps`` training steps in ``backends`` (the first is the reference).
     ``per_backend``: recipe overrides for one framework only (to find what a difference does)."""
     from .._proc import run_child
-    from .engine import _model_overrides, open_data, replace_head, resolve_model
+    from .engine import model_for, open_data
 
     backends = [check_backend(b, FRAMEWORKS) for b in backends]
     if len(backends) < 2 or len(set(backends)) != len(backends):
@@ -150,17 +150,11 @@ def align(model, recipe: Recipe | str | None = None, *, backends=FRAMEWORKS, ste
     for b in per_backend:
         if b not in backends:
             raise AlignError(f"overrides for {b}, which is not among --backends {','.join(backends)}")
-    base = recipe if isinstance(recipe, Recipe) else load_recipe(recipe, overrides)
-    if isinstance(recipe, Recipe) and overrides:
-        base = load_recipe(None, overrides, base=recipe.model_dump(exclude_unset=True))
+    base = as_recipe(recipe, overrides)
     base = _abs_paths(base.model_copy(update={"max_steps": steps, "data": base.data.model_copy(update={"workers": 0})}))
     recipes = {b: load_recipe(None, per_backend.get(b, {}), base=json.loads(base.model_dump_json())) for b in backends}
     train_src, _ = open_data(base)  # every input checked before any framework starts
-    k = len(train_src.classes)
-    spec = model if isinstance(model, ModelSpec) else resolve_model(model or base.model, _model_overrides(base),
-                                                                     None if base.head else k)
-    if base.head and not isinstance(model, ModelSpec):
-        spec = replace_head(spec, base.head, k)
+    spec = model_for(model, base, len(train_src.classes))
     spec = without_dropout(spec)
     out = out or f"align-{spec.name}"
     os.makedirs(out, exist_ok=True)
@@ -169,7 +163,7 @@ def align(model, recipe: Recipe | str | None = None, *, backends=FRAMEWORKS, ste
     with open(spec_path, "w") as f:
         f.write(spec.model_dump_json())
     # the yardstick: the reference framework once more, from a start perturbed by one float32 rounding
-    from ..weights import init_state, save_state
+    from ..weights import save_state
     from .engine import _load_start
     start, _ = _load_start(spec, recipes[backends[0]], backends[0])
     rng = np.random.default_rng(12345)
@@ -178,7 +172,7 @@ def align(model, recipe: Recipe | str | None = None, *, backends=FRAMEWORKS, ste
                 for k, v in start.items()}, pert_path)
     runs = [(b, b, recipes[b]) for b in backends]
     runs.append((PERTURBED, backends[0], recipes[backends[0]].model_copy(
-        update={"weights": os.path.abspath(pert_path), "weights_format": "canonical", "freeze": []})))
+        update={"weights": os.path.abspath(pert_path), "weights_format": "canonical"})))
     env = {}
     for label, b, rec in runs:
         run_dir = os.path.join(out, label)

@@ -32,7 +32,7 @@ from ..errors import OnespecError, OverrideError
 from ..spec import ModelSpec
 from ..weights import atomic_write, init_state, layout, load_state, save_state
 from . import optim, report
-from .recipe import Recipe, load_recipe
+from .recipe import Recipe, as_recipe
 from .schedule import schedule
 
 EXTENSIONS = {"torch": ".pth", "paddle": ".pdparams", "mindspore": ".ckpt"}
@@ -166,7 +166,23 @@ def transforms_for(recipe: Recipe, spec: ModelSpec, train: bool):
     return tuple(base + (norm or [D.Normalize()]))
 
 
-def _check_shapes(src, tf, spec: ModelSpec, what: str) -> None:
+def model_for(model: "str | ModelSpec | None", recipe: Recipe, num_classes: int) -> ModelSpec:
+    """The network a recipe trains: ``model`` (a ``ModelSpec``, or resolved by ``resolve_model``,
+    default the recipe's), its classifier replaced by the recipe's ``head``, checked to output
+    ``num_classes``."""
+    if isinstance(model, ModelSpec):
+        spec = model
+    else:
+        spec = resolve_model(model or recipe.model, _model_overrides(recipe), None if recipe.head else num_classes)
+    if recipe.head:
+        spec = replace_head(spec, recipe.head, num_classes)
+    if spec.output_shape != (num_classes,):
+        raise TrainError(f"{spec.name} outputs {spec.output_shape}, the data has {num_classes} classes")
+    return spec
+
+
+def _check_inputs(src, tf, spec: ModelSpec, what: str) -> None:
+    """The first sample, after the transforms, has the model's input shape."""
     x, _ = D.make_batch(src, tf, 0, 0, [0])
     if tuple(x.shape[1:]) != tuple(spec.input_shape):
         raise TrainError(f"{what} samples are {x.shape[1:]} after the transforms, {spec.name} takes "
@@ -262,7 +278,7 @@ def _targets(y: np.ndarray, k: int, smoothing: float) -> np.ndarray:
     return t
 
 
-def _evaluate(sess, loader, k: int):
+def _evaluate(sess, loader):
     sess.set_train(False)
     logits, labels = [], []
     for x, y in loader.epoch(0):
@@ -290,26 +306,13 @@ def train(model: str | ModelSpec | None = None, recipe: Recipe | str | None = No
     ``overrides`` are dotted recipe fields (``{"optimizer.lr": 0.01}``). All input (data, recipe,
     checkpoint, freeze paths) is checked before the framework starts training."""
     check_backend(backend, FRAMEWORKS)
-    if not isinstance(recipe, Recipe):
-        recipe = load_recipe(recipe, overrides)
-    elif overrides:
-        recipe = load_recipe(None, overrides, base=recipe.model_dump(exclude_unset=True))
+    recipe = as_recipe(recipe, overrides)
     train_src, val_src = open_data(recipe)
     k = len(train_src.classes)
-    if isinstance(model, ModelSpec):
-        spec = model
-        if spec.output_shape != (k,):
-            raise TrainError(f"{spec.name} outputs {spec.output_shape}, the data has {k} classes")
-    else:
-        spec = resolve_model(model or recipe.model, _model_overrides(recipe), None if recipe.head else k)
-    if recipe.head:
-        spec = replace_head(spec, recipe.head, k)
+    spec = model_for(model, recipe, k)
     tf_train, tf_eval = transforms_for(recipe, spec, True), transforms_for(recipe, spec, False)
-    if train_src.kind == "image":
-        _check_shapes(train_src, tf_train, spec, "training")
-        _check_shapes(val_src, tf_eval, spec, "validation")
-    elif tuple(train_src.items[0].shape) != tuple(spec.input_shape):
-        raise TrainError(f"samples are {train_src.items[0].shape}, {spec.name} takes {tuple(spec.input_shape)}")
+    _check_inputs(train_src, tf_train, spec, "training")
+    _check_inputs(val_src, tf_eval, spec, "validation")
     frozen = _frozen(spec, recipe.freeze)
     out = out or os.path.join("runs", f"{spec.name}-{backend}")
     run_json = os.path.join(out, "run.json")
@@ -418,7 +421,7 @@ def train(model: str | ModelSpec | None = None, recipe: Recipe | str | None = No
             elapsed = time.perf_counter() - t0
             if not lead or nb == 0:
                 continue
-            logits, labels, val_loss = _evaluate(sess, val_loader, k)
+            logits, labels, val_loss = _evaluate(sess, val_loader)
             res = report.classification(logits, labels, val_src.classes)
             row = {"kind": "epoch", "epoch": epoch, "step": step, "train_loss": loss_sum / nb,
                    "train_acc": correct / max(seen, 1), "val_loss": val_loss, "val_acc": res["top1"],
@@ -475,17 +478,11 @@ def evaluate(model: str | ModelSpec | None = None, weights: str = "", recipe: Re
     from ..convert import read_for
 
     check_backend(backend, FRAMEWORKS)
-    if not isinstance(recipe, Recipe):
-        recipe = load_recipe(recipe, overrides)
+    recipe = as_recipe(recipe, overrides)
     _, val_src = open_data(recipe)
-    k = len(val_src.classes)
-    spec = model if isinstance(model, ModelSpec) else resolve_model(model or recipe.model, _model_overrides(recipe),
-                                                                     None if recipe.head else k)
-    if recipe.head and not isinstance(model, ModelSpec):
-        spec = replace_head(spec, recipe.head, k)
+    spec = model_for(model, recipe, len(val_src.classes))
     tf = transforms_for(recipe, spec, False)
-    if val_src.kind == "image":
-        _check_shapes(val_src, tf, spec, "validation")
+    _check_inputs(val_src, tf, spec, "validation")
     weights = weights or recipe.weights
     if not weights:
         raise TrainError("evaluation needs --weights (a checkpoint of the model)")
@@ -499,7 +496,7 @@ def evaluate(model: str | ModelSpec | None = None, weights: str = "", recipe: Re
                       seed=recipe.seed, workers=recipe.data.workers, prefetch=recipe.data.prefetch)
     t0 = time.perf_counter()
     try:
-        logits, labels, loss = _evaluate(sess, loader, k)
+        logits, labels, loss = _evaluate(sess, loader)
     finally:
         loader.close()
     res = report.classification(logits, labels, val_src.classes)

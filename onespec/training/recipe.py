@@ -155,3 +155,10 @@ def load_recipe(path: str | None = None, overrides: dict | None = None, base: di
         return Recipe.model_validate(doc)
     except ValidationError as err:
         raise RecipeError(f"{path or 'recipe'}: {validation_message(err)}") from None
+
+
+def as_recipe(recipe: "Recipe | str | None", overrides: dict | None = None) -> Recipe:
+    """A ``Recipe``, a YAML path or None (the defaults), with dotted ``overrides`` applied."""
+    if isinstance(recipe, Recipe):
+        return load_recipe(None, overrides, base=recipe.model_dump(exclude_unset=True)) if overrides else recipe
+    return load_recipe(recipe, overrides)

@@ -8,7 +8,7 @@ import pytest
 
 from onespec import data as D
 from onespec.training import load_recipe
-from onespec.training.engine import _model_overrides, replace_head, resolve_model, transforms_for
+from onespec.training.engine import model_for, transforms_for
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "recipes")
 RECIPES = sorted(glob.glob(os.path.join(ROOT, "*.yaml")))
@@ -29,9 +29,7 @@ def test_defaults_are_the_digits_recipe():
 def test_recipe_builds_its_model_and_inputs(path):
     r = load_recipe(path)
     k = 7
-    spec = resolve_model(r.model, _model_overrides(r), None if r.head else k)
-    if r.head:
-        spec = replace_head(spec, r.head, k)
+    spec = model_for(None, r, k)
     assert spec.output_shape == (k,)
     if r.data.source == "mat":
         assert spec.input_shape == (1, r.data.pca, r.data.patch, r.data.patch)
