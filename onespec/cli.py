@@ -81,7 +81,8 @@ def cmd_conformance(args) -> int:
     overrides = _overrides(args.set)
     for name in models:  # fail fast, before any framework starts, on an override a model rejects
         get_spec(name, **overrides)
-    report = run(models, args.backends, batch=args.batch, seed=args.seed, static=not args.no_static,
+    static = False if args.no_static else {"all": True, "none": False, "distinct": "distinct"}[args.compile]
+    report = run(models, args.backends, batch=args.batch, seed=args.seed, static=static,
                  overrides=overrides, numerics=args.numerics, small=args.small, progress=lambda m: print(m, file=sys.stderr, flush=True))
     print(report.table())
     if args.json:
@@ -201,8 +202,10 @@ def cmd_diff(args) -> int:
         rep = diff_foreign(spec, net, args.backend, tensor_map=names, seed=args.seed)
         print(rep.table())
         return 0 if rep.ok else 1
-    rep = diff(spec, args.backend, seed=args.seed, out=args.out or f"diff-{spec.name}-{args.backend}")
+    out = args.out or f"diff-{spec.name}-{args.backend}"
+    rep = diff(spec, args.backend, seed=args.seed, mode=args.mode, backward=args.backward, out=out)
     print(rep.table())
+    print(f"wrote {os.path.join(out, 'diff.json')} and diff.txt")
     return 0 if rep.ok else 1
 
 
@@ -248,6 +251,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-static", action="store_true", help="skip torch.export / to_static / GRAPH_MODE runs")
+    p.add_argument("--compile", choices=("all", "distinct", "none"), default="all",
+                   help="which models' compiled programs (torch.export / to_static / GRAPH_MODE) run: all, none, or "
+                        "distinct: the fewest models holding every op configuration of the selection")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override for every selected model")
     p.add_argument("--small", action="store_true",
                    help="each model at the smallest input size (32-192) whose pools, adaptive pools and convs take "
@@ -290,6 +296,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="folder for diff.json, diff.txt and the reproducer")
     p.add_argument("--replay", metavar="DIR", help="run a reproducer written by onespec diff")
+    p.add_argument("--mode", choices=("eval", "train"), default="eval",
+                   help="forward in eval mode (numpy float64 reference) or train mode (batch statistics, running-"
+                        "statistics updates; torch float64 reference)")
+    p.add_argument("--backward", action="store_true",
+                   help="also compare every node's input and parameter gradients (torch float64 autograd reference)")
     p.add_argument("--foreign", metavar="MODULE:FUNCTION",
                    help="compare your own network instead (a function returning it, weights loaded) node by node")
     p.add_argument("--map", metavar="JSON", help="with --foreign: canonical tensor name -> your network's name "
@@ -298,6 +309,13 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="accuracy, per-class accuracy and confusion matrix of a checkpoint")
     _run_args(p, evaluation=True)
     p.set_defaults(fn=cmd_eval)
+    for name in ("conformance", "train", "eval", "align", "diff"):  # the numerics switches, recorded in reports
+        p = sub.choices[name]
+        p.add_argument("--tf32", choices=("on", "off"),
+                       help="allow TF32 matmul/conv on GPU (torch); recorded in the report's environment")
+        p.add_argument("--deterministic", action="store_true",
+                       help="deterministic kernels (torch cuDNN and algorithms, Paddle FLAGS_cudnn_deterministic, "
+                            "MindSpore deterministic); recorded in the report's environment")
     return ap
 
 
@@ -308,6 +326,9 @@ def main(argv=None) -> int:
 
     exit_on_sigterm()
     args = parser().parse_args(argv)
+    if getattr(args, "tf32", None) or getattr(args, "deterministic", False):
+        from .environment import set_flags
+        set_flags(tf32=None if args.tf32 is None else args.tf32 == "on", deterministic=args.deterministic or None)
     try:
         return args.fn(args)
     except BrokenPipeError:  # `onespec list | head`: the reader left; not an error of ours

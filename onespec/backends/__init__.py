@@ -39,11 +39,17 @@ class Backend(Protocol):
     def static_forward(self, net, x: np.ndarray) -> np.ndarray:
         """Eval-mode output of the compiled program (torch.export, paddle.jit.to_static, GRAPH_MODE)."""
 
-    def node_io(self, net, x: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Eval-mode {module path: (its input, its output)} for every module (``onespec diff``)."""
+    def node_io(self, net, x: np.ndarray, train: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """{module path: (its input, its output)} for every module in one eval- or train-mode
+        forward (``onespec diff``; numpy: eval mode only)."""
 
-    def run_node(self, net, path: str, x: np.ndarray) -> np.ndarray:
-        """Eval-mode output of the module at ``path`` alone, on ``x``."""
+    def run_node(self, net, path: str, x: np.ndarray, train: bool = False) -> np.ndarray:
+        """Output of the module at ``path`` alone, on ``x``."""
+
+    def node_vjp(self, net, spec, path: str, x: np.ndarray, gy: np.ndarray, train: bool = False
+                 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """The module at ``path`` (``""``: the network) alone on ``x``, backward from output gradient
+        ``gy``: (output, input gradient, canonical {tensor: gradient}) (numpy: no autograd, raises)."""
 
     def param_names(self, net) -> list[str]:
         """Native names of every parameter and state tensor (what a native checkpoint holds)."""
@@ -113,6 +119,9 @@ def check_backend(name: str, allowed: tuple[str, ...] = BACKENDS) -> str:
 
 
 def load_backend(name: str) -> ModuleType:
+    from ..environment import apply
+
     check_backend(name)
     _import_framework(name)
+    apply(name)  # the TF32 / determinism switches asked for (ONESPEC_TF32, ONESPEC_DETERMINISTIC)
     return importlib.import_module(f"onespec.backends.{name}")

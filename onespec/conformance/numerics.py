@@ -47,6 +47,55 @@ def without_dropout(spec: ModelSpec) -> ModelSpec:
     return ModelSpec.model_validate(strip(spec.model_dump()))
 
 
+def configurations(spec: ModelSpec) -> set[tuple]:
+    """What a compiler sees of ``spec`` apart from sizes: each node's op with its string and
+    boolean options (activation, merge, ceil_mode, ...) and each integer option reduced to 0, 1 or
+    more (no padding / padding, stride 1 / strided, groups 1 / grouped, ...), where emitters branch.
+    Two models with the same configurations trace through the same emitted code paths."""
+    out: set[tuple] = set()
+
+    def cls(v):
+        if isinstance(v, bool) or isinstance(v, str):
+            return v
+        if isinstance(v, int):
+            return min(v, 2)
+        if isinstance(v, (list, tuple)) and all(isinstance(i, int) and not isinstance(i, bool) for i in v):
+            return tuple(min(i, 2) for i in v)
+        return None  # floats (eps, momentum, slopes) and children: not a code path
+
+    def visit(node):
+        if isinstance(node, dict):
+            if "op" in node:
+                opts = tuple(sorted((k, c) for k, v in node.items()
+                                    if k not in ("op", "name") and (c := cls(v)) is not None))
+                out.add((node["op"], *opts))
+            for v in node.values():
+                visit(v)
+        elif isinstance(node, list):
+            for v in node:
+                visit(v)
+    visit(spec.model_dump())
+    return out
+
+
+def distinct(specs: dict[str, ModelSpec]) -> list[str]:
+    """The fewest of ``specs``' labels, greedily, whose networks together hold every configuration
+    (:func:`configurations`) that any of them holds: the models whose compiled programs must be
+    checked so that every emitted module's code is traced by the compiler at least once."""
+    from ..spec import analyze
+
+    confs = {name: configurations(s) for name, s in specs.items()}
+    size = {name: analyze(s).params for name, s in specs.items()}
+    seen: set[tuple] = set()
+    chosen = []
+    while True:  # the model adding most configurations; of equals, the smallest
+        name = max(confs, key=lambda n: (len(confs[n] - seen), -size[n]), default=None)
+        if name is None or not confs[name] - seen:
+            return [n for n in specs if n in chosen]
+        chosen.append(name)
+        seen |= confs[name]
+
+
 def train_inputs(spec: ModelSpec, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Batch x and loss weights r (loss = sum(net(x) * r)) for the training-step check."""
     rng = np.random.default_rng([seed, 1])

@@ -148,7 +148,7 @@ def _fail(r: dict, problem: str) -> None:
 
 
 def run(models: list[str], backends: list[str] | tuple[str, ...] = FRAMEWORKS, *, batch: int = 2, seed: int = 0,
-        static: bool = True, overrides: dict | None = None, numerics: bool = False, small: bool = False,
+        static: bool | str = True, overrides: dict | None = None, numerics: bool = False, small: bool = False,
         progress=None, jobs: int | None = None) -> Report:
     """Zoo models (with ``overrides``) through :func:`run_specs`. ``small``: each model at the
     smallest input size that exercises the same cases as its default (``numerics.small_overrides``)."""
@@ -163,16 +163,24 @@ def run(models: list[str], backends: list[str] | tuple[str, ...] = FRAMEWORKS, *
 
 
 def run_specs(specs: dict, backends: list[str] | tuple[str, ...] = FRAMEWORKS, *, batch: int = 2, seed: int = 0,
-              static: bool = True, numerics: bool = False, progress=None, jobs: int | None = None) -> Report:
+              static: bool | str = True, numerics: bool = False, progress=None, jobs: int | None = None) -> Report:
     """Run the worker for each backend in a fresh isolated interpreter (frameworks never share a
-    process: paddle-before-mindspore cannot load in one process) over ``{label: ModelSpec}``. With
+    process: paddle-before-mindspore cannot load in one process) over ``{label: ModelSpec}``.
+    ``static``: run the compiled program (torch.export / paddle.jit.to_static / GRAPH_MODE) for
+    every model (True), none (False), or ``"distinct"``: for the fewest models that hold every op
+    configuration of the set (``numerics.distinct``; compilation is most of a worker's time). With
     ``numerics``, outputs are compared with the numpy backend and one training step is compared
     across frameworks. Temporary files live in a guarded directory (removed even if this process
     is killed); workers die with this process."""
     from .._proc import guarded_tempdir
 
+    from .numerics import distinct
+
     for b in backends:
         check_backend(b, FRAMEWORKS)
+    if static not in (True, False, "distinct"):
+        raise ValueError(f"static must be True, False or 'distinct', not {static!r}")
+    compiled = set(specs) if static is True else set(distinct(specs)) if static == "distinct" else set()
     jobs = jobs or int(os.environ.get("ONESPEC_JOBS", 0)) or min(len(backends), os.cpu_count() or 1)
     models = list(specs)
     results: list[dict] = []
@@ -193,7 +201,7 @@ def run_specs(specs: dict, backends: list[str] | tuple[str, ...] = FRAMEWORKS, *
                 if progress:
                     progress(f"[{b}] {', '.join(models)}")
                 t0 = time.perf_counter()
-                out = _run_worker(b, models, batch, seed, static, ref_dir, numerics)
+                out = _run_worker(b, models, batch, seed, [m for m in models if m in compiled], ref_dir, numerics)
                 seconds[b] += time.perf_counter() - t0
                 return out
 
@@ -249,13 +257,13 @@ def chunks(specs: dict) -> list[list[str]]:
     return out
 
 
-def _run_worker(b, models, batch, seed, static, work_dir, numerics) -> list[dict]:
+def _run_worker(b, models, batch, seed, compiled, work_dir, numerics) -> list[dict]:
     from .._proc import run_child
 
     out = os.path.join(work_dir, f"result.{b}.json")
     cmd = ["-m", "onespec.conformance.worker", "--backend", b, "--models", ",".join(models),
            "--out", out, "--batch", str(batch), "--seed", str(seed), "--spec-dir", work_dir]
-    cmd += ([] if static else ["--no-static"]) + (["--ref-dir", work_dir] if numerics else [])
+    cmd += ["--compiled", ",".join(compiled)] + (["--ref-dir", work_dir] if numerics else [])
     code, stdout, stderr = run_child(cmd, env={**os.environ, "GLOG_v": "3"})
     if code != 0 or not os.path.exists(out):
         tail = (stderr or stdout).decode(errors="replace")[-2000:]

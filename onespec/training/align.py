@@ -334,22 +334,11 @@ def plot(rep: AlignReport, path: str) -> None:
 
 
 def environment(backend: str) -> dict:
-    """Framework version, threads and device of this process (recorded in every report)."""
-    import platform
-    env = {"backend": backend, "python": platform.python_version(), "numpy": np.__version__,
-           "cpu_count": os.cpu_count(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
-    if backend == "torch":
-        import torch
-        env.update(version=torch.__version__, threads=torch.get_num_threads(), device="cpu",
-                   cuda=torch.cuda.is_available(), tf32_matmul=torch.backends.cuda.matmul.allow_tf32,
-                   cudnn_deterministic=torch.backends.cudnn.deterministic)
-    elif backend == "paddle":
-        import paddle
-        env.update(version=paddle.__version__, device=paddle.device.get_device())
-    else:
-        import mindspore as ms
-        env.update(version=ms.__version__, device=ms.get_context("device_target"))
-    return env
+    """This process's numerics environment (``onespec.environment.describe``) for ``backend``."""
+    from ..environment import describe
+
+    env = describe([backend])
+    return {"backend": backend, **{k: v for k, v in env.items() if k != backend}, **env[backend]}
 
 
 def _worker(argv) -> int:

@@ -17,7 +17,7 @@ CONTRACT = sorted(n for n in vars(Backend) if not n.startswith("_"))
 
 def test_contract_is_declared():
     assert {"build", "count", "forward", "static_forward", "param_names", "train_step", "native_names",
-            "load_state", "get_state", "save", "read", "load", "node_io", "run_node"} == set(CONTRACT)
+            "load_state", "get_state", "save", "read", "load", "node_io", "run_node", "node_vjp"} == set(CONTRACT)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

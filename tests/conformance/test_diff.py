@@ -1,5 +1,6 @@
 """onespec diff names the node a deliberate discrepancy was put in, in each framework, and its
 reproducer replays the mismatch."""
+import json
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ import onespec
 from conftest import require
 from onespec.backends import load_backend
 from onespec.conformance.diff import diff, replay
+from onespec.conformance.numerics import without_dropout
 
 pytestmark = pytest.mark.frameworks
 SPEC = onespec.get_spec("mobilenet_v3_small", input_size=32)
@@ -92,5 +94,89 @@ def test_foreign_torchvision_network_against_onespec_builds(tmp_path):
     r = subprocess.run([sys.executable, "-m", "onespec", "diff", "squeezenet1_1", "--set", "input_size=64",
                         "--backend", "torch", "--foreign", "myport:net"], capture_output=True, text=True,
                        cwd=str(tmp_path), env={**__import__("os").environ, "PYTHONPATH": str(tmp_path)})
-    assert r.returncode == 1 and "FIRST DIVERGENCE: features.fire4.expand.expand3x3.conv" in r.stdout, r.stderr[-1500:]
+    assert r.returncode == 1 and "FIRST DIVERGENCE (eval forward): features.fire4.expand.expand3x3.conv" in r.stdout, \
+        r.stderr[-1500:]
     assert "(features.6.expand3x3)" in r.stdout
+
+
+def test_train_mode_names_a_wrong_bn_momentum(tmp_path):
+    """Paddle weights the running value: a port that passes torch's 0.01 unchanged (instead of
+    0.99) has the same outputs in eval and train mode and only its running statistics differ."""
+    require("paddle")
+    be = load_backend("paddle")
+    net = be.build(SPEC)
+    dict(net.named_sublayers())["features.block2.project.bn"]._momentum = 0.01
+    assert diff(SPEC, "paddle", net).ok  # eval mode cannot see it
+    rep = diff(SPEC, "paddle", net, mode="train")
+    assert rep.first["path"] == "features.block2.project.bn" and "running statistics" in rep.first["why"], rep.table()
+    assert rep.first["own"] <= rep.tol
+
+
+def _inject_backward(backend, net):
+    """Forward-identical, backward-wrong discrepancies: a doubled weight gradient (torch), an
+    activation whose gradient is halved by a detached half (paddle, mindspore)."""
+    if backend == "torch":
+        conv = net.get_submodule("features.block2.dw.conv")
+        conv.weight.register_hook(lambda g: 2 * g)
+        return "features.block2.dw.conv"
+    if backend == "paddle":
+        act = dict(net.named_sublayers())["features.block1.se.gate.relu"]
+        f = act.forward
+        act.forward = lambda x: 0.5 * f(x) + 0.5 * f(x).detach()
+        return "features.block1.se.gate.relu"
+    import mindspore as ms
+    act = dict(net.cells_and_names())["features.block3.body.expand.relu"]
+    f = act.construct
+    act.construct = lambda x: 0.5 * f(x) + 0.5 * ms.ops.stop_gradient(f(x))
+    return "features.block3.body.expand.relu"
+
+
+@pytest.mark.parametrize("backend,mode", [("torch", "eval"), ("paddle", "train"), ("mindspore", "train")])
+def test_backward_diff_names_exactly_the_injected_node(backend, mode, tmp_path):
+    require(backend, "torch")
+    be = load_backend(backend)
+    spec = without_dropout(SPEC)  # a network given in train mode is built without dropout (diff notes it)
+    net = be.build(spec)
+    path = _inject_backward(backend, net)
+    rep = diff(spec, backend, net, mode=mode, backward=True, out=str(tmp_path))
+    assert rep.first is None, rep.table()  # the forward is right
+    assert rep.backward_first["path"] == path and rep.backward_first["leaf"], rep.table()
+    assert rep.backward_first["dw" if backend == "torch" else "dx"] > 0.1
+    # every node is replayed on the reference's input and output gradient: all the others are
+    # within their bounds (the injected node's ancestors contain it)
+    bad = {r["path"] for r in rep.backward_rows if max(r["dx"], r["dw"] or 0.0) > r["limit"]}
+    assert bad and all(path == b or path.startswith(b + ".") for b in bad), bad
+    assert len(rep.backward_rows) > 100
+    assert (tmp_path / f"{path}.backward" / "case.npz").exists()
+    assert rep.environment[backend]["version"] and rep.environment["torch"]["version"]
+
+
+def test_backward_reproducer_replays_an_emitter_bug(tmp_path, monkeypatch):
+    """A paddle emitter whose ReLU passes half the gradient: named in backward, replayed from the
+    reproducer in a fresh build, and gone once the emitter is right."""
+    require("paddle", "torch")
+    import paddle
+    from onespec.backends.paddle import emit
+
+    class HalfGradReLU(paddle.nn.ReLU):
+        def forward(self, x):
+            y = super().forward(x)
+            return 0.5 * y + 0.5 * y.detach()
+
+    acts = dict(emit._ACTS, relu=HalfGradReLU)
+    monkeypatch.setattr(emit, "_ACTS", acts)
+    rep = diff(SPEC, "paddle", mode="train", backward=True, out=str(tmp_path))
+    assert rep.first is None and rep.backward_first["op"] == "act", rep.table()
+    assert rep.backward_first["path"] == next(r["path"] for r in rep.backward_rows if r["op"] == "act"
+                                              and r["path"].endswith("relu"))
+    ok, err = replay(rep.backward_reproducer, "paddle")
+    assert not ok and err > 0.1
+    monkeypatch.undo()
+    assert replay(rep.backward_reproducer, "paddle")[0]
+    r = subprocess.run([sys.executable, "-m", "onespec", "diff", "squeezenet1_1", "--set", "input_size=48",
+                        "--backend", "paddle", "--mode", "train", "--backward", "--deterministic",
+                        "--out", str(tmp_path / "cli")], capture_output=True, text=True)
+    assert r.returncode == 0 and "no divergence" in r.stdout and "forward and backward" in r.stdout, r.stderr[-2000:]
+    report = json.loads((tmp_path / "cli" / "diff.json").read_text())
+    assert report["environment"]["requested"]["deterministic"] is True and report["backward_rows"]
+    assert report["environment"]["paddle"]["FLAGS_cudnn_deterministic"] in (True, "1")

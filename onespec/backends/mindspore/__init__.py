@@ -1,7 +1,7 @@
 """MindSpore backend (PYNATIVE and GRAPH_MODE)."""
 from .emit import build
-from .runtime import count, forward, node_io, param_names, run_node, static_forward, train_step
+from .runtime import count, forward, node_io, node_vjp, param_names, run_node, static_forward, train_step
 from .weights import get_state, load, load_state, native_names, read, save
 
-__all__ = ["build", "count", "forward", "get_state", "load", "load_state", "native_names", "param_names", "read", "save",
+__all__ = ["build", "count", "forward", "get_state", "load", "load_state", "native_names", "node_io", "node_vjp", "param_names", "read", "save",
            "static_forward", "train_step"]

@@ -73,15 +73,16 @@ def train_step(net, x: np.ndarray, r: np.ndarray, lr: float) -> float:
         ms.set_context(mode=prev)
 
 
-def node_io(net, x: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Eval-mode PYNATIVE {cell path: (its input, its output)} for every cell, for ``onespec diff``."""
+def node_io(net, x: np.ndarray, train: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """PYNATIVE {cell path: (its input, its output)} for every cell in one forward (eval or train
+    mode), for ``onespec diff``."""
     io: dict[str, tuple] = {}
     prev = ms.get_context("mode")
     ms.set_context(mode=ms.PYNATIVE_MODE)
     handles = [cell.register_forward_hook(lambda c, i, o, p=p: io.__setitem__(p, (i[0].asnumpy().copy(),
                                                                                   o.asnumpy().copy())))
                for p, cell in net.cells_and_names() if p]
-    net.set_train(False)
+    net.set_train(train)
     try:
         net(ms.Tensor(x))
     finally:
@@ -91,12 +92,39 @@ def node_io(net, x: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return io
 
 
-def run_node(net, path: str, x: np.ndarray) -> np.ndarray:
-    """Eval-mode PYNATIVE output of the cell at ``path`` alone, on ``x``."""
+def run_node(net, path: str, x: np.ndarray, train: bool = False) -> np.ndarray:
+    """PYNATIVE output of the cell at ``path`` alone, on ``x`` (eval or train mode)."""
     prev = ms.get_context("mode")
     ms.set_context(mode=ms.PYNATIVE_MODE)
-    net.set_train(False)
+    net.set_train(train)
     try:
         return dict(net.cells_and_names())[path](ms.Tensor(np.ascontiguousarray(x))).asnumpy()
+    finally:
+        ms.set_context(mode=prev)
+
+
+def node_vjp(net, spec, path: str, x: np.ndarray, gy: np.ndarray, train: bool = False):
+    """PYNATIVE: the cell at ``path`` (``""``: the whole network) alone on ``x``, backward from
+    output gradient ``gy``: (output, input gradient, {canonical tensor name: gradient}) for its
+    trainable parameters (MindSpore's ``gamma``/``beta`` named back by role)."""
+    from ..tree import under
+    from .weights import native_names
+
+    cell = dict(net.cells_and_names())[path] if path else net
+    prev = ms.get_context("mode")
+    ms.set_context(mode=ms.PYNATIVE_MODE)
+    net.set_train(train)
+    try:
+        canon = {n: c for c, n in native_names(spec).items() if not path or under(c, (path,))}
+        params = [p for p in cell.trainable_params() if p.name in canon]
+        sens = ms.Tensor(np.ascontiguousarray(gy, np.float32))
+
+        def fn(inp):
+            return (cell(inp) * sens).sum()
+
+        y = cell(ms.Tensor(np.ascontiguousarray(x, np.float32)))
+        dx, gparams = ms.grad(fn, grad_position=0, weights=params)(ms.Tensor(np.ascontiguousarray(x, np.float32)))
+        grads = {canon[p.name]: g.asnumpy().copy() for p, g in zip(params, gparams)}
+        return y.asnumpy(), dx.asnumpy().copy(), grads
     finally:
         ms.set_context(mode=prev)

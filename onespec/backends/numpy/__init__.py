@@ -7,10 +7,10 @@ import numpy as np
 
 from ...spec import ModelSpec
 from .emit import Module, build
-from .runtime import count, forward, node_io, param_names, run_node, static_forward, train_step
+from .runtime import count, forward, node_io, node_vjp, param_names, run_node, static_forward, train_step
 from .weights import get_state, load, load_state, native_names, read, save
 
-__all__ = ["Module", "build", "count", "evaluate", "forward", "get_state", "load", "load_state", "native_names",
+__all__ = ["Module", "build", "count", "evaluate", "forward", "get_state", "load", "load_state", "native_names", "node_io", "node_vjp",
            "param_names", "read", "save", "static_forward", "train_step"]
 
 def evaluate(spec: ModelSpec, state: Mapping[str, np.ndarray], x: np.ndarray, record_shapes: bool = False):

@@ -40,8 +40,15 @@ def train_step(net, x, r, lr):
                        "train in torch, paddle or mindspore")
 
 
-def node_io(net, x: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def _eval_only(train: bool) -> None:
+    if train:
+        raise OnespecError("the numpy backend evaluates in eval mode only (no batch statistics, no autograd); "
+                           "onespec diff's train-mode and backward reference is torch in float64")
+
+
+def node_io(net, x: np.ndarray, train: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """float64 {module path: (its input, its output)} for every module: ``onespec diff``'s reference."""
+    _eval_only(train)
     io: dict[str, tuple] = {}
     hooks = [(m, lambda m, i, o, p=p: io.__setitem__(p, (np.array(i), np.array(o))))
              for p, m in net.named_modules() if p]
@@ -55,5 +62,10 @@ def node_io(net, x: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return io
 
 
-def run_node(net, path: str, x: np.ndarray) -> np.ndarray:
+def run_node(net, path: str, x: np.ndarray, train: bool = False) -> np.ndarray:
+    _eval_only(train)
     return dict(net.named_modules())[path](np.asarray(x, dtype=np.float64))
+
+
+def node_vjp(net, spec, path, x, gy, train=False):
+    raise OnespecError("the numpy backend has no autograd; onespec diff's backward reference is torch in float64")

@@ -60,13 +60,14 @@ def train_step(net, x: np.ndarray, r: np.ndarray, lr: float) -> float:
     return float(loss.numpy())
 
 
-def node_io(net, x: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Eval-mode {layer path: (its input, its output)} for every layer, for ``onespec diff``."""
+def node_io(net, x: np.ndarray, train: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{layer path: (its input, its output)} for every layer in one forward (eval or train mode),
+    for ``onespec diff``."""
     io: dict[str, tuple] = {}
     handles = [layer.register_forward_post_hook(
         lambda l, i, o, p=p: io.__setitem__(p, (np.array(i[0].numpy()), np.array(o.numpy()))))
         for p, layer in net.named_sublayers()]
-    net.eval()
+    net.train() if train else net.eval()
     try:
         with paddle.no_grad():
             net(paddle.to_tensor(x))
@@ -76,8 +77,33 @@ def node_io(net, x: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return io
 
 
-def run_node(net, path: str, x: np.ndarray) -> np.ndarray:
-    """Eval-mode output of the layer at ``path`` alone, on ``x``."""
-    net.eval()
+def run_node(net, path: str, x: np.ndarray, train: bool = False) -> np.ndarray:
+    """Output of the layer at ``path`` alone, on ``x`` (eval or train mode)."""
+    net.train() if train else net.eval()
     with paddle.no_grad():
         return dict(net.named_sublayers())[path](paddle.to_tensor(np.ascontiguousarray(x))).numpy()
+
+
+def node_vjp(net, spec, path: str, x: np.ndarray, gy: np.ndarray, train: bool = False):
+    """The layer at ``path`` (``""``: the whole network) alone on ``x``, backward from output
+    gradient ``gy``: (output, input gradient, {canonical tensor name: gradient}) for its trainable
+    tensors, Linear weights transposed back to the canonical [out, in]."""
+    from ..tree import under
+    from .weights import _layout
+
+    layer = dict(net.named_sublayers())[path] if path else net
+    net.train() if train else net.eval()
+    xt = paddle.to_tensor(np.ascontiguousarray(x, np.float32), stop_gradient=False)
+    params = dict(net.named_parameters())
+    for p in params.values():
+        p.clear_gradient(False)
+    y = layer(xt)
+    (y * paddle.to_tensor(np.ascontiguousarray(gy, np.float32))).sum().backward()
+    grads = {}
+    for c, (n, transposed) in _layout(spec).items():
+        p = params.get(n)
+        if p is None or p.stop_gradient or (path and not under(c, (path,))):
+            continue
+        g = np.zeros(p.shape, np.float32) if p.grad is None else np.array(p.grad.numpy())
+        grads[c] = g.T.copy() if transposed else g
+    return y.numpy(), np.array(xt.grad.numpy()), grads

@@ -60,13 +60,14 @@ def train_step(net, x: np.ndarray, r: np.ndarray, lr: float) -> float:
     return float(loss.detach())
 
 
-def node_io(net, x: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Eval-mode {module path: (its input, its output)} for every module, for ``onespec diff``."""
+def node_io(net, x: np.ndarray, train: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{module path: (its input, its output)} for every module in one forward (eval or train
+    mode), for ``onespec diff``. A float64 network takes a float64 ``x``."""
     io: dict[str, tuple] = {}
     handles = [m.register_forward_hook(lambda m, i, o, p=p: io.__setitem__(p, (i[0].detach().numpy().copy(),
                                                                                o.detach().numpy().copy())))
                for p, m in net.named_modules() if p]
-    net.eval()
+    net.train(train)
     try:
         with torch.no_grad():
             net(torch.from_numpy(x))
@@ -76,8 +77,51 @@ def node_io(net, x: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return io
 
 
-def run_node(net, path: str, x: np.ndarray) -> np.ndarray:
-    """Eval-mode output of the module at ``path`` alone, on ``x``."""
-    net.eval()
+def run_node(net, path: str, x: np.ndarray, train: bool = False) -> np.ndarray:
+    """Output of the module at ``path`` alone, on ``x`` (eval or train mode)."""
+    net.train(train)
     with torch.no_grad():
         return net.get_submodule(path)(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+
+
+def node_vjp(net, spec, path: str, x: np.ndarray, gy: np.ndarray, train: bool = False):
+    """The module at ``path`` (``""``: the whole network) alone on ``x``, backward from output
+    gradient ``gy``: (output, input gradient, {canonical tensor name: gradient}) for its trainable
+    tensors. A float64 network (``net.double()``) is onespec's backward reference."""
+    from ..tree import under
+    from .weights import native_names
+
+    mod = net.get_submodule(path) if path else net
+    net.train(train)
+    xt = torch.from_numpy(np.ascontiguousarray(x)).requires_grad_(True)
+    params = dict(net.named_parameters())
+    for p in params.values():
+        p.grad = None
+    y = mod(xt)
+    y.backward(torch.from_numpy(np.ascontiguousarray(gy)).to(y.dtype))
+    grads = {c: (np.zeros(tuple(params[n].shape)) if params[n].grad is None else params[n].grad.numpy().copy())
+             for c, n in native_names(spec).items()
+             if n in params and params[n].requires_grad and (not path or under(c, (path,)))}
+    return y.detach().numpy(), xt.grad.numpy().copy(), grads
+
+
+def output_grads(net, x: np.ndarray, r: np.ndarray, train: bool = False) -> dict[str, np.ndarray]:
+    """{module path: gradient of ``sum(net(x) * r)`` with respect to its output}: the per-node
+    output gradients of ``onespec diff``'s float64 backward reference. An ``Identity`` returns its
+    input tensor itself, so its entry is that tensor's whole gradient (diff skips identities)."""
+    grads: dict[str, np.ndarray] = {}
+
+    def keep(p):
+        def hook(m, i, o):  # returns None: a forward hook's return value would replace the output
+            o.register_hook(lambda g: grads.__setitem__(p, g.detach().numpy().copy()))
+        return hook
+
+    handles = [m.register_forward_hook(keep(p)) for p, m in net.named_modules() if p]
+    net.train(train)
+    try:
+        y = net(torch.from_numpy(np.ascontiguousarray(x)))
+        y.backward(torch.from_numpy(np.ascontiguousarray(r)).to(y.dtype))
+    finally:
+        for h in handles:
+            h.remove()
+    return grads
