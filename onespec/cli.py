@@ -83,7 +83,8 @@ def cmd_conformance(args) -> int:
         get_spec(name, **overrides)
     static = False if args.no_static else {"all": True, "none": False, "distinct": "distinct"}[args.compile]
     report = run(models, args.backends, batch=args.batch, seed=args.seed, static=static,
-                 overrides=overrides, numerics=args.numerics, small=args.small, progress=lambda m: print(m, file=sys.stderr, flush=True))
+                 overrides=overrides, numerics=args.numerics, small=args.small,
+                 diff_dir=None if args.no_diff else args.diff_dir, progress=lambda m: print(m, file=sys.stderr, flush=True))
     print(report.table())
     if args.json:
         tmp = args.json + ".tmp"
@@ -183,7 +184,16 @@ def cmd_diff(args) -> int:
         return 0 if ok else 1
     if not args.model:
         raise OverrideError("onespec diff needs a MODEL (or --replay DIR)")
-    spec = get_spec(args.model, **_overrides(args.set))
+    from .training.engine import resolve_model
+    spec = resolve_model(args.model, _overrides(args.set))
+    state = None
+    if args.weights:
+        from .conformance.diff import DiffError
+        from .convert import read_for
+        state, skipped, missing, _ = read_for(spec, args.weights, here=args.backend)
+        if skipped or missing:
+            raise DiffError(f"{args.weights} does not fit {spec.name}: "
+                            + ", ".join((skipped + missing)[:5]) + f" ({len(skipped + missing)} tensors)")
     if args.foreign:
         import importlib
 
@@ -203,7 +213,7 @@ def cmd_diff(args) -> int:
         print(rep.table())
         return 0 if rep.ok else 1
     out = args.out or f"diff-{spec.name}-{args.backend}"
-    rep = diff(spec, args.backend, seed=args.seed, mode=args.mode, backward=args.backward, out=out)
+    rep = diff(spec, args.backend, state=state, seed=args.seed, mode=args.mode, backward=args.backward, out=out)
     print(rep.table())
     print(f"wrote {os.path.join(out, 'diff.json')} and diff.txt")
     return 0 if rep.ok else 1
@@ -261,6 +271,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--numerics", action="store_true",
                    help="also load init_state(spec, seed) everywhere, compare outputs with the numpy reference "
                         "and one SGD training step across frameworks")
+    p.add_argument("--diff-dir", default="conformance-diff",
+                   help="with --numerics: where onespec diff reports each numerical failure (default %(default)s)")
+    p.add_argument("--no-diff", action="store_true", help="with --numerics: do not run onespec diff on failures")
     p.set_defaults(fn=cmd_conformance)
     p = sub.add_parser("convert", help="convert a checkpoint between torch, paddle, mindspore, canonical, torchvision")
     p.add_argument("src")
@@ -290,8 +303,10 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_align)
     p = sub.add_parser("diff", help="the first node whose output differs from the float64 reference, with a "
                                     "one-node reproducer")
-    p.add_argument("model", nargs="?", help="zoo name")
+    p.add_argument("model", nargs="?", help="zoo name, spec file (.json/.yaml) or module:function")
     p.add_argument("--backend", default="paddle", choices=FRAMEWORKS)
+    p.add_argument("--weights", help="the state to compare with (default: init_state(spec, seed)); any format "
+                                     "onespec convert reads, fitting the model exactly")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="model override, e.g. input_size=64")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="folder for diff.json, diff.txt and the reproducer")

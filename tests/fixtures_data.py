@@ -74,3 +74,52 @@ def mat_cube(root: str, h: int = 24, w: int = 20, bands: int = 12, classes: int 
     scipy.io.savemat(os.path.join(root, "cube.mat"), {"cube": cube.astype(np.float64)})
     scipy.io.savemat(os.path.join(root, "cube_gt.mat"), {"gt": gt})
     return os.path.join(root, "cube.mat"), os.path.join(root, "cube_gt.mat")
+
+
+# Children are started as `sys.executable -I ...` (isolated: PYTHONPATH ignored). A test that must
+# break one framework inside those children points sys.executable at this wrapper, which drops -I
+# and puts a sitecustomize on the path that patches Paddle's emitter the moment onespec imports it
+# (not before: importing paddle early would break a MindSpore child).
+_SITECUSTOMIZE = '''
+import importlib.abc, importlib.machinery, sys
+
+class _Hook(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name != "onespec.backends.paddle.emit":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            run(module)
+            import paddle
+
+            class HalfGradReLU(paddle.nn.ReLU):  # right forward, half the gradient
+                def forward(self, x):
+                    y = super().forward(x)
+                    return 0.5 * y + 0.5 * y.detach()
+
+            module._ACTS = dict(module._ACTS, relu=HalfGradReLU)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+sys.meta_path.insert(0, _Hook())
+'''
+
+
+def paddle_relu_half_gradient_python(folder) -> str:
+    """An interpreter path whose processes run onespec with Paddle's ReLU passing half the gradient."""
+    import stat
+    import sys
+
+    folder = str(folder)
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "sitecustomize.py"), "w") as f:
+        f.write(_SITECUSTOMIZE)
+    exe = os.path.join(folder, "python")
+    with open(exe, "w") as f:
+        f.write(f'#!/bin/sh\n[ "$1" = "-I" ] && shift\nPYTHONPATH="{folder}" exec "{sys.executable}" "$@"\n')
+    os.chmod(exe, os.stat(exe).st_mode | stat.S_IEXEC)
+    return exe

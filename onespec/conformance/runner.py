@@ -34,6 +34,7 @@ def select(patterns: list[str] | None) -> list[str]:
 class Report:
     results: list[dict]
     seconds: dict[str, float] = field(default_factory=dict)
+    environment: dict = field(default_factory=dict)  # each worker's numerics environment
 
     @property
     def ok(self) -> bool:
@@ -47,7 +48,8 @@ class Report:
         return t
 
     def to_dict(self) -> dict:
-        return {"ok": self.ok, "totals": self.totals(), "seconds": self.seconds, "results": self.results}
+        return {"ok": self.ok, "totals": self.totals(), "seconds": self.seconds, "environment": self.environment,
+                "results": self.results}
 
     def numeric(self) -> bool:
         return any(r.get("numeric_rel_err") is not None for r in self.results)
@@ -99,6 +101,10 @@ class Report:
                          "stats): " + ", ".join(f"{b} {v:.1e} / {self.worst('train_tensor_err').get(b, 0):.1e} / "
                                                 f"{self.worst('train_state_err').get(b, 0):.1e}"
                                                 for b, v in self.worst("train_param_err").items()))
+        if self.environment:
+            lines.append("environment: " + ", ".join(
+                f"{b} {e.get('version')} on {e.get('device')}" + (f", {e['threads']} threads" if e.get("threads") else "")
+                for b, e in self.environment.items()) + " (versions, threads and determinism flags in --json)")
         lines.append("CONFORMANCE " + ("PASSED" if self.ok else "FAILED"))
         return "\n".join(lines)
 
@@ -141,6 +147,26 @@ def _compare_training(results, models, backends, ref_dir) -> None:
                          f"{r['train_state_err']:.1e}")
 
 
+def _diagnose(results, ref_dir, diff_dir, seed, progress) -> None:
+    """``onespec diff`` for each numerical failure, from the state every framework loaded."""
+    from .diff import diagnose
+
+    for r in results:
+        probs = r.get("problems", [])
+        output = any(p.startswith(("output differs", "compiled output differs")) for p in probs)
+        step = any(p.startswith("one SGD step differs") for p in probs)
+        if r.get("status") != "fail" or not (output or step):
+            continue
+        name, b = r["model"], r["backend"]
+        if progress:
+            progress(f"[{b}] onespec diff {name}")
+        line = diagnose(os.path.join(ref_dir, f"{name}.json"), b, os.path.join(diff_dir, f"{name}-{b}"),
+                        weights=os.path.join(ref_dir, f"{name}.state.npz"), mode="eval" if output else "train",
+                        backward=step, seed=seed)
+        r["problems"].append(f"diff: {line}")
+        r["diff"] = line
+
+
 def _fail(r: dict, problem: str) -> None:
     r.setdefault("problems", []).append(problem)
     if r.get("status") == "pass":
@@ -149,26 +175,30 @@ def _fail(r: dict, problem: str) -> None:
 
 def run(models: list[str], backends: list[str] | tuple[str, ...] = FRAMEWORKS, *, batch: int = 2, seed: int = 0,
         static: bool | str = True, overrides: dict | None = None, numerics: bool = False, small: bool = False,
-        progress=None, jobs: int | None = None) -> Report:
+        progress=None, jobs: int | None = None, diff_dir: str | None = None) -> Report:
     """Zoo models (with ``overrides``) through :func:`run_specs`. ``small``: each model at the
     smallest input size that exercises the same cases as its default (``numerics.small_overrides``)."""
     from .numerics import small_overrides
 
     per_model = {name: small_overrides(name, overrides) if small else dict(overrides or {}) for name in models}
     report = run_specs({name: get_spec(name, **ov) for name, ov in per_model.items()}, backends, batch=batch,
-                       seed=seed, static=static, numerics=numerics, progress=progress, jobs=jobs)
+                       seed=seed, static=static, numerics=numerics, progress=progress, jobs=jobs, diff_dir=diff_dir)
     for r in report.results:
         r["overrides"] = per_model[r["model"]]
     return report
 
 
 def run_specs(specs: dict, backends: list[str] | tuple[str, ...] = FRAMEWORKS, *, batch: int = 2, seed: int = 0,
-              static: bool | str = True, numerics: bool = False, progress=None, jobs: int | None = None) -> Report:
+              static: bool | str = True, numerics: bool = False, progress=None, jobs: int | None = None,
+              diff_dir: str | None = None) -> Report:
     """Run the worker for each backend in a fresh isolated interpreter (frameworks never share a
     process: paddle-before-mindspore cannot load in one process) over ``{label: ModelSpec}``.
     ``static``: run the compiled program (torch.export / paddle.jit.to_static / GRAPH_MODE) for
     every model (True), none (False), or ``"distinct"``: for the fewest models that hold every op
-    configuration of the set (``numerics.distinct``; compilation is most of a worker's time). With
+    configuration of the set (``numerics.distinct``; compilation is most of a worker's time).
+    ``diff_dir``: for every numerical failure, ``onespec diff`` (eval forward for an output
+    error; train mode and backward for a training-step error) runs there and its verdict joins
+    the model's problems. With
     ``numerics``, outputs are compared with the numpy backend and one training step is compared
     across frameworks. Temporary files live in a guarded directory (removed even if this process
     is killed); workers die with this process."""
@@ -214,12 +244,19 @@ def run_specs(specs: dict, backends: list[str] | tuple[str, ...] = FRAMEWORKS, *
                     chunk_results += out
             if numerics:
                 _compare_training(chunk_results, part, backends, ref_dir)
+                if diff_dir:
+                    _diagnose(chunk_results, ref_dir, diff_dir, seed, progress)
         results += chunk_results
     seconds = {k: round(v, 1) for k, v in seconds.items()}
+    environment = {}
+    for r in results:
+        env = r.pop("environment", None)
+        if env:
+            environment.setdefault(r["backend"], env)
     order = {b: i for i, b in enumerate(backends)}
     position = {m: i for i, m in enumerate(models)}
     results.sort(key=lambda r: (order.get(r["backend"], len(order)), position.get(r["model"], 0)))
-    return Report(results, seconds)
+    return Report(results, seconds, environment)
 
 
 # Relative worker cost per framework on CPU (compilation dominates: paddle.jit.to_static and
@@ -270,4 +307,4 @@ def _run_worker(b, models, batch, seed, compiled, work_dir, numerics) -> list[di
         return [{"model": m, "backend": b, "status": "error",
                  "problems": [f"worker exited with {code}: {tail}"]} for m in models]
     with open(out) as f:
-        return json.load(f)
+        return json.load(f)  # results; the first carries the worker's "environment"

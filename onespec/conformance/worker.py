@@ -119,6 +119,10 @@ def run(backend_name: str, models: list[str], spec_dir: str, batch: int = 2, see
             r = {"status": "error", "problems": [f"{type(err).__name__}: {err}"],
                  "traceback": traceback.format_exc()}
         r.update(model=name, backend=backend_name)
+        if not results:
+            from ..environment import describe
+            env = describe([backend_name])
+            r["environment"] = {**{k: v for k, v in env.items() if k != backend_name}, **env[backend_name]}
         results.append(r)
         gc.collect()  # drop this model's networks before building the next
     return results

@@ -85,6 +85,8 @@ class AlignReport:
     digests_equal: bool
     failures: list[str] = field(default_factory=list)
     env: dict = field(default_factory=dict)
+    framework_failures: list[str] = field(default_factory=list)  # parted with a recipe identical to the reference's
+    diagnosis: dict[str, str] = field(default_factory=dict)      # framework -> onespec diff's verdict
 
     @property
     def ok(self) -> bool:
@@ -113,7 +115,8 @@ class AlignReport:
     def to_dict(self) -> dict:
         return {"model": self.model, "backends": self.backends, "steps": self.steps, "ok": self.ok,
                 "failures": self.failures, "recipe_diffs": self.recipe_diffs, "digests_equal": self.digests_equal,
-                "tolerances": TOL, "rows": self.rows, "params": self.params, "environment": self.env}
+                "tolerances": TOL, "rows": self.rows, "params": self.params, "environment": self.env,
+                "diagnosis": self.diagnosis}
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -137,9 +140,11 @@ def _abs_paths(recipe: Recipe) -> Recipe:
 
 
 def align(model, recipe: Recipe | str | None = None, *, backends=FRAMEWORKS, steps: int = 20, overrides=None,
-          per_backend: dict[str, dict] | None = None, out: str | None = None) -> AlignReport:
+          per_backend: dict[str, dict] | None = None, out: str | None = None, diagnose: bool = True) -> AlignReport:
     """Align ``model`` over ``steps`` training steps in ``backends`` (the first is the reference).
-    ``per_backend``: recipe overrides for one framework only (to find what a difference does)."""
+    ``per_backend``: recipe overrides for one framework only (to find what a difference does).
+    ``diagnose``: when a framework parts with identical recipes, run ``onespec diff`` (train mode,
+    backward, from the run's start state) on it, and on the reference if it is clean."""
     from .._proc import run_child
     from .engine import model_for, open_data
 
@@ -166,6 +171,7 @@ def align(model, recipe: Recipe | str | None = None, *, backends=FRAMEWORKS, ste
     from ..weights import save_state
     from .engine import _load_start
     start, _ = _load_start(spec, recipes[backends[0]], backends[0])
+    save_state(start, os.path.join(out, "start.npz"))
     rng = np.random.default_rng(12345)
     pert_path = os.path.join(out, "perturbed-start.npz")
     save_state({k: (v * (1 + TOL["perturbation"] * rng.standard_normal(v.shape))).astype(np.float32)
@@ -193,11 +199,28 @@ def align(model, recipe: Recipe | str | None = None, *, backends=FRAMEWORKS, ste
             env[b] = {**json.loads(so.decode().strip().splitlines()[-1]), "seconds": round(time.perf_counter() - t0, 1)}
     rep = compare(spec.name, backends, out, recipes, steps, snaps)
     rep.env = env
+    if diagnose and rep.framework_failures:
+        _diagnose(rep, out, spec_path)
     R.write_json(rep.to_dict(), os.path.join(out, "align.json"))
     with open(os.path.join(out, "align.txt"), "w") as f:
         f.write(rep.table() + "\n")
     plot(rep, os.path.join(out, "align.png"))
     return rep
+
+
+def _diagnose(rep: AlignReport, out: str, spec_path: str) -> None:
+    from ..conformance.diff import diagnose
+
+    ref = rep.backends[0]
+    for b in rep.framework_failures:
+        for who in (b, ref):
+            if who in rep.diagnosis:
+                continue
+            rep.diagnosis[who] = line = diagnose(spec_path, who, os.path.join(out, f"diff-{who}"),
+                                                 weights=os.path.join(out, "start.npz"), mode="train", backward=True)
+            if "first divergence" in line:
+                break
+    rep.failures += [f"diff: {line}" for line in rep.diagnosis.values()]
 
 
 def _distances(out: str, a: str, b: str, lay, snaps) -> tuple[dict, list[dict]]:
@@ -256,7 +279,7 @@ def compare(name: str, backends: list[str], out: str, recipes: dict, steps: int,
     tol_param = {x["step"]: k * e + TOL["param_floor"] for x, e in zip(self_snaps, p_env)}
     tol_state = {x["step"]: k * e + TOL["state_floor"] for x, e in zip(self_snaps, s_env)}
     dist = {b: _distances(out, ref, b, lay, snaps) for b in backends[1:]}
-    rows, failures = [], []
+    rows, failures, framework_failures = [], [], []
     for t in range(1, steps + 1):
         row = {"step": t, "lr": per_step[ref][t]["lr"], "loss": {}, "dloss": {}, "grad_norm": {}, "lr_by": {},
                "self_dloss": self_loss[t], "tolerance": tol_loss[t]}
@@ -295,9 +318,12 @@ def compare(name: str, backends: list[str], out: str, recipes: dict, steps: int,
                         f"(tolerance {first['state_tolerance']:.1e})")
         if what:
             cause = ("; cause: the recipes differ: " + "; ".join(diffs[b])) if b in diffs else \
-                    "; the recipes are identical: a framework difference (run onespec conformance --numerics)"
+                    "; the recipes are identical: a framework difference"
             failures.append(f"{b} diverges from {ref}: " + ", ".join(what) + cause)
-    return AlignReport(name, backends, steps, rows, params, diffs, same_data, failures)
+            if b not in diffs:
+                framework_failures.append(b)
+    return AlignReport(name, backends, steps, rows, params, diffs, same_data, failures,
+                       framework_failures=framework_failures)
 
 
 def plot(rep: AlignReport, path: str) -> None:

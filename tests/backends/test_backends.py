@@ -207,6 +207,24 @@ def test_conformance_with_overrides():
         assert {(r["params"], r["state"]) for r in rep.results if r["model"] == f"{name}-{i}"} == {(a.params, a.state)}
 
 
+def test_numerical_failure_is_diagnosed_by_diff(tmp_path, monkeypatch):
+    """conformance --numerics with Paddle's ReLU passing half the gradient in its workers: the
+    one-step comparison fails and onespec diff, run on the failure, names the ReLU in backward."""
+    require("torch", "paddle")
+    from fixtures_data import paddle_relu_half_gradient_python, tiny
+
+    monkeypatch.setattr(sys, "executable", paddle_relu_half_gradient_python(tmp_path / "py"))
+    rep = conformance.run_specs({"tiny": tiny()}, ["torch", "paddle"], static=False, numerics=True,
+                                diff_dir=str(tmp_path / "d"))
+    r = {x["backend"]: x for x in rep.results}
+    assert r["paddle"]["status"] == "fail" and r["paddle"]["numeric_rel_err"] <= 1e-4  # the forward is right
+    assert "first divergence in paddle: backward: features.b2.relu (act)" in r["paddle"]["diff"], r["paddle"]
+    assert "within tolerance" in r["torch"]["diff"]  # flagged against paddle; its own diff is clean
+    assert (tmp_path / "d" / "tiny-paddle" / "diff.json").exists()
+    assert rep.environment["paddle"]["version"] and "tf32_matmul" in rep.environment["torch"]
+    assert "environment: torch" in rep.table()
+
+
 SHIFT_MAX_CHECK = r"""
 import numpy as np, onespec
 from onespec.backends import load_backend

@@ -32,3 +32,22 @@ def test_align_passes_the_same_recipe_and_names_a_different_one(tmp_path):
     assert {e["backend"] for e in doc["environment"].values()} == {"torch", "paddle", "mindspore"}
     assert "tf32_matmul" in doc["environment"]["torch"] and doc["environment"]["mindspore"]["version"]
     assert (out / "align.png").stat().st_size > 10_000
+
+
+def test_a_framework_difference_is_diagnosed_by_diff(tmp_path, monkeypatch):
+    """Paddle's ReLU made to pass half the gradient inside align's children: the recipes are
+    identical, so align runs onespec diff on paddle, which names the first ReLU in backward order."""
+    require("torch", "paddle")
+    from fixtures_data import paddle_relu_half_gradient_python
+
+    from onespec.training.align import align
+
+    monkeypatch.setattr(sys, "executable", paddle_relu_half_gradient_python(tmp_path / "py"))
+    rep = align("fixtures_data:tiny", None, backends=["torch", "paddle"], steps=2, out=str(tmp_path / "al"),
+                overrides={"optimizer.name": "sgd", "optimizer.lr": 0.05})
+    assert not rep.ok and rep.framework_failures == ["paddle"], rep.table()
+    line = rep.diagnosis["paddle"]
+    assert "first divergence in paddle: backward: features.b2.relu (act)" in line, line
+    assert "input gradient is off" in line and "torch" not in rep.diagnosis
+    assert (tmp_path / "al" / "diff-paddle" / "features.b2.relu.backward" / "case.npz").exists()
+    assert "diff: first divergence in paddle" in rep.table()
