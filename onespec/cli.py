@@ -1,4 +1,4 @@
-"""``onespec`` command line: list, show, schema, conformance, convert, train, eval, align, diff. A thin layer over
+"""``onespec`` command line: list, show, schema, conformance, convert, train, eval, align, diff, export. A thin layer over
 the library."""
 from __future__ import annotations
 
@@ -84,7 +84,8 @@ def cmd_conformance(args) -> int:
     static = False if args.no_static else {"all": True, "none": False, "distinct": "distinct"}[args.compile]
     report = run(models, args.backends, batch=args.batch, seed=args.seed, static=static,
                  overrides=overrides, numerics=args.numerics, small=args.small,
-                 diff_dir=None if args.no_diff else args.diff_dir, progress=lambda m: print(m, file=sys.stderr, flush=True))
+                 diff_dir=None if args.no_diff else args.diff_dir,
+                 step={"all": True, "none": False, "distinct": "distinct"}[args.step], progress=lambda m: print(m, file=sys.stderr, flush=True))
     print(report.table())
     if args.json:
         tmp = args.json + ".tmp"
@@ -219,6 +220,27 @@ def cmd_diff(args) -> int:
     return 0 if rep.ok else 1
 
 
+def cmd_export(args) -> int:
+    from .export import ExportError, export
+    from .training.engine import resolve_model
+
+    spec = resolve_model(args.model, _overrides(args.set))
+    if args.weights:
+        from .convert import read_for
+        state, skipped, missing, _ = read_for(spec, args.weights, here="numpy")
+        if skipped or missing:
+            raise ExportError(f"{args.weights} does not fit {spec.name}: "
+                              + ", ".join((skipped + missing)[:5]) + f" ({len(skipped + missing)} tensors)")
+    else:
+        from .weights import init_state
+        state = init_state(spec, args.seed)
+        print(f"note: no --weights: exporting {spec.name} with init_state(seed={args.seed}) weights", file=sys.stderr)
+    rep = export(spec, state, args.format, args.output, fold=args.fold, check=not args.no_check, batch=args.batch,
+                 opset=args.opset)
+    print(rep.line())
+    return 0
+
+
 def _run_args(p, evaluation: bool = False) -> None:
     p.add_argument("model", nargs="?", default=None,
                    help="zoo name, spec file (.json/.yaml) or module:function (default: the recipe's model)")
@@ -264,6 +286,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", choices=("all", "distinct", "none"), default="all",
                    help="which models' compiled programs (torch.export / to_static / GRAPH_MODE) run: all, none, or "
                         "distinct: the fewest models holding every op configuration of the selection")
+    p.add_argument("--step", choices=("all", "distinct", "none"), default="all",
+                   help="with --numerics: which models take the one-SGD-step comparison (as --compile)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override for every selected model")
     p.add_argument("--small", action="store_true",
                    help="each model at the smallest input size (32-192) whose pools, adaptive pools and convs take "
@@ -321,6 +345,21 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--map", metavar="JSON", help="with --foreign: canonical tensor name -> your network's name "
                                                  "(default: the model's torchvision names)")
     p.set_defaults(fn=cmd_diff)
+    p = sub.add_parser("export", help="a deployable artifact (ONNX, MindIR, Paddle inference, torch .pt2), checked "
+                                      "by running it in its runtime against the numpy reference")
+    p.add_argument("model", help="zoo name, spec file (.json/.yaml) or module:function")
+    p.add_argument("--weights", help="checkpoint (any format onespec convert reads) fitting the model exactly")
+    p.add_argument("--format", required=True, choices=("onnx", "onnx-paddle", "mindir", "paddle", "torch-export"),
+                   help="onnx: from torch; onnx-paddle: from paddle via paddle2onnx; mindir: MindSpore; paddle: "
+                        "Paddle inference model (OUT.json + OUT.pdiparams); torch-export: ExportedProgram (.pt2)")
+    p.add_argument("-o", "--output", required=True, help="artifact path (for --format paddle: a path prefix)")
+    p.add_argument("--fold", action="store_true", help="export the BN-folded form (onespec.fold)")
+    p.add_argument("--no-check", action="store_true", help="do not run the artifact in its runtime")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default %(default)s)")
+    p.add_argument("--batch", type=int, default=2, help="batch the artifact is traced and checked with")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="model override, e.g. num_classes=10")
+    p.set_defaults(fn=cmd_export)
     p = sub.add_parser("eval", help="accuracy, per-class accuracy and confusion matrix of a checkpoint")
     _run_args(p, evaluation=True)
     p.set_defaults(fn=cmd_eval)

@@ -175,14 +175,14 @@ def _fail(r: dict, problem: str) -> None:
 
 def run(models: list[str], backends: list[str] | tuple[str, ...] = FRAMEWORKS, *, batch: int = 2, seed: int = 0,
         static: bool | str = True, overrides: dict | None = None, numerics: bool = False, small: bool = False,
-        progress=None, jobs: int | None = None, diff_dir: str | None = None) -> Report:
+        progress=None, jobs: int | None = None, diff_dir: str | None = None, step: bool | str = True) -> Report:
     """Zoo models (with ``overrides``) through :func:`run_specs`. ``small``: each model at the
     smallest input size that exercises the same cases as its default (``numerics.small_overrides``)."""
     from .numerics import small_overrides
 
     per_model = {name: small_overrides(name, overrides) if small else dict(overrides or {}) for name in models}
     report = run_specs({name: get_spec(name, **ov) for name, ov in per_model.items()}, backends, batch=batch,
-                       seed=seed, static=static, numerics=numerics, progress=progress, jobs=jobs, diff_dir=diff_dir)
+                       seed=seed, static=static, numerics=numerics, progress=progress, jobs=jobs, diff_dir=diff_dir, step=step)
     for r in report.results:
         r["overrides"] = per_model[r["model"]]
     return report
@@ -190,13 +190,14 @@ def run(models: list[str], backends: list[str] | tuple[str, ...] = FRAMEWORKS, *
 
 def run_specs(specs: dict, backends: list[str] | tuple[str, ...] = FRAMEWORKS, *, batch: int = 2, seed: int = 0,
               static: bool | str = True, numerics: bool = False, progress=None, jobs: int | None = None,
-              diff_dir: str | None = None) -> Report:
+              diff_dir: str | None = None, step: bool | str = True) -> Report:
     """Run the worker for each backend in a fresh isolated interpreter (frameworks never share a
     process: paddle-before-mindspore cannot load in one process) over ``{label: ModelSpec}``.
     ``static``: run the compiled program (torch.export / paddle.jit.to_static / GRAPH_MODE) for
     every model (True), none (False), or ``"distinct"``: for the fewest models that hold every op
     configuration of the set (``numerics.distinct``; compilation is most of a worker's time).
-    ``diff_dir``: for every numerical failure, ``onespec diff`` (eval forward for an output
+    ``step`` (with ``numerics``): the one-SGD-step comparison for every model, none, or the
+    ``"distinct"`` ones likewise. ``diff_dir``: for every numerical failure, ``onespec diff`` (eval forward for an output
     error; train mode and backward for a training-step error) runs there and its verdict joins
     the model's problems. With
     ``numerics``, outputs are compared with the numpy backend and one training step is compared
@@ -208,9 +209,11 @@ def run_specs(specs: dict, backends: list[str] | tuple[str, ...] = FRAMEWORKS, *
 
     for b in backends:
         check_backend(b, FRAMEWORKS)
-    if static not in (True, False, "distinct"):
-        raise ValueError(f"static must be True, False or 'distinct', not {static!r}")
-    compiled = set(specs) if static is True else set(distinct(specs)) if static == "distinct" else set()
+    def which(flag, what):
+        if flag not in (True, False, "distinct"):
+            raise ValueError(f"{what} must be True, False or 'distinct', not {flag!r}")
+        return set(specs) if flag is True else set(distinct(specs)) if flag == "distinct" else set()
+    compiled, stepped = which(static, "static"), which(step, "step")
     jobs = jobs or int(os.environ.get("ONESPEC_JOBS", 0)) or min(len(backends), os.cpu_count() or 1)
     models = list(specs)
     results: list[dict] = []
@@ -231,7 +234,8 @@ def run_specs(specs: dict, backends: list[str] | tuple[str, ...] = FRAMEWORKS, *
                 if progress:
                     progress(f"[{b}] {', '.join(models)}")
                 t0 = time.perf_counter()
-                out = _run_worker(b, models, batch, seed, [m for m in models if m in compiled], ref_dir, numerics)
+                out = _run_worker(b, models, batch, seed, [m for m in models if m in compiled], ref_dir, numerics,
+                                  [m for m in models if m in stepped])
                 seconds[b] += time.perf_counter() - t0
                 return out
 
@@ -294,13 +298,14 @@ def chunks(specs: dict) -> list[list[str]]:
     return out
 
 
-def _run_worker(b, models, batch, seed, compiled, work_dir, numerics) -> list[dict]:
+def _run_worker(b, models, batch, seed, compiled, work_dir, numerics, stepped) -> list[dict]:
     from .._proc import run_child
 
     out = os.path.join(work_dir, f"result.{b}.json")
     cmd = ["-m", "onespec.conformance.worker", "--backend", b, "--models", ",".join(models),
            "--out", out, "--batch", str(batch), "--seed", str(seed), "--spec-dir", work_dir]
-    cmd += ["--compiled", ",".join(compiled)] + (["--ref-dir", work_dir] if numerics else [])
+    cmd += ["--compiled", ",".join(compiled), "--stepped", ",".join(stepped)]
+    cmd += ["--ref-dir", work_dir] if numerics else []
     code, stdout, stderr = run_child(cmd, env={**os.environ, "GLOG_v": "3"})
     if code != 0 or not os.path.exists(out):
         tail = (stderr or stdout).decode(errors="replace")[-2000:]

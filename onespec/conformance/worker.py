@@ -102,8 +102,9 @@ def check_model(backend, spec, batch: int, seed: int, static: bool,
 
 
 def run(backend_name: str, models: list[str], spec_dir: str, batch: int = 2, seed: int = 0,
-        compiled: set[str] | None = None, ref_dir: str | None = None) -> list[dict]:
-    """``compiled``: the models whose compiled program is also run (default all). ``spec_dir`` holds ``<model>.json`` specs; ``ref_dir`` (numerical mode) ``<model>.npy``
+        compiled: set[str] | None = None, ref_dir: str | None = None, stepped: set[str] | None = None) -> list[dict]:
+    """``compiled``: the models whose compiled program is also run, ``stepped``: those whose SGD
+    step is taken (default all). ``spec_dir`` holds ``<model>.json`` specs; ``ref_dir`` (numerical mode) ``<model>.npy``
     references, and receives ``<model>.<backend>.train.npz`` states after one training step."""
     backend = load_backend(backend_name)
     results = []
@@ -113,7 +114,8 @@ def run(backend_name: str, models: list[str], spec_dir: str, batch: int = 2, see
                 spec = ModelSpec.model_validate_json(f.read())
             ref = np.load(os.path.join(ref_dir, f"{name}.npy")) if ref_dir else None
             weights = load_state(os.path.join(ref_dir, f"{name}.state.npz")) if ref_dir else None
-            train_out = os.path.join(ref_dir, f"{name}.{backend_name}.train.npz") if ref_dir else None
+            train_out = os.path.join(ref_dir, f"{name}.{backend_name}.train.npz") \
+                if ref_dir and (stepped is None or name in stepped) else None
             r = check_model(backend, spec, batch, seed, compiled is None or name in compiled, ref, weights, train_out)
         except Exception as err:  # report, do not abort the other models
             r = {"status": "error", "problems": [f"{type(err).__name__}: {err}"],
@@ -136,12 +138,15 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--compiled", help="comma-separated models whose compiled program is run too (default all)")
+    ap.add_argument("--stepped", help="comma-separated models whose SGD step is taken (default all)")
     ap.add_argument("--spec-dir", required=True, help="directory of <model>.json specs")
     ap.add_argument("--ref-dir", help="numerical mode: directory of numpy references")
     args = ap.parse_args(argv)
     child_init()
     compiled = None if args.compiled is None else set(filter(None, args.compiled.split(",")))
-    results = run(args.backend, args.models.split(","), args.spec_dir, args.batch, args.seed, compiled, args.ref_dir)
+    stepped = None if args.stepped is None else set(filter(None, args.stepped.split(",")))
+    results = run(args.backend, args.models.split(","), args.spec_dir, args.batch, args.seed, compiled, args.ref_dir,
+                  stepped)
     with open(args.out, "w") as f:
         json.dump(results, f)
     return 0

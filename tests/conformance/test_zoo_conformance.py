@@ -4,9 +4,10 @@ with the same weights, against the numpy backend (one process per framework).
 ``make test`` runs each model at the smallest input size whose pools, adaptive pools and convs
 take the same cases as at its default size (``onespec conformance --small``: 48 px for most
 families, 64 for MicroNet, the default for VGG, whose adaptive pool would change case, and for
-HybridSN and the CIFAR VGG, already small), and runs the compiled programs of the fewest models
-that hold every op configuration of the zoo (``--compile distinct``, 8 of 38: compilation was
-two thirds of this fixture's time); ``make slow`` runs the default sizes, every model compiled.
+HybridSN and the CIFAR VGG, already small); the compiled programs and the one-SGD-step comparison
+run for the fewest models that hold every op configuration of the zoo (``--compile distinct
+--step distinct``, 8 of 38: compilation and MindSpore's PYNATIVE gradient were most of this
+fixture's time). ``make slow`` runs the default sizes, every model compiled and stepped.
 """
 import time
 
@@ -25,7 +26,8 @@ MODELS = onespec.list_models()
 def _run(small: bool):
     require(*BACKENDS)
     t0 = time.perf_counter()
-    rep = conformance.run(MODELS, BACKENDS, numerics=True, small=small, static="distinct" if small else True)
+    scope = "distinct" if small else True
+    rep = conformance.run(MODELS, BACKENDS, numerics=True, small=small, static=scope, step=scope)
     REPORTS.append(f"onespec conformance --numerics{' --small' if small else ''} (whole zoo)\n{rep.table()}\n"
                    f"wall time {time.perf_counter() - t0:.0f}s")
     return {(r["model"], r["backend"]): r for r in rep.results}
@@ -92,7 +94,10 @@ def test_numerical_conformance(report, name, backend):
     assert r["numeric_rel_err"] <= 1e-4
     assert (r["static_numeric_rel_err"] is None) if name not in COMPILED else r["static_numeric_rel_err"] <= 1e-4
     assert r["roundtrip_exact"] is True
-    assert r["train_ok"], (r["train_param_err"], r["train_tensor_err"], r["train_state_err"], r["train_worst"])
+    if name in COMPILED:
+        assert r["train_ok"], (r["train_param_err"], r["train_tensor_err"], r["train_state_err"], r["train_worst"])
+    else:
+        assert "train_ok" not in r
 
 
 @pytest.mark.frameworks
