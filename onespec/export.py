@@ -8,8 +8,8 @@
 | ``paddle`` | ``paddle.jit.save`` (inference program + ``.pdiparams``) | ``paddle.inference`` predictor |
 | ``torch-export`` | ``torch.export.export`` + ``torch.export.save`` (``.pt2``) | ``torch.export.load`` |
 
-The batch dimension is dynamic wherever the format allows it (all but MindIR on CPU, whose
-exported graph keeps the batch it was traced with) and the check runs two batch sizes there. The
+The batch dimension is dynamic in every format (MindIR: exported from a ``Tensor(shape=[None,
+...])``), and the check runs two batch sizes. The
 artifact's output is compared with the float64 numpy evaluator's on a seeded batch (max relative
 error <= 1e-4, as conformance); ``--no-check`` skips it. With ``fold`` the BN-folded form
 (``onespec.fold``) is exported. Every format is made in a child process of its framework
@@ -35,7 +35,7 @@ from .spec import ModelSpec, trace
 FORMATS = {
     "onnx": ("torch", ".onnx", True),
     "onnx-paddle": ("paddle", ".onnx", True),
-    "mindir": ("mindspore", ".mindir", False),
+    "mindir": ("mindspore", ".mindir", True),
     "paddle": ("paddle", "", True),
     "torch-export": ("torch", ".pt2", True),
 }
@@ -103,8 +103,10 @@ def export(spec: ModelSpec, state: dict, fmt: str, out: str, *, fold: bool = Fal
         stage = tempfile.mkdtemp(prefix=".onespec-export-", dir=directory)
         try:
             base = os.path.join(stage, os.path.basename(out))
-            code, so, se = run_child(["-m", "onespec.export", fmt, work, base, str(batch), str(opset),
-                                      ",".join(map(str, batches)) if check else ""])
+            args = ["-m", "onespec.export", fmt, work, base, str(batch), str(opset)]
+            code, so, se = run_child(args + [",".join(map(str, batches)) if check else ""])
+            if code < 0 or (code != 0 and b"onespec: error: " not in se):  # killed by the exporter itself
+                _crashed(fmt, spec, work, args, code)
             result = _result(so, se, code, fmt)
             files = sorted(os.listdir(stage))
             for name in files:  # made and checked: move into place
@@ -114,6 +116,25 @@ def export(spec: ModelSpec, state: dict, fmt: str, out: str, *, fold: bool = Fal
     return ExportReport(spec.name, fmt, [os.path.join(directory, n) for n in files], fold, check,
                         {int(k): v for k, v in result["rel_err"].items()}, result.get("opset"), dynamic,
                         round(time.perf_counter() - t0, 1))
+
+
+def _crashed(fmt: str, spec: ModelSpec, work: str, args: list[str], code: int) -> None:
+    """The exporter killed its process: export node by node in another child to name the node,
+    reading its progress file if that one is killed too."""
+    from ._proc import run_child
+
+    progress = os.path.join(work, "locating.txt")
+    if os.path.exists(progress):
+        os.remove(progress)
+    code2, _, se = run_child(args + ["locate"])
+    mine = [ln[len("onespec: error: "):] for ln in se.decode(errors="replace").splitlines()
+            if ln.startswith("onespec: error: ")]
+    if mine:
+        raise ExportError(mine[-1] + f" (the whole-network export was killed, exit {code})")
+    lines = open(progress).read().split("\n") if os.path.exists(progress) else []
+    last = [ln for ln in lines if ln.strip()][-1:] or ["?"]
+    raise ExportError(f"{fmt} cannot express {spec.name}: node {last[0]} kills the exporter (signal "
+                      f"{-code2 if code2 < 0 else code2})")
 
 
 def _result(so: bytes, se: bytes, code: int, fmt: str) -> dict:
@@ -155,16 +176,17 @@ def _make(fmt: str, net, spec: ModelSpec, base: str, batch: int, opset: int) -> 
         if fmt == "paddle":
             return [program, prefix + ".pdiparams"], None
         import paddle2onnx
+        # onnxoptimizer, not the default Polygraphy (absent here, and it would pip-install its deps)
         paddle2onnx.export(program, prefix + ".pdiparams", base, opset_version=opset, enable_onnx_checker=True,
-                           enable_optimize=False, verbose=False)
+                           enable_optimize=True, optimize_tool="onnxoptimizer", verbose=False)
         for leftover in os.listdir(os.path.dirname(base)):  # the intermediate inference model
             if leftover.startswith(os.path.basename(prefix)):
                 os.remove(os.path.join(os.path.dirname(base), leftover))
         return [base], opset
     import mindspore as ms
     net.set_train(False)
-    ms.export(net, ms.Tensor(x), file_name=base[:-len(".mindir")] if base.endswith(".mindir") else base,
-              file_format="MINDIR")
+    ms.export(net, ms.Tensor(shape=[None, *spec.input_shape], dtype=ms.float32),
+              file_name=base[:-len(".mindir")] if base.endswith(".mindir") else base, file_format="MINDIR")
     made = base if base.endswith(".mindir") else base + ".mindir"
     os.chmod(made, 0o644)  # MindSpore writes it read-only for its owner
     return [made], None
@@ -197,19 +219,31 @@ def _run(fmt: str, files: list[str], x: np.ndarray) -> np.ndarray:
 
 
 def _locate(fmt: str, spec: ModelSpec, state: dict, be, framework: str, batch: int, opset: int, work: str) -> str:
-    """The first leaf node, in execution order, that ``fmt`` cannot express on its own."""
+    """The first leaf node, in execution order, that ``fmt`` cannot express on its own: whose
+    export fails, or whose artifact does not run or gives another output than the framework."""
     from .conformance.diff import _node_spec
     from .weights import layout
 
     some_passed = False
-    for info in trace(spec):
-        if not info.is_leaf:
-            continue
+    progress = open(os.path.join(work, "locating.txt"), "a")
+    for i, info in enumerate(r for r in trace(spec) if r.is_leaf):
         one, name = _node_spec(spec, info.path)
+        # an exporter may kill the process (paddle2onnx: SIGFPE): the parent reads the last line
+        progress.write(f"{info.path} ({info.op})\n")
+        progress.flush()
+        os.fsync(progress.fileno())
         try:
             net = be.build(one)
             be.load_state(net, one, {k: state[info.path + k[len(name):]] for k in layout(one)})
-            _make(fmt, net, one, os.path.join(work, "node" + FORMATS[fmt][1]), batch, opset)
+            d = tempfile.mkdtemp(dir=work)
+            files, _ = _make(fmt, net, one, os.path.join(d, f"node{i}" + FORMATS[fmt][1]), batch, opset)
+            x = np.random.default_rng(i).standard_normal((batch, *one.input_shape)).astype(np.float32)
+            want = be.forward(net, x)[0]
+            got = _run(fmt, files, x)
+            err = float(np.abs(got - want).max() / max(float(np.abs(want).max()), 1e-12)) \
+                if got.shape == want.shape else float("inf")
+            if not err <= TOL:
+                return f"{info.path} ({info.op}): its artifact gives another output (max rel err {err:.1e})"
             some_passed = True
         except Exception as err:
             if not some_passed:  # the very first node fails too: nothing node-specific to name
@@ -235,12 +269,17 @@ def _worker(argv) -> int:
         spec = parse_spec(f.read())
     state = load_state(os.path.join(work, "state.npz"))
     be = load_backend(framework)
+    if checks == "locate":  # the export crashed the last child: export node by node
+        where = _locate(fmt, spec, state, be, framework, batch, opset, work)
+        print(f"onespec: error: {fmt} cannot express {spec.name}: node {where}" if where else
+              f"onespec: error: {fmt} export of {spec.name} crashed, and no node crashes alone", file=sys.stderr)
+        return 2
     net = be.build(spec)
     be.load_state(net, spec, state)
     try:
         files, used_opset = _make(fmt, net, spec, base, batch, opset)
     except Exception as err:
-        where = _locate(fmt, spec, state, be, framework, batch, opset, tempfile.mkdtemp(dir=work))
+        where = _locate(fmt, spec, state, be, framework, batch, opset, work)
         what = f"{type(err).__name__}: {str(err).strip().splitlines()[0][:300]}" if str(err).strip() else \
             type(err).__name__
         print(f"onespec: error: {fmt} cannot express {spec.name}: "
@@ -250,17 +289,19 @@ def _worker(argv) -> int:
     for b in filter(None, checks.split(",")):
         x = np.load(os.path.join(work, f"x{b}.npy"))
         want = np.load(os.path.join(work, f"y{b}.npy"))
+        e = float("inf")
         try:
             got = _run(fmt, files, x)
+            e = float(np.abs(got.astype(np.float64) - want).max() / max(float(np.abs(want).max()), 1e-12)) \
+                if got.shape == want.shape else float("inf")
+            problem = "" if e <= TOL else f"differs from the numpy reference at batch {b}: max rel err {e:.2e}"
         except Exception as err:
-            print(f"onespec: error: the {fmt} artifact does not run in its runtime at batch {b}: "
-                  f"{type(err).__name__}: {str(err).strip().splitlines()[0][:300]}", file=sys.stderr)
-            return 2
-        e = float(np.abs(got.astype(np.float64) - want).max() / max(float(np.abs(want).max()), 1e-12)) \
-            if got.shape == want.shape else float("inf")
-        if not e <= TOL:
-            print(f"onespec: error: the {fmt} artifact differs from the numpy reference at batch {b}: "
-                  f"max rel err {e:.2e} (output {list(got.shape)}, want {list(want.shape)})", file=sys.stderr)
+            problem = (f"does not run in its runtime at batch {b}: "
+                       f"{type(err).__name__}: {str(err).strip().splitlines()[0][:300]}")
+        if problem:  # a node the format mistranslates, not rounding, is worth a node-by-node search
+            where = _locate(fmt, spec, state, be, framework, batch, opset, work) if not e <= 1e-2 else ""
+            print(f"onespec: error: the {fmt} artifact of {spec.name} {problem}"
+                  + (f"; node {where}" if where else ""), file=sys.stderr)
             return 2
         errs[b] = e
     data_out.write(json.dumps({"rel_err": errs, "opset": used_opset}) + "\n")

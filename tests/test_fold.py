@@ -35,9 +35,18 @@ def _state(spec, seed=0):
     return st
 
 
+def _small(name):
+    """Small inputs: a fold does not depend on the pools' cases (VGG at 64 px, not 224)."""
+    from onespec.zoo import entry
+    ov = small_overrides(name)
+    if "input_size" in entry(name).accepted() and onespec.get_spec(name, **ov).input_shape[-1] > 64:
+        ov["input_size"] = 64
+    return onespec.get_spec(name, **ov)
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_fold_is_exact_in_float64(name):
-    spec = onespec.get_spec(name, **small_overrides(name))
+    spec = _small(name)
     st = _state(spec)
     f, fs = fold(spec, st, dtype=np.float64)
     a, b = onespec.analyze(spec), onespec.analyze(f)
@@ -54,8 +63,8 @@ def test_what_is_folded_and_what_stays():
     spec = onespec.get_spec("resnet18")
     f, fs = fold(spec, _state(spec))
     ops = {r.path: r.op for r in onespec.analyze(f).rows}
-    assert "features.stem.bn" not in ops and ops["features.stem.conv"] == "conv"
-    assert "features.stem.conv.bias" in fs                  # a conv without bias gains one
+    assert "stem.bn" not in ops and ops["stem.conv"] == "conv"
+    assert "stem.conv.bias" in fs                  # a conv without bias gains one
     assert [p for p, o in ops.items() if o == "batchnorm"] == []
     assert onespec.analyze(f).state == 0
     sq = onespec.get_spec("squeezenet1_1")
@@ -72,6 +81,7 @@ import json, sys, numpy as np, onespec
 from onespec.backends import load_backend
 from onespec.fold import fold
 from onespec.conformance.numerics import small_overrides
+from onespec.backends import numpy as npb
 sys.path.insert(0, {tests!r})
 from test_fold import _state
 b = load_backend({backend!r})
@@ -84,7 +94,10 @@ for name in {models!r}:
     n, m = b.build(spec), b.build(f)
     b.load_state(n, spec, st); b.load_state(m, f, fs)
     y, yf = b.forward(n, x)[0], b.forward(m, x)[0]
-    out[name] = float(np.abs(yf - y).max() / np.abs(y).max())
+    y64 = npb.evaluate(spec, st, x.astype(np.float64))
+    scale = float(np.abs(y64).max())
+    # (folded vs unfolded, unfolded float32 vs the float64 reference: float32's own error)
+    out[name] = (float(np.abs(yf - y).max()) / scale, float(np.abs(y - y64).max()) / scale)
 print(json.dumps(out))
 """
 
@@ -97,7 +110,9 @@ def _check(backend, models):
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     errs = json.loads(r.stdout.strip().splitlines()[-1])
-    assert max(errs.values()) <= 1e-5, errs
+    # 1e-5, or twice what float32 alone does to the unfolded network (MicroNet's shift-max chains:
+    # 2e-5 unfolded vs float64, as conformance reports)
+    assert all(e <= max(1e-5, 2 * noise) for e, noise in errs.values()), errs
 
 
 @pytest.mark.frameworks
