@@ -45,7 +45,7 @@ def build(spec_or_name: Union[ModelSpec, str], backend: str = "torch", **overrid
 
 __all__ = [
     "Analysis", "BACKENDS", "FRAMEWORKS", "BackendUnavailableError", "MissingFileError", "ModelSpec", "OnespecError", "OverrideError", "SpecError",
-    "UnknownModelError", "analyze", "build", "get_spec", "init_state", "list_models",
+    "UnknownModelError", "analyze", "build", "fold", "get_spec", "init_state", "list_models",
 ]
 
 
@@ -56,6 +56,13 @@ def train(model=None, recipe=None, *, backend: str = "torch", out=None, override
     Returns the run's ``History`` (epoch and step rows, the run directory)."""
     from .training import train as _train
     return _train(model, recipe, backend=backend, out=out, overrides=overrides, resume=resume, progress=progress)
+
+
+def fold(spec: ModelSpec, state):
+    """The inference form of ``spec`` with canonical ``state``: BN folded into the preceding
+    conv/linear, dropout and in-sequence identities removed (``onespec.folding``)."""
+    from .folding import fold as _fold
+    return _fold(spec, state)
 
 
 def evaluate(model=None, weights: str = "", recipe=None, *, backend: str = "torch", out=None, overrides=None):

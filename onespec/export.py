@@ -12,7 +12,7 @@ The batch dimension is dynamic in every format (MindIR: exported from a ``Tensor
 ...])``), and the check runs two batch sizes. The
 artifact's output is compared with the float64 numpy evaluator's on a seeded batch (max relative
 error <= 1e-4, as conformance); ``--no-check`` skips it. With ``fold`` the BN-folded form
-(``onespec.fold``) is exported. Every format is made in a child process of its framework
+(``onespec.folding``) is exported. Every format is made in a child process of its framework
 (frameworks never share one), written beside ``out`` and moved into place only when made and
 checked: a failed export leaves nothing. When a framework cannot express the network, each node
 is exported alone to name the first one it cannot.
@@ -84,7 +84,7 @@ def export(spec: ModelSpec, state: dict, fmt: str, out: str, *, fold: bool = Fal
     framework, suffix, dynamic = FORMATS[fmt]
     check_state(spec, state)
     if fold:
-        from .fold import fold as _fold
+        from .folding import fold as _fold
         spec, state = _fold(spec, state)
     directory = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(directory):

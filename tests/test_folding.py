@@ -1,4 +1,4 @@
-"""onespec.fold: BN folded into the preceding conv/linear, dropout and identities removed; the
+"""onespec.fold (onespec/folding.py): BN folded into the preceding conv/linear, dropout and identities removed; the
 folded network computes the eval-mode network. Whole zoo in float64 here; in every framework
 (float32 folded vs unfolded, 1e-5 relative) for the models holding every op configuration of the
 zoo, the whole zoo in ``make slow``."""
@@ -12,7 +12,7 @@ import pytest
 import onespec
 from onespec.backends import numpy as npb
 from onespec.conformance.numerics import distinct, small_overrides
-from onespec.fold import FoldError, fold
+from onespec.folding import FoldError, fold
 
 from conftest import require
 
@@ -79,11 +79,11 @@ def test_what_is_folded_and_what_stays():
 CHECK = r"""
 import json, sys, numpy as np, onespec
 from onespec.backends import load_backend
-from onespec.fold import fold
+from onespec.folding import fold
 from onespec.conformance.numerics import small_overrides
 from onespec.backends import numpy as npb
 sys.path.insert(0, {tests!r})
-from test_fold import _state
+from test_folding import _state
 b = load_backend({backend!r})
 out = {{}}
 for name in {models!r}:

@@ -1,4 +1,4 @@
-"""Inference folding at the spec level: ``fold(spec, state) -> (spec, state)``.
+"""Inference folding at the spec level: ``onespec.fold(spec, state) -> (spec, state)``.
 
 What the folded network computes equals the eval-mode network (to float rounding); it has fewer
 nodes, so every backend and every export runs fewer kernels:
