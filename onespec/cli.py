@@ -1,4 +1,4 @@
-"""``onespec`` command line: list, show, schema, conformance, convert, train, eval, align, diff, export. A thin layer over
+"""``onespec`` command line: list, show, schema, conformance, convert, train, eval, align, diff, export, bench. A thin layer over
 the library."""
 from __future__ import annotations
 
@@ -241,6 +241,20 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from .bench import DEFAULT_MODELS, run, table
+
+    models = args.models or DEFAULT_MODELS
+    batches = [int(b) for b in args.batch.split(",")]
+    rows = run(models, args.backends, batches, rounds=args.rounds, train=args.train, fold=args.fold,
+               budget_s=args.budget, graph=args.graph, progress=lambda m: print(m, file=sys.stderr, flush=True))
+    print(table(rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+    return 0
+
+
 def _run_args(p, evaluation: bool = False) -> None:
     p.add_argument("model", nargs="?", default=None,
                    help="zoo name, spec file (.json/.yaml) or module:function (default: the recipe's model)")
@@ -360,6 +374,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="model override, e.g. num_classes=10")
     p.set_defaults(fn=cmd_export)
+    p = sub.add_parser("bench", help="onespec's networks against the framework's own zoo models, side by side")
+    p.add_argument("models", nargs="*", help="zoo names (default: mobilenet_v2 mobilenet_v3_large shufflenet_v2_x1_0 "
+                                             "squeezenet1_1 resnet50 vgg11)")
+    p.add_argument("--backends", nargs="+", default=["torch", "paddle"], choices=FRAMEWORKS)
+    p.add_argument("--batch", default="1,16", help="comma-separated batch sizes (default %(default)s)")
+    p.add_argument("--train", action="store_true", help="also time a training step (forward, backward, SGD)")
+    p.add_argument("--fold", action="store_true", help="also time onespec's BN-folded network (eval)")
+    p.add_argument("--rounds", type=int, default=5, help="alternating rounds (medians)")
+    p.add_argument("--budget", type=float, default=20.0, help="seconds of timing per model, batch and mode")
+    p.add_argument("--graph", action="store_true", help="MindSpore: both sides in GRAPH_MODE (default PYNATIVE)")
+    p.add_argument("--json", metavar="PATH", help="write the rows as JSON")
+    p.set_defaults(fn=cmd_bench)
     p = sub.add_parser("eval", help="accuracy, per-class accuracy and confusion matrix of a checkpoint")
     _run_args(p, evaluation=True)
     p.set_defaults(fn=cmd_eval)

@@ -237,7 +237,10 @@ class _Reference:
         self.net = self.be.build(spec)
         self.be.load_state(self.net, spec, state)
         self.net.double()
-        self.net32 = self.be.build(spec)  # float32: how far float32 alone takes a node's gradients
+        self.net32 = self.be.build(spec)
+        for m in (*self.net.modules(), *self.net32.modules()):  # output-gradient hooks need every output kept
+            if getattr(m, "inplace", False):
+                m.inplace = False  # float32: how far float32 alone takes a node's gradients
         self.be.load_state(self.net32, spec, state)
 
     def node_io(self, x, train):

@@ -1,6 +1,13 @@
 """Spec -> ``torch.nn.Module``. The only place torch conventions are applied. torch's are
 the spec's own, so little is translated: 1d BN on (C,) or (C, L) inputs, a channels-first
-LayerNorm by permuting around ``nn.LayerNorm``, upsampling by float scale factors."""
+LayerNorm by permuting around ``nn.LayerNorm``, upsampling by float scale factors.
+
+Fastest native form of each op, as torchvision writes it: activations run in place where their
+input is a fresh tensor no one else reads (the previous sibling in a sequence made it: a conv,
+BN, linear, pool, merge; never an identity, dropout or reshape, whose output may be another
+node's input); hardsigmoid with torch's slope 1/6 and offset 1/2 is ``F.hardsigmoid``; a
+residual's identity branch is added without calling its module (unless a hook watches it).
+"""
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -22,10 +29,14 @@ class Parallel(nn.Module):
             self.add_module(name, m)
         self._merge = merge
         self._split = list(split) if split else None
+        self._identity = [isinstance(m, nn.Identity) for _, m in named]
 
     def forward(self, x):
         if self._split is None:
-            outs = [m(x) for m in self._modules.values()]
+            # an identity branch is x itself: no module call, unless a hook (shape recording,
+            # onespec diff) must see it
+            outs = [x if ident and not (m._forward_hooks or m._forward_pre_hooks) else m(x)
+                    for m, ident in zip(self._modules.values(), self._identity)]
         else:
             outs = [m(xi) for m, xi in zip(self._modules.values(), torch.split(x, self._split, 1))]
         if self._merge == "concat":
@@ -78,12 +89,16 @@ class ShiftMax(nn.Module):
 
 
 class HardSigmoid(nn.Module):
+    """``clamp(slope * x + offset, 0, 1)``; torch's own kernel when the slope is torch's (1/6, 1/2)."""
+
     def __init__(self, slope: float, offset: float):
         super().__init__()
         self.slope, self.offset = slope, offset
 
     def forward(self, x):
-        return torch.clamp(x * self.slope + self.offset, 0.0, 1.0)
+        if abs(self.slope - 1 / 6) < 1e-12 and self.offset == 0.5:
+            return nn.functional.hardsigmoid(x)
+        return (x * self.slope).add_(self.offset).clamp_(0.0, 1.0)  # in place on its own temporary
 
     def extra_repr(self):
         return f"slope={self.slope}, offset={self.offset}"
@@ -109,6 +124,19 @@ class ChannelShuffle(nn.Module):
 
 _ACTS = {"relu": nn.ReLU, "relu6": nn.ReLU6, "hardswish": nn.Hardswish, "sigmoid": nn.Sigmoid,
          "swish": nn.SiLU, "tanh": nn.Tanh}
+
+
+# ops whose output is a new tensor that only the next node reads: an activation after one may
+# overwrite it (their backward keeps their inputs, not their outputs)
+FRESH = frozenset({"conv", "conv_transpose", "batchnorm", "groupnorm", "layernorm", "linear", "maxpool", "avgpool",
+                   "global_avgpool", "adaptive_avgpool", "upsample", "parallel", "scale", "shift_max"})
+
+
+def _seq(n, x, kids):
+    for prev, (_, m) in zip(n.layers, kids[1:]):
+        if prev.op in FRESH and hasattr(m, "inplace") and isinstance(m, tuple(_ACTS.values())):
+            m.inplace = True
+    return nn.Sequential(OrderedDict(kids))
 
 
 def _nd(shape) -> int:
@@ -172,7 +200,7 @@ EMIT = {
     "dropout": lambda n, x: nn.Dropout(n.p),
     "identity": lambda n, x: nn.Identity(),
     "channel_shuffle": lambda n, x: ChannelShuffle(n.groups),
-    "seq": lambda n, x, kids: nn.Sequential(OrderedDict(kids)),
+    "seq": _seq,
     "parallel": lambda n, x, kids: Parallel(kids, n.merge, n.split),
     "scale": lambda n, x, kids: Scale(*kids[0]),
     "shift_max": lambda n, x, kids: ShiftMax(n, kids[0][1], x),
