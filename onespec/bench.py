@@ -4,8 +4,9 @@ For each framework, one process: each model is built by onespec and by the frame
 (torchvision, ``paddle.vision.models``, MindCV's ``create_model``; MindSpore in PYNATIVE, or both
 sides in GRAPH_MODE with ``graph``), then timed in alternating rounds (onespec, reference, onespec, ...) so that machine noise hits both alike.
 Reported per model and batch: median eval-forward time, median training-step time (forward,
-cross-entropy backward, SGD update) with ``train``, construction time, the resident-memory growth
-of construction plus the first forward, and the ratio onespec / reference (< 1: onespec faster).
+cross-entropy backward, SGD update) with ``train``, construction time, the peak resident memory
+of construction plus one forward (each side alone in a fresh process, :func:`memory`), and the
+ratio onespec / reference (< 1: onespec faster).
 ``fold`` adds onespec's BN-folded network (``onespec.fold``) to the eval rows.
 """
 from __future__ import annotations
@@ -57,7 +58,7 @@ class Side:
     rss_mb: float
 
 
-def _torch_sides(model: str, batch: int, train: bool, fold: bool):
+def _torch_sides(model: str, batch: int, train: bool, fold: bool, only=None):
     import torch
     import torchvision
 
@@ -69,6 +70,8 @@ def _torch_sides(model: str, batch: int, train: bool, fold: bool):
     sides = []
 
     def side(label, make):
+        if only and label not in only:
+            return
         r0, t0 = _rss_mb(), time.perf_counter()
         net = make()
         built = time.perf_counter() - t0
@@ -106,7 +109,7 @@ def _torch_sides(model: str, batch: int, train: bool, fold: bool):
     return sides
 
 
-def _paddle_sides(model: str, batch: int, train: bool, fold: bool):
+def _paddle_sides(model: str, batch: int, train: bool, fold: bool, only=None):
     import paddle
     import paddle.vision.models as zoo
 
@@ -118,6 +121,8 @@ def _paddle_sides(model: str, batch: int, train: bool, fold: bool):
     sides = []
 
     def side(label, make):
+        if only and label not in only:
+            return
         r0, t0 = _rss_mb(), time.perf_counter()
         net = make()
         built = time.perf_counter() - t0
@@ -156,7 +161,7 @@ def _paddle_sides(model: str, batch: int, train: bool, fold: bool):
     return sides
 
 
-def _mindspore_sides(model: str, batch: int, train: bool, fold: bool, graph: bool = False):
+def _mindspore_sides(model: str, batch: int, train: bool, fold: bool, graph: bool = False, only=None):
     import mindspore as ms
     from mindspore import nn
     from mindcv.models import create_model
@@ -169,6 +174,8 @@ def _mindspore_sides(model: str, batch: int, train: bool, fold: bool, graph: boo
     sides = []
 
     def side(label, make, mode):
+        if only and label not in only:
+            return
         ms.set_context(mode=mode)
         r0, t0 = _rss_mb(), time.perf_counter()
         net = make()
@@ -244,7 +251,6 @@ def measure(framework: str, model: str, batch: int, *, rounds: int = 5, train: b
         if "onespec folded" in med:
             row["folded_speedup"] = round(med["reference"] / med["onespec folded"], 3)
     row["build_s"] = {s.name: round(s.build_s, 3) for s in sides}
-    row["rss_mb"] = {s.name: round(s.rss_mb, 1) for s in sides}
     return row
 
 
@@ -269,13 +275,20 @@ def run(models, frameworks, batches, *, rounds: int = 5, train: bool = False, fo
                 if code != 0:
                     tail = se.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
                     raise BenchError(f"{fw} {m} batch {b}: {tail[0][:500]}")
-                rows.append(json.loads(so.decode().strip().splitlines()[-1]))
+                row = json.loads(so.decode().strip().splitlines()[-1])
+                row["peak_mb"] = {}
+                for side in row["build_s"]:
+                    code, so, se = run_child(["-m", "onespec.bench", "--memory", fw, m, str(b), side,
+                                              str(int(graph))])
+                    if code == 0:
+                        row["peak_mb"][side] = json.loads(so.decode().strip().splitlines()[-1])["rss_mb"]
+                rows.append(row)
     return rows
 
 
 def table(rows: list[dict]) -> str:
     out = [f"{'framework':<10} {'model':<20} {'batch':>5} {'onespec ms':>11} {'reference ms':>13} {'ratio':>6} "
-           f"{'train ratio':>11} {'folded x':>9} {'build s (onespec/ref)':>22} {'RSS MB (onespec/ref)':>21}"]
+           f"{'train ratio':>11} {'folded x':>9} {'build s (onespec/ref)':>22} {'peak MB (onespec/ref)':>22}"]
     for r in rows:
         ev = r["eval"]
         tr = f"{r['train_ratio']:.2f}" if "train_ratio" in r else "-"
@@ -283,16 +296,44 @@ def table(rows: list[dict]) -> str:
         out.append(f"{r['framework']:<10} {r['model']:<20} {r['batch']:>5} {ev['onespec']:>11.2f} "
                    f"{ev['reference']:>13.2f} {r['eval_ratio']:>6.2f} {tr:>11} {fo:>9} "
                    f"{r['build_s']['onespec']:>10.2f}/{r['build_s']['reference']:<11.2f} "
-                   f"{r['rss_mb']['onespec']:>10.0f}/{r['rss_mb']['reference']:<10.0f}")
+                   f"{r['peak_mb'].get('onespec', float('nan')):>10.0f}/"
+                   f"{r['peak_mb'].get('reference', float('nan')):<10.0f}")
     out.append("ratio = onespec time / reference time (< 1: onespec faster); reference: torchvision, "
                "paddle.vision.models, MindCV; folded x = reference time / folded time")
     return "\n".join(out)
+
+
+def memory(framework: str, model: str, batch: int, side: str, graph: bool = False) -> float:
+    """Peak resident memory (MB) of building ``side`` and running one eval forward, above this
+    process's after the framework's import: run in a fresh process per side, since an allocator
+    keeps what an earlier network freed and the second network measured in one process looks
+    smaller."""
+    import resource
+
+    import importlib
+    importlib.import_module({"torch": "torch", "paddle": "paddle", "mindspore": "mindspore"}[framework])
+    if framework == "torch":
+        import torchvision  # noqa: F401
+    elif framework == "paddle":
+        import paddle.vision.models  # noqa: F401
+    else:
+        import mindcv.models  # noqa: F401
+    base = _rss_mb()
+    sides = SIDES[framework](model, batch, False, side == "onespec folded", only={side},
+                             **({"graph": graph} if framework == "mindspore" else {}))
+    del sides  # built and ran once inside; the peak is what it took
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return round(peak - base, 1)
 
 
 def _worker(argv) -> int:
     from ._proc import child_init
 
     child_init()
+    if argv[0] == "--memory":
+        fw, model, batch, side, graph = argv[1:]
+        print(json.dumps({"rss_mb": memory(fw, model, int(batch), side, bool(int(graph)))}), flush=True)
+        return 0
     fw, model, batch, rounds, train, fold, budget, graph = argv
     data_out = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)

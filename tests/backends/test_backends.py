@@ -56,7 +56,7 @@ def test_numerics_run_keeps_one_chunk_of_states_on_disk(monkeypatch):
     real = runner._run_worker
 
     def spy(b, models, *args):
-        ref_dir = args[-2]
+        ref_dir = args[3]  # (batch, seed, compiled, work_dir, numerics, stepped)
         seen.append((b, tuple(models), sorted(os.listdir(ref_dir))))
         return real(b, models, *args)
 
