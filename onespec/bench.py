@@ -50,172 +50,138 @@ def _rss_mb() -> float:
 
 @dataclass
 class Side:
-    """One network under test: ``forward(x)`` (eval) and ``step(x, y)`` (train) callables."""
+    """One network under test: ``forward()`` (eval) and ``step()`` (train) callables on its batch."""
     name: str
     forward: object
     step: object
     build_s: float
-    rss_mb: float
 
 
-def _torch_sides(model: str, batch: int, train: bool, fold: bool, only=None):
-    import torch
-    import torchvision
+class _Torch:
+    reference_zoo = "torchvision"
 
-    import onespec
-    from .backends import load_backend
+    def __init__(self, graph=False):
+        import torch
+        self.t = torch
 
-    be = load_backend("torch")
-    spec = onespec.get_spec(model)
-    sides = []
+    def reference(self, model):
+        import torchvision
+        return getattr(torchvision.models, REFERENCES["torch"][model])(weights=None)
 
-    def side(label, make):
-        if only and label not in only:
-            return
-        r0, t0 = _rss_mb(), time.perf_counter()
-        net = make()
-        built = time.perf_counter() - t0
-        x = torch.randn(batch, *spec.input_shape)
+    def inputs(self, shape, batch):
+        return self.t.randn(batch, *shape), self.t.randint(0, 1000, (batch,))
+
+    def forward(self, net, x):
         net.eval()
-        with torch.no_grad():
+        with self.t.no_grad():
             net(x)
-        rss = _rss_mb() - r0
 
-        def forward(x=x, net=net):
-            net.eval()
-            with torch.no_grad():
-                net(x)
+    def stepper(self, net, x, y):
+        opt = self.t.optim.SGD(net.parameters(), lr=1e-3)
 
-        opt = torch.optim.SGD(net.parameters(), lr=1e-3)
-        y = torch.randint(0, 1000, (batch,))
-
-        def step(x=x, y=y, net=net, opt=opt):
+        def step():
             net.train()
             opt.zero_grad(set_to_none=True)
-            torch.nn.functional.cross_entropy(net(x), y).backward()
+            self.t.nn.functional.cross_entropy(net(x), y).backward()
             opt.step()
-
-        sides.append(Side(label, forward, step if train else None, built, rss))
-
-    side("onespec", lambda: be.build(spec))
-    side("reference", lambda: getattr(torchvision.models, REFERENCES["torch"][model])(weights=None))
-    if fold:
-        def folded():
-            f, st = onespec.fold(spec, onespec.init_state(spec, 0))
-            net = be.build(f)
-            be.load_state(net, f, st)
-            return net
-        side("onespec folded", folded)
-    return sides
+        return step
 
 
-def _paddle_sides(model: str, batch: int, train: bool, fold: bool, only=None):
-    import paddle
-    import paddle.vision.models as zoo
+class _Paddle:
+    def __init__(self, graph=False):
+        import paddle
+        self.p = paddle
 
-    import onespec
-    from .backends import load_backend
+    def reference(self, model):
+        import paddle.vision.models as zoo
+        return getattr(zoo, REFERENCES["paddle"][model])()
 
-    be = load_backend("paddle")
-    spec = onespec.get_spec(model)
-    sides = []
+    def inputs(self, shape, batch):
+        return self.p.randn([batch, *shape]), self.p.randint(0, 1000, [batch])
 
-    def side(label, make):
-        if only and label not in only:
-            return
-        r0, t0 = _rss_mb(), time.perf_counter()
-        net = make()
-        built = time.perf_counter() - t0
-        x = paddle.randn([batch, *spec.input_shape])
+    def forward(self, net, x):
         net.eval()
-        with paddle.no_grad():
+        with self.p.no_grad():
             net(x)
-        rss = _rss_mb() - r0
 
-        def forward(x=x, net=net):
-            net.eval()
-            with paddle.no_grad():
-                net(x)
+    def stepper(self, net, x, y):
+        opt = self.p.optimizer.SGD(learning_rate=1e-3, parameters=net.parameters())
 
-        opt = paddle.optimizer.SGD(learning_rate=1e-3, parameters=net.parameters())
-        y = paddle.randint(0, 1000, [batch])
-
-        def step(x=x, y=y, net=net, opt=opt):
+        def step():
             net.train()
-            loss = paddle.nn.functional.cross_entropy(net(x), y)
-            loss.backward()
+            self.p.nn.functional.cross_entropy(net(x), y).backward()
             opt.step()
             opt.clear_grad()
-
-        sides.append(Side(label, forward, step if train else None, built, rss))
-
-    side("onespec", lambda: be.build(spec))
-    side("reference", lambda: getattr(zoo, REFERENCES["paddle"][model])())
-    if fold:
-        def folded():
-            f, st = onespec.fold(spec, onespec.init_state(spec, 0))
-            net = be.build(f)
-            be.load_state(net, f, st)
-            return net
-        side("onespec folded", folded)
-    return sides
+        return step
 
 
-def _mindspore_sides(model: str, batch: int, train: bool, fold: bool, graph: bool = False, only=None):
-    import mindspore as ms
-    from mindspore import nn
-    from mindcv.models import create_model
+class _MindSpore:
+    def __init__(self, graph=False):
+        import mindspore as ms
+        self.ms = ms
+        self.mode = ms.GRAPH_MODE if graph else ms.PYNATIVE_MODE
+        ms.set_context(mode=self.mode)
 
+    def reference(self, model):
+        from mindcv.models import create_model
+        return create_model(REFERENCES["mindspore"][model], pretrained=False)
+
+    def inputs(self, shape, batch):
+        rng = np.random.default_rng(0)
+        return (self.ms.Tensor(rng.standard_normal((batch, *shape)).astype(np.float32)),
+                self.ms.Tensor(rng.integers(0, 1000, batch).astype(np.int32)))
+
+    def forward(self, net, x):
+        net.set_train(False)
+        net(x).asnumpy()
+
+    def stepper(self, net, x, y):
+        from mindspore import nn
+        loss = nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
+        train_net = nn.TrainOneStepCell(nn.WithLossCell(net, loss), nn.SGD(net.trainable_params(), learning_rate=1e-3))
+
+        def step():
+            train_net.set_train(True)
+            train_net(x, y).asnumpy()
+        return step
+
+
+FRAMEWORK = {"torch": _Torch, "paddle": _Paddle, "mindspore": _MindSpore}
+
+
+def sides(framework: str, model: str, batch: int, train: bool, fold: bool, graph: bool = False,
+          only=None) -> list[Side]:
+    """onespec's network, the zoo's, and with ``fold`` onespec's folded one (``only``: those
+    labels), each built, run once, and wrapped in timed callables."""
     import onespec
     from .backends import load_backend
 
-    be = load_backend("mindspore")
+    fw = FRAMEWORK[framework](graph)
+    be = load_backend(framework)
     spec = onespec.get_spec(model)
-    sides = []
 
-    def side(label, make, mode):
+    def folded():
+        f, st = onespec.fold(spec, onespec.init_state(spec, 0))
+        net = be.build(f)
+        be.load_state(net, f, st)
+        return net
+
+    makers = [("onespec", lambda: be.build(spec)), ("reference", lambda: fw.reference(model))]
+    makers += [("onespec folded", folded)] if fold else []
+    out = []
+    for label, make in makers:
         if only and label not in only:
-            return
-        ms.set_context(mode=mode)
-        r0, t0 = _rss_mb(), time.perf_counter()
+            continue
+        t0 = time.perf_counter()
         net = make()
         built = time.perf_counter() - t0
-        x = ms.Tensor(np.random.default_rng(0).standard_normal((batch, *spec.input_shape)).astype(np.float32))
-        net.set_train(False)
-        net(x)
-        rss = _rss_mb() - r0
-
-        def forward(x=x, net=net, mode=mode):
-            ms.set_context(mode=mode)
-            net.set_train(False)
-            net(x).asnumpy()
-
-        loss_fn = nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
-        opt = nn.SGD(net.trainable_params(), learning_rate=1e-3)
-        y = ms.Tensor(np.random.default_rng(1).integers(0, 1000, batch).astype(np.int32))
-        train_net = nn.TrainOneStepCell(nn.WithLossCell(net, loss_fn), opt)
-
-        def step(x=x, y=y, mode=mode):
-            ms.set_context(mode=mode)
-            train_net.set_train(True)
-            train_net(x, y).asnumpy()
-
-        sides.append(Side(label, forward, step if train else None, built, rss))
-
-    mode = ms.GRAPH_MODE if graph else ms.PYNATIVE_MODE
-    side("onespec", lambda: be.build(spec), mode)
-    side("reference", lambda: create_model(REFERENCES["mindspore"][model], pretrained=False), mode)
-    if fold:
-        def folded():
-            f, st = onespec.fold(spec, onespec.init_state(spec, 0))
-            net = be.build(f)
-            be.load_state(net, f, st)
-            return net
-        side("onespec folded", folded, mode)
-    return sides
+        x, y = fw.inputs(spec.input_shape, batch)
+        fw.forward(net, x)
+        out.append(Side(label, lambda net=net, x=x: fw.forward(net, x),
+                        fw.stepper(net, x, y) if train and label != "onespec folded" else None, built))
+    return out
 
 
-SIDES = {"torch": _torch_sides, "paddle": _paddle_sides, "mindspore": _mindspore_sides}
 REFERENCE_NAME = {"torch": "torchvision", "paddle": "paddle.vision.models", "mindspore": "MindCV"}
 
 
@@ -230,13 +196,11 @@ def measure(framework: str, model: str, batch: int, *, rounds: int = 5, train: b
             fold: bool = False, budget_s: float = 20.0, graph: bool = False) -> dict:
     """One model at one batch in this process's framework: per side, medians over ``rounds``
     alternating rounds (each round as many iterations as fit ``budget_s / rounds / sides``)."""
-    sides = SIDES[framework](model, batch, train, fold, **({"graph": graph} if framework == "mindspore" else {}))
+    built = sides(framework, model, batch, train, fold, graph)
     row = {"framework": framework + (" graph" if graph else ""), "model": model, "batch": batch,
            "reference": REFERENCE_NAME[framework]}
     for kind in ("eval", "train") if train else ("eval",):
-        fns = {s.name: (s.forward if kind == "eval" else s.step) for s in sides if (kind == "eval" or s.step)}
-        if kind == "train":
-            fns.pop("onespec folded", None)
+        fns = {s.name: (s.forward if kind == "eval" else s.step) for s in built if (kind == "eval" or s.step)}
         for f in fns.values():  # warm up (graph compilation, allocator)
             f()
         one = max(min(_median_time(f, 1) for f in fns.values()), 1e-4)
@@ -250,7 +214,7 @@ def measure(framework: str, model: str, batch: int, *, rounds: int = 5, train: b
         row[f"{kind}_ratio"] = round(med["onespec"] / med["reference"], 3)
         if "onespec folded" in med:
             row["folded_speedup"] = round(med["reference"] / med["onespec folded"], 3)
-    row["build_s"] = {s.name: round(s.build_s, 3) for s in sides}
+    row["build_s"] = {s.name: round(s.build_s, 3) for s in built}
     return row
 
 
@@ -319,9 +283,7 @@ def memory(framework: str, model: str, batch: int, side: str, graph: bool = Fals
     else:
         import mindcv.models  # noqa: F401
     base = _rss_mb()
-    sides = SIDES[framework](model, batch, False, side == "onespec folded", only={side},
-                             **({"graph": graph} if framework == "mindspore" else {}))
-    del sides  # built and ran once inside; the peak is what it took
+    sides(framework, model, batch, False, side == "onespec folded", graph, only={side})  # built, ran once
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return round(peak - base, 1)
 
