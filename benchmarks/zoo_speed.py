@@ -41,7 +41,7 @@ def onnx_rows(models, batches, rounds: int, budget: float) -> list[dict]:
             net = getattr(torchvision.models, m)(weights=None).eval()
             ref = os.path.join(d, f"{m}-tv.onnx")
             torch.onnx.export(net, (torch.zeros(1, *spec.input_shape),), ref, input_names=["input"],
-                              output_names=["output"], opset_version=17, dynamo=True, external_data=False,
+                              output_names=["output"], opset_version=18, dynamo=True, external_data=False,
                               dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},))
             from onespec.importers import from_torchvision
             state = from_torchvision(spec, {k: v.numpy() for k, v in net.state_dict().items()})
@@ -74,7 +74,7 @@ def onnx_rows(models, batches, rounds: int, budget: float) -> list[dict]:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", nargs="+", default=DEFAULT_MODELS)
-    ap.add_argument("--backends", nargs="+", default=["torch", "paddle"])
+    ap.add_argument("--backends", nargs="+", default=["torch", "paddle"], help="'none': only --onnx")
     ap.add_argument("--batch", default="1,16")
     ap.add_argument("--train", action="store_true")
     ap.add_argument("--fold", action="store_true")
@@ -84,6 +84,7 @@ def main() -> int:
     ap.add_argument("--json")
     args = ap.parse_args()
     batches = [int(b) for b in args.batch.split(",")]
+    args.backends = [b for b in args.backends if b != "none"]
     rows = run(args.models, args.backends, batches, rounds=args.rounds, train=args.train, fold=args.fold,
                budget_s=args.budget, progress=lambda m: print(m, file=sys.stderr, flush=True)) if args.backends else []
     if rows:

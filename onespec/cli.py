@@ -369,7 +369,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="artifact path (for --format paddle: a path prefix)")
     p.add_argument("--fold", action="store_true", help="export the BN-folded form (onespec.fold)")
     p.add_argument("--no-check", action="store_true", help="do not run the artifact in its runtime")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default %(default)s)")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset (default %(default)s)")
     p.add_argument("--batch", type=int, default=2, help="batch the artifact is traced and checked with")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="model override, e.g. num_classes=10")
