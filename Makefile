@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.onespec-installed
 
-.PHONY: install run run-full numerics test fuzz slow bench clean
+.PHONY: install run run-full numerics test fuzz slow bench speed clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,14 +35,20 @@ fuzz: $(STAMP)
 	ONESPEC_REQUIRE_FRAMEWORKS=1 ONESPEC_FUZZ_DOCS=100000 ONESPEC_PROPERTY_SPECS=1000 \
 		$(PY) -m pytest -q tests/spec/test_fuzz.py tests/conformance/test_properties.py
 
-# the heavy tests: whole-zoo numerics at the models' default input sizes, the Paddle and MindSpore
-# 2-process training launchers, every data source in every framework (~42 min)
+# the heavy tests: whole-zoo numerics at the models' default input sizes (every model compiled and
+# stepped), the Paddle and MindSpore 2-process training launchers, every data source in every
+# framework, every export format for the five export models, the folded whole zoo in every framework
 slow: $(STAMP)
 	ONESPEC_REQUIRE_FRAMEWORKS=1 $(PY) -m pytest -q -m slow
 
 # training throughput: onespec's loop and data pipeline vs hand-written torch / Paddle loops (~10 min)
 bench: $(STAMP)
 	$(PY) benchmarks/train_throughput.py --rounds 5 --steps 30
+
+# eval / train-step speed against torchvision, paddle.vision.models and MindCV, folded networks,
+# and onespec's folded ONNX against torchvision's in onnxruntime (docs/deploy.md; ~1 h)
+speed: $(STAMP)
+	$(PY) benchmarks/zoo_speed.py --backends torch paddle mindspore --train --fold --onnx
 
 clean:
 	rm -rf $(VENV) build *.egg-info
