@@ -46,7 +46,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/train_throughput.py --rounds 5 --steps 30
 
 # eval / train-step speed against torchvision, paddle.vision.models and MindCV, folded networks,
-# and onespec's folded ONNX against torchvision's in onnxruntime (docs/deploy.md; ~1 h)
+# and onespec's folded ONNX against torchvision's in onnxruntime (docs/deploy.md; long: MindSpore in
+# PYNATIVE takes ~10x torch's time per forward)
 speed: $(STAMP)
 	$(PY) benchmarks/zoo_speed.py --backends torch paddle mindspore --train --fold --onnx
 
