@@ -134,7 +134,8 @@ FRESH = frozenset({"conv", "conv_transpose", "batchnorm", "groupnorm", "layernor
 
 def _seq(n, x, kids):
     for prev, (_, m) in zip(n.layers, kids[1:]):
-        if prev.op in FRESH and hasattr(m, "inplace") and isinstance(m, tuple(_ACTS.values())):
+        fresh = prev.op in FRESH and not (prev.op == "parallel" and len(prev.branches) < 2)  # one branch: maybe x
+        if fresh and hasattr(m, "inplace") and isinstance(m, tuple(_ACTS.values())):
             m.inplace = True
     return nn.Sequential(OrderedDict(kids))
 

@@ -80,8 +80,8 @@ def node_io(net, x: np.ndarray, train: bool = False) -> dict[str, tuple[np.ndarr
 def run_node(net, path: str, x: np.ndarray, train: bool = False) -> np.ndarray:
     """Output of the module at ``path`` alone, on ``x`` (eval or train mode)."""
     net.train(train)
-    with torch.no_grad():
-        return net.get_submodule(path)(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+    with torch.no_grad():  # a copy: an in-place activation would overwrite the caller's array
+        return net.get_submodule(path)(torch.tensor(np.asarray(x))).numpy()
 
 
 def node_vjp(net, spec, path: str, x: np.ndarray, gy: np.ndarray, train: bool = False):
@@ -97,7 +97,7 @@ def node_vjp(net, spec, path: str, x: np.ndarray, gy: np.ndarray, train: bool = 
     params = dict(net.named_parameters())
     for p in params.values():
         p.grad = None
-    y = mod(xt)
+    y = mod(xt.clone())  # not the leaf itself: an in-place activation may overwrite its input
     y.backward(torch.from_numpy(np.ascontiguousarray(gy)).to(y.dtype))
     grads = {c: (np.zeros(tuple(params[n].shape)) if params[n].grad is None else params[n].grad.numpy().copy())
              for c, n in native_names(spec).items()
