@@ -14,7 +14,7 @@ pytestmark = pytest.mark.frameworks
 
 def test_bench_torch_rows_and_table():
     require("torch", "torchvision")
-    rows = run(["squeezenet1_1"], ["torch"], [1], rounds=2, train=True, fold=True, budget_s=1.0)
+    rows = run(["squeezenet1_1"], ["torch"], [1], rounds=2, train=True, fold=True, budget_s=0.3)
     (r,) = rows
     assert r["reference"] == "torchvision" and r["batch"] == 1
     assert set(r["eval"]) == {"onespec", "reference", "onespec folded"} and set(r["train"]) == {"onespec", "reference"}
