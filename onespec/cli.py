@@ -98,8 +98,11 @@ def cmd_conformance(args) -> int:
 def cmd_convert(args) -> int:
     from .convert import convert
 
-    src_fmt = convert(args.src, args.arch, args.to, args.output, args.from_, _overrides(args.set))
-    print(f"{args.src} ({src_fmt}) -> {args.output} ({args.to})")
+    src_layout, needed = convert(args.src, args.arch, args.to, args.output, args.from_, _overrides(args.set))
+    print(f"{args.src} ({src_layout}) -> {args.output} ({args.to})")
+    if needed:
+        opts = " ".join(f"--set {k}={v}" for k, v in needed.items())
+        print(f"{src_layout}'s {args.arch} needs model options {needed}: the file fits {args.arch} built with {opts}")
     return 0
 
 
@@ -313,11 +316,13 @@ def parser() -> argparse.ArgumentParser:
                    help="with --numerics: where onespec diff reports each numerical failure (default %(default)s)")
     p.add_argument("--no-diff", action="store_true", help="with --numerics: do not run onespec diff on failures")
     p.set_defaults(fn=cmd_conformance)
-    p = sub.add_parser("convert", help="convert a checkpoint between torch, paddle, mindspore, canonical, torchvision")
+    p = sub.add_parser("convert", help="convert a checkpoint between torch, paddle, mindspore and canonical files, "
+                                       "or import one from torchvision, timm, PaddleClas or MindCV")
     p.add_argument("src")
     p.add_argument("--arch", required=True, help="zoo model name")
     p.add_argument("--from", dest="from_", choices=FORMATS,
-                   help="source format (default: from the extension; .pth may hold onespec or torchvision names)")
+                   help="source format or library (default: the framework from the extension, the layout -- "
+                        "onespec's or a library's -- from the keys; onespec: the extension's framework, onespec's names)")
     p.add_argument("--to", required=True, choices=WRITABLE)
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. num_classes=10")

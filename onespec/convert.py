@@ -22,7 +22,9 @@ from .errors import MissingFileError, OnespecError
 from .weights import StateError, check_state, load_state, save_state
 
 WRITABLE = FRAMEWORKS + ("canonical",)
-FORMATS = WRITABLE + ("torchvision",)
+LIBRARY_FORMATS = ("torchvision", "timm", "paddleclas", "mindcv")  # onespec.importers.LIBRARIES
+# "onespec": the framework's file from its extension, in onespec's own names (no layout detection)
+FORMATS = WRITABLE + LIBRARY_FORMATS + ("onespec",)
 EXTENSIONS = {".pth": "torch", ".pt": "torch", ".pdparams": "paddle", ".ckpt": "mindspore", ".npz": "canonical"}
 
 
@@ -44,81 +46,136 @@ def _spec(arch: str, overrides: dict):
     return get_spec(arch, **overrides)
 
 
+def _framework(fmt: str) -> str:
+    """The framework that reads a file of ``fmt`` (``auto:<framework>``: that framework, the
+    layout decided from the file's keys)."""
+    from .importers import LIBRARIES
+
+    if fmt.startswith("auto:"):
+        return fmt[5:]
+    return LIBRARIES[fmt].framework if fmt in LIBRARIES else fmt
+
+
+def _native(spec, framework: str) -> dict[str, tuple[str, bool]]:
+    from .weights import native_layout
+
+    mod = importlib.import_module(f"onespec.backends.{framework}.weights")
+    emit = importlib.import_module(f"onespec.backends.{framework}.emit")
+    return native_layout(spec, getattr(mod, "ROLES", {}), getattr(emit, "TRANSPOSED", frozenset()))
+
+
+def _layouts(fmt: str, spec, partial: bool) -> list[tuple[str, dict[str, tuple[str, bool]]]]:
+    """The layouts a file of ``fmt`` may follow: (label, canonical -> (file name, transposed))."""
+    from .importers import LIBRARIES, _library_layout, libraries_for
+
+    if fmt in LIBRARIES:
+        return [(fmt, _library_layout(spec, fmt, partial))]
+    framework = _framework(fmt)
+    out = [("onespec", _native(spec, framework))]
+    if fmt.startswith("auto:"):
+        out += [(lib, _library_layout(spec, lib, partial=True)) for lib in libraries_for(spec.name, framework)]
+    return out
+
+
 def read_partial(fmt: str, spec, path: str) -> tuple[dict, list[str], list[str], list[str]]:
     """(canonical tensors of ``spec`` found in the file with the right shape, skipped tensors as
     "name (file shape -> model shape)", tensors the model has and the file lacks, file tensors the
     model has no place for, by their names in the file). For transfer
-    learning: a head of another size is skipped and listed, not an error. Imports the format's
-    framework: call it in a process meant for it (``onespec.training`` runs it in a child)."""
+    learning: a head of another size is skipped and listed, not an error. ``auto:<framework>``:
+    onespec's names or a library's (torchvision, timm, PaddleClas, MindCV), whichever the file's
+    keys follow. Imports the format's framework: call it in a process meant for it
+    (``onespec.training`` runs it in a child)."""
     import numpy as np
 
     from .backends import load_backend
-    from .weights import layout, native_layout
+    from .importers import bookkeeping, fit, import_scales
+    from .weights import layout
 
     if not os.path.exists(path):
         raise MissingFileError(path, "no such checkpoint")
     want = layout(spec)
     if fmt == "canonical":
-        raw, names, transposed = load_state(path), {c: c for c in want}, set()
+        raw, names, lib = load_state(path), {c: (c, False) for c in want}, None
     else:
-        name = "torch" if fmt in ("torchvision", "auto") else fmt
-        backend = load_backend(name)
-        raw = backend.read(path)
-        names, transposed = None, set()
-        if fmt in ("torchvision", "auto"):
-            from .importers import importable, torchvision_names
-            if spec.name in importable("torchvision"):
-                names = torchvision_names(spec, partial=True)
-            if fmt == "auto" and names is not None:
-                # .pth: torchvision's names or onespec's, whichever the file's keys follow
-                native = backend.native_names(spec)
-                if sum(n in raw for n in native.values()) >= sum(n in raw for n in names.values()):
-                    names = native
-            elif names is None and fmt == "torchvision":
-                raise ConvertError(f"{spec.name} has no torchvision counterpart")
-        if names is None:
-            mod = importlib.import_module(f"onespec.backends.{name}.weights")
-            emit = importlib.import_module(f"onespec.backends.{name}.emit")
-            nl = native_layout(spec, getattr(mod, "ROLES", {}), getattr(emit, "TRANSPOSED", frozenset()))
-            names = {c: n for c, (n, _) in nl.items()}
-            transposed = {c for c, (_, t) in nl.items() if t}
+        raw = load_backend(_framework(fmt)).read(path)
+        lib, names = max(_layouts(fmt, spec, partial=True), key=lambda kv: sum(n in raw for n, _ in kv[1].values()))
     state, skipped, missing = {}, [], []
     for c, t in want.items():
-        n = names.get(c)
+        n, transposed = names.get(c, (None, False))
         if n is None or n not in raw:
             missing.append(c)
             continue
-        a = np.asarray(raw[n])
-        a = a.T if c in transposed else a
-        if tuple(a.shape) != tuple(t.shape):
-            skipped.append(f"{c} ({'x'.join(map(str, a.shape))} in the file, {'x'.join(map(str, t.shape))} in the model)")
+        a = fit(raw[n], t.shape, transposed)
+        if a is None:
+            shape = np.shape(raw[n])[::-1] if transposed else np.shape(raw[n])
+            skipped.append(f"{c} ({'x'.join(map(str, shape))} in the file, {'x'.join(map(str, t.shape))} in the model)")
             continue
-        state[c] = np.ascontiguousarray(a, np.float32)
-    used = set(names.values())
-    unexpected = sorted(k for k in raw if k not in used and not k.endswith("num_batches_tracked"))
+        scale = import_scales(spec.name, lib).get(c, 1.0) if lib not in (None, "onespec") else 1.0
+        state[c] = np.ascontiguousarray(a * scale if scale != 1.0 else a, np.float32)
+    used = {n for n, _ in names.values()}
+    unexpected = sorted(k for k in raw if k not in used and not k.endswith("num_batches_tracked")
+                        and not (lib not in (None, "onespec") and bookkeeping(lib, k)))
     return state, skipped, missing, unexpected
 
 
-def read(fmt: str, arch: str, path: str, overrides: dict | None = None) -> dict:
-    """Canonical state from a file of format ``fmt`` (``"auto"`` for .pth: onespec or torchvision
-    names). Imports the framework: call it in a process meant for that framework."""
-    from .backends import load_backend
+class LayoutError(ConvertError):
+    """A checkpoint follows none of the layouts onespec knows for the model."""
 
-    spec = _spec(arch, overrides or {})
+
+def read(fmt: str, arch: str, path: str, overrides: dict | None = None) -> tuple[dict, dict]:
+    """(canonical state, {"layout": onespec | canonical | <library>, "overrides": model options
+    the file needs}) from a file of format ``fmt``: a framework, a library (``torchvision``,
+    ``timm``, ``paddleclas``, ``mindcv``), ``canonical``, or ``auto:<framework>`` (onespec's
+    layout or any library's of that framework, decided from the keys; a file that fits none is
+    refused, naming the closest layout and its first keys that differ). A library's layout
+    brings the model options it needs (``import_overrides``); the caller's ``overrides`` win.
+    Imports the framework: call it in a process meant for that framework."""
+    from .backends import load_backend
+    from .importers import LIBRARIES, import_overrides, libraries_for, match
+
+    overrides = dict(overrides or {})
+    spec = _spec(arch, overrides)
     if not os.path.exists(path):
         raise MissingFileError(path, "no such checkpoint")
     if fmt == "canonical":
-        return load_state(path, spec)
-    backend = load_backend("torch" if fmt in ("torchvision", "auto") else fmt)
-    if fmt in ("torchvision", "auto"):
-        from .importers import from_torchvision, looks_like_torchvision
-
+        return load_state(path, spec), {"layout": "canonical", "overrides": {}}
+    framework = _framework(fmt)
+    backend = load_backend(framework)
+    if fmt in LIBRARIES or fmt.startswith("auto:"):
         raw = backend.read(path)
-        if fmt == "torchvision" or looks_like_torchvision(spec, raw):
-            return from_torchvision(spec, raw)
+        libs = [fmt] if fmt in LIBRARIES else libraries_for(spec.name, framework)
+        tried = []
+        if fmt.startswith("auto:"):
+            own = set(_native(spec, framework)[c][0] for c in _native(spec, framework))
+            keys = {k for k in raw if not k.endswith("num_batches_tracked")}
+            if keys == own:
+                libs = []  # onespec's own layout: read below through a network
+            else:
+                tried.append(("onespec", sorted(own - keys), sorted(keys - own), []))
+        for lib in libs:
+            ov = {**import_overrides(spec.name, lib), **overrides}
+            lspec = _spec(arch, ov)
+            state, missing, unexpected, mismatched = match(lspec, lib, raw)
+            if not (missing or unexpected or mismatched):
+                check_state(lspec, state, what=f"{lib} {spec.name} checkpoint")
+                return state, {"layout": lib, "overrides": {k: v for k, v in ov.items() if k not in overrides}}
+            tried.append((lib, missing, unexpected, mismatched))
+        if tried:
+            raise LayoutError(_closest(spec.name, path, tried))
     net = backend.build(spec)
     backend.load(net, path)
-    return backend.get_state(net, spec)
+    return backend.get_state(net, spec), {"layout": "onespec", "overrides": {}}
+
+
+def _closest(arch: str, path: str, tried: list) -> str:
+    lib, missing, unexpected, mismatched = min(tried, key=lambda t: len(t[1]) + len(t[2]) + len(t[3]))
+    who = "onespec's own" if lib == "onespec" else f"{lib}'s"
+    parts = [f"{path} is not a {arch} checkpoint onespec knows ({', '.join(t[0] for t in tried)} tried); "
+             f"closest: {who} layout"]
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched)):
+        if items:
+            parts.append(f"{label} ({len(items)}): {', '.join(items[:5])}{', ...' if len(items) > 5 else ''}")
+    return "; ".join(parts)
 
 
 def write(fmt: str, arch: str, state: dict, path: str, overrides: dict | None = None) -> None:
@@ -150,29 +207,43 @@ def _step(args: list[str], data: bytes | None = None) -> bytes:
     return out
 
 
-def convert(src: str, arch: str, to: str, out: str, from_: str | None = None, overrides: dict | None = None) -> str:
-    """Convert ``src`` to format ``to`` at ``out``; returns the detected source format. ``out`` is
-    replaced only by a complete file."""
+def convert(src: str, arch: str, to: str, out: str, from_: str | None = None, overrides: dict | None = None
+            ) -> tuple[str, dict]:
+    """Convert ``src`` to format ``to`` at ``out``; returns (the source layout: ``onespec``,
+    ``canonical`` or a library, the model options the file needed). ``from_`` omitted: the
+    framework from the extension and the layout from the keys (onespec's or any library's).
+    ``out`` is replaced only by a complete file; a checkpoint of another library or
+    architecture is refused before anything is written."""
     overrides = overrides or {}
-    src_fmt = from_ or format_of(src)
-    if src_fmt is None:
-        raise ConvertError(f"cannot tell the format of {src} from its extension; pass --from ({', '.join(FORMATS)})")
-    if src_fmt not in FORMATS or to not in WRITABLE:
+    src_fmt = from_
+    if from_ in (None, "onespec"):
+        src_fmt = format_of(src)
+        if src_fmt is None:
+            raise ConvertError(f"cannot tell the format of {src} from its extension; pass --from ({', '.join(FORMATS)})")
+        if from_ is None and src_fmt in FRAMEWORKS:
+            src_fmt = f"auto:{src_fmt}"
+    if src_fmt not in FORMATS and not src_fmt.startswith("auto:") or to not in WRITABLE:
         raise ConvertError(f"convert reads {', '.join(FORMATS)} and writes {', '.join(WRITABLE)}")
     if not os.path.isfile(src):
         raise MissingFileError(src, "no such checkpoint")
     if os.path.isdir(out) or not os.path.isdir(os.path.dirname(os.path.abspath(out))):
         raise ConvertError(f"cannot write {out}: not a file in an existing directory")
-    if src_fmt == "torch" and from_ is None:
-        src_fmt = "auto"  # .pth: onespec's torch names or torchvision's, decided from the keys
     _spec(arch, overrides)  # a bad arch or override fails here, before any framework starts
-    ov = json.dumps(overrides)
+    if src_fmt in LIBRARY_FORMATS:
+        from .importers import importable
+        if arch not in importable(src_fmt):
+            raise ConvertError(f"{arch} has no {src_fmt} counterpart; {src_fmt} import covers "
+                               f"{', '.join(importable(src_fmt)) or 'no model yet'}")
     if src_fmt == "canonical":
-        _step(["write", to, arch, os.path.abspath(src), os.path.abspath(out), ov])
-    else:
-        data = _step(["read", src_fmt, arch, os.path.abspath(src), "-", ov])
-        _step(["write", to, arch, "-", os.path.abspath(out), ov], data)
-    return src_fmt
+        _step(["write", to, arch, os.path.abspath(src), os.path.abspath(out), json.dumps(overrides)])
+        return "canonical", {}
+    import numpy as np
+    data = _step(["read", src_fmt, arch, os.path.abspath(src), "-", json.dumps(overrides)])
+    with np.load(io.BytesIO(data), allow_pickle=False) as z:
+        info = json.loads(bytes(z["__report__"]).decode())
+    # the library's layout may need model options (timm's SE widths): the written file fits them
+    _step(["write", to, arch, "-", os.path.abspath(out), json.dumps({**info["overrides"], **overrides})], data)
+    return info["layout"], info["overrides"]
 
 
 def read_for(spec, path: str, fmt: str | None = None, here: str | None = None
@@ -188,13 +259,17 @@ def read_for(spec, path: str, fmt: str | None = None, here: str | None = None
     fmt = fmt or format_of(path)
     if fmt is None:
         raise ConvertError(f"cannot tell the format of {path} from its extension; give the format ({', '.join(FORMATS)})")
-    if fmt not in FORMATS:
+    if fmt not in FORMATS and not fmt.startswith("auto:"):
         raise ConvertError(f"unknown checkpoint format {fmt!r}; choose from {', '.join(FORMATS)}")
     if not os.path.isfile(path):
         raise MissingFileError(path, "no such checkpoint")
-    if fmt == "torch":
-        fmt = "auto"
-    if fmt == "canonical" or fmt == here or (here == "torch" and fmt in ("auto", "torchvision")):
+    if fmt == "onespec":
+        fmt = format_of(path)
+        if fmt is None:
+            raise ConvertError(f"cannot tell the format of {path} from its extension")
+    elif fmt in FRAMEWORKS:
+        fmt = f"auto:{fmt}"  # onespec's names or a library's, from the keys
+    if fmt == "canonical" or _framework(fmt) == here:
         return read_partial(fmt, spec, path)
     with tempfile.TemporaryDirectory(prefix="onespec-spec-") as d:
         sp = os.path.join(d, "spec.json")
@@ -234,19 +309,25 @@ def main(argv=None) -> int:
             data_out.write(buf.getvalue())
             data_out.flush()
         elif a.step == "read":
-            state = read(a.fmt, a.arch, a.src, overrides)
+            state, info = read(a.fmt, a.arch, a.src, overrides)
             if a.dst == "-":
                 import numpy as np
                 buf = io.BytesIO()
-                np.savez(buf, **state)
+                np.savez(buf, **state, **{"__report__": np.frombuffer(json.dumps(info).encode(), np.uint8)})
                 data_out.write(buf.getvalue())
                 data_out.flush()
             else:
                 save_state(state, a.dst)
         else:
             spec = _spec(a.arch, overrides)
-            src = io.BytesIO(sys.stdin.buffer.read()) if a.src == "-" else a.src
-            write(a.fmt, a.arch, load_state(src, spec), a.dst, overrides)
+            if a.src == "-":
+                import numpy as np
+                with np.load(io.BytesIO(sys.stdin.buffer.read()), allow_pickle=False) as z:
+                    state = {k: z[k] for k in z.files if k != "__report__"}
+                check_state(spec, state)
+            else:
+                state = load_state(a.src, spec)
+            write(a.fmt, a.arch, state, a.dst, overrides)
     except (OnespecError, FileNotFoundError, ValueError) as err:
         print(f"onespec: error: {err}", file=sys.stderr)
         return 2

@@ -2,6 +2,6 @@
 from . import (  # noqa: F401  (registration side effects)
     hybridsn, micronet, mobilenet, mobilenetv3, resnet, shufflenet, squeezenet, vgg,
 )
-from .registry import Entry, Reference, entry, get_spec, list_models, register
+from .registry import Entry, Import, Reference, entry, get_spec, list_models, register
 
-__all__ = ["Entry", "Reference", "entry", "get_spec", "list_models", "register"]
+__all__ = ["Entry", "Import", "Reference", "entry", "get_spec", "list_models", "register"]

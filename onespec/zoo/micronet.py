@@ -17,7 +17,7 @@ from ..errors import OverrideError
 from ..spec import (Act, BatchNorm, ChannelShuffle, Conv, Dropout, Flatten, GlobalAvgPool, HardSigmoid, Identity,
                     Linear, Parallel, Sequential, ShiftMax, make_divisible)
 from .common import InputSize, check_classes, image_shape, model
-from .registry import Reference, register
+from .registry import Import, Reference, register
 
 PADDLE_HARDSIGMOID_SLOPE = 0.1666667  # paddle.nn.Hardsigmoid default, not exactly 1/6
 
@@ -212,5 +212,6 @@ def build(*, name: str, variant: str, num_classes: int = 1000, input_size: Input
 
 for _v, _p, _m in (("m0", 1.0, 4), ("m1", 1.8, 6), ("m2", 2.4, 12), ("m3", 2.6, 21)):
     register(f"micronet_{_v}", build, f"MicroNet {_v.upper()} (dynamic shift-max, micro-factorized convs)",
-             variant=_v, references=(Reference("MicroNet paper Table 2 (params 0.1M, MAdds 1M)", params=int(_p * 1e6),
+             variant=_v, importers={"paddleclas": Import("paddleclas_micronet", model=f"MicroNet_{_v.upper()}")},
+             references=(Reference("MicroNet paper Table 2 (params 0.1M, MAdds 1M)", params=int(_p * 1e6),
                                                params_rtol=0.05 / _p, macs=_m, macs_rtol=0.8 / _m),))

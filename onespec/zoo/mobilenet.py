@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict
 from ..spec import Dropout, Flatten, GlobalAvgPool, Identity, Linear, Parallel, Sequential
 from ..spec import make_divisible, scale_channels
 from .common import InputSize, check_classes, conv_bn_act, image_shape, model
-from .registry import Reference, register
+from .registry import Import, Reference, register
 
 
 class DepthwiseRow(BaseModel):
@@ -99,11 +99,13 @@ def build_v2(*, name: str, num_classes: int = 1000, width: float = 1.0, input_si
         source="torchvision.models.mobilenetv2", num_classes=num_classes, width=width, rounding="divisible8")
 
 
-register("mobilenet_v1", build_v1, "MobileNet V1, width multiplier via width=1.0/0.75/0.5/0.25", references=tuple(
+register("mobilenet_v1", build_v1, "MobileNet V1, width multiplier via width=1.0/0.75/0.5/0.25",
+         importers={"mindcv": Import("mindcv_mobilenet_v1", model="mobilenet_v1_100"),
+                    "paddleclas": Import("paddleclas_mobilenet_v1", model="MobileNetV1")}, references=tuple(
     Reference("MobileNet V1 paper Table 6 (params 0.1M, mult-adds 1M)", params=int(p * 1e6), params_rtol=0.05 / p,
               macs=m, macs_rtol=1 / m, overrides={"width": w})
     for w, p, m in ((1.0, 4.2, 569), (0.75, 2.6, 325), (0.5, 1.3, 149), (0.25, 0.5, 41))))
 register("mobilenet_v2", build_v2, "MobileNet V2 (t, c, n, s table), torchvision rounding",
-         importers={"torchvision": "mobilenet_v2"},
+         importers={"torchvision": "mobilenet_v2", "mindcv": Import("mindcv_mobilenet_v2", model="mobilenet_v2_100")},
          references=(Reference("torchvision model docs; MobileNet V2 paper (300M MAdds)", params=3_504_872, macs=300,
                                macs_rtol=0.01),))

@@ -39,16 +39,31 @@ class Reference:
 
 
 @dataclass(frozen=True)
+class Import:
+    """How a library's checkpoints of a model are read: the name-map ``rule`` in
+    ``onespec.importers`` and the model ``overrides`` its layout needs (timm's SE-ResNets:
+    ``se_divisor=8``), so that the import is exact; ``model``: the library's name for it
+    (default: the zoo name), which the tests build; ``scales``: canonical tensor -> factor
+    applied on import, where the library's eval network scales an activation that onespec's
+    does not (Paddle's ``Dropout(mode="downscale_in_infer")`` multiplies by 1 - p at inference:
+    folded into the next layer's weight)."""
+    rule: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+    model: str = ""
+    scales: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Entry:
     """A registered architecture: its builder and defaults, and what we claim about it:
     ``references`` (published figures, checked for every model by one generic test) and
-    ``importers`` (importer name -> the name-map rule in ``onespec.importers``)."""
+    ``importers`` (library name -> :class:`Import`: its name-map rule and the options its layout needs)."""
     name: str
     builder: Builder
     defaults: dict[str, Any] = field(default_factory=dict)
     summary: str = ""
     references: tuple[Reference, ...] = ()
-    importers: dict[str, str] = field(default_factory=dict)
+    importers: dict[str, Import] = field(default_factory=dict)
 
     def accepted(self) -> list[str]:
         sig = inspect.signature(self.builder)
@@ -59,7 +74,7 @@ _REGISTRY: dict[str, Entry] = {}
 
 
 def register(name: str, builder: Builder, summary: str = "", *, references: tuple[Reference, ...] = (),
-             importers: dict[str, str] | None = None, **defaults: Any) -> None:
+             importers: dict[str, str | Import] | None = None, **defaults: Any) -> None:
     """Register ``name`` -> ``builder(**defaults, **overrides)`` with its reference figures and
     importer name maps. A duplicate name raises."""
     if name in _REGISTRY:
@@ -68,7 +83,8 @@ def register(name: str, builder: Builder, summary: str = "", *, references: tupl
     unknown = set(defaults) - set(params)
     if unknown:
         raise TypeError(f"{name}: builder {builder.__name__} takes no {sorted(unknown)}")
-    _REGISTRY[name] = Entry(name, builder, dict(defaults), summary, tuple(references), dict(importers or {}))
+    imports = {lib: imp if isinstance(imp, Import) else Import(imp) for lib, imp in (importers or {}).items()}
+    _REGISTRY[name] = Entry(name, builder, dict(defaults), summary, tuple(references), imports)
 
 
 def list_models() -> list[str]:

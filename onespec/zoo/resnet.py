@@ -8,10 +8,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from ..errors import OverrideError
 from ..spec import (Act, Conv, Flatten, GlobalAvgPool, Identity, Linear, MaxPool, Parallel, Scale, Sequential,
-                    scale_channels)
+                    make_divisible, scale_channels)
 from .common import InputSize, check_classes, conv_bn_act, image_shape, model
-from .registry import Reference, register
+from .registry import Import, Reference, register
 
 
 class ResNetStage(BaseModel):
@@ -33,21 +34,25 @@ DEPTHS: dict[int, tuple[Literal["basic", "bottleneck"], list[ResNetStage]]] = {
 EXPANSION = {"basic": 1, "bottleneck": 4}
 
 
-def se_gate(channels: int, reduction: int) -> Scale:
+def se_gate(channels: int, reduction: int, divisor: int = 1) -> Scale:
+    """``divisor`` > 1: the squeeze width rounded as timm's and MindCV's SE modules do
+    (``make_divisible(C / r, divisor)``: 4 -> 8 in SE-ResNet-18/34's first stage)."""
+    squeeze = max(1, channels // reduction) if divisor == 1 else make_divisible(channels / reduction, divisor)
     return Scale(name="se", gate=Sequential(name="gate", layers=[
-        GlobalAvgPool(name="avgpool"), Conv(name="fc1", out_channels=max(1, channels // reduction), kernel=1),
+        GlobalAvgPool(name="avgpool"), Conv(name="fc1", out_channels=squeeze, kernel=1),
         Act(name="relu", fn="relu"), Conv(name="fc2", out_channels=channels, kernel=1),
         Act(name="sigmoid", fn="sigmoid")]))
 
 
-def block(name: str, kind: str, inp: int, c: int, stride: int, se: int | None) -> Sequential:
+def block(name: str, kind: str, inp: int, c: int, stride: int, se: int | None, se_divisor: int = 1,
+          project: bool = False) -> Sequential:
     out = c * EXPANSION[kind]
     if kind == "basic":
         body = [conv_bn_act("conv1", c, 3, stride), conv_bn_act("conv2", out, 3, act=None)]
     else:
         body = [conv_bn_act("conv1", c, 1), conv_bn_act("conv2", c, 3, stride), conv_bn_act("conv3", out, 1, act=None)]
-    body += [se_gate(out, se)] if se else []
-    shortcut = (conv_bn_act("shortcut", out, 1, stride, act=None) if stride != 1 or inp != out
+    body += [se_gate(out, se, se_divisor)] if se else []
+    shortcut = (conv_bn_act("shortcut", out, 1, stride, act=None) if stride != 1 or inp != out or project
                 else Identity(name="shortcut"))
     return Sequential(name=name, layers=[
         Parallel(name="residual", merge="add", branches=[Sequential(name="body", layers=body), shortcut]),
@@ -55,7 +60,13 @@ def block(name: str, kind: str, inp: int, c: int, stride: int, se: int | None) -
 
 
 def build(*, name: str, depth: int, se_reduction: int | None = None, num_classes: int = 1000, width: float = 1.0,
-          input_size: InputSize = 224, in_channels: int = 3):
+          input_size: InputSize = 224, in_channels: int = 3, se_divisor: int = 1, first_shortcut_conv: bool = False):
+    """``first_shortcut_conv``: a 1x1 conv + BN shortcut on the first block even where its input
+    and output widths agree, as PaddleClas's ResNet-18/34 have (11,693,736 parameters for 18)."""
+    if se_divisor != 1 and not se_reduction:
+        raise OverrideError(f"{name}: se_divisor applies to SE-ResNets only")
+    if isinstance(se_divisor, bool) or not isinstance(se_divisor, int) or se_divisor < 1:
+        raise OverrideError(f"{name}: se_divisor must be a positive int, got {se_divisor!r}")
     kind, stages = DEPTHS[depth]
     c = scale_channels(64, width, where="stem")
     layers: list = [conv_bn_act("stem", c, 7, 2), MaxPool(name="maxpool", kernel=3, stride=2, padding=1)]
@@ -63,7 +74,8 @@ def build(*, name: str, depth: int, se_reduction: int | None = None, num_classes
         base = scale_channels(st.c, width, where=f"layer{si}")
         blocks = []
         for i in range(st.n):
-            blocks.append(block(f"block{i}", kind, c, base, 2 if i == 0 and si > 1 else 1, se_reduction))
+            blocks.append(block(f"block{i}", kind, c, base, 2 if i == 0 and si > 1 else 1, se_reduction, se_divisor,
+                                project=first_shortcut_conv and si == 1 and i == 0))
             c = base * EXPANSION[kind]
         layers.append(Sequential(name=f"layer{si}", layers=blocks))
     layers += [GlobalAvgPool(name="avgpool"), Flatten(name="flatten"),
@@ -73,7 +85,9 @@ def build(*, name: str, depth: int, se_reduction: int | None = None, num_classes
         paper += f"; Hu et al., Squeeze-and-Excitation Networks, arXiv:1709.01507 (r={se_reduction})"
     return model(name, image_shape(in_channels, input_size), layers, family="resnet", paper=paper,
                  source="torchvision.models.resnet (v1.5)", num_classes=num_classes, depth=depth,
-                 se_reduction=se_reduction, width=width, rounding="int")
+                 se_reduction=se_reduction, width=width, rounding="int",
+                 **({"se_divisor": se_divisor} if se_divisor != 1 else {}),
+                 **({"first_shortcut_conv": True} if first_shortcut_conv else {}))
 
 
 def _se_params(depth: int, r: int = 16) -> int:
@@ -84,9 +98,13 @@ def _se_params(depth: int, r: int = 16) -> int:
 
 _TV_PARAMS = {18: 11_689_512, 34: 21_797_672, 50: 25_557_032, 101: 44_549_160, 152: 60_192_808}
 for _d in DEPTHS:
-    register(f"resnet{_d}", build, f"ResNet-{_d}", depth=_d, importers={"torchvision": "resnet"},
+    register(f"resnet{_d}", build, f"ResNet-{_d}", depth=_d,
+             importers={"torchvision": "resnet", "timm": "resnet",
+                        "paddleclas": Import("paddleclas_resnet", {"first_shortcut_conv": True} if _d < 50 else {},
+                                             f"ResNet{_d}")},
              references=(Reference("torchvision model docs (ResNet v1.5)", params=_TV_PARAMS[_d]),))
     register(f"se_resnet{_d}", build, f"SE-ResNet-{_d} (r=16)", depth=_d, se_reduction=16,
+             importers={"timm": Import("resnet", {"se_divisor": 8}, f"seresnet{_d}")},
              references=(Reference("torchvision ResNet count + one SE block (2C^2/r + C/r + C) per residual "
                                    "block, SE paper Sec. 3", params=_se_params(_d)),)
              + ((Reference("SE paper Table 2 (28.1M)", params=28_100_000, params_rtol=0.002),) if _d == 50 else ()))

@@ -8,7 +8,7 @@ from ..errors import OverrideError
 from ..spec import (Act, AvgPool, ChannelShuffle, Flatten, GlobalAvgPool, Identity, Linear, MaxPool, Parallel,
                     Sequential, scale_channels)
 from .common import InputSize, check_classes, conv_bn_act, image_shape, model
-from .registry import Reference, register
+from .registry import Import, Reference, register
 
 
 class ShuffleStage(BaseModel):
@@ -127,7 +127,9 @@ _V2_REFERENCES["x1_0"] += (Reference("ShuffleNet V2 transfer-learning blog (torc
 
 for _size in V2_CHANNELS:
     register(f"shufflenet_v2_{_size}", build_v2, f"ShuffleNet V2 {_size.replace('_', '.')[1:]}x", size=_size,
-             importers={"torchvision": "shufflenet_v2"}, references=_V2_REFERENCES[_size])
+             importers={"torchvision": "shufflenet_v2",
+                        "paddleclas": Import("paddleclas_shufflenet_v2", model=f"ShuffleNetV2_{_size}")},
+             references=_V2_REFERENCES[_size])
 register("shufflenet_v1", build_v1, "ShuffleNet V1 (groups 1/2/3/4/8, width 0.5-2.0; default g=3, 1x)", references=(
     Reference("ShuffleNet V1 paper Table 2 (1.9M)", params=1_900_000, params_rtol=0.03),
     *(Reference("ShuffleNet V1 paper Table 1 (MFLOPs, 1x)", macs=m, macs_rtol=0.015, overrides={"groups": g})

@@ -14,8 +14,9 @@ from pydantic import BaseModel, ConfigDict
 
 from ..spec import Act, Conv, Dropout, Flatten, GlobalAvgPool, Identity, MaxPool, Parallel, Sequential
 from ..spec import scale_channels
+from ..errors import OverrideError
 from .common import InputSize, check_classes, image_shape, model
-from .registry import Reference, register
+from .registry import Import, Reference, register
 
 
 class Fire(BaseModel):
@@ -71,17 +72,24 @@ def fire(name: str, row: Fire, width: float) -> Sequential:
 
 
 def build(*, name: str, version: Literal["1_0", "1_1"], bypass: Literal["none", "simple", "complex"] = "none",
-          num_classes: int = 1000, width: float = 1.0, input_size: InputSize = 224, in_channels: int = 3):
+          num_classes: int = 1000, width: float = 1.0, input_size: InputSize = 224, in_channels: int = 3,
+          ceil_mode: bool = True, conv1_padding: int = 0):
+    """``ceil_mode=False``: MindCV's and PaddleClas's squeezenets (floor-mode pools: 1.0's second
+    pool gives 26x26 where torchvision's ceil mode gives 27x27); ``conv1_padding=1``: their 1.1
+    pads its 3x3/2 first conv (torchvision's does not)."""
+    if isinstance(conv1_padding, bool) or not isinstance(conv1_padding, int) or conv1_padding < 0:
+        raise OverrideError(f"{name}: conv1_padding must be an int >= 0, got {conv1_padding!r}")
     features: list = []
     channels = in_channels
     fire_no, pool_no = 2, 1  # the paper numbers fire modules from 2
     for row in TABLES[version]:
         if isinstance(row, Stem):
             channels = scale_channels(row.out, width, where="features.conv1")
-            features += [Conv(name="conv1", out_channels=channels, kernel=row.kernel, stride=row.stride),
+            features += [Conv(name="conv1", out_channels=channels, kernel=row.kernel, stride=row.stride,
+                              padding=conv1_padding),
                          Act(name="relu1", fn="relu")]
         elif isinstance(row, Pool):
-            features.append(MaxPool(name=f"pool{pool_no}", kernel=3, stride=2, ceil_mode=True))
+            features.append(MaxPool(name=f"pool{pool_no}", kernel=3, stride=2, ceil_mode=ceil_mode))
             pool_no += 1
         else:
             node = fire(f"fire{fire_no}", row, width)
@@ -103,13 +111,24 @@ def build(*, name: str, version: Literal["1_0", "1_1"], bypass: Literal["none", 
                  [Sequential(name="features", layers=features), Sequential(name="classifier", layers=classifier)],
                  family="squeezenet", paper="Iandola et al., SqueezeNet, arXiv:1602.07360, Table 1 / Fig. 2",
                  source="torchvision.models.squeezenet", num_classes=num_classes, version=version, bypass=bypass,
-                 width=width, rounding="int")
+                 width=width, rounding="int", **({} if ceil_mode else {"ceil_mode": False}),
+                 **({"conv1_padding": conv1_padding} if conv1_padding else {}))
 
 
-register("squeezenet1_0", build, "SqueezeNet 1.0 (paper Table 1)", version="1_0", importers={"torchvision": "squeezenet"},
+# PaddleClas's dropout before the final conv is downscale_in_infer (x 0.5 at inference): folded
+# into that conv's weight (relu(W (x / 2) + b) = relu((W / 2) x + b))
+_PADDLECLAS_DROPOUT = {"classifier.final_conv.weight": 0.5}
+register("squeezenet1_0", build, "SqueezeNet 1.0 (paper Table 1)", version="1_0",
+         importers={"torchvision": "squeezenet", "mindcv": Import("squeezenet", {"ceil_mode": False}),
+                    "paddleclas": Import("paddleclas_squeezenet", {"ceil_mode": False}, "SqueezeNet1_0",
+                                         scales=_PADDLECLAS_DROPOUT)},
          references=(Reference("torchvision model docs; SqueezeNet paper Table 1 (1.25M)", params=1_248_424),))
 register("squeezenet1_1", build, "SqueezeNet 1.1 (2.4x fewer MACs, same accuracy)", version="1_1",
-         importers={"torchvision": "squeezenet"}, references=(
+         importers={"torchvision": "squeezenet",
+                    "mindcv": Import("squeezenet", {"ceil_mode": False, "conv1_padding": 1}),
+                    "paddleclas": Import("paddleclas_squeezenet", {"ceil_mode": False, "conv1_padding": 1},
+                                         "SqueezeNet1_1", scales=_PADDLECLAS_DROPOUT)},
+         references=(
              Reference("torchvision model docs", params=1_235_496),
              Reference("SqueezeNet 1.1 transfer-learning blog (torchsummary, 10 classes)", params=727_626,
                        overrides={"num_classes": 10})))

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from ..spec import Act, AdaptiveAvgPool, BatchNorm, Conv, Dropout, Flatten, Linear, MaxPool, Sequential
 from ..spec import scale_channels
 from .common import InputSize, check_classes, image_shape, model
-from .registry import Reference, register
+from .registry import Import, Reference, register
 
 
 class VGGStage(BaseModel):
@@ -34,13 +34,13 @@ CONFIGS: dict[str, list[VGGStage]] = {
 }
 
 
-def _features(cfg: str, width: float, batch_norm: bool, conv_dropout: float) -> Sequential:
+def _features(cfg: str, width: float, batch_norm: bool, conv_dropout: float, conv_bias: bool = True) -> Sequential:
     stages = []
     for si, st in enumerate(CONFIGS[cfg], start=1):
         c = scale_channels(st.c, width, where=f"features.stage{si}")
         layers = []
         for i in range(1, st.convs + 1):
-            unit = [Conv(name="conv", out_channels=c, kernel=3, padding=1)]
+            unit = [Conv(name="conv", out_channels=c, kernel=3, padding=1, bias=conv_bias)]
             unit += [BatchNorm(name="bn")] if batch_norm else []
             unit += [Act(name="relu", fn="relu")]
             unit += [Dropout(name="dropout", p=conv_dropout)] if conv_dropout else []
@@ -51,16 +51,18 @@ def _features(cfg: str, width: float, batch_norm: bool, conv_dropout: float) -> 
 
 
 def build(*, name: str, cfg: Literal["A", "B", "D", "E"], batch_norm: bool = False, num_classes: int = 1000,
-          width: float = 1.0, input_size: InputSize = 224, in_channels: int = 3, dropout: float = 0.5):
+          width: float = 1.0, input_size: InputSize = 224, in_channels: int = 3, dropout: float = 0.5,
+          conv_bias: bool = True):
+    """``conv_bias=False``: MindCV's vgg (MindSpore's ``nn.Conv2d`` has no bias by default)."""
     head = [Linear(name="fc1", out_features=4096), Act(name="relu1", fn="relu"), Dropout(name="dropout1", p=dropout),
             Linear(name="fc2", out_features=4096), Act(name="relu2", fn="relu"), Dropout(name="dropout2", p=dropout),
             Linear(name="fc3", out_features=check_classes(num_classes))]
     return model(name, image_shape(in_channels, input_size), [
-        _features(cfg, width, batch_norm, 0.0), AdaptiveAvgPool(name="avgpool", output_size=7),
+        _features(cfg, width, batch_norm, 0.0, conv_bias), AdaptiveAvgPool(name="avgpool", output_size=7),
         Flatten(name="flatten"), Sequential(name="classifier", layers=head)],
         family="vgg", paper=f"Simonyan & Zisserman, arXiv:1409.1556, Table 1 config {cfg}",
         source="torchvision.models.vgg", num_classes=num_classes, cfg=cfg, batch_norm=batch_norm, width=width,
-        rounding="int")
+        rounding="int", **({} if conv_bias else {"conv_bias": False}))
 
 
 def build_cifar(*, name: str, num_classes: int = 10, width: float = 1.0, input_size: InputSize = 32,
@@ -77,7 +79,12 @@ def build_cifar(*, name: str, num_classes: int = 10, width: float = 1.0, input_s
 _TV_PARAMS = {11: 132_863_336, 13: 133_047_848, 16: 138_357_544, 19: 143_667_240}
 _TV_PARAMS_BN = {11: 132_868_840, 13: 133_053_736, 16: 138_365_992, 19: 143_678_248}
 for _depth, _cfg in (("11", "A"), ("13", "B"), ("16", "D"), ("19", "E")):
-    register(f"vgg{_depth}", build, f"VGG{_depth} (config {_cfg})", cfg=_cfg, importers={"torchvision": "vgg"},
+    register(f"vgg{_depth}", build, f"VGG{_depth} (config {_cfg})", cfg=_cfg,
+             importers={"torchvision": "vgg", "mindcv": Import("vgg", {"conv_bias": False}),
+                        # PaddleClas's dropouts are downscale_in_infer (x 0.5 at inference): folded
+                        # into the weights of the Linear layers that follow them
+                        "paddleclas": Import("paddleclas_vgg", {"conv_bias": False}, f"VGG{_depth}",
+                                             scales={"classifier.fc2.weight": 0.5, "classifier.fc3.weight": 0.5})},
              references=(Reference("torchvision model docs", params=_TV_PARAMS[int(_depth)]),))
     register(f"vgg{_depth}_bn", build, f"VGG{_depth} with BatchNorm (config {_cfg})", cfg=_cfg, batch_norm=True,
              importers={"torchvision": "vgg"},

@@ -111,7 +111,7 @@ def test_torchvision_mobilenet_v2_through_files(torchvision_dir, tmp_path):
         proc = subprocess.run([sys.executable, "-m", "onespec", "convert", tv, "--arch", "mobilenet_v2",
                                "--to", fmt, "-o", dst], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr[-3000:]
-        assert "(auto)" in proc.stdout  # torchvision names detected from the keys
+        assert "(torchvision)" in proc.stdout  # torchvision names detected from the keys
     x, ref = str(torchvision_dir / "mobilenet_v2.x.npy"), str(torchvision_dir / "mobilenet_v2.out.npy")
     out = run_py(f"""
 import numpy as np, onespec, paddle

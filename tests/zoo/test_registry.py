@@ -17,10 +17,16 @@ def test_registered_reference_figures(name):
 
 @pytest.mark.parametrize("name", onespec.list_models())
 def test_registered_importer_maps_exist_and_cover_the_state(name):
-    for importer, rule in entry(name).importers.items():
-        assert importer == "torchvision" and rule in importers._RULES
-        names = importers.torchvision_names(onespec.get_spec(name))
-        assert len(set(names.values())) == len(names)  # a bijection onto torchvision's keys
+    """Every library map a model claims: a known library and rule, options its builder accepts,
+    scaled tensors that exist, and a bijection from the whole canonical state onto the library's
+    tensor names (checked framework-free, on module paths and canonical last names)."""
+    for library, imp in entry(name).importers.items():
+        assert library in importers.LIBRARIES and imp.rule in importers._RULES
+        spec = onespec.get_spec(name, **imp.overrides)
+        names = importers.rule_names(spec, library)
+        assert set(names) == set(onespec.weights.layout(spec))
+        assert len(set(names.values())) == len(names)
+        assert set(imp.scales) <= set(names)
 
 
 def test_a_wrong_figure_is_reported():
