@@ -62,14 +62,14 @@ def test_numerics_run_keeps_one_chunk_of_states_on_disk(monkeypatch):
 
     monkeypatch.setattr(runner, "CHUNK_MODELS", 1)
     monkeypatch.setattr(runner, "_run_worker", spy)
-    rep = conformance.run(["squeezenet1_1", "mobilenet_v3_small"], ("torch", "mindspore"), numerics=True, jobs=1,
+    rep = conformance.run(["squeezenet1_1", "vgg11_cifar"], ("torch", "mindspore"), numerics=True, jobs=1,
                           small=True)
     assert rep.ok, rep.table()
     assert [(b, m) for b, m, _ in seen] == [("torch", ("squeezenet1_1",)), ("mindspore", ("squeezenet1_1",)),
-                                            ("torch", ("mobilenet_v3_small",)),
-                                            ("mindspore", ("mobilenet_v3_small",))]
-    assert seen[2][2] == ["mobilenet_v3_small.json", "mobilenet_v3_small.npy",
-                          "mobilenet_v3_small.state.npz"]  # squeezenet's are gone
+                                            ("torch", ("vgg11_cifar",)),
+                                            ("mindspore", ("vgg11_cifar",))]
+    assert seen[2][2] == ["vgg11_cifar.json", "vgg11_cifar.npy",
+                          "vgg11_cifar.state.npz"]  # squeezenet's are gone
     assert "torch.train.npz" in " ".join(seen[3][2])
     assert [r["backend"] for r in rep.results] == ["torch", "torch", "mindspore", "mindspore"]
     assert all(r["train_ok"] for r in rep.results)
