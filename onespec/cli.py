@@ -317,12 +317,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-diff", action="store_true", help="with --numerics: do not run onespec diff on failures")
     p.set_defaults(fn=cmd_conformance)
     p = sub.add_parser("convert", help="convert a checkpoint between torch, paddle, mindspore and canonical files, "
-                                       "or import one from torchvision, timm, PaddleClas or MindCV")
+                                       "or import one from torchvision, timm, PaddleClas, MindCV or the MindSpore model zoo")
     p.add_argument("src")
     p.add_argument("--arch", required=True, help="zoo model name")
     p.add_argument("--from", dest="from_", choices=FORMATS,
-                   help="source format or library (default: the framework from the extension, the layout -- "
-                        "onespec's or a library's -- from the keys; onespec: the extension's framework, onespec's names)")
+                   help="source library or framework (a framework, or none: the framework from the extension and "
+                        "the layout -- onespec's or a library's of that framework -- from the keys; onespec: "
+                        "onespec's own names only; mindspore_zoo: the MindSpore model zoo's backbone + head)")
     p.add_argument("--to", required=True, choices=WRITABLE)
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. num_classes=10")

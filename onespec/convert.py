@@ -22,7 +22,7 @@ from .errors import MissingFileError, OnespecError
 from .weights import StateError, check_state, load_state, save_state
 
 WRITABLE = FRAMEWORKS + ("canonical",)
-LIBRARY_FORMATS = ("torchvision", "timm", "paddleclas", "mindcv")  # onespec.importers.LIBRARIES
+LIBRARY_FORMATS = ("torchvision", "timm", "paddleclas", "mindcv", "mindspore_zoo")  # onespec.importers.LIBRARIES
 # "onespec": the framework's file from its extension, in onespec's own names (no layout detection)
 FORMATS = WRITABLE + LIBRARY_FORMATS + ("onespec",)
 EXTENSIONS = {".pth": "torch", ".pt": "torch", ".pdparams": "paddle", ".ckpt": "mindspore", ".npz": "canonical"}
@@ -220,8 +220,9 @@ def convert(src: str, arch: str, to: str, out: str, from_: str | None = None, ov
         src_fmt = format_of(src)
         if src_fmt is None:
             raise ConvertError(f"cannot tell the format of {src} from its extension; pass --from ({', '.join(FORMATS)})")
-        if from_ is None and src_fmt in FRAMEWORKS:
-            src_fmt = f"auto:{src_fmt}"
+    if src_fmt in FRAMEWORKS and from_ != "onespec":
+        # a framework's file: onespec's layout or any library's of that framework, from the keys
+        src_fmt = f"auto:{src_fmt}"
     if src_fmt not in FORMATS and not src_fmt.startswith("auto:") or to not in WRITABLE:
         raise ConvertError(f"convert reads {', '.join(FORMATS)} and writes {', '.join(WRITABLE)}")
     if not os.path.isfile(src):

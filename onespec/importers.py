@@ -1,4 +1,5 @@
-"""Importers from the zoos users already have: torchvision, timm, PaddleClas, MindCV.
+"""Importers from the zoos users already have: torchvision, timm, PaddleClas, MindCV and the
+MindSpore model zoo.
 
 A library saves its checkpoints in one framework's format (``LIBRARIES``). The mapping is
 explicit and per family: the registry entry of a model names, per library, the rule here that
@@ -42,6 +43,8 @@ LIBRARIES = {
     "timm": Library("timm", "torch", "timm state_dict (.pth)"),
     "paddleclas": Library("paddleclas", "paddle", "PaddleClas .pdparams"),
     "mindcv": Library("mindcv", "mindspore", "MindCV .ckpt", _MS_TRAINING),
+    "mindspore_zoo": Library("mindspore_zoo", "mindspore", "MindSpore model zoo .ckpt (backbone + head)",
+                             _MS_TRAINING),
 }
 
 
@@ -287,6 +290,24 @@ _mindcv_mobilenet_v1 = _mindcv_flat(3, lambda t, block: "", "", {"fc": "classifi
 _mindcv_mobilenet_v2 = _mindcv_flat(3, lambda t, block: ".layers", "features.last_conv", {"classifier.fc": "classifier.1"})
 
 
+# --- MindSpore model zoo ---------------------------------------------------------------------
+def _mindspore_zoo_mobilenet_v2(t: _Tree, name: str) -> str:
+    """The MindSpore model zoo's MobileNetV2 (official/cv/MobileNetV2, the garbage-classification
+    fine-tuning tutorial's starting point) as its training script saves it: ``MobileNetV2Backbone``
+    and ``MobileNetV2Head`` joined by a cell without prefix, so ``features.<i>`` (a ConvBNReLU's
+    conv / BN at ``.features.0`` / ``.features.1``; an inverted residual's at ``.conv.<j>``) and
+    ``head.1`` (the Dense after the global pool; ``has_dropout=False``, the scripts' default).
+    Torchvision's indices otherwise: derived from its rule."""
+    tv = _mobilenet_v2(t, name)
+    if tv.startswith("classifier."):
+        return "head.1." + tv.rsplit(".", 1)[1]
+    m = re.fullmatch(r"features\.(\d+)\.(?:conv\.(\d+)\.)?([01])\.(\w+)", tv)
+    if m:  # a ConvBNReLU (torchvision's Conv2dNormActivation)
+        inner = f"conv.{m.group(2)}." if m.group(2) is not None else ""
+        return f"features.{m.group(1)}.{inner}features.{m.group(3)}.{m.group(4)}"
+    return tv  # the projection conv / BN: features.<i>.conv.<j>
+
+
 # --- PaddleClas ----------------------------------------------------------------------------
 @_per_node
 def _paddleclas_resnet(t: _Tree, node: str) -> str:
@@ -313,6 +334,23 @@ def _paddleclas_mobilenet_v1(t: _Tree, node: str) -> str:
         return f"conv.{m.group(3)}"
     part = "depthwise_conv" if m.group(2) == "dw" else "pointwise_conv"
     return f"blocks.{int(m.group(1)) - 1}.{part}.{m.group(3)}"
+
+
+@_per_node
+def _paddleclas_mobilenet_v2(t: _Tree, node: str) -> str:
+    """PaddleClas ``MobileNetV2`` (model_zoo): ``conv1`` (stem), stages ``conv2``..``conv8`` with
+    ``_first_block`` and ``conv<s>_<i>`` (from 2), each ``_expand_conv`` / ``_bottleneck_conv`` /
+    ``_linear_conv`` (ConvBNLayer: ``_conv`` / ``_batch_norm``), ``conv9`` (last conv), ``out``."""
+    if node == "classifier.fc":
+        return "out"
+    leaf = {"conv": "_conv", "bn": "_batch_norm"}
+    m = re.fullmatch(r"features\.(stem|last_conv)\.(conv|bn)", node)
+    if m:
+        return f"{'conv1' if m.group(1) == 'stem' else 'conv9'}.{leaf[m.group(2)]}"
+    m = re.fullmatch(r"features\.stage(\d)\.block(\d+)(?:\.body)?\.(expand|dw|project)\.(conv|bn)", node)
+    s, i = int(m.group(1)) + 1, int(m.group(2))
+    part = {"expand": "_expand_conv", "dw": "_bottleneck_conv", "project": "_linear_conv"}[m.group(3)]
+    return f"conv{s}.{'_first_block' if i == 0 else f'conv{s}_{i + 1}'}.{part}.{leaf[m.group(4)]}"
 
 
 @_per_node
@@ -389,7 +427,9 @@ _RULES = {"squeezenet": _squeezenet, "vgg": _vgg, "mobilenet_v2": _mobilenet_v2,
           "mindcv_mobilenet_v1": _mindcv_mobilenet_v1, "mindcv_mobilenet_v2": _mindcv_mobilenet_v2,
           "paddleclas_resnet": _paddleclas_resnet, "paddleclas_mobilenet_v1": _paddleclas_mobilenet_v1,
           "paddleclas_shufflenet_v2": _paddleclas_shufflenet_v2, "paddleclas_squeezenet": _paddleclas_squeezenet,
-          "paddleclas_micronet": _paddleclas_micronet, "paddleclas_vgg": _paddleclas_vgg}
+          "paddleclas_micronet": _paddleclas_micronet, "paddleclas_vgg": _paddleclas_vgg,
+          "mindspore_zoo_mobilenet_v2": _mindspore_zoo_mobilenet_v2,
+          "paddleclas_mobilenet_v2": _paddleclas_mobilenet_v2}
 
 
 def library_names(spec: ModelSpec, library: str, partial: bool = False) -> dict[str, str]:

@@ -16,8 +16,84 @@ import types
 
 import numpy as np
 
-EXT = {"timm": ".pth", "mindcv": ".ckpt", "paddleclas": ".pdparams"}
-FRAMEWORK = {"timm": "torch", "mindcv": "mindspore", "paddleclas": "paddle"}
+EXT = {"timm": ".pth", "mindcv": ".ckpt", "paddleclas": ".pdparams", "mindspore_zoo": ".ckpt"}
+FRAMEWORK = {"timm": "torch", "mindcv": "mindspore", "paddleclas": "paddle", "mindspore_zoo": "mindspore"}
+
+
+def mindspore_zoo_mobilenet_v2():
+    """The MindSpore model zoo's MobileNetV2 (official/cv/MobileNetV2) is not a package: this is
+    its documented structure, written here, composed as its training script composes it (a
+    backbone and a head cell built apart, joined by a cell with ``auto_prefix=False``), so that
+    MindSpore names the checkpoint's parameters as that script's checkpoints name them: a
+    conv-BN-ReLU6 unit keeps its layers in a ``features`` SequentialCell, an inverted residual in
+    a ``conv`` SequentialCell, the backbone's units in ``features``, the head is [global mean, Dense]."""
+    import mindspore.nn as nn
+    import mindspore.ops as ops
+
+    def divisible(v, d=8):
+        n = max(d, int(v + d / 2) // d * d)
+        return n + d if n < 0.9 * v else n
+
+    class ConvBNReLU(nn.Cell):
+        def __init__(self, cin, cout, k=3, stride=1, groups=1):
+            super().__init__()
+            self.features = nn.SequentialCell([
+                nn.Conv2d(cin, cout, k, stride, pad_mode="pad", padding=(k - 1) // 2, group=groups),
+                nn.BatchNorm2d(cout), nn.ReLU6()])
+
+        def construct(self, x):
+            return self.features(x)
+
+    class InvertedResidual(nn.Cell):
+        def __init__(self, cin, cout, stride, t):
+            super().__init__()
+            hidden = int(round(cin * t))
+            self.residual = stride == 1 and cin == cout
+            layers = [ConvBNReLU(cin, hidden, 1)] if t != 1 else []
+            layers += [ConvBNReLU(hidden, hidden, 3, stride, groups=hidden), nn.Conv2d(hidden, cout, 1),
+                       nn.BatchNorm2d(cout)]
+            self.conv = nn.SequentialCell(layers)
+
+        def construct(self, x):
+            return x + self.conv(x) if self.residual else self.conv(x)
+
+    class Backbone(nn.Cell):
+        def __init__(self):
+            super().__init__()
+            c = 32
+            units = [ConvBNReLU(3, c, 3, 2)]
+            for t, out, n, s in ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+                                 (6, 160, 3, 2), (6, 320, 1, 1)):
+                for i in range(n):
+                    units.append(InvertedResidual(c, divisible(out), s if i == 0 else 1, t))
+                    c = divisible(out)
+            units.append(ConvBNReLU(c, 1280, 1))
+            self.features = nn.SequentialCell(units)
+
+        def construct(self, x):
+            return self.features(x)
+
+    class GlobalMean(nn.Cell):
+        def construct(self, x):
+            return ops.mean(x, (2, 3))
+
+    class Head(nn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.head = nn.SequentialCell([GlobalMean(), nn.Dense(1280, 1000)])
+
+        def construct(self, x):
+            return self.head(x)
+
+    class Combine(nn.Cell):
+        def __init__(self, backbone, head):
+            super().__init__(auto_prefix=False)
+            self.backbone, self.head = backbone, head
+
+        def construct(self, x):
+            return self.head(self.backbone(x))
+
+    return Combine(Backbone(), Head())
 
 
 def paddleclas_model(name: str):
@@ -42,7 +118,7 @@ def paddleclas_model(name: str):
     logger = importlib.import_module("paddleclas.ppcls.utils.logger")
     if getattr(logger, "_logger", None) is None:
         logger.init_logger()
-    for module in ("legendary_models.resnet", "legendary_models.mobilenet_v1", "legendary_models.vgg", "model_zoo.micronet",
+    for module in ("legendary_models.resnet", "legendary_models.mobilenet_v1", "legendary_models.vgg", "model_zoo.micronet", "model_zoo.mobilenet_v2",
                    "model_zoo.shufflenet_v2", "model_zoo.squeezenet"):
         m = importlib.import_module("paddleclas.ppcls.arch.backbone." + module)
         if hasattr(m, name):
@@ -81,11 +157,14 @@ def make(library: str, model: str, path: str, x: np.ndarray) -> np.ndarray:
             y = net(torch.from_numpy(x)).numpy()
         torch.save(net.state_dict(), path)
         return y
-    if library == "mindcv":
-        import mindcv
+    if library in ("mindcv", "mindspore_zoo"):
         import mindspore as ms
         ms.set_seed(0)
-        net = mindcv.create_model(model, num_classes=1000)
+        if library == "mindcv":
+            import mindcv
+            net = mindcv.create_model(model, num_classes=1000)
+        else:
+            net = mindspore_zoo_mobilenet_v2()
         params = dict(net.parameters_and_names())
         for k, v in _bn_values(rng, {k: tuple(p.shape) for k, p in params.items()},
                                ("gamma", "beta", "moving_mean", "moving_variance")).items():

@@ -1,9 +1,11 @@
-"""Checkpoints of timm, MindCV and PaddleClas models, imported by the registry's name maps, give
-those libraries' own outputs in onespec's torch, paddle and mindspore builds (1e-4 relative).
+"""Checkpoints of timm, MindCV, PaddleClas and MindSpore-model-zoo models, imported by the
+registry's name maps, give those libraries' own outputs in onespec's torch, paddle and mindspore
+builds (1e-4 relative).
 
-Each library's models are built here by the library itself with random weights and random BN
-statistics, saved in its native format (``tests/libzoo.py``, one framework per process) and read
-back with the layout detected from the keys. ``make test``: one model per name-map rule and
+Each library's models are built here by the library itself (the MindSpore model zoo, not a
+package, by its documented structure) with random weights and random BN statistics, saved in its
+native format (``tests/libzoo.py``, one framework per process) and read back with the layout
+detected from the keys. ``make test``: one model per name-map rule and
 block kind; ``make slow``: every model each library has a map for.
 """
 import json
@@ -22,11 +24,14 @@ from onespec.zoo import entry
 from conftest import require
 
 HERE = os.path.dirname(__file__)
-FRAMEWORK = {"timm": "torch", "mindcv": "mindspore", "paddleclas": "paddle"}
+FRAMEWORK = {"timm": "torch", "mindcv": "mindspore", "paddleclas": "paddle", "mindspore_zoo": "mindspore"}
+PACKAGE = {"timm": "timm", "mindcv": "mindcv", "paddleclas": "paddleclas", "mindspore_zoo": "mindspore"}
 LIBS = tuple(FRAMEWORK)
 FAST = {"timm": ("resnet18", "se_resnet18", "mobilenet_v3_small"),
         "mindcv": ("mobilenet_v1", "mobilenet_v2", "squeezenet1_1"),
-        "paddleclas": ("resnet18", "resnet50", "mobilenet_v1", "shufflenet_v2_x0_5", "squeezenet1_1", "micronet_m0")}
+        "paddleclas": ("resnet18", "resnet50", "mobilenet_v1", "shufflenet_v2_x0_5", "squeezenet1_1", "micronet_m3",
+                       "mobilenet_v2"),
+        "mindspore_zoo": ("mobilenet_v2",)}
 # every model at 64 px, the smallest size whose pools all take the same cases as at 224, except
 # VGG, whose library models flatten a 7x7 map into their first Linear
 SIZE = {a: 224 if a.startswith("vgg") else 64 for lib in LIBS for a in importable(lib)}
@@ -37,7 +42,7 @@ def _library_model(library: str, arch: str) -> str:
 
 
 def _make(library: str, d, archs) -> None:
-    require(FRAMEWORK[library], {"timm": "timm", "mindcv": "mindcv", "paddleclas": "paddleclas"}[library])
+    require(FRAMEWORK[library], PACKAGE[library])
     # PaddleClas names some parameters explicitly (ParamAttr(name=...)) and paddle refuses a name
     # twice in one process: one process per model there
     groups = [[a] for a in archs] if library == "paddleclas" else \
@@ -165,3 +170,24 @@ def test_a_checkpoint_of_another_library_or_architecture_is_refused(library_chec
     proc = subprocess.run([sys.executable, "-m", "onespec", "convert", f"{d}/resnet18.pth", "--arch", "hybridsn",
                            "--from", "timm", "--to", "canonical", "-o", str(out)], capture_output=True, text=True)
     assert proc.returncode == 2 and "hybridsn has no timm counterpart" in proc.stderr and not out.exists()
+
+
+@pytest.mark.frameworks
+@pytest.mark.parametrize("recipe, library", [("mobilenetv2_garbage", "mindspore_zoo"), ("micronet_imagenet", "paddleclas")])
+def test_recipes_start_from_the_library_checkpoint(library_checkpoints, recipe, library):
+    """The MindSpore fine-tuning recipe starts from the MindSpore model zoo's MobileNetV2
+    checkpoint, the MicroNet recipe from PaddleClas's: the file as the library saves it (the
+    layout read from its keys, in the file's framework), every tensor loaded but the new head's."""
+    from onespec.convert import read_for
+    from onespec.training import load_recipe
+    from onespec.training.engine import model_for
+    r = load_recipe(os.path.join(HERE, "..", "recipes", recipe + ".yaml"))
+    d = next(c[0] for c in library_checkpoints if c[0].rsplit("/", 1)[1].startswith(library) and c[1] == r.model)
+    spec = model_for(None, r, 26)
+    state, skipped, missing, unexpected = read_for(spec, f"{d}/{r.model}{'.ckpt' if library != 'paddleclas' else '.pdparams'}")
+    head = {"mobilenetv2_garbage": ("classifier.fc.weight", "classifier.fc.bias"),
+            "micronet_imagenet": ("classifier.fc2.linear.weight", "classifier.fc2.linear.bias",
+                                  "classifier.fc2.bn.weight", "classifier.fc2.bn.bias",
+                                  "classifier.fc2.bn.running_mean", "classifier.fc2.bn.running_var")}[recipe]
+    assert sorted(s.split(" ")[0] for s in skipped) == sorted(head) and not missing and not unexpected
+    assert set(state) == set(onespec.weights.layout(spec)) - set(head)

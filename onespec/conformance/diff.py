@@ -439,27 +439,49 @@ def module_map(spec: ModelSpec, tensor_map: dict[str, str]) -> dict[str, str]:
     return out
 
 
+def _library_map(spec: ModelSpec, framework: str, raw) -> tuple[dict[str, str], dict[str, float]]:
+    """The name map of the first library of ``framework`` (torchvision, timm; PaddleClas; MindCV,
+    the MindSpore model zoo) whose names the foreign network has, with its import scales."""
+    from ..importers import import_scales, library_names, libraries_for
+
+    libs = libraries_for(spec.name, framework)
+    for lib in libs:
+        names = library_names(spec, lib)
+        if all(n in raw for n in names.values()):
+            return names, import_scales(spec.name, lib)
+    if not libs:
+        raise DiffError(f"{spec.name} has no name map for a {framework} library: pass --map (canonical name -> "
+                        f"your network's name)")
+    return library_names(spec, libs[0]), {}  # the missing names are listed by the caller
+
+
 def diff_foreign(spec: ModelSpec, net, framework: str, *, tensor_map: dict[str, str] | None = None,
                  seed: int = 0, batch: int = 2, tol: float = TOL) -> DiffReport:
     """Compare a hand-written network (``torch.nn.Module``, ``paddle.nn.Layer``,
     ``mindspore.nn.Cell``, with its weights) node by node with ``spec``: the foreign network's
-    weights, read through ``tensor_map`` (canonical -> its names; default: the spec's torchvision
-    map), go into the float64 reference; each mapped foreign module is replayed on the
+    weights, read through ``tensor_map`` (canonical -> its names; default: the name map of the
+    first library of that framework whose names the network has: torchvision or timm, PaddleClas,
+    MindCV or the MindSpore model zoo), go into the float64 reference; each mapped foreign module is replayed on the
     reference's input to its node. Names the first foreign module (and node) that differs."""
     check_backend(framework)
     be, ref_be = load_backend(framework), load_backend("numpy")
-    if tensor_map is None:
-        from ..importers import torchvision_names
-        tensor_map = torchvision_names(spec)
-    mods = module_map(spec, tensor_map)
     raw = _foreign_state(net, framework)
+    scales: dict[str, float] = {}
+    if tensor_map is None:
+        tensor_map, scales = _library_map(spec, framework, raw)
+    mods = module_map(spec, tensor_map)
     missing = [f for f in tensor_map.values() if f not in raw]
     if missing:
         raise DiffError(f"the foreign network has no tensors {', '.join(missing[:5])} ({len(missing)} in all): "
                         f"pass a name map (canonical name -> its name)")
-    state = {c: np.asarray(raw[f], np.float32) for c, f in tensor_map.items()}
-    if framework == "paddle":  # Paddle's Linear stores [in, out]
-        state = {c: (v.T if layout(spec)[c].op == "linear" and v.ndim == 2 else v) for c, v in state.items()}
+    from ..importers import fit
+    lay = layout(spec)
+    state = {}
+    for c, f in tensor_map.items():
+        v = fit(raw[f], lay[c].shape, framework == "paddle" and lay[c].op == "linear" and np.ndim(raw[f]) == 2)
+        if v is None:  # Paddle's Linear stores [in, out]; a library's 1x1 conv may stand for a Linear
+            raise DiffError(f"the foreign network's {f} has shape {np.shape(raw[f])}, {c} is {lay[c].shape}")
+        state[c] = np.asarray(v * scales.get(c, 1.0), np.float32)
     ref = ref_be.build(spec)
     ref_be.load_state(ref, spec, state)
     x = np.random.default_rng(seed).standard_normal((batch, *spec.input_shape)).astype(np.float32)
@@ -498,7 +520,9 @@ def _foreign_state(net, framework: str) -> dict[str, np.ndarray]:
         return {k: v.detach().numpy() for k, v in net.state_dict().items()}
     if framework == "paddle":
         return {k: np.asarray(v.numpy()) for k, v in net.state_dict().items()}
-    return {k: p.asnumpy() for k, p in net.parameters_and_names()}
+    # a parameter's own name: what a checkpoint of the network holds (a cell registered twice,
+    # MindCV's squeezenet final_conv, has another path than its parameters' names)
+    return {p.name: p.asnumpy() for _, p in net.parameters_and_names()}
 
 
 def diagnose(spec_path: str, backend: str, out: str, *, weights: str | None = None, mode: str = "eval",

@@ -63,11 +63,13 @@ MOBILENET_V2: list[InvertedResidualRow] = [
 ]
 
 
-def inverted_residual(name: str, inp: int, out: int, stride: int, t: int) -> Sequential | Parallel:
-    """Expand 1x1 (skipped when t == 1) -> depthwise 3x3 -> linear 1x1 projection; identity
-    shortcut when stride 1 and in == out. Hidden width ``round(inp * t)`` (torchvision)."""
+def inverted_residual(name: str, inp: int, out: int, stride: int, t: int, expand_t1: bool = False
+                      ) -> Sequential | Parallel:
+    """Expand 1x1 (skipped when t == 1 unless ``expand_t1``) -> depthwise 3x3 -> linear 1x1
+    projection; identity shortcut when stride 1 and in == out. Hidden width ``round(inp * t)``
+    (torchvision)."""
     hidden = int(round(inp * t))
-    layers = [conv_bn_act("expand", hidden, 1, act="relu6")] if t != 1 else []
+    layers = [conv_bn_act("expand", hidden, 1, act="relu6")] if t != 1 or expand_t1 else []
     layers += [conv_bn_act("dw", hidden, 3, stride, groups=hidden, act="relu6"),
                conv_bn_act("project", out, 1, act=None)]
     if stride == 1 and inp == out:
@@ -77,16 +79,17 @@ def inverted_residual(name: str, inp: int, out: int, stride: int, t: int) -> Seq
 
 
 def build_v2(*, name: str, num_classes: int = 1000, width: float = 1.0, input_size: InputSize = 224,
-             in_channels: int = 3, dropout: float = 0.2):
+             in_channels: int = 3, dropout: float = 0.2, expand_t1: bool = False):
     """torchvision rounding: channels ``make_divisible(c * width, 8)``; last conv
-    ``make_divisible(1280 * max(1, width), 8)``."""
+    ``make_divisible(1280 * max(1, width), 8)``. ``expand_t1``: the t = 1 block keeps its 1x1
+    expansion (32 -> 32), as PaddleClas's MobileNetV2 does (3,505,960 parameters)."""
     c = scale_channels(32, width, "divisible8", where="features.stem")
     features: list = [conv_bn_act("stem", c, 3, 2, act="relu6")]
     for si, row in enumerate(MOBILENET_V2, start=1):
         out = scale_channels(row.c, width, "divisible8", where=f"features.stage{si}")
         blocks = []
         for i in range(row.n):
-            blocks.append(inverted_residual(f"block{i}", c, out, row.s if i == 0 else 1, row.t))
+            blocks.append(inverted_residual(f"block{i}", c, out, row.s if i == 0 else 1, row.t, expand_t1))
             c = out
         features.append(Sequential(name=f"stage{si}", layers=blocks))
     last = make_divisible(1280 * max(1.0, width), 8)
@@ -96,7 +99,8 @@ def build_v2(*, name: str, num_classes: int = 1000, width: float = 1.0, input_si
         Sequential(name="classifier", layers=[Dropout(name="dropout", p=dropout),
                                               Linear(name="fc", out_features=check_classes(num_classes))])],
         family="mobilenet_v2", paper="Sandler et al., MobileNetV2, arXiv:1801.04381, Table 2",
-        source="torchvision.models.mobilenetv2", num_classes=num_classes, width=width, rounding="divisible8")
+        source="torchvision.models.mobilenetv2", num_classes=num_classes, width=width, rounding="divisible8",
+        **({"expand_t1": True} if expand_t1 else {}))
 
 
 register("mobilenet_v1", build_v1, "MobileNet V1, width multiplier via width=1.0/0.75/0.5/0.25",
@@ -106,6 +110,8 @@ register("mobilenet_v1", build_v1, "MobileNet V1, width multiplier via width=1.0
               macs=m, macs_rtol=1 / m, overrides={"width": w})
     for w, p, m in ((1.0, 4.2, 569), (0.75, 2.6, 325), (0.5, 1.3, 149), (0.25, 0.5, 41))))
 register("mobilenet_v2", build_v2, "MobileNet V2 (t, c, n, s table), torchvision rounding",
-         importers={"torchvision": "mobilenet_v2", "mindcv": Import("mindcv_mobilenet_v2", model="mobilenet_v2_100")},
+         importers={"torchvision": "mobilenet_v2", "mindcv": Import("mindcv_mobilenet_v2", model="mobilenet_v2_100"),
+                    "mindspore_zoo": "mindspore_zoo_mobilenet_v2",
+                    "paddleclas": Import("paddleclas_mobilenet_v2", {"expand_t1": True}, "MobileNetV2")},
          references=(Reference("torchvision model docs; MobileNet V2 paper (300M MAdds)", params=3_504_872, macs=300,
                                macs_rtol=0.01),))

@@ -59,6 +59,21 @@ def test_reproducer_replays_an_emitter_bug(tmp_path, monkeypatch):
     assert r.returncode == 0 and "within tolerance" in r.stdout
 
 
+def test_foreign_mindcv_network_is_read_through_its_library_map():
+    """A MindSpore network of MindCV's, given as a foreign network: no map passed, MindCV's is the
+    one whose names it has; every module agrees with the reference."""
+    require("mindspore", "mindcv")
+    import mindcv
+
+    from onespec.conformance.diff import diff_foreign
+
+    spec = onespec.get_spec("mobilenet_v1", input_size=64)
+    net = mindcv.create_model("mobilenet_v1_100", num_classes=1000)
+    net.set_train(False)
+    rep = diff_foreign(spec, net, "mindspore")
+    assert rep.ok and len(rep.rows) == 28 + 27, rep.table()  # 27 convs + 27 BNs + the classifier
+
+
 def test_foreign_torchvision_network_against_onespec_builds(tmp_path):
     require("torch", "torchvision", "mindspore")
     import torch
