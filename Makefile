@@ -29,9 +29,10 @@ run-full: $(STAMP)
 numerics: $(STAMP)
 	$(PY) -m onespec conformance --numerics
 
-# the default loop (<= 20 min on 2 cores): everything not marked slow
+# the default loop (<= 20 min on 2 cores, install included): everything not marked slow, two
+# workers (most tests wait on one single-threaded framework child at a time)
 test: $(STAMP)
-	ONESPEC_REQUIRE_FRAMEWORKS=1 $(PY) -m pytest -q --durations=15
+	ONESPEC_REQUIRE_FRAMEWORKS=1 $(PY) -m pytest -q -n 2 --dist loadfile --durations=15
 
 # 100,000 fuzzed spec documents and 1,000 random specs through all three frameworks (~40 min)
 fuzz: $(STAMP)
@@ -40,7 +41,8 @@ fuzz: $(STAMP)
 
 # the heavy tests: whole-zoo numerics at the models' default input sizes (every model compiled and
 # stepped), the Paddle and MindSpore 2-process training launchers, every data source in every
-# framework, every export format for the five export models, the folded whole zoo in every framework
+# framework, every export format for the five export models, the folded whole zoo in every framework,
+# every torchvision / timm / MindCV / PaddleClas / MindSpore-zoo model imported and run in every framework
 slow: $(STAMP)
 	ONESPEC_REQUIRE_FRAMEWORKS=1 $(PY) -m pytest -q -m slow
 
