@@ -11,7 +11,6 @@ parent (``onespec._proc``).
 from __future__ import annotations
 
 import argparse
-import importlib
 import io
 import json
 import os
@@ -19,10 +18,11 @@ import sys
 
 from .backends import FRAMEWORKS
 from .errors import MissingFileError, OnespecError
+from .importers import LIBRARIES
 from .weights import StateError, check_state, load_state, save_state
 
 WRITABLE = FRAMEWORKS + ("canonical",)
-LIBRARY_FORMATS = ("torchvision", "timm", "paddleclas", "mindcv", "mindspore_zoo")  # onespec.importers.LIBRARIES
+LIBRARY_FORMATS = tuple(LIBRARIES)
 # "onespec": the framework's file from its extension, in onespec's own names (no layout detection)
 FORMATS = WRITABLE + LIBRARY_FORMATS + ("onespec",)
 EXTENSIONS = {".pth": "torch", ".pt": "torch", ".pdparams": "paddle", ".ckpt": "mindspore", ".npz": "canonical"}
@@ -49,24 +49,22 @@ def _spec(arch: str, overrides: dict):
 def _framework(fmt: str) -> str:
     """The framework that reads a file of ``fmt`` (``auto:<framework>``: that framework, the
     layout decided from the file's keys)."""
-    from .importers import LIBRARIES
-
     if fmt.startswith("auto:"):
         return fmt[5:]
     return LIBRARIES[fmt].framework if fmt in LIBRARIES else fmt
 
 
 def _native(spec, framework: str) -> dict[str, tuple[str, bool]]:
+    """canonical name -> (onespec's own name in ``framework``'s files, stored transposed)."""
+    from .importers import _conventions
     from .weights import native_layout
 
-    mod = importlib.import_module(f"onespec.backends.{framework}.weights")
-    emit = importlib.import_module(f"onespec.backends.{framework}.emit")
-    return native_layout(spec, getattr(mod, "ROLES", {}), getattr(emit, "TRANSPOSED", frozenset()))
+    return native_layout(spec, *_conventions(framework))
 
 
 def _layouts(fmt: str, spec, partial: bool) -> list[tuple[str, dict[str, tuple[str, bool]]]]:
     """The layouts a file of ``fmt`` may follow: (label, canonical -> (file name, transposed))."""
-    from .importers import LIBRARIES, _library_layout, libraries_for
+    from .importers import _library_layout, libraries_for
 
     if fmt in LIBRARIES:
         return [(fmt, _library_layout(spec, fmt, partial))]
@@ -99,6 +97,7 @@ def read_partial(fmt: str, spec, path: str) -> tuple[dict, list[str], list[str],
     else:
         raw = load_backend(_framework(fmt)).read(path)
         lib, names = max(_layouts(fmt, spec, partial=True), key=lambda kv: sum(n in raw for n, _ in kv[1].values()))
+    scales = import_scales(spec.name, lib) if lib not in (None, "onespec") else {}
     state, skipped, missing = {}, [], []
     for c, t in want.items():
         n, transposed = names.get(c, (None, False))
@@ -110,8 +109,7 @@ def read_partial(fmt: str, spec, path: str) -> tuple[dict, list[str], list[str],
             shape = np.shape(raw[n])[::-1] if transposed else np.shape(raw[n])
             skipped.append(f"{c} ({'x'.join(map(str, shape))} in the file, {'x'.join(map(str, t.shape))} in the model)")
             continue
-        scale = import_scales(spec.name, lib).get(c, 1.0) if lib not in (None, "onespec") else 1.0
-        state[c] = np.ascontiguousarray(a * scale if scale != 1.0 else a, np.float32)
+        state[c] = np.ascontiguousarray(a * scales[c] if c in scales else a, np.float32)
     used = {n for n, _ in names.values()}
     unexpected = sorted(k for k in raw if k not in used and not k.endswith("num_batches_tracked")
                         and not (lib not in (None, "onespec") and bookkeeping(lib, k)))
@@ -131,7 +129,7 @@ def read(fmt: str, arch: str, path: str, overrides: dict | None = None) -> tuple
     brings the model options it needs (``import_overrides``); the caller's ``overrides`` win.
     Imports the framework: call it in a process meant for that framework."""
     from .backends import load_backend
-    from .importers import LIBRARIES, import_overrides, libraries_for, match
+    from .importers import import_overrides, libraries_for, match
 
     overrides = dict(overrides or {})
     spec = _spec(arch, overrides)
@@ -146,7 +144,7 @@ def read(fmt: str, arch: str, path: str, overrides: dict | None = None) -> tuple
         libs = [fmt] if fmt in LIBRARIES else libraries_for(spec.name, framework)
         tried = []
         if fmt.startswith("auto:"):
-            own = set(_native(spec, framework)[c][0] for c in _native(spec, framework))
+            own = {n for n, _ in _native(spec, framework).values()}
             keys = {k for k in raw if not k.endswith("num_batches_tracked")}
             if keys == own:
                 libs = []  # onespec's own layout: read below through a network

@@ -27,24 +27,21 @@ from .weights import StateError, check_state, layout
 
 @dataclass(frozen=True)
 class Library:
-    """A model zoo whose checkpoints onespec reads: the framework that writes its files, what
-    they are, and which of their keys are training bookkeeping rather than model tensors."""
-    name: str
+    """A model zoo whose checkpoints onespec reads: the framework that writes its files, and
+    which of their keys are training bookkeeping rather than model tensors."""
     framework: str
-    files: str
     bookkeeping: str = r".*num_batches_tracked"
 
 
 # what MindSpore's save_checkpoint of a training network adds beside the model's parameters
 _MS_TRAINING = (r"(moments|accum|adam_m|adam_v|learning_rate|global_step|momentum|scale_sense|epoch_num|step_num|"
                 r"current_iterator_step|last_overflow_iterator_step)(\..*)?")
-LIBRARIES = {
-    "torchvision": Library("torchvision", "torch", "torchvision.models state_dict (.pth)"),
-    "timm": Library("timm", "torch", "timm state_dict (.pth)"),
-    "paddleclas": Library("paddleclas", "paddle", "PaddleClas .pdparams"),
-    "mindcv": Library("mindcv", "mindspore", "MindCV .ckpt", _MS_TRAINING),
-    "mindspore_zoo": Library("mindspore_zoo", "mindspore", "MindSpore model zoo .ckpt (backbone + head)",
-                             _MS_TRAINING),
+LIBRARIES = {  # torch state_dicts (.pth), PaddleClas .pdparams, MindSpore .ckpt (the model zoo's: backbone + head)
+    "torchvision": Library("torch"),
+    "timm": Library("torch"),
+    "paddleclas": Library("paddle"),
+    "mindcv": Library("mindspore", _MS_TRAINING),
+    "mindspore_zoo": Library("mindspore", _MS_TRAINING),
 }
 
 
@@ -231,8 +228,6 @@ def _resnet(t: _Tree, name: str) -> str:
     return f"{m.group(1)}.{m.group(2)}.downsample.{0 if m.group(5) == 'conv' else 1}.{leaf}"
 
 
-
-
 # --- timm --------------------------------------------------------------------------------
 @_per_node
 def _timm_mobilenet_v3(t: _Tree, node: str) -> str:
@@ -267,9 +262,10 @@ def _timm_mobilenet_v3(t: _Tree, node: str) -> str:
 
 
 # --- MindCV --------------------------------------------------------------------------------
-def _mindcv_flat(stem_units: int, body: Callable[[_Tree, str], str], last: str, head: dict[str, str]):
+def _mindcv_flat(stem_units: int, body: str, last: str, head: dict[str, str]):
     """MindCV's MobileNets: ``features`` is one SequentialCell (stem conv, bn, act; the blocks;
-    the last conv, bn, act), each block a list whose index counts activations too."""
+    the last conv, bn, act), each block a list (at ``<block><body>``) whose index counts
+    activations too."""
     @_per_node
     def rule(t: _Tree, node: str) -> str:
         if node in head:
@@ -282,12 +278,12 @@ def _mindcv_flat(stem_units: int, body: Callable[[_Tree, str], str], last: str, 
         if top == last:
             return f"features.{stem_units + len(blocks) - 1 + t.unit_pos(top, node)}"
         block = next(b for b in blocks if node.startswith(b + "."))
-        return f"features.{stem_units + blocks.index(block)}{body(t, block)}.{t.unit_pos(block, node)}"
+        return f"features.{stem_units + blocks.index(block)}{body}.{t.unit_pos(block, node)}"
     return rule
 
 
-_mindcv_mobilenet_v1 = _mindcv_flat(3, lambda t, block: "", "", {"fc": "classifier"})
-_mindcv_mobilenet_v2 = _mindcv_flat(3, lambda t, block: ".layers", "features.last_conv", {"classifier.fc": "classifier.1"})
+_mindcv_mobilenet_v1 = _mindcv_flat(3, "", "", {"fc": "classifier"})
+_mindcv_mobilenet_v2 = _mindcv_flat(3, ".layers", "features.last_conv", {"classifier.fc": "classifier.1"})
 
 
 # --- MindSpore model zoo ---------------------------------------------------------------------
@@ -551,11 +547,3 @@ def from_library(spec: ModelSpec, library: str, raw: Mapping[str, np.ndarray]) -
 def from_torchvision(spec: ModelSpec, state_dict: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Canonical state from a torchvision ``state_dict`` (numpy arrays)."""
     return from_library(spec, "torchvision", state_dict)
-
-
-def looks_like_torchvision(spec: ModelSpec, keys) -> bool:
-    try:
-        wanted = set(torchvision_names(spec).values())
-    except OnespecError:
-        return False
-    return wanted == {k for k in keys if not k.endswith("num_batches_tracked")}

@@ -78,28 +78,33 @@ def configurations(spec: ModelSpec) -> set[tuple]:
     return out
 
 
+def cost(spec: ModelSpec) -> float:
+    """What checking ``spec`` in every framework costs, roughly: its node count (compile and
+    MindSpore PYNATIVE gradient time follow it) plus MACs / 1e7."""
+    from ..spec import analyze
+
+    a = analyze(spec)
+    return len(a.rows) + a.macs / 1e7
+
+
 def distinct(specs: dict[str, ModelSpec]) -> list[str]:
     """A cheap few of ``specs``' labels whose networks together hold every configuration
     (:func:`configurations`) that any of them holds: the models whose compiled programs must be
     checked so that every emitted module's code is traced by the compiler at least once.
-    Weighted greedy set cover: the model adding most new configurations per unit of cost (its
-    node count, which compile and MindSpore PYNATIVE gradient time follow, plus MACs / 1e7),
-    then models the others already cover are dropped."""
-    from ..spec import analyze
-
+    Weighted greedy set cover: the model adding most new configurations per unit of
+    :func:`cost`, then models the others already cover are dropped."""
     confs = {name: configurations(s) for name, s in specs.items()}
-    stats = {name: analyze(s) for name, s in specs.items()}
-    cost = {name: len(a.rows) + a.macs / 1e7 for name, a in stats.items()}
+    costs = {name: cost(s) for name, s in specs.items()}
     seen: set[tuple] = set()
     chosen: list[str] = []
     while True:
         left = [n for n in confs if confs[n] - seen]
         if not left:
             break
-        name = max(left, key=lambda n: (len(confs[n] - seen) / cost[n], -cost[n]))
+        name = max(left, key=lambda n: (len(confs[n] - seen) / costs[n], -costs[n]))
         chosen.append(name)
         seen |= confs[name]
-    for name in sorted(chosen, key=lambda n: -cost[n]):  # the dearest redundant ones first
+    for name in sorted(chosen, key=lambda n: -costs[n]):  # the dearest redundant ones first
         rest = set().union(*(confs[m] for m in chosen if m != name))
         if confs[name] <= rest:
             chosen.remove(name)

@@ -18,7 +18,7 @@ import pytest
 import onespec
 from onespec import conformance
 from onespec.backends import FRAMEWORKS as BACKENDS
-from onespec.conformance.numerics import configurations, distinct
+from onespec.conformance.numerics import configurations, cost, distinct
 
 from conftest import REPORTS, require
 
@@ -37,12 +37,8 @@ def _classes(specs) -> dict[frozenset, list[str]]:
     return out
 
 
-def _cheapest(names, specs) -> str:
-    a = {n: onespec.analyze(specs[n]) for n in names}
-    return min(names, key=lambda n: (len(a[n].rows) + a[n].macs / 1e7, n))
-
-
-MODELS = sorted(_cheapest(g, _small_specs()) for g in _classes(_small_specs()).values())
+SMALL_SPECS = _small_specs()
+MODELS = sorted(min(g, key=lambda n: (cost(SMALL_SPECS[n]), n)) for g in _classes(SMALL_SPECS).values())
 
 
 def _run(small: bool):
@@ -83,14 +79,14 @@ def test_conformance(report, name, backend):
         assert r["static_rel_err"] is None
 
 
-COMPILED = set(distinct({n: s for n, s in _small_specs().items() if n in MODELS}))
+COMPILED = set(distinct({n: s for n, s in SMALL_SPECS.items() if n in MODELS}))
 
 
 def test_models_run_hold_every_configuration_of_the_zoo():
     """make test's models stand for the whole zoo: every model's configurations are exactly one
     of theirs (a new option or block brings its model in), and the compiled / stepped ones among
     them hold every configuration."""
-    specs = _small_specs()
+    specs = SMALL_SPECS
     classes = _classes(specs)
     assert len(MODELS) == len(classes) and all(any(m in g for m in MODELS) for g in classes.values())
     every = set().union(*(configurations(s) for s in specs.values()))
