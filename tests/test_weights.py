@@ -111,7 +111,7 @@ def test_reference_conv_matches_naive(s, p, d, g):
     x = rng.standard_normal((2, 4, 9, 8))
     w = rng.standard_normal((8, 4 // g, 3, 3))
     b = rng.standard_normal(8)
-    np.testing.assert_allclose(ev.conv(x, w, b, s, p, d, g), _naive_conv(x, w, b, s, p, d, g), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(ev.conv(x, w, b, s, ((p, p),) * 2, d, g), _naive_conv(x, w, b, s, p, d, g), rtol=1e-10, atol=1e-10)
 
 
 def _naive_pool(x, k, s, p, ceil, kind, include_pad=True):
@@ -137,9 +137,33 @@ def _naive_pool(x, k, s, p, ceil, kind, include_pad=True):
                                         (3, 3, 1, True)])
 def test_reference_pools_match_naive(k, s, p, ceil):
     x = np.random.default_rng(1).standard_normal((1, 2, 8, 8))
-    np.testing.assert_allclose(ev.maxpool(x, k, s, p, ceil), _naive_pool(x, k, s, p, ceil, "max"))
+    np.testing.assert_allclose(ev.maxpool(x, k, s, ((p, p),) * 2, ceil), _naive_pool(x, k, s, p, ceil, "max"))
     for inc in (True, False):
-        np.testing.assert_allclose(ev.avgpool(x, k, s, p, ceil, inc), _naive_pool(x, k, s, p, ceil, "avg", inc))
+        np.testing.assert_allclose(ev.avgpool(x, k, s, ((p, p),) * 2, ceil, inc), _naive_pool(x, k, s, p, ceil, "avg", inc))
+
+
+# (before, after) as MindSpore's pad_mode="same" pads (measured against explicit padding)
+@pytest.mark.parametrize("n,k,s,pads", [(8, 3, 2, (0, 1)), (9, 3, 2, (1, 1)), (8, 5, 2, (1, 2)), (7, 2, 2, (0, 1)),
+                                        (8, 3, 1, (1, 1)), (6, 1, 2, (0, 0))])
+def test_same_padding_is_tensorflows_rule(n, k, s, pads):
+    """'same': output ceil(n / s), the odd padding pixel after (bottom/right); the reference
+    pads explicitly and must equal a window-by-window evaluation of that rule."""
+    from onespec.spec.nodes import MaxPool, Conv
+    x = np.random.default_rng(2).standard_normal((1, 2, n, n))
+    (b, a), _ = MaxPool(name="p", kernel=k, stride=s, padding="same").pads((2, n, n))
+    assert (b, a) == pads
+    out = -(-n // s)
+    assert Conv(name="c", out_channels=3, kernel=k, stride=s, padding="same").infer((2, n, n), "c") == (3, out, out)
+    xm = np.pad(x, [(0, 0), (0, 0), (b, a), (b, a)], constant_values=-np.inf)
+    xz = np.pad(x, [(0, 0), (0, 0), (b, a), (b, a)])
+    inside = np.pad(np.ones_like(x), [(0, 0), (0, 0), (b, a), (b, a)])
+    want_max = np.array([[[[xm[0, c, i * s:i * s + k, j * s:j * s + k].max() for j in range(out)] for i in range(out)]
+                          for c in range(2)]])
+    want_avg = np.array([[[[xz[0, c, i * s:i * s + k, j * s:j * s + k].sum() / inside[0, c, i * s:i * s + k,
+                                                                                     j * s:j * s + k].sum()
+                            for j in range(out)] for i in range(out)] for c in range(2)]])
+    np.testing.assert_allclose(ev.maxpool(x, k, s, ((b, a),) * 2, False), want_max)
+    np.testing.assert_allclose(ev.avgpool(x, k, s, ((b, a),) * 2, False, False), want_avg)
 
 
 def test_reference_adaptive_pool_and_shift():

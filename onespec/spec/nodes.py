@@ -15,7 +15,10 @@ Conventions fixed here so that backends only translate them:
 - BatchNorm ``momentum`` is the weight of the *new* batch statistic
   (``running = (1 - momentum) * running + momentum * batch``), torch's convention.
   Paddle and MindSpore receive ``1 - momentum``.
-- Padding is explicit and symmetric per spatial dimension, never "same".
+- Padding is explicit and symmetric per spatial dimension, or ``"same"`` on convolutions and
+  pools: TensorFlow's and MindSpore's ``pad_mode="same"`` (output ``ceil(n / stride)``, the odd
+  pixel of padding at the end: bottom/right). ``pads(x)`` resolves either to explicit
+  ``(before, after)`` pairs for input ``x``; backends only ever see those.
 - ``hardsigmoid`` is ``clip(slope * x + offset, 0, 1)`` with slope/offset as fields.
 - ``upsample`` has an integer scale and an explicit ``align_corners`` for bilinear.
 - ``conv_transpose`` has an explicit ``output_padding``; its weight is [in, out/groups, *kernel].
@@ -34,6 +37,7 @@ from .reserved import RESERVED_NAMES
 Shape = tuple[int, ...]
 Int = StrictInt  # no bools, no floats, no strings where a count is meant
 IntOrTuple = Union[StrictInt, tuple[StrictInt, ...]]
+Padding = Union[StrictInt, tuple[StrictInt, ...], Literal["same"]]
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$|^[0-9]+$"
 
 
@@ -125,7 +129,24 @@ def _window_out(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> i
     return out
 
 
+def window_pads(x: Shape, kernel, stride, padding, dilation=1) -> tuple[tuple[int, int], ...]:
+    """Explicit ``(before, after)`` zero padding per spatial dim of input ``x``. ``"same"`` is
+    TensorFlow's rule (MindSpore's ``pad_mode="same"``, measured equal): total padding
+    ``max((ceil(n / s) - 1) * s + d * (k - 1) + 1 - n, 0)``, the smaller half before."""
+    nd = len(x) - 1
+    k, s, d = (_tup(v, nd) for v in (kernel, stride, dilation))
+    if padding != "same":
+        return tuple((p, p) for p in _tup(padding, nd))
+    out = []
+    for n, ki, si, di in zip(x[1:], k, s, d):
+        total = max((-(-n // si) - 1) * si + di * (ki - 1) + 1 - n, 0)
+        out.append((total // 2, total - total // 2))
+    return tuple(out)
+
+
 def _check_window(path: str, nd: int, kernel, stride, padding, dilation=1) -> tuple:
+    if padding == "same":
+        padding = 0  # checked as unpadded; its output size is ceil(n / stride)
     k, s, p, d = (_tup(v, nd) for v in (kernel, stride, padding, dilation))
     for label, v in (("kernel", k), ("stride", s), ("padding", p), ("dilation", d)):
         if len(v) != nd:
@@ -137,8 +158,9 @@ def _check_window(path: str, nd: int, kernel, stride, padding, dilation=1) -> tu
     return k, s, p, d
 
 
-def _spatial(path: str, x: Shape, k, s, p, d, ceil_mode=False) -> tuple[int, ...]:
-    out = tuple(_window_out(n, *a, ceil_mode) for n, *a in zip(x[1:], k, s, p, d))
+def _spatial(path: str, x: Shape, k, s, p, d, ceil_mode=False, same=False) -> tuple[int, ...]:
+    out = (tuple(-(-n // si) for n, si in zip(x[1:], s)) if same
+           else tuple(_window_out(n, *a, ceil_mode) for n, *a in zip(x[1:], k, s, p, d)))
     if min(out) < 1:
         _fail(path, "empty", f"input {x} is too small for kernel {k}, stride {s}, padding {p}: "
                              f"output spatial size would be {out}; use a larger input_size")
@@ -165,8 +187,9 @@ class _ConvFields(_Node):
 
 
 class Conv(_ConvFields):
-    """N-d convolution (2d or 3d by input rank); explicit symmetric zero padding."""
+    """N-d convolution (2d or 3d by input rank); explicit symmetric zero padding or ``"same"``."""
     op: Literal["conv"] = "conv"
+    padding: Padding = 0
     in_channels: Optional[Int] = Field(None, description="optional; checked against the inferred input")
 
     def infer(self, x, path):
@@ -180,7 +203,10 @@ class Conv(_ConvFields):
             _fail(path, "groups", f"groups={self.groups} must divide in_channels={cin} "
                                   f"and out_channels={self.out_channels}")
         k, s, p, d = _check_window(path, nd, self.kernel, self.stride, self.padding, self.dilation)
-        return (self.out_channels, *_spatial(path, x, k, s, p, d))
+        return (self.out_channels, *_spatial(path, x, k, s, p, d, same=self.padding == "same"))
+
+    def pads(self, x: Shape) -> tuple[tuple[int, int], ...]:
+        return window_pads(x, self.kernel, self.stride, self.padding, self.dilation)
 
     def tensors(self, x):
         k = _tup(self.kernel, len(x) - 1)
@@ -318,7 +344,7 @@ class HardSigmoid(_Node):
 class _Pool(_Node):
     kernel: IntOrTuple
     stride: Optional[IntOrTuple] = Field(None, description="defaults to kernel")
-    padding: IntOrTuple = 0
+    padding: Padding = 0
     ceil_mode: StrictBool = False
 
     def infer(self, x, path):
@@ -326,9 +352,11 @@ class _Pool(_Node):
         nd = len(x) - 1
         k, s, p, _ = _check_window(path, nd, self.kernel, self.kernel if self.stride is None else self.stride,
                                    self.padding)
+        if self.padding == "same" and self.ceil_mode:
+            _fail(path, "ceil_mode", "padding 'same' fixes the output size at ceil(n / stride); ceil_mode must be false")
         if any(2 * pi > ki for pi, ki in zip(p, k)):
             _fail(path, "pool_padding", f"padding {p} must be at most half the kernel {k}")
-        out = _spatial(path, x, k, s, p, (1,) * nd, self.ceil_mode)
+        out = _spatial(path, x, k, s, p, (1,) * nd, self.ceil_mode, same=self.padding == "same")
         if self.ceil_mode:
             # A ceil-mode pool whose extra window would start in the right padding is dropped by torch
             # and mindspore but kept by paddle; backends then pool in floor mode, which gives exactly
@@ -342,6 +370,9 @@ class _Pool(_Node):
                                          f"frameworks cannot agree, change padding or ceil_mode")
         return (x[0], *out)
 
+    def pads(self, x: Shape) -> tuple[tuple[int, int], ...]:
+        return window_pads(x, self.kernel, self.kernel if self.stride is None else self.stride, self.padding)
+
     def _gains(self, x: Shape) -> list[bool]:
         """Per spatial dim of input ``x``: whether torch's ceil-mode rule gives one more window
         than floor mode."""
@@ -354,7 +385,7 @@ class _Pool(_Node):
     def effective_ceil(self, x: Shape) -> bool:
         """Whether ceil mode changes the output for input ``x`` (a pool whose ceil-mode extra
         window is dropped by torch's rule equals its floor-mode pool)."""
-        return self.ceil_mode and any(self._gains(x))
+        return self.ceil_mode and self.padding != "same" and any(self._gains(x))
 
 
 class MaxPool(_Pool):
@@ -362,9 +393,17 @@ class MaxPool(_Pool):
 
 
 class AvgPool(_Pool):
-    """Average pool. ``count_include_pad`` is torch's flag; Paddle's ``exclusive`` is its negation."""
+    """Average pool. ``count_include_pad`` is torch's flag; Paddle's ``exclusive`` is its negation.
+    With ``"same"`` padding it must be false, as in TensorFlow and MindSpore (measured: MindSpore's
+    ``AvgPool2d(pad_mode="same")`` divides by the window's input pixels)."""
     op: Literal["avgpool"] = "avgpool"
     count_include_pad: StrictBool = True
+
+    def infer(self, x, path):
+        if self.padding == "same" and self.count_include_pad:
+            _fail(path, "pool_padding", "padding 'same' averages over the window's input pixels only "
+                                        "(TensorFlow, MindSpore); set count_include_pad to false")
+        return super().infer(x, path)
 
 
 class GlobalAvgPool(_Node):

@@ -35,7 +35,8 @@ def image_layer(draw, c: int, hw: tuple[int, int], name: str, depth: int, kind: 
         groups = draw(st.sampled_from(_divisors(c)))
         out = groups * draw(st.integers(1, 3))
         node = Conv(name=name, out_channels=out, kernel=k, stride=draw(st.integers(1, 2)),
-                    padding=draw(st.integers(0, k // 2)), groups=groups, bias=draw(st.booleans()))
+                    padding=draw(st.sampled_from([*range(k // 2 + 1), "same"])), groups=groups,
+                    bias=draw(st.booleans()))
     elif kind == "convt":
         s = draw(st.integers(1, 2))
         k = draw(st.integers(1, 3))
@@ -64,10 +65,14 @@ def image_layer(draw, c: int, hw: tuple[int, int], name: str, depth: int, kind: 
         node = Dropout(name=name, p=draw(st.sampled_from([0.0, 0.2, 0.5])))
     elif kind in ("maxpool", "avgpool"):
         k = draw(st.integers(2, min(3, h, w)))
-        kw = dict(name=name, kernel=k, stride=draw(st.integers(1, 2)), padding=draw(st.integers(0, k // 2)),
-                  ceil_mode=draw(st.booleans()))
+        kw = dict(name=name, kernel=k, stride=draw(st.integers(1, 2)),
+                  padding=draw(st.sampled_from([*range(k // 2 + 1), "same"])), ceil_mode=draw(st.booleans()))
         if kind == "avgpool":
             kw["count_include_pad"] = draw(st.booleans())
+        if kw["padding"] == "same":  # TensorFlow's rule: no ceil mode, an average over the input only
+            kw["ceil_mode"] = kw["count_include_pad"] = False
+            if kind == "maxpool":
+                del kw["count_include_pad"]
         node = (MaxPool if kind == "maxpool" else AvgPool)(**kw)
     elif kind == "upsample":
         mode = draw(st.sampled_from(["nearest", "bilinear"]))

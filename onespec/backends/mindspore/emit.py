@@ -160,7 +160,7 @@ def _conv(n, x):
     nd = _nd(x)
     cls = {2: nn.Conv2d, 3: nn.Conv3d}[nd]
     return cls(x[0], n.out_channels, ntuple(n.kernel, nd), stride=ntuple(n.stride, nd), pad_mode="pad",
-               padding=_pad_sides(n.padding, nd), dilation=ntuple(n.dilation, nd), group=n.groups,
+               padding=tuple(p for pair in n.pads(x) for p in pair), dilation=ntuple(n.dilation, nd), group=n.groups,
                has_bias=n.bias)
 
 
@@ -211,6 +211,9 @@ def _pool(cls2, cls3, **extra):
         nd = _nd(x)
         stride = n.kernel if n.stride is None else n.stride
         kw = {k: getattr(n, k) for k in extra}
+        if n.padding == "same":  # MindSpore's own rule, the spec's (a "same" avgpool excludes padding)
+            return {2: cls2, 3: cls3}[nd](kernel_size=ntuple(n.kernel, nd), stride=ntuple(stride, nd),
+                                          pad_mode="same")
         return {2: cls2, 3: cls3}[nd](kernel_size=ntuple(n.kernel, nd), stride=ntuple(stride, nd), pad_mode="pad",
                                       padding=ntuple(n.padding, nd), ceil_mode=n.ceil_mode, **kw)
     return make

@@ -79,7 +79,8 @@ def _bn(n, p, x):
 
 
 EMIT = {
-    "conv": _leaf(lambda n, p, x: K.conv(x, p["weight"], p.get("bias"), n.stride, n.padding, n.dilation, n.groups)),
+    "conv": _leaf(lambda n, p, x: K.conv(x, p["weight"], p.get("bias"), n.stride, n.pads(x.shape[1:]), n.dilation,
+                                                     n.groups)),
     "conv_transpose": _leaf(lambda n, p, x: K.conv_transpose(x, p["weight"], p.get("bias"), n.stride, n.padding,
                                                              n.output_padding, n.dilation, n.groups)),
     "batchnorm": _leaf(_bn),
@@ -87,8 +88,9 @@ EMIT = {
     "layernorm": _leaf(lambda n, p, x: K.layernorm(x, n.eps, p.get("weight"), p.get("bias"))),
     "act": _leaf(lambda n, p, x: K.ACTS[n.fn](x)),
     "hardsigmoid": _leaf(lambda n, p, x: np.clip(n.slope * x + n.offset, 0, 1)),
-    "maxpool": _leaf(lambda n, p, x: K.maxpool(x, n.kernel, n.stride, n.padding, n.ceil_mode)),
-    "avgpool": _leaf(lambda n, p, x: K.avgpool(x, n.kernel, n.stride, n.padding, n.ceil_mode, n.count_include_pad)),
+    "maxpool": _leaf(lambda n, p, x: K.maxpool(x, n.kernel, n.stride, n.pads(x.shape[1:]), n.ceil_mode)),
+    "avgpool": _leaf(lambda n, p, x: K.avgpool(x, n.kernel, n.stride, n.pads(x.shape[1:]), n.ceil_mode,
+                                                           n.count_include_pad)),
     "global_avgpool": _leaf(lambda n, p, x: x.mean(axis=tuple(range(2, x.ndim)), keepdims=True)),
     "adaptive_avgpool": _leaf(lambda n, p, x: K.adaptive_avgpool(x, n.output_size)),
     "upsample": _leaf(lambda n, p, x: K.upsample(x, n.scale, n.mode, n.align_corners)),

@@ -22,11 +22,12 @@ def _windows(x: np.ndarray, k, s, d) -> np.ndarray:
     return w[sl]
 
 
-def conv(x, w, b, stride, padding, dilation, groups):
+def conv(x, w, b, stride, pads, dilation, groups):
+    """``pads``: explicit ``(before, after)`` zero padding per spatial dim."""
     nd = x.ndim - 2
     k = w.shape[2:]
-    s, p, d = ntuple(stride, nd), ntuple(padding, nd), ntuple(dilation, nd)
-    x = np.pad(x, [(0, 0), (0, 0)] + [(pi, pi) for pi in p])
+    s, d = ntuple(stride, nd), ntuple(dilation, nd)
+    x = np.pad(x, [(0, 0), (0, 0)] + list(pads))
     win = _windows(x, k, s, d)
     n, c = x.shape[:2]
     out_sp = win.shape[2:2 + nd]
@@ -45,33 +46,34 @@ def conv(x, w, b, stride, padding, dilation, groups):
     return y
 
 
-def _pool_geometry(x, kernel, stride, padding, ceil_mode):
+def _pool_geometry(x, kernel, stride, pads, ceil_mode):
+    """``pads``: ``(before, after)`` per spatial dim (asymmetric only for "same", never in ceil mode)."""
     nd = x.ndim - 2
     k = ntuple(kernel, nd)
     s = ntuple(kernel if stride is None else stride, nd)
-    p = ntuple(padding, nd)
-    out = [_window_out(L, ki, si, pi, 1, ceil_mode) for L, ki, si, pi in zip(x.shape[2:], k, s, p)]
+    out = [_window_out(L, ki, si, b, 1, ceil_mode) if b == a else (L + b + a - ki) // si + 1
+           for L, ki, si, (b, a) in zip(x.shape[2:], k, s, pads)]
     # extra right padding so the last (ceil-mode) window fits
-    extra = [max(0, (o - 1) * si + ki - (L + 2 * pi)) for o, si, ki, L, pi in zip(out, s, k, x.shape[2:], p)]
-    return nd, k, s, p, out, extra
+    extra = [max(0, (o - 1) * si + ki - (L + b + a)) for o, si, ki, L, (b, a) in zip(out, s, k, x.shape[2:], pads)]
+    return nd, k, s, out, extra
 
 
-def maxpool(x, kernel, stride, padding, ceil_mode):
-    nd, k, s, p, out, extra = _pool_geometry(x, kernel, stride, padding, ceil_mode)
-    xp = np.pad(x, [(0, 0), (0, 0)] + [(pi, pi + e) for pi, e in zip(p, extra)], constant_values=-np.inf)
+def maxpool(x, kernel, stride, pads, ceil_mode):
+    nd, k, s, out, extra = _pool_geometry(x, kernel, stride, pads, ceil_mode)
+    xp = np.pad(x, [(0, 0), (0, 0)] + [(b, a + e) for (b, a), e in zip(pads, extra)], constant_values=-np.inf)
     win = _windows(xp, k, s, (1,) * nd)[(slice(None), slice(None)) + tuple(slice(0, o) for o in out)]
     return win.max(axis=tuple(range(-nd, 0)))
 
 
-def avgpool(x, kernel, stride, padding, ceil_mode, count_include_pad):
+def avgpool(x, kernel, stride, pads, ceil_mode, count_include_pad):
     """torch semantics: zero padding; divisor = window elements inside the padded input
     (count_include_pad) or inside the input, never counting the ceil-mode overhang."""
-    nd, k, s, p, out, extra = _pool_geometry(x, kernel, stride, padding, ceil_mode)
-    pads = [(0, 0), (0, 0)] + [(pi, pi + e) for pi, e in zip(p, extra)]
-    xp = np.pad(x, pads)
+    nd, k, s, out, extra = _pool_geometry(x, kernel, stride, pads, ceil_mode)
+    full = [(0, 0), (0, 0)] + [(b, a + e) for (b, a), e in zip(pads, extra)]
+    xp = np.pad(x, full)
     ones = np.ones((1, 1) + x.shape[2:])
-    inside = np.pad(ones, pads) if not count_include_pad else np.pad(
-        np.pad(ones, [(0, 0), (0, 0)] + [(pi, pi) for pi in p], constant_values=1.0),
+    inside = np.pad(ones, full) if not count_include_pad else np.pad(
+        np.pad(ones, [(0, 0), (0, 0)] + list(pads), constant_values=1.0),
         [(0, 0), (0, 0)] + [(0, e) for e in extra])
     axes = tuple(range(-nd, 0))
     crop = (slice(None), slice(None)) + tuple(slice(0, o) for o in out)

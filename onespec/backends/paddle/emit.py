@@ -137,11 +137,17 @@ def _nd(shape) -> int:
     return len(shape) - 1
 
 
+def _padding(n, x):
+    """Explicit padding: per dim when symmetric, else Paddle's flat (before, after) list."""
+    pads = n.pads(x)
+    return [b for b, _ in pads] if all(b == a for b, a in pads) else [p for pair in pads for p in pair]
+
+
 def _conv(n, x):
     nd = _nd(x)
     cls = {2: nn.Conv2D, 3: nn.Conv3D}[nd]
     return cls(x[0], n.out_channels, ntuple(n.kernel, nd), stride=ntuple(n.stride, nd),
-               padding=ntuple(n.padding, nd), dilation=ntuple(n.dilation, nd), groups=n.groups,
+               padding=_padding(n, x), dilation=ntuple(n.dilation, nd), groups=n.groups,
                bias_attr=None if n.bias else False)
 
 
@@ -184,14 +190,14 @@ def _batchnorm(n, x):
 def _maxpool(n, x):
     nd = _nd(x)
     stride = n.kernel if n.stride is None else n.stride
-    return {2: nn.MaxPool2D, 3: nn.MaxPool3D}[nd](ntuple(n.kernel, nd), ntuple(stride, nd), ntuple(n.padding, nd),
+    return {2: nn.MaxPool2D, 3: nn.MaxPool3D}[nd](ntuple(n.kernel, nd), ntuple(stride, nd), _padding(n, x),
                                                  ceil_mode=n.effective_ceil(x))
 
 
 def _avgpool(n, x):
     nd = _nd(x)
     stride = n.kernel if n.stride is None else n.stride
-    return {2: nn.AvgPool2D, 3: nn.AvgPool3D}[nd](ntuple(n.kernel, nd), ntuple(stride, nd), ntuple(n.padding, nd),
+    return {2: nn.AvgPool2D, 3: nn.AvgPool3D}[nd](ntuple(n.kernel, nd), ntuple(stride, nd), _padding(n, x),
                                                  ceil_mode=n.effective_ceil(x), exclusive=not n.count_include_pad)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ...spec import ModelSpec
@@ -144,11 +145,42 @@ def _nd(shape) -> int:
     return len(shape) - 1
 
 
+def _padded(base, value: float = 0.0, exclude_pad: bool = False):
+    """``base`` (a conv or pool) after an explicit ``F.pad``: for padding that differs before and
+    after (spec ``"same"`` at a stride), which torch's modules cannot express. An average pool that
+    excludes the padding divides by the same pool of ones."""
+
+    class Padded(base):
+        def forward(self, x):
+            y = super().forward(F.pad(x, self.pads, value=value))
+            if exclude_pad:
+                y = y / super().forward(F.pad(torch.ones_like(x[:1, :1]), self.pads))
+            return y
+
+    Padded.__name__ = base.__name__
+    return Padded
+
+
+_PADDED = {c: _padded(c) for c in (nn.Conv2d, nn.Conv3d)}
+_PADDED.update({c: _padded(c, float("-inf")) for c in (nn.MaxPool2d, nn.MaxPool3d)})
+_PADDED.update({c: _padded(c, exclude_pad=True) for c in (nn.AvgPool2d, nn.AvgPool3d)})
+
+
+def _with_pads(cls, n, x, *args, **kw):
+    """``cls(*args, padding, **kw)`` when ``n.pads(x)`` is symmetric, else unpadded after ``F.pad``."""
+    pads = n.pads(x)
+    if all(b == a for b, a in pads):
+        return cls(*args, tuple(b for b, _ in pads), **kw)
+    m = _PADDED[cls](*args, 0, **{k: True if k == "count_include_pad" else v for k, v in kw.items()})
+    m.pads = tuple(p for pair in reversed(pads) for p in pair)  # F.pad: last dim first
+    return m
+
+
 def _conv(n, x):
     nd = _nd(x)
     cls = {2: nn.Conv2d, 3: nn.Conv3d}[nd]
-    return cls(x[0], n.out_channels, ntuple(n.kernel, nd), ntuple(n.stride, nd), ntuple(n.padding, nd),
-               ntuple(n.dilation, nd), groups=n.groups, bias=n.bias)
+    return _with_pads(cls, n, x, x[0], n.out_channels, ntuple(n.kernel, nd), ntuple(n.stride, nd),
+                      dilation=ntuple(n.dilation, nd), groups=n.groups, bias=n.bias)
 
 
 def _batchnorm(n, x):
@@ -161,8 +193,8 @@ def _pool(cls2, cls3, **extra):
         nd = _nd(x)
         stride = n.kernel if n.stride is None else n.stride
         kw = {k: getattr(n, k) for k in extra}
-        return {2: cls2, 3: cls3}[nd](ntuple(n.kernel, nd), ntuple(stride, nd), ntuple(n.padding, nd),
-                                      ceil_mode=n.ceil_mode, **kw)
+        return _with_pads({2: cls2, 3: cls3}[nd], n, x, ntuple(n.kernel, nd), ntuple(stride, nd),
+                          ceil_mode=n.ceil_mode, **kw)
     return make
 
 
