@@ -265,11 +265,17 @@ def _timm_mobilenet_v3(t: _Tree, node: str) -> str:
 def _mindcv_flat(stem_units: int, body: str, last: str, head: dict[str, str]):
     """MindCV's MobileNets: ``features`` is one SequentialCell (stem conv, bn, act; the blocks;
     the last conv, bn, act), each block a list (at ``<block><body>``) whose index counts
-    activations too."""
+    activations too; an SE module is one entry (``conv_reduce`` / ``conv_expand``)."""
     @_per_node
     def rule(t: _Tree, node: str) -> str:
         if node in head:
             return head[node]
+        se = re.fullmatch(r"(.+\.se)\.gate\.(fc[12])", node)
+        if se:
+            return f"{rule_node(t, se.group(1) + '.gate')}.{'conv_reduce' if se.group(2) == 'fc1' else 'conv_expand'}"
+        return rule_node(t, node)
+
+    def rule_node(t: _Tree, node: str) -> str:
         kids = t.children["features"]
         top = next(k for k in kids if node == k or node.startswith(k + "."))
         if top == "features.stem":
@@ -284,6 +290,36 @@ def _mindcv_flat(stem_units: int, body: str, last: str, head: dict[str, str]):
 
 _mindcv_mobilenet_v1 = _mindcv_flat(3, "", "", {"fc": "classifier"})
 _mindcv_mobilenet_v2 = _mindcv_flat(3, ".layers", "features.last_conv", {"classifier.fc": "classifier.1"})
+_mindcv_mobilenet_v3 = _mindcv_flat(3, ".layers", "features.last_conv",
+                                    {"classifier.fc1": "classifier.0", "classifier.fc2": "classifier.3"})
+
+
+def _mindcv_resnet(t: _Tree, name: str) -> str:
+    """MindCV ``resnet*`` and ``seresnet*``: torchvision's / timm's names but the shortcut
+    (``down_sample`` in ResNet, ``downsample`` in SENet), SENet's stem (``layer0.0`` / ``layer0.1``)
+    and SE module (``se_module.conv_reduce`` / ``conv_expand``, Dense layers), ``classifier``."""
+    n = _resnet(t, name)
+    n = re.sub(r"^fc\.", "classifier.", n)
+    n = re.sub(r"\.se\.fc([12])\.", lambda m: f".se_module.conv_{'reduce' if m.group(1) == '1' else 'expand'}.", n)
+    if any(p.endswith(".se") for p in t.paths):
+        return re.sub(r"^(conv1|bn1)\.", lambda m: f"layer0.{0 if m.group(1) == 'conv1' else 1}.", n)
+    return n.replace(".downsample.", ".down_sample.")
+
+
+@_per_node
+def _mindcv_shufflenet_v1(t: _Tree, node: str) -> str:
+    """MindCV ``shufflenet_v1_g*`` (Megvii's layout): ``first_conv.0`` / ``.1``, units numbered
+    across stages as ``features.<i>``, ``branch_main_1`` (1x1 group conv, BN, ReLU) and
+    ``branch_main_2`` (depthwise conv, BN, 1x1 group conv, BN), ``classifier``."""
+    if node == "fc":
+        return "classifier"
+    if node.startswith("conv1."):
+        return f"first_conv.{0 if node.endswith('conv') else 1}"
+    m = re.fullmatch(r"(stage\d\.unit\d+)\.merge\.body\.(gconv1|dw|gconv2)\.(conv|bn)", node)
+    units = [u for s in t.children[""] if re.fullmatch(r"stage\d", s) for u in t.children[s]]
+    i = units.index(m.group(1))
+    part = {"gconv1": ("branch_main_1", 0), "dw": ("branch_main_2", 0), "gconv2": ("branch_main_2", 2)}[m.group(2)]
+    return f"features.{i}.{part[0]}.{part[1] + (0 if m.group(3) == 'conv' else 1)}"
 
 
 # --- MindSpore model zoo ---------------------------------------------------------------------
@@ -421,6 +457,8 @@ def _paddleclas_micronet(t: _Tree, node: str) -> str:
 _RULES = {"squeezenet": _squeezenet, "vgg": _vgg, "mobilenet_v2": _mobilenet_v2, "mobilenet_v3": _mobilenet_v3,
           "shufflenet_v2": _shufflenet_v2, "resnet": _resnet, "timm_mobilenet_v3": _timm_mobilenet_v3,
           "mindcv_mobilenet_v1": _mindcv_mobilenet_v1, "mindcv_mobilenet_v2": _mindcv_mobilenet_v2,
+          "mindcv_mobilenet_v3": _mindcv_mobilenet_v3, "mindcv_resnet": _mindcv_resnet,
+          "mindcv_shufflenet_v1": _mindcv_shufflenet_v1,
           "paddleclas_resnet": _paddleclas_resnet, "paddleclas_mobilenet_v1": _paddleclas_mobilenet_v1,
           "paddleclas_shufflenet_v2": _paddleclas_shufflenet_v2, "paddleclas_squeezenet": _paddleclas_squeezenet,
           "paddleclas_micronet": _paddleclas_micronet, "paddleclas_vgg": _paddleclas_vgg,

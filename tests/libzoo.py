@@ -11,6 +11,7 @@ import importlib
 import importlib.util
 import json
 import os
+import re
 import sys
 import types
 
@@ -174,8 +175,13 @@ def make(library: str, model: str, path: str, x: np.ndarray) -> np.ndarray:
         else:
             net = mindspore_zoo_mobilenet_v2()
         params = dict(net.parameters_and_names())
-        for k, v in _bn_values(rng, {k: tuple(p.shape) for k, p in params.items()},
-                               ("gamma", "beta", "moving_mean", "moving_variance")).items():
+        values = _bn_values(rng, {k: tuple(p.shape) for k, p in params.items()},
+                            ("gamma", "beta", "moving_mean", "moving_variance"))
+        for block in {m.group(1) for k in values if (m := re.match(r"(layer\d\.\d+)\.bn\d\.", k))}:
+            last = f"{block}.bn3" if f"{block}.bn3.gamma" in values else f"{block}.bn2"  # damped as timm's
+            values[f"{last}.gamma"] *= 0.25
+            values[f"{last}.beta"] *= 0.25
+        for k, v in values.items():
             params[k].set_data(ms.Tensor(v))
         net.set_train(False)
         y = net(ms.Tensor(x)).asnumpy()

@@ -27,7 +27,8 @@ FRAMEWORK = {"timm": "torch", "mindcv": "mindspore", "paddleclas": "paddle", "mi
 PACKAGE = {"timm": "timm", "mindcv": "mindcv", "paddleclas": "paddleclas", "mindspore_zoo": "mindspore"}
 LIBS = tuple(FRAMEWORK)
 FAST = {"timm": ("resnet18", "se_resnet18", "mobilenet_v3_small"),
-        "mindcv": ("mobilenet_v1", "mobilenet_v2", "squeezenet1_1"),
+        "mindcv": ("mobilenet_v1", "mobilenet_v2", "squeezenet1_1", "resnet18", "se_resnet18", "mobilenet_v3_small",
+                   "shufflenet_v1"),
         "paddleclas": ("resnet18", "resnet50", "mobilenet_v1", "shufflenet_v2_x0_5", "squeezenet1_1", "micronet_m3",
                        "mobilenet_v2"),
         "mindspore_zoo": ("mobilenet_v2",)}

@@ -27,9 +27,10 @@ def check_classes(num_classes: int) -> int:
 
 def conv_bn_act(name: str, out: int, kernel: int, stride: int = 1, *, groups: int = 1,
                 act: Optional[str] = "relu", eps: float = 1e-5, momentum: float = 0.1,
-                in_channels: Optional[int] = None) -> Sequential:
-    """conv (no bias, "same"-style symmetric padding k//2) -> BN -> activation."""
-    layers = [Conv(name="conv", out_channels=out, kernel=kernel, stride=stride, padding=(kernel - 1) // 2,
+                in_channels: Optional[int] = None, padding=None) -> Sequential:
+    """conv (no bias, symmetric padding (k - 1) // 2 unless ``padding`` is given) -> BN -> activation."""
+    layers = [Conv(name="conv", out_channels=out, kernel=kernel, stride=stride,
+                   padding=(kernel - 1) // 2 if padding is None else padding,
                    groups=groups, bias=False, in_channels=in_channels),
               BatchNorm(name="bn", eps=eps, momentum=momentum)]
     if act is not None:

@@ -58,12 +58,12 @@ def squeeze_excite(channels: int, *, gate: str = "hardsigmoid", squeeze: int | N
         Conv(name="fc2", out_channels=channels, kernel=1), last]))
 
 
-def v3_block(name: str, inp: int, row: V3Row, width: float, bn: dict = BN):
+def v3_block(name: str, inp: int, row: V3Row, width: float, bn: dict = BN, dw_padding=None):
     exp = scale_channels(row.exp, width, "divisible8")
     out = scale_channels(row.c, width, "divisible8")
     act = ACT[row.act]
     layers = [conv_bn_act("expand", exp, 1, act=act, **bn)] if exp != inp else []
-    layers.append(conv_bn_act("dw", exp, row.k, row.s, groups=exp, act=act, **bn))
+    layers.append(conv_bn_act("dw", exp, row.k, row.s, groups=exp, act=act, padding=dw_padding, **bn))
     layers += [squeeze_excite(exp)] if row.se else []
     layers.append(conv_bn_act("project", out, 1, act=None, **bn))
     if row.s == 1 and inp == out:
@@ -73,8 +73,11 @@ def v3_block(name: str, inp: int, row: V3Row, width: float, bn: dict = BN):
 
 
 def build(*, name: str, size: Literal["large", "small"], num_classes: int = 1000, width: float = 1.0,
-          input_size: InputSize = 224, in_channels: int = 3, dropout: float = 0.2, bn_eps: float = 1e-3):
-    """``bn_eps=1e-5``: timm's mobilenetv3_*_100 (PyTorch's default BatchNorm eps)."""
+          input_size: InputSize = 224, in_channels: int = 3, dropout: float = 0.2, bn_eps: float = 1e-3,
+          dw_padding: Literal["same"] | None = None):
+    """``bn_eps=1e-5``: timm's mobilenetv3_*_100 (PyTorch's default BatchNorm eps) and MindCV's
+    (MindSpore's default). ``dw_padding="same"``: MindCV's depthwise convs
+    (``pad_mode="same"``: a stride-2 window's extra padding at the bottom/right only)."""
     if isinstance(bn_eps, bool) or not isinstance(bn_eps, (int, float)) or not 0 < bn_eps < 1:
         raise OverrideError(f"{name}: bn_eps must be in (0, 1), got {bn_eps!r}")
     bn = {**BN, "eps": float(bn_eps)}
@@ -82,7 +85,7 @@ def build(*, name: str, size: Literal["large", "small"], num_classes: int = 1000
     c = scale_channels(16, width, "divisible8", where="features.stem")
     features: list = [conv_bn_act("stem", c, 3, 2, act="hardswish", **bn)]
     for i, row in enumerate(rows, start=1):
-        block, c = v3_block(f"block{i}", c, row, width, bn)
+        block, c = v3_block(f"block{i}", c, row, width, bn, dw_padding)
         features.append(block)
     features.append(conv_bn_act("last_conv", 6 * c, 1, act="hardswish", **bn))
     hidden = scale_channels(last_channel, width, "divisible8")
@@ -94,16 +97,21 @@ def build(*, name: str, size: Literal["large", "small"], num_classes: int = 1000
         family="mobilenet_v3", paper=f"Howard et al., Searching for MobileNetV3, arXiv:1905.02244, "
                                      f"Table {1 if size == 'large' else 2}",
         source="torchvision.models.mobilenetv3", num_classes=num_classes, size=size, width=width,
-        rounding="divisible8", **({} if bn_eps == 1e-3 else {"bn_eps": float(bn_eps)}))
+        rounding="divisible8", **({} if bn_eps == 1e-3 else {"bn_eps": float(bn_eps)}),
+        **({"dw_padding": dw_padding} if dw_padding else {}))
 
 
 register("mobilenet_v3_large", build, "MobileNet V3 Large (k, exp, c, se, act, s table)", size="large",
          importers={"torchvision": "mobilenet_v3",
-                    "timm": Import("timm_mobilenet_v3", {"bn_eps": 1e-5}, "mobilenetv3_large_100")},
+                    "timm": Import("timm_mobilenet_v3", {"bn_eps": 1e-5}, "mobilenetv3_large_100"),
+                    "mindcv": Import("mindcv_mobilenet_v3", {"bn_eps": 1e-5, "dw_padding": "same"},
+                                     "mobilenet_v3_large_100")},
          references=(Reference("torchvision model docs; MobileNet V3 paper Table 3 (219M MAdds)", params=5_483_032,
                                macs=219, macs_rtol=0.02),))
 register("mobilenet_v3_small", build, "MobileNet V3 Small (k, exp, c, se, act, s table)", size="small",
          importers={"torchvision": "mobilenet_v3",
-                    "timm": Import("timm_mobilenet_v3", {"bn_eps": 1e-5}, "mobilenetv3_small_100")},
+                    "timm": Import("timm_mobilenet_v3", {"bn_eps": 1e-5}, "mobilenetv3_small_100"),
+                    "mindcv": Import("mindcv_mobilenet_v3", {"bn_eps": 1e-5, "dw_padding": "same"},
+                                     "mobilenet_v3_small_100")},
          references=(Reference("torchvision model docs; MobileNet V3 paper Table 3 (56M MAdds)", params=2_542_856,
                                macs=56, macs_rtol=0.02),))

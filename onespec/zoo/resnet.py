@@ -60,16 +60,20 @@ def block(name: str, kind: str, inp: int, c: int, stride: int, se: int | None, s
 
 
 def build(*, name: str, depth: int, se_reduction: int | None = None, num_classes: int = 1000, width: float = 1.0,
-          input_size: InputSize = 224, in_channels: int = 3, se_divisor: int = 1, first_shortcut_conv: bool = False):
+          input_size: InputSize = 224, in_channels: int = 3, se_divisor: int = 1, first_shortcut_conv: bool = False,
+          maxpool_padding: int | Literal["same"] = 1):
     """``first_shortcut_conv``: a 1x1 conv + BN shortcut on the first block even where its input
-    and output widths agree, as PaddleClas's ResNet-18/34 have (11,693,736 parameters for 18)."""
+    and output widths agree, as PaddleClas's ResNet-18/34 have (11,693,736 parameters for 18).
+    ``maxpool_padding="same"``: MindCV's stem pool (``MaxPool2d(3, 2, pad_mode="same")``: on an even
+    input its one padding row and column are at the bottom and right, so its windows are shifted
+    by one pixel from torchvision's symmetric padding 1, same output size)."""
     if se_divisor != 1 and not se_reduction:
         raise OverrideError(f"{name}: se_divisor applies to SE-ResNets only")
     if isinstance(se_divisor, bool) or not isinstance(se_divisor, int) or se_divisor < 1:
         raise OverrideError(f"{name}: se_divisor must be a positive int, got {se_divisor!r}")
     kind, stages = DEPTHS[depth]
     c = scale_channels(64, width, where="stem")
-    layers: list = [conv_bn_act("stem", c, 7, 2), MaxPool(name="maxpool", kernel=3, stride=2, padding=1)]
+    layers: list = [conv_bn_act("stem", c, 7, 2), MaxPool(name="maxpool", kernel=3, stride=2, padding=maxpool_padding)]
     for si, st in enumerate(stages, start=1):
         base = scale_channels(st.c, width, where=f"layer{si}")
         blocks = []
@@ -87,7 +91,8 @@ def build(*, name: str, depth: int, se_reduction: int | None = None, num_classes
                  source="torchvision.models.resnet (v1.5)", num_classes=num_classes, depth=depth,
                  se_reduction=se_reduction, width=width, rounding="int",
                  **({"se_divisor": se_divisor} if se_divisor != 1 else {}),
-                 **({"first_shortcut_conv": True} if first_shortcut_conv else {}))
+                 **({"first_shortcut_conv": True} if first_shortcut_conv else {}),
+                 **({"maxpool_padding": maxpool_padding} if maxpool_padding != 1 else {}))
 
 
 def _se_params(depth: int, r: int = 16) -> int:
@@ -101,10 +106,13 @@ for _d in DEPTHS:
     register(f"resnet{_d}", build, f"ResNet-{_d}", depth=_d,
              importers={"torchvision": "resnet", "timm": "resnet",
                         "paddleclas": Import("paddleclas_resnet", {"first_shortcut_conv": True} if _d < 50 else {},
-                                             f"ResNet{_d}")},
+                                             f"ResNet{_d}"),
+                        "mindcv": Import("mindcv_resnet", {"maxpool_padding": "same"})},
              references=(Reference("torchvision model docs (ResNet v1.5)", params=_TV_PARAMS[_d]),))
     register(f"se_resnet{_d}", build, f"SE-ResNet-{_d} (r=16)", depth=_d, se_reduction=16,
-             importers={"timm": Import("resnet", {"se_divisor": 8}, f"seresnet{_d}")},
+             importers={"timm": Import("resnet", {"se_divisor": 8}, f"seresnet{_d}"),
+                        "mindcv": Import("mindcv_resnet", {"se_divisor": 8, "maxpool_padding": "same"},
+                                         f"seresnet{_d}")},
              references=(Reference("torchvision ResNet count + one SE block (2C^2/r + C/r + C) per residual "
                                    "block, SE paper Sec. 3", params=_se_params(_d)),)
              + ((Reference("SE paper Table 2 (28.1M)", params=28_100_000, params_rtol=0.002),) if _d == 50 else ()))

@@ -2,6 +2,8 @@
 ShuffleNet V2 (Ma et al., 2018, arXiv:1807.11164, Table 5; structure as torchvision)."""
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict
 
 from ..errors import OverrideError
@@ -71,7 +73,8 @@ V1_STAGE_CHANNELS = {  # Table 1, output channels of stages 2, 3, 4 per number o
 V1_REPEATS = (4, 8, 4)
 
 
-def v1_unit(name: str, inp: int, out: int, stride: int, groups: int, first: bool, where: str) -> Sequential:
+def v1_unit(name: str, inp: int, out: int, stride: int, groups: int, first: bool, where: str,
+            megvii_shuffle: bool = False, pool_padding=1) -> Sequential:
     """Figure 2 (b)/(c): 1x1 GConv (not grouped in stage 2's first unit) -> BN-ReLU -> shuffle ->
     3x3 depthwise (stride) -> BN -> 1x1 GConv -> BN; identity add (stride 1) or concat with a
     3x3/2 average-pooled shortcut (stride 2, the branch then gives out - in channels); ReLU."""
@@ -83,39 +86,53 @@ def v1_unit(name: str, inp: int, out: int, stride: int, groups: int, first: bool
             raise OverrideError(f"{where}: {what} channels {c} are not divisible by groups={g}; this groups/width "
                                 "combination cannot be built (ShuffleNet V1 Table 1)")
     body = [conv_bn_act("gconv1", mid, 1, groups=g1)]
-    body += [ChannelShuffle(name="shuffle", groups=groups)] if groups > 1 else []
+    # Megvii's reference reshapes to (C / g, g) before transposing: the inverse permutation, a
+    # shuffle with C / g groups
+    body += [ChannelShuffle(name="shuffle", groups=mid // groups if megvii_shuffle else groups)] if groups > 1 else []
     body += [conv_bn_act("dw", mid, 3, stride, groups=mid, act=None), conv_bn_act("gconv2", branch_out, 1,
                                                                                   groups=groups, act=None)]
     body_seq = Sequential(name="body", layers=body)
     if stride == 2:
         merge = Parallel(name="merge", merge="concat", branches=[
-            AvgPool(name="shortcut", kernel=3, stride=2, padding=1), body_seq])
+            AvgPool(name="shortcut", kernel=3, stride=2, padding=pool_padding, count_include_pad=pool_padding != "same"),
+            body_seq])
     else:
         merge = Parallel(name="merge", merge="add", branches=[body_seq, Identity(name="shortcut")])
     return Sequential(name=name, layers=[merge, Act(name="relu", fn="relu")])
 
 
+_V1_DEFAULTS = {"megvii_shuffle": False, "pool_padding": 1, "fc_bias": True}
+
+
 def build_v1(*, name: str, groups: int = 3, width: float = 1.0, num_classes: int = 1000,
-             input_size: InputSize = 224, in_channels: int = 3):
-    """``width`` is the paper's scale factor s ("ShuffleNet s x": every filter count times s)."""
+             input_size: InputSize = 224, in_channels: int = 3, megvii_shuffle: bool = False,
+             pool_padding: int | Literal["same"] = 1, fc_bias: bool = True):
+    """``width`` is the paper's scale factor s ("ShuffleNet s x": every filter count times s).
+    MindCV's ``shufflenet_v1_g*`` (Megvii's ShuffleNet-Series code) needs ``megvii_shuffle`` (its
+    channel shuffle reshapes to (C / g, g): the inverse permutation of the paper's), ``pool_padding
+    ="same"`` (both pools ``pad_mode="same"``; its average pool then divides by the input pixels
+    only) and ``fc_bias=False``: 1,864,728 parameters for g=3, 1x."""
     if groups not in V1_STAGE_CHANNELS:
         raise OverrideError(f"{name}: groups must be one of {sorted(V1_STAGE_CHANNELS)} (Table 1), got {groups}")
     c = scale_channels(24, width, where="conv1")
-    layers: list = [conv_bn_act("conv1", c, 3, 2), MaxPool(name="maxpool", kernel=3, stride=2, padding=1)]
+    layers: list = [conv_bn_act("conv1", c, 3, 2), MaxPool(name="maxpool", kernel=3, stride=2, padding=pool_padding)]
     for si, (out, n) in enumerate(zip(V1_STAGE_CHANNELS[groups], V1_REPEATS), start=2):
         out = scale_channels(out, width, where=f"stage{si}")
         units = []
         for i in range(n):
             units.append(v1_unit(f"unit{i}", c, out, 2 if i == 0 else 1, groups, first=si == 2 and i == 0,
-                                 where=f"{name} (groups={groups}, width={width}) stage{si}.unit{i}"))
+                                 where=f"{name} (groups={groups}, width={width}) stage{si}.unit{i}",
+                                 megvii_shuffle=megvii_shuffle, pool_padding=pool_padding))
             c = out
         layers.append(Sequential(name=f"stage{si}", layers=units))
     layers += [GlobalAvgPool(name="avgpool"), Flatten(name="flatten"),
-               Linear(name="fc", out_features=check_classes(num_classes))]
+               Linear(name="fc", out_features=check_classes(num_classes), bias=fc_bias)]
+    given = {"megvii_shuffle": megvii_shuffle, "pool_padding": pool_padding, "fc_bias": fc_bias}
+    variant = {k: v for k, v in given.items() if v != _V1_DEFAULTS[k]}
     return model(name, image_shape(in_channels, input_size), layers, family="shufflenet_v1",
                  paper="Zhang et al., ShuffleNet, arXiv:1707.01083, Table 1 / Fig. 2",
                  source="paper; Megvii reference for stem and bottleneck = out/4", num_classes=num_classes,
-                 groups=groups, width=width, rounding="int")
+                 groups=groups, width=width, rounding="int", **variant)
 
 
 _V2_REFERENCES = {  # torchvision model docs (params), ShuffleNet V2 paper Table 5 (MFLOPs)
@@ -130,7 +147,11 @@ for _size in V2_CHANNELS:
              importers={"torchvision": "shufflenet_v2",
                         "paddleclas": Import("paddleclas_shufflenet_v2", model=f"ShuffleNetV2_{_size}")},
              references=_V2_REFERENCES[_size])
-register("shufflenet_v1", build_v1, "ShuffleNet V1 (groups 1/2/3/4/8, width 0.5-2.0; default g=3, 1x)", references=(
+_MINDCV_V1 = {"megvii_shuffle": True, "pool_padding": "same", "fc_bias": False}
+register("shufflenet_v1", build_v1, "ShuffleNet V1 (groups 1/2/3/4/8, width 0.5-2.0; default g=3, 1x)",
+         importers={"mindcv": Import("mindcv_shufflenet_v1", _MINDCV_V1, "shufflenet_v1_g3_10")},
+         references=(Reference("MindCV shufflenet_v1_g3_10 (parameter count of its network)", params=1_864_728,
+                               overrides=_MINDCV_V1),
     Reference("ShuffleNet V1 paper Table 2 (1.9M)", params=1_900_000, params_rtol=0.03),
     *(Reference("ShuffleNet V1 paper Table 1 (MFLOPs, 1x)", macs=m, macs_rtol=0.015, overrides={"groups": g})
       for g, m in ((1, 143), (2, 140), (3, 137), (4, 133), (8, 137)))))
