@@ -307,6 +307,22 @@ def _mindcv_resnet(t: _Tree, name: str) -> str:
 
 
 @_per_node
+def _mindcv_shufflenet_v2(t: _Tree, node: str) -> str:
+    """MindCV ``shufflenet_v2_*`` (Megvii's layout): ``first_conv.0`` / ``.1``, units numbered
+    across stages as ``features.<i>`` with ``branch_main`` (pw, BN, ReLU, dw, BN, pw, BN, ReLU) and
+    ``branch_proj`` (dw, BN, pw, BN, ReLU; stride-2 units), ``conv_last.0`` / ``.1``, ``classifier``."""
+    if node == "fc":
+        return "classifier"
+    if node.startswith(("conv1.", "conv5.")):
+        return f"{'first_conv' if node.startswith('conv1') else 'conv_last'}.{0 if node.endswith('conv') else 1}"
+    m = re.fullmatch(r"(stage\d\.unit\d+)\.branches\.(branch[12])\..+", node)
+    units = [u for s in t.children[""] if re.fullmatch(r"stage\d", s) for u in t.children[s]]
+    branch = f"{m.group(1)}.branches.{m.group(2)}"
+    return (f"features.{units.index(m.group(1))}.{'branch_main' if m.group(2) == 'branch2' else 'branch_proj'}"
+            f".{t.leaf_pos(branch, node)}")
+
+
+@_per_node
 def _mindcv_shufflenet_v1(t: _Tree, node: str) -> str:
     """MindCV ``shufflenet_v1_g*`` (Megvii's layout): ``first_conv.0`` / ``.1``, units numbered
     across stages as ``features.<i>``, ``branch_main_1`` (1x1 group conv, BN, ReLU) and
@@ -386,6 +402,24 @@ def _paddleclas_mobilenet_v2(t: _Tree, node: str) -> str:
 
 
 @_per_node
+def _paddleclas_mobilenet_v3(t: _Tree, node: str) -> str:
+    """PaddleClas ``MobileNetV3_*`` (legendary_models): ``conv`` (stem), ``blocks.<i>`` with
+    ``expand_conv`` / ``bottleneck_conv`` / ``linear_conv`` (ConvBNLayer: ``.conv`` / ``.bn``) and
+    ``mid_se.conv1`` / ``conv2``, ``last_second_conv``, ``last_conv`` (a 1x1 conv for the first head
+    Linear), ``fc``."""
+    head = {"classifier.fc1": "last_conv", "classifier.fc2": "fc"}
+    if node in head:
+        return head[node]
+    m = re.fullmatch(r"features\.(stem|last_conv)\.(conv|bn)", node)
+    if m:
+        return f"{'conv' if m.group(1) == 'stem' else 'last_second_conv'}.{m.group(2)}"
+    m = re.fullmatch(r"features\.block(\d+)(?:\.body)?\.(expand|dw|project|se\.gate)\.(conv|bn|fc1|fc2)", node)
+    part = {"expand": "expand_conv", "dw": "bottleneck_conv", "project": "linear_conv", "se.gate": "mid_se"}[m.group(2)]
+    leaf = {"fc1": "conv1", "fc2": "conv2"}.get(m.group(3), m.group(3))
+    return f"blocks.{int(m.group(1)) - 1}.{part}.{leaf}"
+
+
+@_per_node
 def _paddleclas_shufflenet_v2(t: _Tree, node: str) -> str:
     """PaddleClas ``ShuffleNetV2_*``: ``_conv1``, blocks ``<stage>_<i>`` (from 1) with
     ``_conv_dw_1``/``_conv_linear_1`` (branch 1) and ``_conv_pw[_2]``/``_conv_dw[_2]``/
@@ -458,12 +492,12 @@ _RULES = {"squeezenet": _squeezenet, "vgg": _vgg, "mobilenet_v2": _mobilenet_v2,
           "shufflenet_v2": _shufflenet_v2, "resnet": _resnet, "timm_mobilenet_v3": _timm_mobilenet_v3,
           "mindcv_mobilenet_v1": _mindcv_mobilenet_v1, "mindcv_mobilenet_v2": _mindcv_mobilenet_v2,
           "mindcv_mobilenet_v3": _mindcv_mobilenet_v3, "mindcv_resnet": _mindcv_resnet,
-          "mindcv_shufflenet_v1": _mindcv_shufflenet_v1,
+          "mindcv_shufflenet_v1": _mindcv_shufflenet_v1, "mindcv_shufflenet_v2": _mindcv_shufflenet_v2,
           "paddleclas_resnet": _paddleclas_resnet, "paddleclas_mobilenet_v1": _paddleclas_mobilenet_v1,
           "paddleclas_shufflenet_v2": _paddleclas_shufflenet_v2, "paddleclas_squeezenet": _paddleclas_squeezenet,
           "paddleclas_micronet": _paddleclas_micronet, "paddleclas_vgg": _paddleclas_vgg,
           "mindspore_zoo_mobilenet_v2": _mindspore_zoo_mobilenet_v2,
-          "paddleclas_mobilenet_v2": _paddleclas_mobilenet_v2}
+          "paddleclas_mobilenet_v2": _paddleclas_mobilenet_v2, "paddleclas_mobilenet_v3": _paddleclas_mobilenet_v3}
 
 
 def library_names(spec: ModelSpec, library: str, partial: bool = False) -> dict[str, str]:
@@ -535,9 +569,11 @@ def _squeeze_trailing(shape) -> tuple:
 
 def fit(a: np.ndarray, shape: tuple, transposed: bool = False) -> np.ndarray | None:
     """``a`` as a tensor of ``shape``: transposed when the framework stores it so, reshaped only
-    when the two differ by trailing unit dims; ``None`` when it cannot be that tensor."""
+    when the two differ by trailing unit dims; ``None`` when it cannot be that tensor. A conv
+    standing for a Linear keeps the conv's [out, in, 1, 1] in every framework (PaddleClas
+    MobileNetV3's ``last_conv``), so only a tensor of the Linear's own rank is transposed."""
     a = np.asarray(a)
-    a = a.T if transposed else a
+    a = a.T if transposed and a.ndim == len(shape) else a
     if tuple(a.shape) == tuple(shape):
         return a
     if _squeeze_trailing(a.shape) == _squeeze_trailing(shape) and a.size == int(np.prod(shape)):

@@ -28,9 +28,9 @@ PACKAGE = {"timm": "timm", "mindcv": "mindcv", "paddleclas": "paddleclas", "mind
 LIBS = tuple(FRAMEWORK)
 FAST = {"timm": ("resnet18", "se_resnet18", "mobilenet_v3_small"),
         "mindcv": ("mobilenet_v1", "mobilenet_v2", "squeezenet1_1", "resnet18", "se_resnet18", "mobilenet_v3_small",
-                   "shufflenet_v1"),
+                   "shufflenet_v1", "shufflenet_v2_x0_5"),
         "paddleclas": ("resnet18", "resnet50", "mobilenet_v1", "shufflenet_v2_x0_5", "squeezenet1_1", "micronet_m3",
-                       "mobilenet_v2"),
+                       "mobilenet_v2", "mobilenet_v3_small"),
         "mindspore_zoo": ("mobilenet_v2",)}
 # every model at 64 px, the smallest size whose pools all take the same cases as at 224, except
 # VGG, whose library models flatten a 7x7 map into their first Linear

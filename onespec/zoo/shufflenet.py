@@ -28,42 +28,53 @@ V2_CHANNELS = {  # Table 5: stage2, stage3, stage4, conv5
 V2_REPEATS = (4, 8, 4)
 
 
-def v2_unit(name: str, inp: int, out: int, stride: int) -> Sequential:
+def v2_unit(name: str, inp: int, out: int, stride: int, megvii: bool = False) -> Sequential:
     """Stride 1: channel split, identity | (1x1, dw 3x3, 1x1) branch, concat, shuffle.
-    Stride 2: both branches see the whole input and downsample."""
+    Stride 2: both branches see the whole input and downsample.
+    ``megvii``: Megvii's ShuffleNet-Series layout (MindCV's): a stride-1 unit shuffles first
+    (even channels to the identity, odd ones to the branch: the paper's shuffle with C / 2 groups)
+    and not after the concat; a stride-2 unit's first branch keeps ``inp`` channels and the second
+    gives ``out - inp``."""
     bf = out // 2
+    b2_out = out - inp if megvii and stride == 2 else bf
     branch2 = Sequential(name="branch2", layers=[
-        conv_bn_act("pw1", bf, 1), conv_bn_act("dw", bf, 3, stride, groups=bf, act=None), conv_bn_act("pw2", bf, 1)])
+        conv_bn_act("pw1", bf, 1), conv_bn_act("dw", bf, 3, stride, groups=bf, act=None), conv_bn_act("pw2", b2_out, 1)])
     if stride == 1:
         branches = Parallel(name="branches", merge="concat", split=[inp - bf, bf],
                             branches=[Identity(name="branch1"), branch2])
     else:
         branch1 = Sequential(name="branch1", layers=[
-            conv_bn_act("dw", inp, 3, stride, groups=inp, act=None), conv_bn_act("pw", bf, 1)])
+            conv_bn_act("dw", inp, 3, stride, groups=inp, act=None), conv_bn_act("pw", inp if megvii else bf, 1)])
         branches = Parallel(name="branches", merge="concat", branches=[branch1, branch2])
+    if megvii:
+        return Sequential(name=name, layers=[ChannelShuffle(name="shuffle", groups=inp // 2), branches]
+                          if stride == 1 else [branches])
     return Sequential(name=name, layers=[branches, ChannelShuffle(name="shuffle", groups=2)])
 
 
 def build_v2(*, name: str, size: str, num_classes: int = 1000, input_size: InputSize = 224, in_channels: int = 3,
-             width: float = 1.0):
+             width: float = 1.0, megvii: bool = False):
+    """``megvii=True``: MindCV's ``shufflenet_v2_*``, Megvii's ShuffleNet-Series code (``v2_unit``),
+    its stem pool ``pad_mode="same"`` and its classifier without bias: 2,278,760 parameters at 1x."""
     *stages, last = (scale_channels(c, width, where=name) for c in V2_CHANNELS[size])
     for c in stages:
         if c % 2:
             raise OverrideError(f"{name}: width {width} gives {c} stage channels; ShuffleNet V2 splits channels "
                                 "in half, so they must be even")
     c = scale_channels(24, width, where="conv1")
-    layers: list = [conv_bn_act("conv1", c, 3, 2), MaxPool(name="maxpool", kernel=3, stride=2, padding=1)]
+    layers: list = [conv_bn_act("conv1", c, 3, 2),
+                    MaxPool(name="maxpool", kernel=3, stride=2, padding="same" if megvii else 1)]
     for si, (out, n) in enumerate(zip(stages, V2_REPEATS), start=2):
         units = []
         for i in range(n):
-            units.append(v2_unit(f"unit{i}", c, out, 2 if i == 0 else 1))
+            units.append(v2_unit(f"unit{i}", c, out, 2 if i == 0 else 1, megvii))
             c = out
         layers.append(Sequential(name=f"stage{si}", layers=units))
     layers += [conv_bn_act("conv5", last, 1), GlobalAvgPool(name="avgpool"), Flatten(name="flatten"),
-               Linear(name="fc", out_features=check_classes(num_classes))]
+               Linear(name="fc", out_features=check_classes(num_classes), bias=not megvii)]
     return model(name, image_shape(in_channels, input_size), layers, family="shufflenet_v2",
                  paper="Ma et al., ShuffleNet V2, arXiv:1807.11164, Table 5", source="torchvision.models.shufflenetv2",
-                 num_classes=num_classes, size=size, width=width, rounding="int")
+                 num_classes=num_classes, size=size, width=width, rounding="int", **({"megvii": True} if megvii else {}))
 
 
 # ---------------------------------------------------------------------------------- V1
@@ -142,11 +153,15 @@ _V2_REFERENCES = {  # torchvision model docs (params), ShuffleNet V2 paper Table
 _V2_REFERENCES["x1_0"] += (Reference("ShuffleNet V2 transfer-learning blog (torchsummary, 10 classes)",
                                      params=1_263_854, overrides={"num_classes": 10}),)
 
+_MINDCV_V2 = {"x0_5": 1_365_792, "x1_0": 2_278_760, "x1_5": 3_506_720, "x2_0": 7_402_600}
 for _size in V2_CHANNELS:
     register(f"shufflenet_v2_{_size}", build_v2, f"ShuffleNet V2 {_size.replace('_', '.')[1:]}x", size=_size,
              importers={"torchvision": "shufflenet_v2",
-                        "paddleclas": Import("paddleclas_shufflenet_v2", model=f"ShuffleNetV2_{_size}")},
-             references=_V2_REFERENCES[_size])
+                        "paddleclas": Import("paddleclas_shufflenet_v2", model=f"ShuffleNetV2_{_size}"),
+                        "mindcv": Import("mindcv_shufflenet_v2", {"megvii": True})},
+             references=_V2_REFERENCES[_size] + (Reference(f"MindCV shufflenet_v2_{_size} (parameter count of its "
+                                                           "network)", params=_MINDCV_V2[_size],
+                                                           overrides={"megvii": True}),))
 _MINDCV_V1 = {"megvii_shuffle": True, "pool_padding": "same", "fc_bias": False}
 register("shufflenet_v1", build_v1, "ShuffleNet V1 (groups 1/2/3/4/8, width 0.5-2.0; default g=3, 1x)",
          importers={"mindcv": Import("mindcv_shufflenet_v1", _MINDCV_V1, "shufflenet_v1_g3_10")},
