@@ -1,6 +1,9 @@
 """Spec -> ``mindspore.nn.Cell``. The only place MindSpore conventions are applied:
 - convs, transposed convs and pools get ``pad_mode='pad'`` with the spec's explicit padding
-  (MindSpore's default 'same'/'valid' would change shapes or numbers); ``group``/``has_bias``;
+  (MindSpore's default 'same'/'valid' would change shapes or numbers), convs as
+  ``(top, bottom, left, right)`` from ``pads``; a pool with spec padding ``"same"`` gets MindSpore's
+  own ``pad_mode='same'`` (the spec's rule; its average pool excludes the padding);
+  ``group``/``has_bias``;
 - BN momentum is ``1 - m``; 3d BN runs as 2d BN over folded spatial dims;
 - a norm without affine parameters gets constant gamma/beta tensors: MindSpore's own
   ``affine=False`` still creates gamma/beta *parameters* (counted and checkpointed as state);

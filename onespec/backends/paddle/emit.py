@@ -2,6 +2,8 @@
 - BN momentum is ``1 - m`` (Paddle weights the running value), and BN's running variance is
   made unbiased like torch's (see ``_unbiased_running_var``);
 - AvgPool's ``exclusive`` is the negation of ``count_include_pad``;
+- padding that differs before and after (spec ``"same"`` at a stride) is Paddle's flat
+  ``[before, after, ...]`` list on convs and pools;
 - ceil-mode pools whose extra window torch would drop run in floor mode (Paddle keeps the
   window that starts in the right padding; the floor-mode pool has exactly torch's windows);
 - Dropout uses ``upscale_in_train`` (inverted dropout);

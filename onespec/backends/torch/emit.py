@@ -1,6 +1,8 @@
 """Spec -> ``torch.nn.Module``. The only place torch conventions are applied. torch's are
 the spec's own, so little is translated: 1d BN on (C,) or (C, L) inputs, a channels-first
-LayerNorm by permuting around ``nn.LayerNorm``, upsampling by float scale factors.
+LayerNorm by permuting around ``nn.LayerNorm``, upsampling by float scale factors, padding that
+differs before and after (spec ``"same"`` at a stride) as ``F.pad`` before the unpadded conv or
+pool (-inf for max pools; an average pool divided by the same pool of ones).
 
 Fastest native form of each op, as torchvision writes it: activations run in place where their
 input is a fresh tensor no one else reads (the previous sibling in a sequence made it: a conv,
