@@ -207,14 +207,17 @@ def main(argv):
     library, out, size = argv[0], argv[1], int(argv[2])
     from onespec.convert import read
     from onespec.weights import save_state
-    for pair in argv[3:]:
+    for pair in argv[3:]:  # LIBRARY_MODEL=ARCH[@option=number]: a width the user passes with --set
+        pair, _, option = pair.partition("@")
         model, arch = pair.split("=")
+        overrides = {option.split("=")[0]: float(option.split("=")[1])} if option else {}
         x = np.random.default_rng(1).standard_normal((2, 3, size, size)).astype(np.float32)
         path = os.path.join(out, arch + EXT[library])
         y = make(library, model, path, x)
         np.save(os.path.join(out, arch + ".x.npy"), x)
         np.save(os.path.join(out, arch + ".y.npy"), y)
-        state, info = read(f"auto:{FRAMEWORK[library]}", arch, path)
+        state, info = read(f"auto:{FRAMEWORK[library]}", arch, path, overrides)
+        info["overrides"] = {**info["overrides"], **overrides}
         save_state(state, os.path.join(out, arch + ".npz"))
         with open(os.path.join(out, arch + ".json"), "w") as f:
             json.dump(info, f)

@@ -126,6 +126,20 @@ def test_fast_set_holds_every_rule_of_each_library():
 
 
 @pytest.mark.frameworks
+def test_a_library_width_variant_imports_with_its_width(tmp_path):
+    """PaddleClas's MobileNetV1_x0_25 (its scales: int(c * 0.25) channels, as the zoo's width
+    multiplier) read through the MobileNetV1 map with the width the user sets."""
+    require("paddle", "paddleclas")
+    proc = subprocess.run([sys.executable, os.path.join(HERE, "libzoo.py"), "paddleclas", str(tmp_path), "64",
+                           "MobileNetV1_x0_25=mobilenet_v1@width=0.25"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    info = json.load(open(tmp_path / "mobilenet_v1.json"))
+    assert info == {"layout": "paddleclas", "overrides": {"width": 0.25}}
+    errs = _compare("torch", [(str(tmp_path), "mobilenet_v1", 64)])
+    assert max(errs.values()) <= 1e-4, errs
+
+
+@pytest.mark.frameworks
 def test_convert_detects_the_library_and_writes_a_native_file(library_checkpoints, tmp_path):
     """``onespec convert`` without --from: the layout from the keys, the options the library's
     layout needs applied to the written file, which fits the model built with them."""
