@@ -18,6 +18,10 @@ from .zoo import entry
 
 
 def _value(text: str) -> Any:
+    """A JSON value (``10``, ``0.25``, ``false``, ``[1, 2]``), Python's ``True`` / ``False``, or
+    else the text itself (``same``)."""
+    if text in ("True", "False"):
+        return text == "True"
     try:
         return json.loads(text)
     except json.JSONDecodeError:
@@ -101,7 +105,7 @@ def cmd_convert(args) -> int:
     src_layout, needed = convert(args.src, args.arch, args.to, args.output, args.from_, _overrides(args.set))
     print(f"{args.src} ({src_layout}) -> {args.output} ({args.to})")
     if needed:
-        opts = " ".join(f"--set {k}={v}" for k, v in needed.items())
+        opts = " ".join(f"--set {k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in needed.items())
         print(f"{src_layout}'s {args.arch} needs model options {needed}: the file fits {args.arch} built with {opts}")
     return 0
 

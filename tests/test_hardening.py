@@ -264,6 +264,14 @@ def test_bad_overrides_are_one_cli_line(override):
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
+def test_set_values_are_json_or_python_booleans_or_text():
+    """What convert prints (``--set ceil_mode=false``) and Python's spelling both parse."""
+    from onespec.cli import _overrides
+    assert _overrides(["ceil_mode=false", "fc_bias=False", "megvii=True", "width=0.25", "pool_padding=same",
+                       "size=[1, 2]"]) == {"ceil_mode": False, "fc_bias": False, "megvii": True, "width": 0.25,
+                                           "pool_padding": "same", "size": (1, 2)}
+
+
 @pytest.mark.parametrize("args", [
     ("convert", "missing.npz", "--arch", "squeezenet1_1", "--to", "torch", "-o", "x.pth"),
     ("convert", "x.npz", "--arch", "nope", "--to", "torch", "-o", "x.pth"),
