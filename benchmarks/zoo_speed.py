@@ -2,7 +2,8 @@
 ONNX export against torchvision's own ONNX export in onnxruntime.
 
     python benchmarks/zoo_speed.py [--models ...] [--backends torch paddle] [--batch 1,16] [--train]
-                                   [--onnx] [--rounds 5] [--budget 20] [--json out.json]
+                                   [--onnx] [--fold] [--graph] [--torch-option channels_last|compile]
+                                   [--rounds 5] [--budget 20] [--json out.json]
 
 Eval forward (and with --train one SGD training step) at 224x224, one process per framework,
 alternating rounds, medians; ratio = onespec / reference (target <= 1.00); folded x = reference
@@ -81,12 +82,15 @@ def main() -> int:
     ap.add_argument("--onnx", action="store_true")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--budget", type=float, default=20.0)
+    ap.add_argument("--torch-option", action="append", default=[], choices=("channels_last", "compile"))
+    ap.add_argument("--graph", action="store_true", help="MindSpore in GRAPH_MODE (both sides)")
     ap.add_argument("--json")
     args = ap.parse_args()
     batches = [int(b) for b in args.batch.split(",")]
     args.backends = [b for b in args.backends if b != "none"]
     rows = run(args.models, args.backends, batches, rounds=args.rounds, train=args.train, fold=args.fold,
-               budget_s=args.budget, progress=lambda m: print(m, file=sys.stderr, flush=True)) if args.backends else []
+               budget_s=args.budget, graph=args.graph, torch_options=args.torch_option,
+               progress=lambda m: print(m, file=sys.stderr, flush=True)) if args.backends else []
     if rows:
         print(table(rows))
     onnx = onnx_rows(args.models, batches, args.rounds, args.budget) if args.onnx else []

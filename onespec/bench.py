@@ -7,7 +7,8 @@ Reported per model and batch: median eval-forward time, median training-step tim
 cross-entropy backward, SGD update) with ``train``, construction time, the peak resident memory
 of construction plus one forward (each side alone in a fresh process, :func:`memory`), and the
 ratio onespec / reference (< 1: onespec faster).
-``fold`` adds onespec's BN-folded network (``onespec.fold``) to the eval rows.
+``fold`` adds onespec's BN-folded network (``onespec.fold``) to the eval rows; torch's build
+options (``channels_last``, ``compile``) add one onespec network each, timed beside the others.
 """
 from __future__ import annotations
 
@@ -149,10 +150,14 @@ class _MindSpore:
 FRAMEWORK = {"torch": _Torch, "paddle": _Paddle, "mindspore": _MindSpore}
 
 
+TORCH_OPTIONS = ("channels_last", "compile")
+
+
 def sides(framework: str, model: str, batch: int, train: bool, fold: bool, graph: bool = False,
-          only=None) -> list[Side]:
-    """onespec's network, the zoo's, and with ``fold`` onespec's folded one (``only``: those
-    labels), each built, run once, and wrapped in timed callables."""
+          only=None, options=()) -> list[Side]:
+    """onespec's network, the zoo's, with ``fold`` onespec's folded one and one per torch build
+    option in ``options`` (``only``: those labels), each built, run once, and wrapped in timed
+    callables."""
     import onespec
     from .backends import load_backend
 
@@ -168,6 +173,7 @@ def sides(framework: str, model: str, batch: int, train: bool, fold: bool, graph
 
     makers = [("onespec", lambda: be.build(spec)), ("reference", lambda: fw.reference(model))]
     makers += [("onespec folded", folded)] if fold else []
+    makers += [(f"onespec {o}", lambda o=o: be.build(spec, **{o: True})) for o in options]
     out = []
     for label, make in makers:
         if only and label not in only:
@@ -193,10 +199,10 @@ def _median_time(fn, iters: int) -> float:
 
 
 def measure(framework: str, model: str, batch: int, *, rounds: int = 5, train: bool = False,
-            fold: bool = False, budget_s: float = 20.0, graph: bool = False) -> dict:
+            fold: bool = False, budget_s: float = 20.0, graph: bool = False, options=()) -> dict:
     """One model at one batch in this process's framework: per side, medians over ``rounds``
     alternating rounds (each round as many iterations as fit ``budget_s / rounds / sides``)."""
-    built = sides(framework, model, batch, train, fold, graph)
+    built = sides(framework, model, batch, train, fold, graph, options=options)
     row = {"framework": framework + (" graph" if graph else ""), "model": model, "batch": batch,
            "reference": REFERENCE_NAME[framework]}
     for kind in ("eval", "train") if train else ("eval",):
@@ -214,15 +220,21 @@ def measure(framework: str, model: str, batch: int, *, rounds: int = 5, train: b
         row[f"{kind}_ratio"] = round(med["onespec"] / med["reference"], 3)
         if "onespec folded" in med:
             row["folded_speedup"] = round(med["reference"] / med["onespec folded"], 3)
+        for o in options:
+            row.setdefault(f"{kind}_option_ratio", {})[o] = round(med[f"onespec {o}"] / med["reference"], 3)
     row["build_s"] = {s.name: round(s.build_s, 3) for s in built}
     return row
 
 
 def run(models, frameworks, batches, *, rounds: int = 5, train: bool = False, fold: bool = False,
-        budget_s: float = 20.0, graph: bool = False, progress=None) -> list[dict]:
-    """Every framework in its own child process; rows of :func:`measure`."""
+        budget_s: float = 20.0, graph: bool = False, progress=None, torch_options=()) -> list[dict]:
+    """Every framework in its own child process; rows of :func:`measure`. ``torch_options``:
+    torch build options timed as extra onespec sides (torch rows only)."""
     from ._proc import run_child
 
+    bad = [o for o in torch_options if o not in TORCH_OPTIONS]
+    if bad:
+        raise BenchError(f"unknown torch option {', '.join(bad)}; choose from {', '.join(TORCH_OPTIONS)}")
     for fw in frameworks:
         unknown = [m for m in models if m not in REFERENCES[fw]]
         if unknown:
@@ -234,14 +246,17 @@ def run(models, frameworks, batches, *, rounds: int = 5, train: bool = False, fo
             for b in batches:
                 if progress:
                     progress(f"[{fw}] {m} batch {b}")
+                opts = ",".join(torch_options) if fw == "torch" else ""
                 code, so, se = run_child(["-m", "onespec.bench", fw, m, str(b), str(rounds), str(int(train)),
-                                          str(int(fold)), str(budget_s), str(int(graph))])
+                                          str(int(fold)), str(budget_s), str(int(graph)), opts])
                 if code != 0:
                     tail = se.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
                     raise BenchError(f"{fw} {m} batch {b}: {tail[0][:500]}")
                 row = json.loads(so.decode().strip().splitlines()[-1])
                 row["peak_mb"] = {}
                 for side in row["build_s"]:
+                    if side.removeprefix("onespec ") in TORCH_OPTIONS:
+                        continue  # the same parameters as onespec's network
                     code, so, se = run_child(["-m", "onespec.bench", "--memory", fw, m, str(b), side,
                                               str(int(graph))])
                     if code == 0:
@@ -262,6 +277,10 @@ def table(rows: list[dict]) -> str:
                    f"{r['build_s']['onespec']:>10.2f}/{r['build_s']['reference']:<11.2f} "
                    f"{r['peak_mb'].get('onespec', float('nan')):>10.0f}/"
                    f"{r['peak_mb'].get('reference', float('nan')):<10.0f}")
+        for kind in ("eval", "train"):
+            if f"{kind}_option_ratio" in r:
+                out.append(f"{'':<10} {'':<20} {'':>5} torch options, {kind} ratio: " + ", ".join(
+                    f"{o} {v:.2f} ({r[kind]['onespec ' + o]:.2f} ms)" for o, v in r[f"{kind}_option_ratio"].items()))
     out.append("ratio = onespec time / reference time (< 1: onespec faster); reference: torchvision, "
                "paddle.vision.models, MindCV; folded x = reference time / folded time")
     return "\n".join(out)
@@ -296,11 +315,11 @@ def _worker(argv) -> int:
         fw, model, batch, side, graph = argv[1:]
         print(json.dumps({"rss_mb": memory(fw, model, int(batch), side, bool(int(graph)))}), flush=True)
         return 0
-    fw, model, batch, rounds, train, fold, budget, graph = argv
+    fw, model, batch, rounds, train, fold, budget, graph, options = argv
     data_out = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
     row = measure(fw, model, int(batch), rounds=int(rounds), train=bool(int(train)), fold=bool(int(fold)),
-                  budget_s=float(budget), graph=bool(int(graph)))
+                  budget_s=float(budget), graph=bool(int(graph)), options=[o for o in options.split(",") if o])
     data_out.write(json.dumps(row) + "\n")
     data_out.flush()
     return 0

@@ -254,7 +254,8 @@ def cmd_bench(args) -> int:
     models = args.models or DEFAULT_MODELS
     batches = [int(b) for b in args.batch.split(",")]
     rows = run(models, args.backends, batches, rounds=args.rounds, train=args.train, fold=args.fold,
-               budget_s=args.budget, graph=args.graph, progress=lambda m: print(m, file=sys.stderr, flush=True))
+               budget_s=args.budget, graph=args.graph, progress=lambda m: print(m, file=sys.stderr, flush=True),
+               torch_options=args.torch_option or ())
     print(table(rows))
     if args.json:
         with open(args.json, "w") as f:
@@ -394,6 +395,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=5, help="alternating rounds (medians)")
     p.add_argument("--budget", type=float, default=20.0, help="seconds of timing per model, batch and mode")
     p.add_argument("--graph", action="store_true", help="MindSpore: both sides in GRAPH_MODE (default PYNATIVE)")
+    p.add_argument("--torch-option", action="append", choices=("channels_last", "compile"),
+                   help="also time onespec's torch network built with this option (repeatable; compile needs "
+                        "a C++ compiler and compiles for ~30 s per model)")
     p.add_argument("--json", metavar="PATH", help="write the rows as JSON")
     p.set_defaults(fn=cmd_bench)
     p = sub.add_parser("eval", help="accuracy, per-class accuracy and confusion matrix of a checkpoint")

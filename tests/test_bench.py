@@ -31,3 +31,33 @@ def test_bench_cli_refuses_a_model_without_a_zoo_reference(tmp_path):
     r = subprocess.run([sys.executable, "-m", "onespec", "bench", "hybridsn", "--backends", "paddle"],
                        capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.startswith("onespec: error:") and "hybridsn" in r.stderr
+
+
+def test_bench_times_torch_build_options_beside_the_others():
+    require("torch", "torchvision")
+    (r,) = run(["squeezenet1_1"], ["torch"], [1], rounds=2, budget_s=0.3, torch_options=["channels_last"])
+    assert set(r["eval"]) == {"onespec", "reference", "onespec channels_last"}
+    assert r["eval_option_ratio"]["channels_last"] == pytest.approx(
+        r["eval"]["onespec channels_last"] / r["eval"]["reference"], rel=1e-2)
+    assert "channels_last" in table([r]) and "onespec channels_last" not in r["peak_mb"]
+    with pytest.raises(BenchError, match="unknown torch option"):
+        run(["squeezenet1_1"], ["torch"], [1], torch_options=["fast"])
+
+
+@pytest.mark.parametrize("option", ["channels_last", pytest.param("compile", marks=pytest.mark.slow)])
+def test_torch_build_options_keep_names_and_outputs(option):
+    """channels-last and torch.compile change how torch runs the network, not what it computes
+    or what its parameters are called (a checkpoint loads either way)."""
+    require("torch")
+    import numpy as np
+    import onespec
+    from onespec.backends import torch as tb
+    spec = onespec.get_spec("shufflenet_v1", input_size=64, pool_padding="same", megvii_shuffle=True)
+    state = onespec.init_state(spec, 0)
+    plain, fast = tb.build(spec), tb.build(spec, **{option: True})
+    assert list(fast.state_dict()) == list(plain.state_dict())
+    tb.load_state(plain, spec, state)
+    tb.load_state(fast, spec, state)
+    x = np.random.default_rng(0).standard_normal((2, *spec.input_shape)).astype(np.float32)
+    y, y_fast = tb.forward(plain, x)[0], tb.forward(fast, x)[0]
+    assert np.abs(y_fast - y).max() <= 1e-5 * np.abs(y).max()

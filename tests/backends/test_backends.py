@@ -154,6 +154,33 @@ for slope, offset in ((1 / 6, 0.5), (0.2, 0.5)):
     _run_in(backend, code)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_same_padding_puts_the_odd_pixel_at_the_bottom_right(backend):
+    """MindSpore's pad_mode="same" on a 4x4 input, stride 2, 3x3 windows: one row and column of
+    padding after, none before: windows x[0:3, 0:3], x[0:3, 2:4], x[2:4, 0:3], x[2:4, 2:4]
+    (symmetric padding 1 would give max 5, 7, 13, 15). Values worked out by hand."""
+    require(backend)
+    code = rf"""
+import numpy as np, onespec
+from onespec.backends import load_backend
+from onespec.spec import AvgPool, Conv, MaxPool, ModelMeta, ModelSpec
+b = load_backend("{backend}")
+x = np.arange(16, dtype="float32").reshape(1, 1, 4, 4)
+def run(layer):
+    spec = ModelSpec(name="t", input_shape=(1, 4, 4), layers=[layer], meta=ModelMeta(family="test"))
+    net = b.build(spec)
+    if layer.op == "conv":
+        b.load_state(net, spec, {{"c.weight": np.ones((1, 1, 3, 3), "float32")}})
+    return b.forward(net, x)[0][0, 0]
+np.testing.assert_array_equal(run(MaxPool(name="p", kernel=3, stride=2, padding="same")), [[10, 11], [14, 15]])
+np.testing.assert_allclose(run(AvgPool(name="p", kernel=3, stride=2, padding="same", count_include_pad=False)),
+                           [[5, 6.5], [11, 12.5]], rtol=1e-6)
+np.testing.assert_allclose(run(Conv(name="c", out_channels=1, kernel=3, stride=2, padding="same", bias=False)),
+                           [[45, 39], [66, 50]], rtol=1e-6)
+"""
+    _run_in(backend, code)
+
+
 def test_parameter_names_read_like_the_spec():
     require("torch")
     net = onespec.build("squeezenet1_0", backend="torch")
