@@ -285,3 +285,22 @@ np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
 def test_dynamic_shift_max_semantics(backend, fusions):
     require(backend)
     _run_in(backend, SHIFT_MAX_CHECK.replace("{backend}", backend).replace("{fusions}", str(fusions)))
+
+
+def test_same_padding_agrees_everywhere_in_2d_and_3d():
+    """'same' convs and pools at even and odd sizes, images and volumes: eager, compiled and one
+    SGD step in every framework against the numpy reference (property specs draw 2d only;
+    MindSpore's AvgPool3d "same" counts the padding unless told not to, its AvgPool2d does not)."""
+    require(*BACKENDS)
+    from onespec.conformance import run_specs
+    from onespec.spec import ModelSpec
+
+    def spec(shape):
+        return ModelSpec.model_validate({"name": "same", "input_shape": shape, "meta": {"family": "test"}, "layers": [
+            {"op": "conv", "name": "c1", "out_channels": 3, "kernel": 3, "stride": 2, "padding": "same"},
+            {"op": "maxpool", "name": "p1", "kernel": 3, "stride": 2, "padding": "same"},
+            {"op": "conv", "name": "c2", "out_channels": 3, "kernel": 2, "padding": "same", "groups": 3},
+            {"op": "avgpool", "name": "p2", "kernel": 3, "stride": 2, "padding": "same", "count_include_pad": False}]})
+    rep = run_specs({f"s{i}": spec(s) for i, s in enumerate([(2, 16, 16), (2, 17, 15), (2, 8, 8, 8), (2, 9, 8, 7)])},
+                    numerics=True, static=True, step=True)
+    assert all(r["status"] == "pass" for r in rep.results), rep.table()[-3000:]

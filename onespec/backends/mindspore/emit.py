@@ -2,7 +2,8 @@
 - convs, transposed convs and pools get ``pad_mode='pad'`` with the spec's explicit padding
   (MindSpore's default 'same'/'valid' would change shapes or numbers), convs as
   ``(top, bottom, left, right)`` from ``pads``; a pool with spec padding ``"same"`` gets MindSpore's
-  own ``pad_mode='same'`` (the spec's rule; its average pool excludes the padding);
+  own ``pad_mode='same'`` (the spec's rule) with ``count_include_pad=False`` passed (AvgPool3d's
+  "same" counts the padding unless told, AvgPool2d's does not);
   ``group``/``has_bias``;
 - BN momentum is ``1 - m``; 3d BN runs as 2d BN over folded spatial dims;
 - a norm without affine parameters gets constant gamma/beta tensors: MindSpore's own
@@ -214,9 +215,10 @@ def _pool(cls2, cls3, **extra):
         nd = _nd(x)
         stride = n.kernel if n.stride is None else n.stride
         kw = {k: getattr(n, k) for k in extra}
-        if n.padding == "same":  # MindSpore's own rule, the spec's (a "same" avgpool excludes padding)
+        if n.padding == "same":  # MindSpore's own rule, the spec's; count_include_pad=False said explicitly:
+            # AvgPool3d's "same" counts the padding by default (AvgPool2d's does not)
             return {2: cls2, 3: cls3}[nd](kernel_size=ntuple(n.kernel, nd), stride=ntuple(stride, nd),
-                                          pad_mode="same")
+                                          pad_mode="same", **kw)
         return {2: cls2, 3: cls3}[nd](kernel_size=ntuple(n.kernel, nd), stride=ntuple(stride, nd), pad_mode="pad",
                                       padding=ntuple(n.padding, nd), ceil_mode=n.ceil_mode, **kw)
     return make
