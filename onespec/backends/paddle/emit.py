@@ -2,8 +2,8 @@
 - BN momentum is ``1 - m`` (Paddle weights the running value), and BN's running variance is
   made unbiased like torch's (see ``_unbiased_running_var``);
 - AvgPool's ``exclusive`` is the negation of ``count_include_pad``;
-- a conv's bias is expanded to the output's shape before the add (``_bias_expanded``: Paddle's
-  broadcasting add is slower than the conv on CPU);
+- a conv's bias is expanded to the output's shape before the add from batch 2 on
+  (``_bias_expanded``: Paddle's broadcasting add is slower than the conv there on CPU);
 - padding that differs before and after (spec ``"same"`` at a stride) is Paddle's flat
   ``[before, after, ...]`` list on convs and pools;
 - ceil-mode pools whose extra window torch would drop run in floor mode (Paddle keeps the
@@ -148,17 +148,21 @@ def _padding(n, x):
 
 
 def _bias_expanded(base, conv, data_format: str):
-    """A biased conv whose bias is expanded to the output's shape before the add: Paddle's own
-    conv adds it with a broadcasting ``elementwise_add`` that on CPU costs more than the conv
-    (depthwise 3x3, 96 channels, 56x56, batch 16: conv 19 ms, broadcast add 23 ms, expanded add
-    8 ms; squeezenet1_1 batch 16: 400 -> 300 ms). Same parameters, and the same float32 numbers
-    (an add either way; Paddle's inference batch_norm kernel would add it in 1.5 ms but scales
-    by a 1/sqrt(1) that is off by an ulp, which MicroNet's shift-max chains amplify to 1e-5)."""
+    """A biased conv whose bias is expanded to the output's shape before the add when the batch
+    has more than one sample: Paddle's own conv adds it with a broadcasting ``elementwise_add``
+    that on CPU costs more than the conv from batch 2 on (depthwise 3x3, 96 channels, 56x56,
+    batch 16: conv 19 ms, broadcast add 23 ms, expanded add 8 ms; squeezenet1_1 eval at batch 2 /
+    4 / 16: 45 -> 31, 94 -> 56, 400 -> 300 ms), while at batch 1 its own add is the faster
+    (squeezenet1_1 12 vs 14.5 ms). Same parameters and the same float32 numbers (an add either
+    way; Paddle's inference batch_norm kernel would add it faster still, but scales by a 1/sqrt(1)
+    an ulp off, which MicroNet's shift-max chains amplify to 1e-5)."""
 
     class Conv(base):
         def forward(self, x):
-            if not paddle.in_dynamic_mode():  # a static program (to_static, export): Paddle Inference and
-                return super().forward(x)      # paddle2onnx fuse the bias; paddle2onnx mistranslates expand_as
+            # a static program (to_static, export): Paddle Inference and paddle2onnx fuse the bias
+            # themselves, and paddle2onnx mistranslates expand_as
+            if not paddle.in_dynamic_mode() or x.shape[0] == 1:
+                return super().forward(x)
             y = conv(x, self.weight, None, stride=self._stride, padding=self._padding, dilation=self._dilation,
                      groups=self._groups, data_format=data_format)
             return y + paddle.expand_as(self.bias.reshape([1, -1] + [1] * (y.ndim - 2)), y)
