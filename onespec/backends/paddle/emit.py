@@ -13,7 +13,8 @@
 - bilinear upsampling passes ``align_mode=0`` (half-pixel, torch's) with ``align_corners``;
 - the channels-first LayerNorm permutes around ``nn.LayerNorm``;
 - GroupNorm without affine parameters avoids ``nn.GroupNorm(weight_attr=False)``, whose backward
-  is wrong in Paddle 3.3 (``GroupNormNoAffine``).
+  is wrong in Paddle 3.3 (``GroupNormNoAffine``); every GroupNorm centers its groups first
+  (``_group_centered``: Paddle's one-pass variance cancels).
 """
 from __future__ import annotations
 
@@ -253,6 +254,20 @@ def _norm_attr(affine):
     return None if affine else False
 
 
+def _group_centered(x, groups: int):
+    """``x`` minus its mean over each group: Paddle's CPU ``group_norm`` takes the variance in one
+    pass (E[x^2] - E[x]^2), which cancels where the mean is large against the spread (mean 0.6,
+    std 0.014, as after saturated hardsigmoids: 3.2e-4 relative error; centered first: 8.9e-8;
+    found by the property tests). GroupNorm is invariant to this shift, value and gradient."""
+    g = x.reshape([0, groups, -1])
+    return (g - g.mean(axis=2, keepdim=True)).reshape([0] + list(x.shape[1:]))
+
+
+class GroupNorm(nn.GroupNorm):
+    def forward(self, x):
+        return super().forward(_group_centered(x, self._num_groups))
+
+
 class GroupNormNoAffine(nn.Layer):
     """GroupNorm without affine parameters through ``F.group_norm`` with constant ones/zeros:
     Paddle 3.3's ``nn.GroupNorm(weight_attr=False, bias_attr=False)`` computes the right forward
@@ -265,13 +280,13 @@ class GroupNormNoAffine(nn.Layer):
         self.register_buffer("_zeros", paddle.zeros([channels]), persistable=False)
 
     def forward(self, x):
-        return paddle.nn.functional.group_norm(x, self._groups, epsilon=self._eps, weight=self._ones,
-                                               bias=self._zeros)
+        return paddle.nn.functional.group_norm(_group_centered(x, self._groups), self._groups, epsilon=self._eps,
+                                               weight=self._ones, bias=self._zeros)
 
 
 def _groupnorm(n, x):
     if n.affine:
-        return nn.GroupNorm(n.groups, x[0], epsilon=n.eps)
+        return GroupNorm(n.groups, x[0], epsilon=n.eps)
     return GroupNormNoAffine(n.groups, x[0], n.eps)
 
 
