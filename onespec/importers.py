@@ -131,6 +131,12 @@ class _Tree:
     def leaf_pos(self, container: str, leaf: str) -> int:
         return self.leaves[container].index(leaf)
 
+    def across(self, top: str, node: str) -> int:
+        """Position of block ``node`` among the children of all top-level containers matching
+        the pattern ``top`` (``stage2``, ``stage3``, ...): a library that numbers its blocks across stages."""
+        blocks = [b for c in self.children[""] if re.fullmatch(top, c) for b in self.children[c]]
+        return blocks.index(node)
+
 
 def _per_node(fn: Callable[[_Tree, str], str]) -> Callable[[_Tree, str], str]:
     """A rule written over node paths (canonical node -> library module path)."""
@@ -316,9 +322,8 @@ def _mindcv_shufflenet_v2(t: _Tree, node: str) -> str:
     if node.startswith(("conv1.", "conv5.")):
         return f"{'first_conv' if node.startswith('conv1') else 'conv_last'}.{0 if node.endswith('conv') else 1}"
     m = re.fullmatch(r"(stage\d\.unit\d+)\.branches\.(branch[12])\..+", node)
-    units = [u for s in t.children[""] if re.fullmatch(r"stage\d", s) for u in t.children[s]]
-    branch = f"{m.group(1)}.branches.{m.group(2)}"
-    return (f"features.{units.index(m.group(1))}.{'branch_main' if m.group(2) == 'branch2' else 'branch_proj'}"
+    branch, i = f"{m.group(1)}.branches.{m.group(2)}", t.across(r"stage\d", m.group(1))
+    return (f"features.{i}.{'branch_main' if m.group(2) == 'branch2' else 'branch_proj'}"
             f".{t.leaf_pos(branch, node)}")
 
 
@@ -332,9 +337,8 @@ def _mindcv_shufflenet_v1(t: _Tree, node: str) -> str:
     if node.startswith("conv1."):
         return f"first_conv.{0 if node.endswith('conv') else 1}"
     m = re.fullmatch(r"(stage\d\.unit\d+)\.merge\.body\.(gconv1|dw|gconv2)\.(conv|bn)", node)
-    units = [u for s in t.children[""] if re.fullmatch(r"stage\d", s) for u in t.children[s]]
-    i = units.index(m.group(1))
     part = {"gconv1": ("branch_main_1", 0), "dw": ("branch_main_2", 0), "gconv2": ("branch_main_2", 2)}[m.group(2)]
+    i = t.across(r"stage\d", m.group(1))
     return f"features.{i}.{part[0]}.{part[1] + (0 if m.group(3) == 'conv' else 1)}"
 
 
@@ -366,9 +370,9 @@ def _paddleclas_resnet(t: _Tree, node: str) -> str:
     if node == "fc":
         return "fc"
     m = re.fullmatch(r"(layer\d)\.(block\d+)\.residual\.(?:body\.conv(\d)|shortcut)\.(conv|bn)", node)
-    blocks = [b for layer in t.children[""] if re.fullmatch(r"layer\d", layer) for b in t.children[layer]]
     part = "short" if m.group(3) is None else f"conv{int(m.group(3)) - 1}"
-    return f"blocks.{blocks.index(f'{m.group(1)}.{m.group(2)}')}.{part}.{m.group(4)}"
+    i = t.across(r"layer\d", f"{m.group(1)}.{m.group(2)}")
+    return f"blocks.{i}.{part}.{m.group(4)}"
 
 
 @_per_node

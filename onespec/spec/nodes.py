@@ -385,7 +385,7 @@ class _Pool(_Node):
     def effective_ceil(self, x: Shape) -> bool:
         """Whether ceil mode changes the output for input ``x`` (a pool whose ceil-mode extra
         window is dropped by torch's rule equals its floor-mode pool)."""
-        return self.ceil_mode and self.padding != "same" and any(self._gains(x))
+        return self.ceil_mode and any(self._gains(x))
 
 
 class MaxPool(_Pool):

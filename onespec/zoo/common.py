@@ -25,6 +25,12 @@ def check_classes(num_classes: int) -> int:
     return num_classes
 
 
+def variant(defaults: dict, **given) -> dict:
+    """The options in ``given`` that differ from their ``defaults``: what a library variant sets,
+    recorded in the spec's meta only where set (a default spec's meta stays as it was)."""
+    return {k: v for k, v in given.items() if v != defaults[k]}
+
+
 def conv_bn_act(name: str, out: int, kernel: int, stride: int = 1, *, groups: int = 1,
                 act: Optional[str] = "relu", eps: float = 1e-5, momentum: float = 0.1,
                 in_channels: Optional[int] = None, padding=None) -> Sequential:

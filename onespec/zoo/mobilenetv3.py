@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from ..spec import (Act, Conv, Dropout, Flatten, GlobalAvgPool, HardSigmoid, Identity, Linear, Parallel, Scale,
                     Sequential, make_divisible, scale_channels)
 from ..errors import OverrideError
-from .common import InputSize, check_classes, conv_bn_act, image_shape, model
+from .common import InputSize, check_classes, conv_bn_act, image_shape, model, variant
 from .registry import Import, Reference, register
 
 BN = {"eps": 1e-3, "momentum": 0.01}
@@ -74,6 +74,10 @@ def v3_block(name: str, inp: int, row: V3Row, width: float, bn: dict = BN, dw_pa
     return Sequential(name=name, layers=layers), out
 
 
+_DEFAULTS = {"bn_eps": 1e-3, "dw_padding": None, "expand_always": False, "se_divisor": 8, "se_slope": 1.0 / 6.0,
+             "head_bias": True, "last_channel": None}
+
+
 def build(*, name: str, size: Literal["large", "small"], num_classes: int = 1000, width: float = 1.0,
           input_size: InputSize = 224, in_channels: int = 3, dropout: float = 0.2, bn_eps: float = 1e-3,
           dw_padding: Literal["same"] | None = None, expand_always: bool = False, se_divisor: int = 8,
@@ -107,12 +111,10 @@ def build(*, name: str, size: Literal["large", "small"], num_classes: int = 1000
         family="mobilenet_v3", paper=f"Howard et al., Searching for MobileNetV3, arXiv:1905.02244, "
                                      f"Table {1 if size == 'large' else 2}",
         source="torchvision.models.mobilenetv3", num_classes=num_classes, size=size, width=width,
-        rounding="divisible8", **({} if bn_eps == 1e-3 else {"bn_eps": float(bn_eps)}),
-        **({"dw_padding": dw_padding} if dw_padding else {}), **({"expand_always": True} if expand_always else {}),
-        **({"se_divisor": se_divisor} if se_divisor != 8 else {}),
-        **({"se_slope": float(se_slope)} if se_slope != 1.0 / 6.0 else {}), **({} if head_bias else {"head_bias": False}),
-        **({"last_channel": last_channel} if last_channel not in (None, table_last) else {}))
-
+        rounding="divisible8", **variant(_DEFAULTS, bn_eps=float(bn_eps), dw_padding=dw_padding,
+                                         expand_always=expand_always, se_divisor=se_divisor,
+                                         se_slope=float(se_slope), head_bias=head_bias,
+                                         last_channel=None if last_channel == table_last else last_channel))
 
 # PaddleClas's MobileNetV3_*_x1_0 (its Dropout(mode="downscale_in_infer") scales by 0.8 at
 # inference: folded into the last Linear on import)

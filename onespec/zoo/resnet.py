@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from ..errors import OverrideError
 from ..spec import (Act, Conv, Flatten, GlobalAvgPool, Identity, Linear, MaxPool, Parallel, Scale, Sequential,
                     make_divisible, scale_channels)
-from .common import InputSize, check_classes, conv_bn_act, image_shape, model
+from .common import InputSize, check_classes, conv_bn_act, image_shape, model, variant
 from .registry import Import, Reference, register
 
 
@@ -90,9 +90,9 @@ def build(*, name: str, depth: int, se_reduction: int | None = None, num_classes
     return model(name, image_shape(in_channels, input_size), layers, family="resnet", paper=paper,
                  source="torchvision.models.resnet (v1.5)", num_classes=num_classes, depth=depth,
                  se_reduction=se_reduction, width=width, rounding="int",
-                 **({"se_divisor": se_divisor} if se_divisor != 1 else {}),
-                 **({"first_shortcut_conv": True} if first_shortcut_conv else {}),
-                 **({"maxpool_padding": maxpool_padding} if maxpool_padding != 1 else {}))
+                 **variant({"se_divisor": 1, "first_shortcut_conv": False, "maxpool_padding": 1},
+                           se_divisor=se_divisor, first_shortcut_conv=first_shortcut_conv,
+                           maxpool_padding=maxpool_padding))
 
 
 def _se_params(depth: int, r: int = 16) -> int:

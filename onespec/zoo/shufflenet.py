@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict
 from ..errors import OverrideError
 from ..spec import (Act, AvgPool, ChannelShuffle, Flatten, GlobalAvgPool, Identity, Linear, MaxPool, Parallel,
                     Sequential, scale_channels)
-from .common import InputSize, check_classes, conv_bn_act, image_shape, model
+from .common import InputSize, check_classes, conv_bn_act, image_shape, model, variant
 from .registry import Import, Reference, register
 
 
@@ -74,7 +74,8 @@ def build_v2(*, name: str, size: str, num_classes: int = 1000, input_size: Input
                Linear(name="fc", out_features=check_classes(num_classes), bias=not megvii)]
     return model(name, image_shape(in_channels, input_size), layers, family="shufflenet_v2",
                  paper="Ma et al., ShuffleNet V2, arXiv:1807.11164, Table 5", source="torchvision.models.shufflenetv2",
-                 num_classes=num_classes, size=size, width=width, rounding="int", **({"megvii": True} if megvii else {}))
+                 num_classes=num_classes, size=size, width=width, rounding="int",
+                 **variant({"megvii": False}, megvii=megvii))
 
 
 # ---------------------------------------------------------------------------------- V1
@@ -138,12 +139,11 @@ def build_v1(*, name: str, groups: int = 3, width: float = 1.0, num_classes: int
         layers.append(Sequential(name=f"stage{si}", layers=units))
     layers += [GlobalAvgPool(name="avgpool"), Flatten(name="flatten"),
                Linear(name="fc", out_features=check_classes(num_classes), bias=fc_bias)]
-    given = {"megvii_shuffle": megvii_shuffle, "pool_padding": pool_padding, "fc_bias": fc_bias}
-    variant = {k: v for k, v in given.items() if v != _V1_DEFAULTS[k]}
     return model(name, image_shape(in_channels, input_size), layers, family="shufflenet_v1",
                  paper="Zhang et al., ShuffleNet, arXiv:1707.01083, Table 1 / Fig. 2",
                  source="paper; Megvii reference for stem and bottleneck = out/4", num_classes=num_classes,
-                 groups=groups, width=width, rounding="int", **variant)
+                 groups=groups, width=width, rounding="int",
+                 **variant(_V1_DEFAULTS, megvii_shuffle=megvii_shuffle, pool_padding=pool_padding, fc_bias=fc_bias))
 
 
 _V2_REFERENCES = {  # torchvision model docs (params), ShuffleNet V2 paper Table 5 (MFLOPs)
