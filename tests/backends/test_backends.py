@@ -327,3 +327,43 @@ for affine in (False, True):
     assert err <= 1e-5, (affine, err)
 """
     _run_in(backend, code)
+
+
+def test_paddle_biased_conv_adds_its_bias_exactly_with_and_without_gradients():
+    """The Paddle emitter adds a conv's bias with ``affine_channel`` when no gradient is needed
+    and with an expanded add when one is (``affine_channel``'s backward gives a wrong bias
+    gradient when its scale needs none): outputs and the bias / weight gradients at batch 1 and 3,
+    2d and 3d, trainable and frozen, against the unbiased conv plus the bias in float64."""
+    require("paddle")
+    code = r"""
+import numpy as np, paddle
+from onespec.backends import load_backend
+from onespec.spec import Conv, ModelMeta, ModelSpec
+b = load_backend("paddle")
+for shape in [(4, 6, 5), (4, 3, 4, 5)]:
+    spec = ModelSpec(name="t", input_shape=shape, meta=ModelMeta(family="test"),
+                     layers=[Conv(name="c", out_channels=6, kernel=3, padding=1, groups=2, bias=True)])
+    net = b.build(spec)
+    conv = net.c
+    for batch in (1, 3):
+        x = paddle.to_tensor(np.random.default_rng(batch).standard_normal((batch, *shape)).astype("float32"))
+        plain = paddle.nn.functional.conv2d if len(shape) == 3 else paddle.nn.functional.conv3d
+        want = plain(x, conv.weight, None, padding=1, groups=2).numpy().astype("float64")
+        want += conv.bias.numpy().reshape([1, -1] + [1] * (len(shape) - 1))
+        with paddle.no_grad():
+            assert np.abs(net(x).numpy() - want).max() <= 1e-5
+        for frozen in (False, True):
+            conv.weight.stop_gradient = frozen
+            conv.bias.clear_gradient(False)
+            conv.weight.clear_gradient(False)
+            g = paddle.to_tensor(np.random.default_rng(7).standard_normal(want.shape).astype("float32"))
+            out = net(x)
+            assert np.abs(out.numpy() - want).max() <= 1e-5
+            (out * g).sum().backward()
+            axes = tuple(i for i in range(g.ndim) if i != 1)
+            np.testing.assert_allclose(conv.bias.grad.numpy(), g.numpy().astype("float64").sum(axes), rtol=1e-4,
+                                       atol=1e-4)
+            assert frozen == (conv.weight.grad is None)
+        conv.weight.stop_gradient = False
+"""
+    _run_in("paddle", code)

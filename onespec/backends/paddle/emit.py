@@ -2,8 +2,9 @@
 - BN momentum is ``1 - m`` (Paddle weights the running value), and BN's running variance is
   made unbiased like torch's (see ``_unbiased_running_var``);
 - AvgPool's ``exclusive`` is the negation of ``count_include_pad``;
-- a conv's bias is expanded to the output's shape before the add from batch 2 on
-  (``_bias_expanded``: Paddle's broadcasting add is slower than the conv there on CPU);
+- a conv's bias is added by ``affine_channel`` without gradients and expanded to the output's
+  shape with them from batch 2 on (``_bias_added``: Paddle's broadcasting add is slower than the
+  conv on CPU);
 - padding that differs before and after (spec ``"same"`` at a stride) is Paddle's flat
   ``[before, after, ...]`` list on convs and pools;
 - ceil-mode pools whose extra window torch would drop run in floor mode (Paddle keeps the
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 import paddle
-from paddle import nn
+from paddle import _C_ops, nn
 
 from ...spec import ModelSpec
 from ..tree import emit, ntuple
@@ -148,32 +149,40 @@ def _padding(n, x):
     return [b for b, _ in pads] if all(b == a for b, a in pads) else [p for pair in pads for p in pair]
 
 
-def _bias_expanded(base, conv, data_format: str):
-    """A biased conv whose bias is expanded to the output's shape before the add when the batch
-    has more than one sample: Paddle's own conv adds it with a broadcasting ``elementwise_add``
-    that on CPU costs more than the conv from batch 2 on (depthwise 3x3, 96 channels, 56x56,
-    batch 16: conv 19 ms, broadcast add 23 ms, expanded add 8 ms; squeezenet1_1 eval at batch 2 /
-    4 / 16: 45 -> 31, 94 -> 56, 400 -> 300 ms), while at batch 1 its own add is the faster
-    (squeezenet1_1 12 vs 14.5 ms). Same parameters and the same float32 numbers (an add either
-    way; Paddle's inference batch_norm kernel would add it faster still, but scales by a 1/sqrt(1)
-    an ulp off, which MicroNet's shift-max chains amplify to 1e-5)."""
+def _bias_added(base, conv, data_format: str):
+    """A biased conv whose bias is added by the fastest exact kernel: Paddle's own conv adds it
+    with a broadcasting ``elementwise_add`` that on CPU costs more than the conv from batch 2 on
+    (depthwise 3x3, 96 channels, 56x56, batch 16: conv 19 ms, broadcast add 28 ms, add of the bias
+    expanded to the output's shape 19 ms, ``affine_channel`` with scale 1 9 ms, the same as an
+    inference BatchNorm; batch 1, 96 x 112x112: 0.68 / 0.93 / 0.42 ms). Without gradients (eval
+    under ``no_grad``: what makes folded networks pay) ``affine_channel``; with gradients the
+    expanded add from batch 2 on and Paddle's own add at batch 1, because ``affine_channel``'s
+    backward returns a wrong bias gradient (ones) when its scale needs none (Paddle 3.3). The same
+    float32 numbers every way (x * 1 + b; Paddle's inference batch_norm kernel would be as fast
+    but scales by a 1/sqrt(1) an ulp off, which MicroNet's shift-max chains amplify to 1e-5)."""
 
     class Conv(base):
         def forward(self, x):
             # a static program (to_static, export): Paddle Inference and paddle2onnx fuse the bias
             # themselves, and paddle2onnx mistranslates expand_as
-            if not paddle.in_dynamic_mode() or x.shape[0] == 1:
+            if not paddle.in_dynamic_mode():
+                return super().forward(x)
+            grads = paddle.is_grad_enabled() and not (x.stop_gradient and self.weight.stop_gradient
+                                                       and self.bias.stop_gradient)
+            if grads and x.shape[0] == 1:
                 return super().forward(x)
             y = conv(x, self.weight, None, stride=self._stride, padding=self._padding, dilation=self._dilation,
                      groups=self._groups, data_format=data_format)
+            if not grads:
+                return _C_ops.affine_channel(y, paddle.ones_like(self.bias), self.bias, "NCHW")
             return y + paddle.expand_as(self.bias.reshape([1, -1] + [1] * (y.ndim - 2)), y)
 
     Conv.__name__ = base.__name__
     return Conv
 
 
-_BIASED = {2: _bias_expanded(nn.Conv2D, nn.functional.conv2d, "NCHW"),
-           3: _bias_expanded(nn.Conv3D, nn.functional.conv3d, "NCDHW")}
+_BIASED = {2: _bias_added(nn.Conv2D, nn.functional.conv2d, "NCHW"),
+           3: _bias_added(nn.Conv3D, nn.functional.conv3d, "NCDHW")}
 
 
 def _conv(n, x):
