@@ -7,8 +7,9 @@ Reported per model and batch: median eval-forward time, median training-step tim
 cross-entropy backward, SGD update) with ``train``, construction time, the peak resident memory
 of construction plus one forward (each side alone in a fresh process, :func:`memory`), and the
 ratio onespec / reference (< 1: onespec faster).
-``fold`` adds onespec's BN-folded network (``onespec.fold``) to the eval rows; torch's build
-options (``channels_last``, ``compile``) add one onespec network each, timed beside the others.
+``fold`` adds onespec's BN-folded network (``onespec.fold``) to the eval rows; each of torch's
+build options (``channels_last``, ``compile``) adds onespec's network and torchvision's built with
+it (a like-for-like ratio), and with ``fold`` the folded network built with it.
 """
 from __future__ import annotations
 
@@ -155,25 +156,32 @@ TORCH_OPTIONS = ("channels_last", "compile")
 
 def sides(framework: str, model: str, batch: int, train: bool, fold: bool, graph: bool = False,
           only=None, options=()) -> list[Side]:
-    """onespec's network, the zoo's, with ``fold`` onespec's folded one and one per torch build
-    option in ``options`` (``only``: those labels), each built, run once, and wrapped in timed
-    callables."""
+    """onespec's network, the zoo's, with ``fold`` onespec's folded one; per torch build option in
+    ``options`` onespec's network, the zoo's and (with ``fold``) the folded one built with it
+    (``only``: those labels), each built, run once, and wrapped in timed callables."""
     import onespec
     from .backends import load_backend
 
     fw = FRAMEWORK[framework](graph)
     be = load_backend(framework)
-    spec = onespec.get_spec(model)
+    spec = onespec.get_spec(model, **spec_options(framework, model))
 
-    def folded():
+    def folded(**option):
         f, st = onespec.fold(spec, onespec.init_state(spec, 0))
         net = be.build(f)
         be.load_state(net, f, st)
-        return net
+        return be.speed_options(net, len(f.input_shape), **option) if option else net
 
-    makers = [("onespec", lambda: be.build(spec)), ("reference", lambda: fw.reference(model))]
+    def reference(**option):
+        net = fw.reference(model)
+        return be.speed_options(net, len(spec.input_shape), **option) if option else net
+
+    makers = [("onespec", lambda: be.build(spec)), ("reference", reference)]
     makers += [("onespec folded", folded)] if fold else []
-    makers += [(f"onespec {o}", lambda o=o: be.build(spec, **{o: True})) for o in options]
+    for o in options:
+        makers += [(f"onespec {o}", lambda o=o: be.build(spec, **{o: True})),
+                   (f"reference {o}", lambda o=o: reference(**{o: True}))]
+        makers += [(f"onespec folded {o}", lambda o=o: folded(**{o: True}))] if fold else []
     out = []
     for label, make in makers:
         if only and label not in only:
@@ -183,9 +191,20 @@ def sides(framework: str, model: str, batch: int, train: bool, fold: bool, graph
         built = time.perf_counter() - t0
         x, y = fw.inputs(spec.input_shape, batch)
         fw.forward(net, x)
-        out.append(Side(label, lambda net=net, x=x: fw.forward(net, x),
-                        fw.stepper(net, x, y) if train and label != "onespec folded" else None, built))
+        trains = train and not label.startswith("onespec folded")
+        out.append(Side(label, lambda net=net, x=x: fw.forward(net, x), fw.stepper(net, x, y) if trains else None,
+                        built))
     return out
+
+
+def spec_options(framework: str, model: str) -> dict:
+    """The zoo options that make onespec's network the reference's architecture: the registry's
+    importer overrides for the reference library (MindCV's ResNets pool their stem "same",
+    its ShuffleNet V2 is Megvii's, its MobileNetV3 pads depthwise convs "same"), so that the two
+    sides compute the same function."""
+    from .zoo.registry import entry
+    imp = entry(model).importers.get({"torch": "torchvision", "mindspore": "mindcv"}.get(framework, ""))
+    return dict(imp.overrides) if imp else {}
 
 
 REFERENCE_NAME = {"torch": "torchvision", "paddle": "paddle.vision.models", "mindspore": "MindCV"}
@@ -204,7 +223,7 @@ def measure(framework: str, model: str, batch: int, *, rounds: int = 5, train: b
     alternating rounds (each round as many iterations as fit ``budget_s / rounds / sides``)."""
     built = sides(framework, model, batch, train, fold, graph, options=options)
     row = {"framework": framework + (" graph" if graph else ""), "model": model, "batch": batch,
-           "reference": REFERENCE_NAME[framework]}
+           "reference": REFERENCE_NAME[framework], "spec_options": spec_options(framework, model)}
     for kind in ("eval", "train") if train else ("eval",):
         fns = {s.name: (s.forward if kind == "eval" else s.step) for s in built if (kind == "eval" or s.step)}
         for f in fns.values():  # warm up (graph compilation, allocator)
@@ -221,7 +240,12 @@ def measure(framework: str, model: str, batch: int, *, rounds: int = 5, train: b
         if "onespec folded" in med:
             row["folded_speedup"] = round(med["reference"] / med["onespec folded"], 3)
         for o in options:
-            row.setdefault(f"{kind}_option_ratio", {})[o] = round(med[f"onespec {o}"] / med["reference"], 3)
+            # like for like: onespec's network and the zoo's, both with the option
+            row.setdefault(f"{kind}_option_ratio", {})[o] = round(med[f"onespec {o}"] / med[f"reference {o}"], 3)
+            if f"onespec folded {o}" in med:
+                row.setdefault("folded_option_speedup", {})[o] = {
+                    "vs reference": round(med["reference"] / med[f"onespec folded {o}"], 3),
+                    f"vs reference {o}": round(med[f"reference {o}"] / med[f"onespec folded {o}"], 3)}
     row["build_s"] = {s.name: round(s.build_s, 3) for s in built}
     return row
 
@@ -255,8 +279,8 @@ def run(models, frameworks, batches, *, rounds: int = 5, train: bool = False, fo
                 row = json.loads(so.decode().strip().splitlines()[-1])
                 row["peak_mb"] = {}
                 for side in row["build_s"]:
-                    if side.removeprefix("onespec ") in TORCH_OPTIONS:
-                        continue  # the same parameters as onespec's network
+                    if side.split()[-1] in TORCH_OPTIONS:
+                        continue  # the same parameters as the network without the option
                     code, so, se = run_child(["-m", "onespec.bench", "--memory", fw, m, str(b), side,
                                               str(int(graph))])
                     if code == 0:
@@ -278,11 +302,17 @@ def table(rows: list[dict]) -> str:
                    f"{r['peak_mb'].get('onespec', float('nan')):>10.0f}/"
                    f"{r['peak_mb'].get('reference', float('nan')):<10.0f}")
         for kind in ("eval", "train"):
-            if f"{kind}_option_ratio" in r:
-                out.append(f"{'':<10} {'':<20} {'':>5} torch options, {kind} ratio: " + ", ".join(
-                    f"{o} {v:.2f} ({r[kind]['onespec ' + o]:.2f} ms)" for o, v in r[f"{kind}_option_ratio"].items()))
+            for o, v in r.get(f"{kind}_option_ratio", {}).items():
+                line = (f"{'':<10} {'':<20} {'':>5}   {o:<14} {kind:<5} {r[kind]['onespec ' + o]:>9.2f} "
+                        f"{r[kind]['reference ' + o]:>13.2f} {v:>6.2f}")
+                if kind == "eval" and o in r.get("folded_option_speedup", {}):
+                    sp = r["folded_option_speedup"][o]
+                    line += (f"   folded {o} {r['eval']['onespec folded ' + o]:.2f} ms: x {sp['vs reference']:.2f} "
+                             f"vs the reference, x {sp['vs reference ' + o]:.2f} vs the reference {o}")
+                out.append(line)
     out.append("ratio = onespec time / reference time (< 1: onespec faster); reference: torchvision, "
-               "paddle.vision.models, MindCV; folded x = reference time / folded time")
+               "paddle.vision.models, MindCV; folded x = reference time / folded time; a torch option's "
+               "row: both networks built with it")
     return "\n".join(out)
 
 

@@ -218,6 +218,12 @@ def _run(fmt: str, files: list[str], x: np.ndarray) -> np.ndarray:
     return nn.GraphCell(graph)(ms.Tensor(x)).asnumpy()
 
 
+def _build(be, framework: str, spec: ModelSpec):
+    # a MindIR keeps MindSpore's own conv op, whatever machine exports it (the im2col form is for
+    # MindSpore's CPU kernels; Ascend and GPU have fast convs)
+    return be.build(spec, im2col=False) if framework == "mindspore" else be.build(spec)
+
+
 def _locate(fmt: str, spec: ModelSpec, state: dict, be, framework: str, batch: int, opset: int, work: str) -> str:
     """The first leaf node, in execution order, that ``fmt`` cannot express on its own: whose
     export fails, or whose artifact does not run or gives another output than the framework."""
@@ -233,7 +239,7 @@ def _locate(fmt: str, spec: ModelSpec, state: dict, be, framework: str, batch: i
         progress.flush()
         os.fsync(progress.fileno())
         try:
-            net = be.build(one)
+            net = _build(be, framework, one)
             be.load_state(net, one, {k: state[info.path + k[len(name):]] for k in layout(one)})
             d = tempfile.mkdtemp(dir=work)
             files, _ = _make(fmt, net, one, os.path.join(d, f"node{i}" + FORMATS[fmt][1]), batch, opset)
@@ -274,7 +280,7 @@ def _worker(argv) -> int:
         print(f"onespec: error: {fmt} cannot express {spec.name}: node {where}" if where else
               f"onespec: error: {fmt} export of {spec.name} crashed, and no node crashes alone", file=sys.stderr)
         return 2
-    net = be.build(spec)
+    net = _build(be, framework, spec)
     be.load_state(net, spec, state)
     try:
         files, used_opset = _make(fmt, net, spec, base, batch, opset)

@@ -36,9 +36,9 @@ def test_bench_cli_refuses_a_model_without_a_zoo_reference(tmp_path):
 def test_bench_times_torch_build_options_beside_the_others():
     require("torch", "torchvision")
     (r,) = run(["squeezenet1_1"], ["torch"], [1], rounds=2, budget_s=0.3, torch_options=["channels_last"])
-    assert set(r["eval"]) == {"onespec", "reference", "onespec channels_last"}
+    assert set(r["eval"]) == {"onespec", "reference", "onespec channels_last", "reference channels_last"}
     assert r["eval_option_ratio"]["channels_last"] == pytest.approx(
-        r["eval"]["onespec channels_last"] / r["eval"]["reference"], rel=1e-2)
+        r["eval"]["onespec channels_last"] / r["eval"]["reference channels_last"], rel=1e-2)
     assert "channels_last" in table([r]) and "onespec channels_last" not in r["peak_mb"]
     with pytest.raises(BenchError, match="unknown torch option"):
         run(["squeezenet1_1"], ["torch"], [1], torch_options=["fast"])
@@ -61,3 +61,17 @@ def test_torch_build_options_keep_names_and_outputs(option):
     x = np.random.default_rng(0).standard_normal((2, *spec.input_shape)).astype(np.float32)
     y, y_fast = tb.forward(plain, x)[0], tb.forward(fast, x)[0]
     assert np.abs(y_fast - y).max() <= 1e-5 * np.abs(y).max()
+
+
+def test_bench_folds_with_a_torch_option_and_gives_torchvision_the_option_too():
+    require("torch", "torchvision")
+    (r,) = run(["squeezenet1_1"], ["torch"], [1], rounds=2, budget_s=0.3, fold=True, torch_options=["channels_last"])
+    assert set(r["eval"]) == {"onespec", "reference", "onespec folded", "onespec channels_last",
+                              "reference channels_last", "onespec folded channels_last"}
+    sp = r["folded_option_speedup"]["channels_last"]
+    assert sp["vs reference"] == pytest.approx(r["eval"]["reference"] / r["eval"]["onespec folded channels_last"],
+                                               rel=1e-2)
+    assert sp["vs reference channels_last"] == pytest.approx(
+        r["eval"]["reference channels_last"] / r["eval"]["onespec folded channels_last"], rel=1e-2)
+    assert "folded channels_last" in table([r])
+    assert set(r["peak_mb"]) == {"onespec", "reference", "onespec folded"}

@@ -367,3 +367,38 @@ for shape in [(4, 6, 5), (4, 3, 4, 5)]:
         conv.weight.stop_gradient = False
 """
     _run_in("paddle", code)
+
+
+def test_mindspore_im2col_conv_equals_the_native_conv():
+    """On CPU the MindSpore emitter computes a 2d conv as its im2col matrix product (its native
+    CPU conv kernel is 10-27x slower): the same outputs, input and parameter gradients and
+    parameter names as ``nn.Conv2d`` for strides, dilations, groups, bias and asymmetric "same"
+    padding, in PYNATIVE and GRAPH_MODE; depthwise and 1x1 convs keep the native kernel."""
+    require("mindspore")
+    code = r"""
+import numpy as np, mindspore as ms
+from onespec.backends import load_backend
+from onespec.backends.mindspore.emit import Im2colConv2d
+from onespec.spec import ModelSpec
+b = load_backend("mindspore")
+layers = [{"op": "conv", "name": "c1", "out_channels": 6, "kernel": 3, "stride": 2, "padding": "same", "bias": True},
+          {"op": "conv", "name": "c2", "out_channels": 4, "kernel": [3, 2], "dilation": 2, "padding": 2, "groups": 2},
+          {"op": "conv", "name": "dw", "out_channels": 4, "kernel": 3, "padding": 1, "groups": 4},
+          {"op": "conv", "name": "pw", "out_channels": 5, "kernel": 1}]
+spec = ModelSpec.model_validate({"name": "t", "input_shape": (3, 11, 10), "meta": {"family": "test"}, "layers": layers})
+x = ms.Tensor(np.random.default_rng(0).standard_normal((2, 3, 11, 10)).astype(np.float32))
+for mode in (ms.PYNATIVE_MODE, ms.GRAPH_MODE):
+    ms.set_context(mode=mode)
+    fast, native = b.build(spec), b.build(spec, im2col=False)
+    assert [type(getattr(fast, n)).__name__ for n in ("c1", "c2", "dw", "pw")] == ["Im2colConv2d", "Im2colConv2d", "Conv2d", "Conv2d"]
+    assert b.param_names(fast) == b.param_names(native)
+    for p, q in zip(fast.trainable_params(), native.trainable_params()):
+        p.set_data(q.data.copy())
+    y1, y2 = fast(x), native(x)
+    assert np.abs(y1.asnumpy() - y2.asnumpy()).max() <= 1e-5 * np.abs(y2.asnumpy()).max()
+    g1 = ms.grad(fast, grad_position=0, weights=fast.trainable_params())(x)
+    g2 = ms.grad(native, grad_position=0, weights=native.trainable_params())(x)
+    for a, c in zip([g1[0], *g1[1]], [g2[0], *g2[1]]):
+        assert np.abs(a.asnumpy() - c.asnumpy()).max() <= 1e-5 * np.abs(c.asnumpy()).max(), mode
+"""
+    _run_in("mindspore", code)

@@ -5,6 +5,8 @@
   own ``pad_mode='same'`` (the spec's rule) with ``count_include_pad=False`` passed (AvgPool3d's
   "same" counts the padding unless told, AvgPool2d's does not);
   ``group``/``has_bias``;
+- on CPU a 2d conv with more than one input channel per group runs as its im2col matrix
+  product (``Im2colConv2d``: MindSpore's CPU conv kernel is 10-27x slower);
 - BN momentum is ``1 - m``; 3d BN runs as 2d BN over folded spatial dims;
 - a norm without affine parameters gets constant gamma/beta tensors: MindSpore's own
   ``affine=False`` still creates gamma/beta *parameters* (counted and checkpointed as state);
@@ -12,6 +14,8 @@
   so eps is always passed); upsampling calls ``ops.interpolate`` with the explicit output size.
 Forwards iterate fixed tuples of cells, so they compile under GRAPH_MODE."""
 from __future__ import annotations
+
+import contextvars
 
 import numpy as np
 import mindspore as ms
@@ -160,8 +164,55 @@ def _pad_sides(padding, nd: int) -> tuple[int, ...]:
     return tuple(p for p in ntuple(padding, nd) for _ in (0, 1))
 
 
+class Im2colConv2d(nn.Conv2d):
+    """A 2d conv computed as its im2col matrix product (``ops.unfold`` then ``ops.matmul``, one
+    per group): MindSpore 2.10's CPU conv kernel runs a k x k (k > 1) conv at ~0.6 GFLOP/s, 10-27x
+    slower than this (64 -> 64 channels, 3x3, 56x56, batch 1: 247 vs 20 ms; 16: 3.35 vs 0.20 s;
+    ResNet-50's 7x7 stem: 410 vs 15 ms), while its matmul is fast. The same function, parameters
+    and names as ``nn.Conv2d`` (a checkpoint loads either way); float32 results within rounding of
+    the native kernel (relative 1e-6). Used on CPU only (``build(im2col=...)``), for convs with
+    more than one input channel per group: depthwise convs gain little (0.5-2x either way) and keep
+    the native kernel."""
+
+    def __init__(self, *args, pads, **kw):
+        super().__init__(*args, **kw)
+        (t, b), (l, r) = pads
+        self._symmetric = t == b and l == r
+        self._pad = (t, l) if self._symmetric else (0, 0)
+        self._pad4 = (l, r, t, b)
+        self._kernel = ntuple(self.kernel_size, 2)
+        self._dil = ntuple(self.dilation, 2)[-2:]
+        self._str = ntuple(self.stride, 2)[-2:]
+
+    def construct(self, x):
+        if not self._symmetric:
+            x = ops.pad(x, self._pad4)
+        n, c, h, w = x.shape
+        (kh, kw), (dh, dw), (sh, sw), (ph, pw) = self._kernel, self._dil, self._str, self._pad
+        ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+        wo = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        g = self.group
+        cols = ops.unfold(x, kernel_size=self._kernel, dilation=self._dil, padding=self._pad, stride=self._str)
+        cols = cols.reshape(n, g, c // g * kh * kw, ho * wo)
+        y = ops.matmul(self.weight.reshape(g, self.out_channels // g, c // g * kh * kw), cols)
+        y = y.reshape(n, self.out_channels, ho, wo)
+        if self.has_bias:
+            y = ops.bias_add(y, self.bias)
+        return y
+
+
+# build(im2col=...) for the emit table's conv rule below
+_IM2COL = contextvars.ContextVar("im2col", default=False)
+
+
 def _conv(n, x):
     nd = _nd(x)
+    pads = n.pads(x)
+    k = ntuple(n.kernel, nd)
+    if nd == 2 and _IM2COL.get() and k[0] * k[1] > 1 and x[0] // n.groups > 1:
+        return Im2colConv2d(x[0], n.out_channels, k, stride=ntuple(n.stride, nd), pad_mode="pad",
+                            padding=tuple(p for pair in pads for p in pair), dilation=ntuple(n.dilation, nd),
+                            group=n.groups, has_bias=n.bias, pads=pads)
     cls = {2: nn.Conv2d, 3: nn.Conv3d}[nd]
     return cls(x[0], n.out_channels, ntuple(n.kernel, nd), stride=ntuple(n.stride, nd), pad_mode="pad",
                padding=tuple(p for pair in n.pads(x) for p in pair), dilation=ntuple(n.dilation, nd), group=n.groups,
@@ -253,5 +304,13 @@ EMIT = {
 }
 
 
-def build(spec: ModelSpec) -> nn.Cell:
-    return emit(spec, EMIT, Sequential)
+def build(spec: ModelSpec, *, im2col: bool | None = None) -> nn.Cell:
+    """The network. ``im2col``: 2d convs as their im2col matrix product (``Im2colConv2d``); by
+    default on when MindSpore's device target is CPU, where its conv kernel is the slow one."""
+    if im2col is None:
+        im2col = ms.get_context("device_target") == "CPU"
+    token = _IM2COL.set(im2col)
+    try:
+        return emit(spec, EMIT, Sequential)
+    finally:
+        _IM2COL.reset(token)

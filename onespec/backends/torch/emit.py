@@ -243,13 +243,18 @@ EMIT = {
 
 
 def build(spec: ModelSpec, *, channels_last: bool = False, compile: bool = False) -> nn.Module:
-    """The network; two speed options that keep its module and parameter names:
-    ``channels_last``: parameters and each input in torch's channels-last memory format (NHWC
-    kernels; NDHWC for volumes), ``compile``: ``nn.Module.compile()`` (TorchInductor, compiled on
-    the first call; needs a C++ compiler on CPU)."""
+    """The network; two speed options that keep its module and parameter names (``speed_options``)."""
     net = emit(spec, EMIT, lambda kids: nn.Sequential(OrderedDict(kids)))
-    if channels_last and len(spec.input_shape) in (3, 4):
-        fmt = torch.channels_last if len(spec.input_shape) == 3 else torch.channels_last_3d
+    return speed_options(net, len(spec.input_shape), channels_last=channels_last, compile=compile)
+
+
+def speed_options(net: nn.Module, input_rank: int, *, channels_last: bool = False, compile: bool = False) -> nn.Module:
+    """``channels_last``: parameters and each input in torch's channels-last memory format (NHWC
+    kernels; NDHWC for volumes; ``input_rank`` is the rank of one sample, 3 or 4), ``compile``:
+    ``nn.Module.compile()`` (TorchInductor, compiled on the first call; needs a C++ compiler on
+    CPU). Any torch module: the benchmark gives torchvision's models the same options."""
+    if channels_last and input_rank in (3, 4):
+        fmt = torch.channels_last if input_rank == 3 else torch.channels_last_3d
         net = net.to(memory_format=fmt)
         net.register_forward_pre_hook(lambda m, args: (args[0].contiguous(memory_format=fmt), *args[1:]))
     if compile:
