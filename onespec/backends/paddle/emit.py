@@ -19,7 +19,8 @@
 """
 from __future__ import annotations
 
-import numpy as np
+import math
+
 import paddle
 from paddle import _C_ops, nn
 
@@ -207,7 +208,7 @@ def _unbiased_running_var(base):
     the spec) use the unbiased one. In training, Paddle's own kernel runs on copies of the
     running statistics; the biased batch variance is read back from the copy's update
     (``(v' - m v) / (1 - m)``, C numbers, no extra pass over the activations) and the running
-    variance is then updated with it times ``n / (n - 1)``. The buffers themselves are never an
+    variance is then updated with it times ``n / (n - 1)`` (in one rearranged step, below). The buffers themselves are never an
     input of the autograd graph, so Paddle's inplace-version check is not involved."""
 
     class BatchNorm(base):
@@ -215,14 +216,17 @@ def _unbiased_running_var(base):
             if not self.training:
                 return super().forward(x)
             m = self._momentum
-            count = int(np.prod(x.shape)) // x.shape[1]
+            count = math.prod(x.shape) // x.shape[1]
+            k = count / max(count - 1, 1)
             mean, var = self._mean.clone(), self._variance.clone()
             y = paddle.nn.functional.batch_norm(x, mean, var, self.weight, self.bias, training=True, momentum=m,
                                                 epsilon=self._epsilon, data_format=self._data_format)
             with paddle.no_grad():
-                batch_var = (var - self._variance * m) * (1.0 / (1.0 - m))
                 paddle.assign(mean, self._mean)
-                paddle.assign(self._variance * m + batch_var * ((1.0 - m) * count / max(count - 1, 1)), self._variance)
+                # Paddle's copy holds m v + (1 - m) b; the spec's update m v + (1 - m) k b is k times
+                # that minus m (k - 1) v: two in-place ops on the buffer (a batch-1 ShuffleNet V2
+                # train step spent 20% more than paddle.vision's in the longer form)
+                self._variance.scale_(-m * (k - 1)).add_(var * k)
             return y
 
     BatchNorm.__name__ = base.__name__
