@@ -209,14 +209,12 @@ def _conv(n, x):
     nd = _nd(x)
     pads = n.pads(x)
     k = ntuple(n.kernel, nd)
+    args = (x[0], n.out_channels, k)
+    kw = dict(stride=ntuple(n.stride, nd), pad_mode="pad", padding=tuple(p for pair in pads for p in pair),
+              dilation=ntuple(n.dilation, nd), group=n.groups, has_bias=n.bias)
     if nd == 2 and _IM2COL.get() and k[0] * k[1] > 1 and x[0] // n.groups > 1:
-        return Im2colConv2d(x[0], n.out_channels, k, stride=ntuple(n.stride, nd), pad_mode="pad",
-                            padding=tuple(p for pair in pads for p in pair), dilation=ntuple(n.dilation, nd),
-                            group=n.groups, has_bias=n.bias, pads=pads)
-    cls = {2: nn.Conv2d, 3: nn.Conv3d}[nd]
-    return cls(x[0], n.out_channels, ntuple(n.kernel, nd), stride=ntuple(n.stride, nd), pad_mode="pad",
-               padding=tuple(p for pair in n.pads(x) for p in pair), dilation=ntuple(n.dilation, nd), group=n.groups,
-               has_bias=n.bias)
+        return Im2colConv2d(*args, pads=pads, **kw)
+    return {2: nn.Conv2d, 3: nn.Conv3d}[nd](*args, **kw)
 
 
 def _constant_affine(cell, affine: bool, c: int):

@@ -206,10 +206,10 @@ def _conv(n, x):
 def _unbiased_running_var(base):
     """Paddle updates ``_variance`` with the *biased* batch variance; torch and MindSpore (and
     the spec) use the unbiased one. In training, Paddle's own kernel runs on copies of the
-    running statistics; the biased batch variance is read back from the copy's update
-    (``(v' - m v) / (1 - m)``, C numbers, no extra pass over the activations) and the running
-    variance is then updated with it times ``n / (n - 1)`` (in one rearranged step, below). The buffers themselves are never an
-    input of the autograd graph, so Paddle's inplace-version check is not involved."""
+    running statistics; its updated variance copy ``v' = m v + (1 - m) b`` (b: the biased batch
+    variance) gives the spec's update ``m v + (1 - m) k b`` (k = n / (n - 1)) as ``k v' - m (k - 1) v``:
+    C numbers, no extra pass over the activations. The buffers themselves are never an input of
+    the autograd graph, so Paddle's inplace-version check is not involved."""
 
     class BatchNorm(base):
         def forward(self, x):
