@@ -44,3 +44,24 @@ def ntuple(v, n: int) -> tuple[int, ...]:
 def under(path: str, prefixes) -> bool:
     """``path`` is one of ``prefixes`` or a node inside one (``features`` covers ``features.b1.conv``)."""
     return any(path == p or path.startswith(p + ".") for p in prefixes)
+
+
+# ops whose output is a new tensor that only the next node in a sequence reads: that node may
+# overwrite it in place (none of them keeps its output for its backward)
+FRESH = frozenset({"conv", "conv_transpose", "batchnorm", "groupnorm", "layernorm", "linear", "maxpool", "avgpool",
+                   "global_avgpool", "adaptive_avgpool", "upsample", "parallel", "scale", "shift_max"})
+
+
+def fresh(n) -> bool:
+    """``n``'s output is a new tensor (a one-branch parallel may return its input itself)."""
+    return n.op in FRESH and not (n.op == "parallel" and len(n.branches) < 2)
+
+
+def fresh_inputs(seq) -> list[bool]:
+    """Per layer of a seq node: whether its input is a new tensor that only it reads."""
+    return [False] + [fresh(prev) for prev in seq.layers[:-1]]
+
+
+def fresh_output(n) -> bool:
+    """``n`` (a parallel's branch) ends in a new tensor: a fresh op, or a seq whose last layer is one."""
+    return fresh(n) or (n.op == "seq" and bool(n.layers) and fresh_output(n.layers[-1]))

@@ -369,6 +369,67 @@ for shape in [(4, 6, 5), (4, 3, 4, 5)]:
     _run_in("paddle", code)
 
 
+def test_paddle_in_place_kernels_change_no_number():
+    """The Paddle emitter overwrites fresh tensors in place (activations, a residual add, an
+    inference BatchNorm, an SE scale, a conv's bias; channel shuffle by Paddle's kernel): against
+    the same network with every in-place flag off, the same eval outputs, the same training-step
+    loss and gradients, and the caller's input untouched."""
+    require("paddle")
+    code = r"""
+import numpy as np, paddle, onespec
+from onespec.backends import load_backend
+from onespec.backends.paddle.emit import Parallel, _InPlace
+from onespec.spec import Act, BatchNorm, Conv, Identity, ModelMeta, ModelSpec, Parallel as P, Sequential as Seq
+b = load_backend("paddle")
+acts = ModelSpec(name="t", input_shape=(3, 8, 8), meta=ModelMeta(family="test"), layers=[
+    Conv(name="c0", out_channels=6, kernel=3, padding=1, bias=True), Act(name="a0", fn="sigmoid"),
+    Conv(name="c1", out_channels=6, kernel=1, bias=True), Act(name="a1", fn="tanh"),
+    P(name="res", merge="add", branches=[Identity(name="id"), Seq(name="body", layers=[
+        Conv(name="c", out_channels=6, kernel=3, padding=1), BatchNorm(name="bn"), Act(name="a", fn="swish"),
+        Conv(name="c2", out_channels=6, kernel=1), BatchNorm(name="bn2")])]),
+    Act(name="a2", fn="relu")])
+specs = [acts] + [onespec.get_spec(m, input_size=s, num_classes=10)
+                  for m, s in (("mobilenet_v2", 64), ("mobilenet_v3_small", 64), ("shufflenet_v2_x0_5", 64))]
+for spec in specs:
+    st = onespec.init_state(spec, 0)
+    nets = []
+    for inplace in (True, False):
+        net = b.build(spec)
+        b.load_state(net, spec, st)
+        for layer in net.sublayers(include_self=True):
+            if isinstance(layer, _InPlace) and not inplace:
+                layer.inplace = False
+            if isinstance(layer, Parallel) and not inplace:
+                layer._into = None
+        nets.append(net)
+    assert any(getattr(l, "inplace", False) for l in nets[0].sublayers()), spec.name
+    rng = np.random.default_rng(1)
+    x = paddle.to_tensor(rng.standard_normal((3, *spec.input_shape)).astype("float32"))
+    x0 = x.numpy().copy()
+    outs = []
+    for net in nets:
+        net.eval()
+        with paddle.no_grad():
+            outs.append(net(x).numpy())
+    assert np.array_equal(x.numpy(), x0), spec.name
+    np.testing.assert_allclose(outs[0], outs[1], rtol=1e-5, atol=1e-5 * np.abs(outs[1]).max(), err_msg=spec.name)
+    grads = []
+    for net in nets:
+        net.train()
+        paddle.seed(5)  # the same dropout masks
+        out = net(x)
+        loss = (out * paddle.to_tensor(np.linspace(-1, 1, out.size).reshape(out.shape).astype("float32"))).sum()
+        loss.backward()
+        grads.append([float(loss)] + [p.grad.numpy() for p in net.parameters() if not p.stop_gradient])
+        net.clear_gradients()
+    assert np.array_equal(x.numpy(), x0), spec.name
+    assert grads[0][0] == grads[1][0], spec.name
+    for g0, g1 in zip(grads[0][1:], grads[1][1:]):
+        assert np.array_equal(g0, g1), spec.name
+"""
+    _run_in("paddle", code)
+
+
 def test_mindspore_im2col_conv_equals_the_native_conv():
     """On CPU the MindSpore emitter computes a 2d conv as its im2col matrix product (its native
     CPU conv kernel is 10-27x slower): the same outputs, input and parameter gradients and

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...spec import ModelSpec
-from ..tree import emit, ntuple
+from ..tree import emit, fresh_inputs, ntuple
 
 
 class Parallel(nn.Module):
@@ -129,15 +129,9 @@ _ACTS = {"relu": nn.ReLU, "relu6": nn.ReLU6, "hardswish": nn.Hardswish, "sigmoid
          "swish": nn.SiLU, "tanh": nn.Tanh}
 
 
-# ops whose output is a new tensor that only the next node reads: an activation after one may
-# overwrite it (their backward keeps their inputs, not their outputs)
-FRESH = frozenset({"conv", "conv_transpose", "batchnorm", "groupnorm", "layernorm", "linear", "maxpool", "avgpool",
-                   "global_avgpool", "adaptive_avgpool", "upsample", "parallel", "scale", "shift_max"})
-
-
 def _seq(n, x, kids):
-    for prev, (_, m) in zip(n.layers, kids[1:]):
-        fresh = prev.op in FRESH and not (prev.op == "parallel" and len(prev.branches) < 2)  # one branch: maybe x
+    # an activation may overwrite a fresh input (the op that made it keeps no output for its backward)
+    for fresh, (_, m) in zip(fresh_inputs(n), kids):
         if fresh and hasattr(m, "inplace") and isinstance(m, tuple(_ACTS.values())):
             m.inplace = True
     return nn.Sequential(OrderedDict(kids))
