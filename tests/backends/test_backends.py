@@ -373,7 +373,8 @@ def test_paddle_in_place_kernels_change_no_number():
     """The Paddle emitter overwrites fresh tensors in place (activations, a residual add, an
     inference BatchNorm, an SE scale, a conv's bias; channel shuffle by Paddle's kernel): against
     the same network with every in-place flag off, the same eval outputs, the same training-step
-    loss and gradients, and the caller's input untouched."""
+    loss and gradients, the caller's input untouched, and ``node_io`` recording each layer's input
+    as it was before the layer ran."""
     require("paddle")
     code = r"""
 import numpy as np, paddle, onespec
@@ -412,6 +413,10 @@ for spec in specs:
         with paddle.no_grad():
             outs.append(net(x).numpy())
     assert np.array_equal(x.numpy(), x0), spec.name
+    if spec is acts:  # onespec diff's record: each layer's input as it was before the layer overwrote it
+        io = b.node_io(nets[0], x0)
+        for src, act in (("c0", "a0"), ("c1", "a1"), ("res", "a2"), ("res.body.bn", "res.body.a")):
+            assert np.array_equal(io[act][0], io[src][1]) and not np.array_equal(io[act][0], io[act][1]), act
     np.testing.assert_allclose(outs[0], outs[1], rtol=1e-5, atol=1e-5 * np.abs(outs[1]).max(), err_msg=spec.name)
     grads = []
     for net in nets:

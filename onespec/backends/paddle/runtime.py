@@ -64,9 +64,11 @@ def node_io(net, x: np.ndarray, train: bool = False) -> dict[str, tuple[np.ndarr
     """{layer path: (its input, its output)} for every layer in one forward (eval or train mode),
     for ``onespec diff``."""
     io: dict[str, tuple] = {}
-    handles = [layer.register_forward_post_hook(
-        lambda l, i, o, p=p: io.__setitem__(p, (np.array(i[0].numpy()), np.array(o.numpy()))))
-        for p, layer in net.named_sublayers()]
+    seen: dict[str, np.ndarray] = {}
+    # the input copied before the layer runs: in-place layers overwrite it
+    handles = [h for p, layer in net.named_sublayers() for h in (
+        layer.register_forward_pre_hook(lambda l, i, p=p: seen.__setitem__(p, np.array(i[0].numpy()))),
+        layer.register_forward_post_hook(lambda l, i, o, p=p: io.__setitem__(p, (seen.pop(p), np.array(o.numpy())))))]
     net.train() if train else net.eval()
     try:
         with paddle.no_grad():
@@ -97,7 +99,7 @@ def node_vjp(net, spec, path: str, x: np.ndarray, gy: np.ndarray, train: bool = 
     params = dict(net.named_parameters())
     for p in params.values():
         p.clear_gradient(False)
-    y = layer(xt)
+    y = layer(xt.clone())  # not the leaf itself: an in-place layer may overwrite its input
     (y * paddle.to_tensor(np.ascontiguousarray(gy, np.float32))).sum().backward()
     grads = {}
     for c, (n, transposed) in _layout(spec).items():

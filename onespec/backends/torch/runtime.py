@@ -64,9 +64,11 @@ def node_io(net, x: np.ndarray, train: bool = False) -> dict[str, tuple[np.ndarr
     """{module path: (its input, its output)} for every module in one forward (eval or train
     mode), for ``onespec diff``. A float64 network takes a float64 ``x``."""
     io: dict[str, tuple] = {}
-    handles = [m.register_forward_hook(lambda m, i, o, p=p: io.__setitem__(p, (i[0].detach().numpy().copy(),
-                                                                               o.detach().numpy().copy())))
-               for p, m in net.named_modules() if p]
+    seen: dict[str, np.ndarray] = {}
+    # the input copied before the module runs: an in-place activation overwrites it
+    handles = [h for p, m in net.named_modules() if p for h in (
+        m.register_forward_pre_hook(lambda m, i, p=p: seen.__setitem__(p, i[0].detach().numpy().copy())),
+        m.register_forward_hook(lambda m, i, o, p=p: io.__setitem__(p, (seen.pop(p), o.detach().numpy().copy()))))]
     net.train(train)
     try:
         with torch.no_grad():
