@@ -46,22 +46,31 @@ def under(path: str, prefixes) -> bool:
     return any(path == p or path.startswith(p + ".") for p in prefixes)
 
 
-# ops whose output is a new tensor that only the next node in a sequence reads: that node may
-# overwrite it in place (none of them keeps its output for its backward)
+# ops whose output is a new tensor and that keep no output for their backward: the next node in a
+# sequence may overwrite it in place, with autograd too
 FRESH = frozenset({"conv", "conv_transpose", "batchnorm", "groupnorm", "layernorm", "linear", "maxpool", "avgpool",
                    "global_avgpool", "adaptive_avgpool", "upsample", "parallel", "scale", "shift_max"})
+# ops whose output is a new tensor (an activation may keep its own for its backward): the next
+# node may overwrite it where no gradient is wanted
+NEW = FRESH | {"act", "hardsigmoid"}
 
 
-def fresh(n) -> bool:
-    """``n``'s output is a new tensor (a one-branch parallel may return its input itself)."""
-    return n.op in FRESH and not (n.op == "parallel" and len(n.branches) < 2)
+def fresh(n, kinds=FRESH) -> bool:
+    """``n``'s output is a new tensor of one of ``kinds`` (a seq: its last layer's; a one-branch
+    parallel may return its input itself)."""
+    if n.op == "seq":
+        return bool(n.layers) and fresh(n.layers[-1], kinds)
+    return n.op in kinds and not (n.op == "parallel" and len(n.branches) < 2)
 
 
-def fresh_inputs(seq) -> list[bool]:
-    """Per layer of a seq node: whether its input is a new tensor that only it reads."""
-    return [False] + [fresh(prev) for prev in seq.layers[:-1]]
+def fresh_inputs(seq, autograd: bool = True) -> list[bool]:
+    """Per layer of a seq node: whether its input is a new tensor that only it reads, and (with
+    ``autograd``) that the layer before keeps no output for its backward."""
+    kinds = FRESH if autograd else NEW
+    return [False] + [fresh(prev, kinds) for prev in seq.layers[:-1]]
 
 
-def fresh_output(n) -> bool:
-    """``n`` (a parallel's branch) ends in a new tensor: a fresh op, or a seq whose last layer is one."""
-    return fresh(n) or (n.op == "seq" and bool(n.layers) and fresh_output(n.layers[-1]))
+def fresh_branch(parallel):
+    """Index of the first branch of a parallel node whose output is a new tensor that its maker
+    keeps no copy of for its backward (an add may sum the other branches into it in place), or None."""
+    return next((i for i, b in enumerate(parallel.branches) if fresh(b)), None)

@@ -399,7 +399,7 @@ for spec in specs:
         b.load_state(net, spec, st)
         for layer in net.sublayers(include_self=True):
             if isinstance(layer, _InPlace) and not inplace:
-                layer.inplace = False
+                layer.inplace = layer.inplace_autograd = False
             if isinstance(layer, Parallel) and not inplace:
                 layer._into = None
         nets.append(net)
@@ -433,6 +433,51 @@ for spec in specs:
         assert np.array_equal(g0, g1), spec.name
 """
     _run_in("paddle", code)
+
+
+def test_torch_in_place_kernels_change_no_number():
+    """The torch emitter's in-place work (activations, a residual sum into its fresh branch, an
+    SE scale without autograd) against the same network with every in-place flag off: the same
+    eval outputs, training loss and gradients, and the caller's input untouched."""
+    require("torch")
+    code = r"""
+import numpy as np, torch, onespec
+from onespec.backends import load_backend
+b = load_backend("torch")
+for model in ("resnet18", "mobilenet_v2", "mobilenet_v3_small"):
+    spec = onespec.get_spec(model, input_size=64, num_classes=10)
+    st = onespec.init_state(spec, 0)
+    nets = []
+    for inplace in (True, False):
+        net = b.build(spec)
+        b.load_state(net, spec, st)
+        for m in net.modules():
+            if hasattr(m, "inplace") and not inplace:
+                m.inplace = False
+        nets.append(net)
+    kinds = {type(m).__name__ for m in nets[0].modules() if getattr(m, "inplace", False)}
+    assert "Parallel" in kinds or "Scale" in kinds, (model, kinds)
+    x = torch.from_numpy(np.random.default_rng(1).standard_normal((3, *spec.input_shape)).astype("float32"))
+    x0 = x.clone()
+    outs = []
+    for net in nets:
+        net.eval()
+        with torch.no_grad():
+            outs.append(net(x))
+    assert torch.equal(x, x0) and torch.equal(outs[0], outs[1]), model
+    grads = []
+    for net in nets:
+        net.train()
+        torch.manual_seed(5)  # the same dropout masks
+        out = net(x)
+        loss = (out * torch.linspace(-1, 1, out.numel()).reshape(out.shape)).sum()
+        loss.backward()
+        grads.append([loss.item()] + [p.grad.clone() for p in net.parameters()])
+    assert torch.equal(x, x0), model
+    assert grads[0][0] == grads[1][0], model
+    assert all(torch.equal(g0, g1) for g0, g1 in zip(grads[0][1:], grads[1][1:])), model
+"""
+    _run_in("torch", code)
 
 
 def test_mindspore_im2col_conv_equals_the_native_conv():

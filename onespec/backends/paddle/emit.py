@@ -25,7 +25,7 @@ import paddle
 from paddle import _C_ops, nn
 
 from ...spec import ModelSpec
-from ..tree import emit, fresh_inputs, fresh_output, ntuple
+from ..tree import emit, fresh_branch, fresh_inputs, ntuple
 
 
 def _grad_free(*tensors) -> bool:
@@ -50,9 +50,11 @@ class _Named(nn.Layer):
 
 
 class _InPlace:
-    """A layer that may overwrite its input where that is a new tensor only it reads (set from
-    the spec by ``_seq``) and no gradient is wanted (``_grad_free``)."""
-    inplace = False
+    """A layer that may overwrite its input where that is a new tensor only it reads and no
+    gradient is wanted (``inplace``, ``_grad_free``), or also with gradients where the layer
+    before keeps no output for its backward (``inplace_autograd``); both set from the spec by
+    ``_seq``."""
+    inplace = inplace_autograd = False
 
 
 class Sequential(_Named):
@@ -179,12 +181,13 @@ class GlobalAvgPool(nn.Layer):
 
 def _inplace_act(base, kernel_, grad_from_output: bool):
     """``base`` that applies Paddle's in-place kernel (the same numbers) where ``inplace`` and no
-    gradient is wanted, or also with gradients where its backward reads its output, not its input
-    (relu, sigmoid, tanh: Paddle's inplace-version check guards the rest)."""
+    gradient is wanted, or ``inplace_autograd`` and its backward reads its output, not its input
+    (relu, sigmoid, tanh; Paddle's inplace-version check guards the rest)."""
 
     class Act(base, _InPlace):
         def forward(self, x):
-            if self.inplace and paddle.in_dynamic_mode() and (grad_from_output or _grad_free(x)):
+            if paddle.in_dynamic_mode() and (self.inplace_autograd and grad_from_output
+                                             or self.inplace and _grad_free(x)):
                 return kernel_(x)
             return super().forward(x)
 
@@ -370,9 +373,9 @@ def _groupnorm(n, x):
 
 
 def _seq(n, x, kids):
-    for fresh, (_, m) in zip(fresh_inputs(n), kids):
-        if fresh and isinstance(m, _InPlace):
-            m.inplace = True
+    for new, fresh, (_, m) in zip(fresh_inputs(n, autograd=False), fresh_inputs(n), kids):
+        if isinstance(m, _InPlace):
+            m.inplace, m.inplace_autograd = new, fresh
     return Sequential(kids)
 
 
@@ -402,8 +405,7 @@ EMIT = {
     "identity": lambda n, x: nn.Identity(),
     "channel_shuffle": lambda n, x: ChannelShuffle(n.groups, x),
     "seq": _seq,
-    "parallel": lambda n, x, kids: Parallel(kids, n.merge, n.split,
-                                            next((i for i, b in enumerate(n.branches) if fresh_output(b)), None)),
+    "parallel": lambda n, x, kids: Parallel(kids, n.merge, n.split, fresh_branch(n)),
     "scale": lambda n, x, kids: Scale(*kids[0]),
     "shift_max": lambda n, x, kids: ShiftMax(n, kids[0][1], x),
 }

@@ -19,20 +19,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...spec import ModelSpec
-from ..tree import emit, fresh_inputs, ntuple
+from ..tree import emit, fresh_branch, fresh_inputs, ntuple
 
 
 class Parallel(nn.Module):
     """Branches on the same input (or on channel chunks of it), merged by channel concat,
     sum or elementwise max."""
 
-    def __init__(self, named, merge: str, split=None):
+    def __init__(self, named, merge: str, split=None, into=None):
         super().__init__()
         for name, m in named:
             self.add_module(name, m)
         self._merge = merge
         self._split = list(split) if split else None
         self._identity = [isinstance(m, nn.Identity) for _, m in named]
+        # an add's branch whose output is new: the others are summed into it in place, as
+        # torchvision's ResNet does (an add's backward reads neither operand)
+        self._into = into
+        self.inplace = merge == "add" and into is not None
 
     def forward(self, x):
         if self._split is None:
@@ -44,6 +48,12 @@ class Parallel(nn.Module):
             outs = [m(xi) for m, xi in zip(self._modules.values(), torch.split(x, self._split, 1))]
         if self._merge == "concat":
             return torch.cat(outs, 1)
+        if self.inplace:
+            y = outs[self._into]
+            for i, o in enumerate(outs):
+                if i != self._into:
+                    y = y.add_(o)
+            return y
         y = outs[0]
         for o in outs[1:]:
             y = y + o if self._merge == "add" else torch.maximum(y, o)
@@ -57,9 +67,14 @@ class Scale(nn.Module):
         super().__init__()
         self.add_module(name, gate)
         self._gate_name = name
+        self.inplace = False  # set by the sequence when x is a new tensor only this reads
 
     def forward(self, x):
-        return x * self._modules[self._gate_name](x)
+        g = self._modules[self._gate_name](x)
+        # in place only without autograd: the product's backward reads x
+        if self.inplace and not (torch.is_grad_enabled() and (x.requires_grad or g.requires_grad)):
+            return x.mul_(g)
+        return x * g
 
 
 class ShiftMax(nn.Module):
@@ -130,9 +145,10 @@ _ACTS = {"relu": nn.ReLU, "relu6": nn.ReLU6, "hardswish": nn.Hardswish, "sigmoid
 
 
 def _seq(n, x, kids):
-    # an activation may overwrite a fresh input (the op that made it keeps no output for its backward)
-    for fresh, (_, m) in zip(fresh_inputs(n), kids):
-        if fresh and hasattr(m, "inplace") and isinstance(m, tuple(_ACTS.values())):
+    # an activation may overwrite a fresh input (the op that made it keeps no output for its
+    # backward); an SE scale any new input, without autograd
+    for fresh, new, (_, m) in zip(fresh_inputs(n), fresh_inputs(n, autograd=False), kids):
+        if fresh and hasattr(m, "inplace") and isinstance(m, tuple(_ACTS.values())) or new and isinstance(m, Scale):
             m.inplace = True
     return nn.Sequential(OrderedDict(kids))
 
@@ -230,7 +246,7 @@ EMIT = {
     "identity": lambda n, x: nn.Identity(),
     "channel_shuffle": lambda n, x: ChannelShuffle(n.groups),
     "seq": _seq,
-    "parallel": lambda n, x, kids: Parallel(kids, n.merge, n.split),
+    "parallel": lambda n, x, kids: Parallel(kids, n.merge, n.split, fresh_branch(n)),
     "scale": lambda n, x, kids: Scale(*kids[0]),
     "shift_max": lambda n, x, kids: ShiftMax(n, kids[0][1], x),
 }
