@@ -41,27 +41,17 @@ class Sequential(_Named):
 
 
 class Parallel(_Named):
-    def __init__(self, named, merge: str, split=None, shape=None):
+    def __init__(self, named, merge: str, split=None):
         super().__init__(named)
         self._merge = merge
         self._split = tuple(split) if split else None
-        if self._split:
-            # channel chunks as strided slices made here, the batch axis masked (any batch size):
-            # ops.split reads the tensor's rank, which in PYNATIVE waits for every queued kernel
-            # (~2 ms a call at batch 1; ShuffleNet V2 has 13)
-            ends = [sum(self._split[:i + 1]) for i in range(len(self._split))]
-            rest = tuple(shape[1:])
-            self._chunks = tuple(((0, e - c) + (0,) * len(rest), (1, e) + rest)
-                                 for c, e in zip(self._split, ends))
-            self._slice = ops.StridedSlice(begin_mask=1, end_mask=1)
-            self._strides = (1,) * (len(rest) + 2)
 
     def construct(self, x):
         if self._split is None:
             outs = [cell(x) for cell in self._children_t]
         else:
-            outs = [cell(self._slice(x, self._chunks[i][0], self._chunks[i][1], self._strides))
-                    for i, cell in enumerate(self._children_t)]
+            chunks = ops.split(x, self._split, 1)
+            outs = [cell(chunks[i]) for i, cell in enumerate(self._children_t)]
         if self._merge == "concat":
             return ops.cat(outs, 1)
         y = outs[0]
@@ -306,7 +296,7 @@ EMIT = {
     "layernorm": lambda n, x: _constant_affine(LayerNorm(x, n.eps), n.affine, x[0]),
     "upsample": lambda n, x: Upsample(n, x),
     "seq": lambda n, x, kids: Sequential(kids),
-    "parallel": lambda n, x, kids: Parallel(kids, n.merge, n.split, x),
+    "parallel": lambda n, x, kids: Parallel(kids, n.merge, n.split),
     "scale": lambda n, x, kids: Scale(*kids[0]),
     "shift_max": lambda n, x, kids: ShiftMax(n, kids[0][1], x),
 }

@@ -13,6 +13,9 @@
 - Linear stores its weight [in, out] (``TRANSPOSED``, applied by ``weights``);
 - bilinear upsampling passes ``align_mode=0`` (half-pixel, torch's) with ``align_corners``;
 - the channels-first LayerNorm permutes around ``nn.LayerNorm``;
+- a layer whose input is a new tensor only it reads works in place where no gradient is wanted
+  (and relu, sigmoid, tanh and a residual sum with gradients too; ``_InPlace``): Paddle gives
+  each new CPU tensor fresh pages; eager channel shuffles use Paddle's ``channel_shuffle`` kernel;
 - GroupNorm without affine parameters avoids ``nn.GroupNorm(weight_attr=False)``, whose backward
   is wrong in Paddle 3.3 (``GroupNormNoAffine``); every GroupNorm centers its groups first
   (``_group_centered``: Paddle's one-pass variance cancels).

@@ -8,7 +8,10 @@ Fastest native form of each op, as torchvision writes it: activations run in pla
 input is a fresh tensor no one else reads (the previous sibling in a sequence made it: a conv,
 BN, linear, pool, merge; never an identity, dropout or reshape, whose output may be another
 node's input); hardsigmoid with torch's slope 1/6 and offset 1/2 is ``F.hardsigmoid``; a
-residual's identity branch is added without calling its module (unless a hook watches it).
+residual's identity branch is added without calling its module (unless a hook watches it), and
+the other branches are summed into a fresh branch in place (``out += identity``); an SE scale
+overwrites a new input where no gradient is wanted. Freshness comes from the spec
+(``tree.fresh_inputs``, ``tree.fresh_branch``).
 """
 from __future__ import annotations
 
