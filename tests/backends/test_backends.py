@@ -449,7 +449,9 @@ for model in ("resnet18", "mobilenet_v2", "mobilenet_v3_small"):
     st = onespec.init_state(spec, 0)
     nets = []
     for inplace in (True, False):
-        net = b.build(spec)
+        # NCHW: in channels-last a (N, C, 1, 1) tensor's layout is ambiguous, so an SE gate's conv
+        # may take another oneDNN path (3e-8 apart) depending on which op made its input
+        net = b.build(spec, channels_last=False)
         b.load_state(net, spec, st)
         for m in net.modules():
             if hasattr(m, "inplace") and not inplace:
@@ -476,6 +478,51 @@ for model in ("resnet18", "mobilenet_v2", "mobilenet_v3_small"):
     assert torch.equal(x, x0), model
     assert grads[0][0] == grads[1][0], model
     assert all(torch.equal(g0, g1) for g0, g1 in zip(grads[0][1:], grads[1][1:])), model
+"""
+    _run_in("torch", code)
+
+
+def test_torch_default_build_runs_eval_in_channels_last_and_trains_in_nchw():
+    """The torch build's default: an image network's eval forward in channels-last (oneDNN's
+    NHWC convs), its training forward in NCHW (torch's channels-last BatchNorm takes batch
+    statistics in one pass), parameters contiguous either way; outputs, loss and gradients as the
+    NCHW build's (channels_last=False) to float32 rounding; volumes (3d convs) stay NCDHW."""
+    require("torch")
+    code = r"""
+import numpy as np, torch, onespec
+from onespec.backends import load_backend
+b = load_backend("torch")
+spec = onespec.get_spec("mobilenet_v3_small", input_size=64, num_classes=10)
+st = onespec.init_state(spec, 0)
+nets = [b.build(spec), b.build(spec, channels_last=False)]
+for net in nets:
+    b.load_state(net, spec, st)
+assert all(p.is_contiguous() for p in nets[0].state_dict().values())
+layouts = []
+conv = next(m for m in nets[0].modules() if isinstance(m, torch.nn.Conv2d))
+conv.register_forward_hook(lambda m, i, o: layouts.append(o.is_contiguous(memory_format=torch.channels_last)
+                                                            and not o.is_contiguous()))
+x = torch.from_numpy(np.random.default_rng(1).standard_normal((3, *spec.input_shape)).astype("float32"))
+outs = []
+for net in nets:
+    net.eval()
+    with torch.no_grad():
+        outs.append(net(x))
+assert layouts == [True] and outs[0].is_contiguous(), layouts
+assert (outs[0] - outs[1]).abs().max() <= 1e-5 * outs[1].abs().max()
+grads = []
+for net in nets:
+    net.train()
+    torch.manual_seed(5)
+    out = net(x)
+    loss = (out * torch.linspace(-1, 1, out.numel()).reshape(out.shape)).sum()
+    loss.backward()
+    grads.append([loss.item()] + [p.grad.clone() for p in net.parameters()])
+assert layouts == [True, False], layouts
+assert grads[0][0] == grads[1][0] and all(torch.equal(g0, g1) for g0, g1 in zip(grads[0][1:], grads[1][1:]))
+vol = onespec.get_spec("hybridsn")
+hooks = b.build(vol)._forward_pre_hooks
+assert not hooks, hooks
 """
     _run_in("torch", code)
 
