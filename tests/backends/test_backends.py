@@ -531,7 +531,9 @@ def test_mindspore_im2col_conv_equals_the_native_conv():
     """On CPU the MindSpore emitter computes a 2d conv as its im2col matrix product (its native
     CPU conv kernel is 10-27x slower): the same outputs, input and parameter gradients and
     parameter names as ``nn.Conv2d`` for strides, dilations, groups, bias and asymmetric "same"
-    padding, in PYNATIVE and GRAPH_MODE; depthwise and 1x1 convs keep the native kernel."""
+    padding, in PYNATIVE and GRAPH_MODE; a depthwise conv on a 28x28 or larger map always, on a
+    smaller one from 3136 output positions in the batch (below, the native kernel: both paths
+    run here, batch 2 and 16); 1x1 convs keep the native kernel."""
     require("mindspore")
     code = r"""
 import numpy as np, mindspore as ms
@@ -539,24 +541,27 @@ from onespec.backends import load_backend
 from onespec.backends.mindspore.emit import Im2colConv2d
 from onespec.spec import ModelSpec
 b = load_backend("mindspore")
-layers = [{"op": "conv", "name": "c1", "out_channels": 6, "kernel": 3, "stride": 2, "padding": "same", "bias": True},
+layers = [{"op": "conv", "name": "dwbig", "out_channels": 3, "kernel": 3, "padding": 1, "groups": 3},
+          {"op": "conv", "name": "c1", "out_channels": 6, "kernel": 3, "stride": 2, "padding": "same", "bias": True},
           {"op": "conv", "name": "c2", "out_channels": 4, "kernel": [3, 2], "dilation": 2, "padding": 2, "groups": 2},
           {"op": "conv", "name": "dw", "out_channels": 4, "kernel": 3, "padding": 1, "groups": 4},
           {"op": "conv", "name": "pw", "out_channels": 5, "kernel": 1}]
-spec = ModelSpec.model_validate({"name": "t", "input_shape": (3, 11, 10), "meta": {"family": "test"}, "layers": layers})
-x = ms.Tensor(np.random.default_rng(0).standard_normal((2, 3, 11, 10)).astype(np.float32))
+spec = ModelSpec.model_validate({"name": "t", "input_shape": (3, 29, 28), "meta": {"family": "test"}, "layers": layers})
 for mode in (ms.PYNATIVE_MODE, ms.GRAPH_MODE):
     ms.set_context(mode=mode)
     fast, native = b.build(spec), b.build(spec, im2col=False)
-    assert [type(getattr(fast, n)).__name__ for n in ("c1", "c2", "dw", "pw")] == ["Im2colConv2d", "Im2colConv2d", "Conv2d", "Conv2d"]
+    assert [type(getattr(fast, n)).__name__ for n in ("dwbig", "c1", "c2", "dw", "pw")] == ["Im2colConv2d"] * 4 + ["Conv2d"]
+    assert [fast.dwbig._native_below, fast.c1._native_below, fast.dw._native_below] == [0, 0, 3136]
     assert b.param_names(fast) == b.param_names(native)
     for p, q in zip(fast.trainable_params(), native.trainable_params()):
         p.set_data(q.data.copy())
-    y1, y2 = fast(x), native(x)
-    assert np.abs(y1.asnumpy() - y2.asnumpy()).max() <= 1e-5 * np.abs(y2.asnumpy()).max()
-    g1 = ms.grad(fast, grad_position=0, weights=fast.trainable_params())(x)
-    g2 = ms.grad(native, grad_position=0, weights=native.trainable_params())(x)
-    for a, c in zip([g1[0], *g1[1]], [g2[0], *g2[1]]):
-        assert np.abs(a.asnumpy() - c.asnumpy()).max() <= 1e-5 * np.abs(c.asnumpy()).max(), mode
+    for batch in (2, 16):  # dw: 2 x 15 x 16 output positions (native), 16 x 15 x 16 (matmul)
+        x = ms.Tensor(np.random.default_rng(batch).standard_normal((batch, 3, 29, 28)).astype(np.float32))
+        y1, y2 = fast(x), native(x)
+        assert np.abs(y1.asnumpy() - y2.asnumpy()).max() <= 1e-5 * np.abs(y2.asnumpy()).max()
+        g1 = ms.grad(fast, grad_position=0, weights=fast.trainable_params())(x)
+        g2 = ms.grad(native, grad_position=0, weights=native.trainable_params())(x)
+        for a, c in zip([g1[0], *g1[1]], [g2[0], *g2[1]]):
+            assert np.abs(a.asnumpy() - c.asnumpy()).max() <= 1e-5 * np.abs(c.asnumpy()).max(), (mode, batch)
 """
     _run_in("mindspore", code)

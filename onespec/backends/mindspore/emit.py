@@ -5,8 +5,8 @@
   own ``pad_mode='same'`` (the spec's rule) with ``count_include_pad=False`` passed (AvgPool3d's
   "same" counts the padding unless told, AvgPool2d's does not);
   ``group``/``has_bias``;
-- on CPU a 2d conv with more than one input channel per group runs as its im2col matrix
-  product (``Im2colConv2d``: MindSpore's CPU conv kernel is 10-27x slower);
+- on CPU a 2d conv (kernel > 1x1) runs as its im2col matrix product (``Im2colConv2d``:
+  MindSpore's CPU conv kernel is 10-27x slower; a depthwise conv on a small map keeps it);
 - BN momentum is ``1 - m``; 3d BN runs as 2d BN over folded spatial dims;
 - a norm without affine parameters gets constant gamma/beta tensors: MindSpore's own
   ``affine=False`` still creates gamma/beta *parameters* (counted and checkpointed as state);
@@ -170,12 +170,17 @@ class Im2colConv2d(nn.Conv2d):
     slower than this (64 -> 64 channels, 3x3, 56x56, batch 1: 247 vs 20 ms; 16: 3.35 vs 0.20 s;
     ResNet-50's 7x7 stem: 410 vs 15 ms), while its matmul is fast. The same function, parameters
     and names as ``nn.Conv2d`` (a checkpoint loads either way); float32 results within rounding of
-    the native kernel (relative 1e-6). Used on CPU only (``build(im2col=...)``), for convs with
-    more than one input channel per group: depthwise convs gain little (0.5-2x either way) and keep
-    the native kernel."""
+    the native kernel (relative 1e-6). Used on CPU only (``build(im2col=...)``).
 
-    def __init__(self, *args, pads, **kw):
+    A depthwise conv's product is a batched (1 x k*k) @ (k*k x positions) matmul per channel:
+    2-3x faster than the native kernel on large maps (16x144x56x56: 256 vs 885 ms; 1x192x28x28:
+    8 vs 16 ms), slower on small ones, where many tiny matmuls cost more (16x576x14x14 stride 2
+    to 7x7: 120 vs 60 ms; 1x384x14x14: 16 vs 7 ms). So below ``native_below`` output positions
+    in the whole batch (batch x height x width) the call goes to the native kernel."""
+
+    def __init__(self, *args, pads, native_below: int = 0, **kw):
         super().__init__(*args, **kw)
+        self._native_below = native_below
         (t, b), (l, r) = pads
         self._symmetric = t == b and l == r
         self._pad = (t, l) if self._symmetric else (0, 0)
@@ -191,6 +196,8 @@ class Im2colConv2d(nn.Conv2d):
         (kh, kw), (dh, dw), (sh, sw), (ph, pw) = self._kernel, self._dil, self._str, self._pad
         ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
         wo = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        if n * ho * wo < self._native_below:
+            return super().construct(x)
         g = self.group
         cols = ops.unfold(x, kernel_size=self._kernel, dilation=self._dil, padding=self._pad, stride=self._str)
         cols = cols.reshape(n, g, c // g * kh * kw, ho * wo)
@@ -212,8 +219,12 @@ def _conv(n, x):
     args = (x[0], n.out_channels, k)
     kw = dict(stride=ntuple(n.stride, nd), pad_mode="pad", padding=tuple(p for pair in pads for p in pair),
               dilation=ntuple(n.dilation, nd), group=n.groups, has_bias=n.bias)
-    if nd == 2 and _IM2COL.get() and k[0] * k[1] > 1 and x[0] // n.groups > 1:
-        return Im2colConv2d(*args, pads=pads, **kw)
+    if nd == 2 and _IM2COL.get() and k[0] * k[1] > 1:
+        ho, wo = n.infer(x, n.name)[1:]
+        # measured on 2 cores (Im2colConv2d's docstring): a depthwise conv's product wins from
+        # 28x28 outputs at any batch, and from 3136 output positions in the batch
+        small = x[0] // n.groups == 1 and ho * wo < 28 * 28
+        return Im2colConv2d(*args, pads=pads, native_below=56 * 56 if small else 0, **kw)
     return {2: nn.Conv2d, 3: nn.Conv3d}[nd](*args, **kw)
 
 
