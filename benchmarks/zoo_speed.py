@@ -2,7 +2,7 @@
 ONNX export against torchvision's own ONNX export in onnxruntime.
 
     python benchmarks/zoo_speed.py [--models ...] [--backends torch paddle] [--batch 1,16] [--train]
-                                   [--onnx] [--paddle-inference] [--fold] [--graph]
+                                   [--onnx] [--paddle-inference] [--fold] [--ms-mode M]
                                    [--torch-option channels_last|compile]
                                    [--rounds 5] [--budget 20] [--json out.json]
 
@@ -151,13 +151,14 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--budget", type=float, default=20.0)
     ap.add_argument("--torch-option", action="append", default=[], choices=("channels_last", "compile"))
-    ap.add_argument("--graph", action="store_true", help="MindSpore in GRAPH_MODE (both sides)")
+    ap.add_argument("--ms-mode", default="pynative", choices=("pynative", "sync", "graph"),
+                    help="MindSpore, both sides: PYNATIVE, PYNATIVE synchronized, or GRAPH_MODE")
     ap.add_argument("--json")
     args = ap.parse_args()
     batches = [int(b) for b in args.batch.split(",")]
     args.backends = [b for b in args.backends if b != "none"]
     rows = run(args.models, args.backends, batches, rounds=args.rounds, train=args.train, fold=args.fold,
-               budget_s=args.budget, graph=args.graph, torch_options=args.torch_option,
+               budget_s=args.budget, ms_mode=args.ms_mode, torch_options=args.torch_option,
                progress=lambda m: print(m, file=sys.stderr, flush=True)) if args.backends else []
     if rows:
         print(table(rows))

@@ -1,8 +1,10 @@
 """``onespec bench``: onespec's networks against the framework's own zoo models, side by side.
 
 For each framework, one process: each model is built by onespec and by the framework's zoo
-(torchvision, ``paddle.vision.models``, MindCV's ``create_model``; MindSpore in PYNATIVE, or both
-sides in GRAPH_MODE with ``graph``), then timed in alternating rounds (onespec, reference, onespec, ...) so that machine noise hits both alike.
+(torchvision, ``paddle.vision.models``, MindCV's ``create_model``; MindSpore, both sides, in
+``ms_mode``: "pynative" (default), "sync" (PYNATIVE with ``pynative_synchronize``: no kernel
+launch queue, 1.5-2x faster and far steadier on a 2-core CPU) or "graph" (GRAPH_MODE)), then
+timed in alternating rounds (onespec, reference, onespec, ...) so that machine noise hits both alike.
 Reported per model and batch: median eval-forward time, median training-step time (forward,
 cross-entropy backward, SGD update) with ``train``, construction time, the peak resident memory
 of construction plus one forward (each side alone in a fresh process, :func:`memory`), and the
@@ -62,7 +64,7 @@ class Side:
 class _Torch:
     reference_zoo = "torchvision"
 
-    def __init__(self, graph=False):
+    def __init__(self, ms_mode="pynative"):
         import torch
         self.t = torch
 
@@ -90,7 +92,7 @@ class _Torch:
 
 
 class _Paddle:
-    def __init__(self, graph=False):
+    def __init__(self, ms_mode="pynative"):
         import paddle
         self.p = paddle
 
@@ -118,11 +120,13 @@ class _Paddle:
 
 
 class _MindSpore:
-    def __init__(self, graph=False):
+    def __init__(self, ms_mode="pynative"):
         import mindspore as ms
         self.ms = ms
-        self.mode = ms.GRAPH_MODE if graph else ms.PYNATIVE_MODE
+        self.mode = ms.GRAPH_MODE if ms_mode == "graph" else ms.PYNATIVE_MODE
         ms.set_context(mode=self.mode)
+        if ms_mode == "sync":  # each op runs before the next is dispatched (no launch queue)
+            ms.set_context(pynative_synchronize=True)
 
     def reference(self, model):
         from mindcv.models import create_model
@@ -152,9 +156,10 @@ FRAMEWORK = {"torch": _Torch, "paddle": _Paddle, "mindspore": _MindSpore}
 
 
 TORCH_OPTIONS = ("channels_last", "compile")
+MS_MODES = ("pynative", "sync", "graph")
 
 
-def sides(framework: str, model: str, batch: int, train: bool, fold: bool, graph: bool = False,
+def sides(framework: str, model: str, batch: int, train: bool, fold: bool, ms_mode: str = "pynative",
           only=None, options=()) -> list[Side]:
     """onespec's network, the zoo's, with ``fold`` onespec's folded one; per torch build option in
     ``options`` onespec's network, the zoo's and (with ``fold``) the folded one built with it
@@ -162,7 +167,7 @@ def sides(framework: str, model: str, batch: int, train: bool, fold: bool, graph
     import onespec
     from .backends import load_backend
 
-    fw = FRAMEWORK[framework](graph)
+    fw = FRAMEWORK[framework](ms_mode)
     be = load_backend(framework)
     spec = onespec.get_spec(model, **spec_options(framework, model))
 
@@ -218,11 +223,11 @@ def _median_time(fn, iters: int) -> float:
 
 
 def measure(framework: str, model: str, batch: int, *, rounds: int = 5, train: bool = False,
-            fold: bool = False, budget_s: float = 20.0, graph: bool = False, options=()) -> dict:
+            fold: bool = False, budget_s: float = 20.0, ms_mode: str = "pynative", options=()) -> dict:
     """One model at one batch in this process's framework: per side, medians over ``rounds``
     alternating rounds (each round as many iterations as fit ``budget_s / rounds / sides``)."""
-    built = sides(framework, model, batch, train, fold, graph, options=options)
-    row = {"framework": framework + (" graph" if graph else ""), "model": model, "batch": batch,
+    built = sides(framework, model, batch, train, fold, ms_mode, options=options)
+    row = {"framework": framework + (f" {ms_mode}" if framework == "mindspore" and ms_mode != "pynative" else ""), "model": model, "batch": batch,
            "reference": REFERENCE_NAME[framework], "spec_options": spec_options(framework, model)}
     for kind in ("eval", "train") if train else ("eval",):
         fns = {s.name: (s.forward if kind == "eval" else s.step) for s in built if (kind == "eval" or s.step)}
@@ -251,11 +256,13 @@ def measure(framework: str, model: str, batch: int, *, rounds: int = 5, train: b
 
 
 def run(models, frameworks, batches, *, rounds: int = 5, train: bool = False, fold: bool = False,
-        budget_s: float = 20.0, graph: bool = False, progress=None, torch_options=()) -> list[dict]:
+        budget_s: float = 20.0, ms_mode: str = "pynative", progress=None, torch_options=()) -> list[dict]:
     """Every framework in its own child process; rows of :func:`measure`. ``torch_options``:
     torch build options timed as extra onespec sides (torch rows only)."""
     from ._proc import run_child
 
+    if ms_mode not in MS_MODES:
+        raise BenchError(f"unknown MindSpore mode {ms_mode!r}; choose from {', '.join(MS_MODES)}")
     bad = [o for o in torch_options if o not in TORCH_OPTIONS]
     if bad:
         raise BenchError(f"unknown torch option {', '.join(bad)}; choose from {', '.join(TORCH_OPTIONS)}")
@@ -272,7 +279,7 @@ def run(models, frameworks, batches, *, rounds: int = 5, train: bool = False, fo
                     progress(f"[{fw}] {m} batch {b}")
                 opts = ",".join(torch_options) if fw == "torch" else ""
                 code, so, se = run_child(["-m", "onespec.bench", fw, m, str(b), str(rounds), str(int(train)),
-                                          str(int(fold)), str(budget_s), str(int(graph)), opts])
+                                          str(int(fold)), str(budget_s), ms_mode, opts])
                 if code != 0:
                     tail = se.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
                     raise BenchError(f"{fw} {m} batch {b}: {tail[0][:500]}")
@@ -282,7 +289,7 @@ def run(models, frameworks, batches, *, rounds: int = 5, train: bool = False, fo
                     if side.split()[-1] in TORCH_OPTIONS:
                         continue  # the same parameters as the network without the option
                     code, so, se = run_child(["-m", "onespec.bench", "--memory", fw, m, str(b), side,
-                                              str(int(graph))])
+                                              ms_mode])
                     if code == 0:
                         row["peak_mb"][side] = json.loads(so.decode().strip().splitlines()[-1])["rss_mb"]
                 rows.append(row)
@@ -316,7 +323,7 @@ def table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
-def memory(framework: str, model: str, batch: int, side: str, graph: bool = False) -> float:
+def memory(framework: str, model: str, batch: int, side: str, ms_mode: str = "pynative") -> float:
     """Peak resident memory (MB) of building ``side`` and running one eval forward, above this
     process's after the framework's import: run in a fresh process per side, since an allocator
     keeps what an earlier network freed and the second network measured in one process looks
@@ -332,7 +339,7 @@ def memory(framework: str, model: str, batch: int, side: str, graph: bool = Fals
     else:
         import mindcv.models  # noqa: F401
     base = _rss_mb()
-    sides(framework, model, batch, False, side == "onespec folded", graph, only={side})  # built, ran once
+    sides(framework, model, batch, False, side == "onespec folded", ms_mode, only={side})  # built, ran once
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return round(peak - base, 1)
 
@@ -342,14 +349,14 @@ def _worker(argv) -> int:
 
     child_init()
     if argv[0] == "--memory":
-        fw, model, batch, side, graph = argv[1:]
-        print(json.dumps({"rss_mb": memory(fw, model, int(batch), side, bool(int(graph)))}), flush=True)
+        fw, model, batch, side, ms_mode = argv[1:]
+        print(json.dumps({"rss_mb": memory(fw, model, int(batch), side, ms_mode)}), flush=True)
         return 0
-    fw, model, batch, rounds, train, fold, budget, graph, options = argv
+    fw, model, batch, rounds, train, fold, budget, ms_mode, options = argv
     data_out = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
     row = measure(fw, model, int(batch), rounds=int(rounds), train=bool(int(train)), fold=bool(int(fold)),
-                  budget_s=float(budget), graph=bool(int(graph)), options=[o for o in options.split(",") if o])
+                  budget_s=float(budget), ms_mode=ms_mode, options=[o for o in options.split(",") if o])
     data_out.write(json.dumps(row) + "\n")
     data_out.flush()
     return 0

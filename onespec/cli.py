@@ -254,7 +254,7 @@ def cmd_bench(args) -> int:
     models = args.models or DEFAULT_MODELS
     batches = [int(b) for b in args.batch.split(",")]
     rows = run(models, args.backends, batches, rounds=args.rounds, train=args.train, fold=args.fold,
-               budget_s=args.budget, graph=args.graph, progress=lambda m: print(m, file=sys.stderr, flush=True),
+               budget_s=args.budget, ms_mode=args.ms_mode, progress=lambda m: print(m, file=sys.stderr, flush=True),
                torch_options=args.torch_option or ())
     print(table(rows))
     if args.json:
@@ -394,7 +394,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--fold", action="store_true", help="also time onespec's BN-folded network (eval)")
     p.add_argument("--rounds", type=int, default=5, help="alternating rounds (medians)")
     p.add_argument("--budget", type=float, default=20.0, help="seconds of timing per model, batch and mode")
-    p.add_argument("--graph", action="store_true", help="MindSpore: both sides in GRAPH_MODE (default PYNATIVE)")
+    p.add_argument("--ms-mode", default="pynative", choices=("pynative", "sync", "graph"),
+                   help="MindSpore, both sides: PYNATIVE (default), PYNATIVE with pynative_synchronize (no launch "
+                        "queue; faster and steadier on few cores), or GRAPH_MODE")
     p.add_argument("--torch-option", action="append", choices=("channels_last", "compile"),
                    help="also time onespec's torch network built with this option (repeatable; compile needs "
                         "a C++ compiler and compiles for ~30 s per model)")

@@ -75,3 +75,15 @@ def test_bench_folds_with_a_torch_option_and_gives_torchvision_the_option_too():
         r["eval"]["reference channels_last"] / r["eval"]["onespec folded channels_last"], rel=1e-2)
     assert "folded channels_last" in table([r])
     assert set(r["peak_mb"]) == {"onespec", "reference", "onespec folded"}
+
+
+def test_bench_mindspore_against_mindcv_in_a_chosen_mode():
+    """MindSpore's rows against MindCV's model, here with ``ms_mode="sync"`` (PYNATIVE without a
+    launch queue); an unknown mode is refused before any child starts."""
+    require("mindspore", "mindcv")
+    (r,) = run(["squeezenet1_1"], ["mindspore"], [1], rounds=2, fold=True, budget_s=0.5, ms_mode="sync")
+    assert r["framework"] == "mindspore sync" and r["reference"] == "MindCV"
+    assert set(r["eval"]) == {"onespec", "reference", "onespec folded"} and all(v > 0 for v in r["eval"].values())
+    assert r["folded_speedup"] == pytest.approx(r["eval"]["reference"] / r["eval"]["onespec folded"], rel=1e-2)
+    with pytest.raises(BenchError, match="unknown MindSpore mode 'fast'"):
+        run(["squeezenet1_1"], ["mindspore"], [1], ms_mode="fast")
