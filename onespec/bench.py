@@ -297,20 +297,20 @@ def run(models, frameworks, batches, *, rounds: int = 5, train: bool = False, fo
 
 
 def table(rows: list[dict]) -> str:
-    out = [f"{'framework':<10} {'model':<20} {'batch':>5} {'onespec ms':>11} {'reference ms':>13} {'ratio':>6} "
+    out = [f"{'framework':<14} {'model':<20} {'batch':>5} {'onespec ms':>11} {'reference ms':>13} {'ratio':>6} "
            f"{'train ratio':>11} {'folded x':>9} {'build s (onespec/ref)':>22} {'peak MB (onespec/ref)':>22}"]
     for r in rows:
         ev = r["eval"]
         tr = f"{r['train_ratio']:.2f}" if "train_ratio" in r else "-"
         fo = f"{r['folded_speedup']:.2f}" if "folded_speedup" in r else "-"
-        out.append(f"{r['framework']:<10} {r['model']:<20} {r['batch']:>5} {ev['onespec']:>11.2f} "
+        out.append(f"{r['framework']:<14} {r['model']:<20} {r['batch']:>5} {ev['onespec']:>11.2f} "
                    f"{ev['reference']:>13.2f} {r['eval_ratio']:>6.2f} {tr:>11} {fo:>9} "
                    f"{r['build_s']['onespec']:>10.2f}/{r['build_s']['reference']:<11.2f} "
                    f"{r['peak_mb'].get('onespec', float('nan')):>10.0f}/"
                    f"{r['peak_mb'].get('reference', float('nan')):<10.0f}")
         for kind in ("eval", "train"):
             for o, v in r.get(f"{kind}_option_ratio", {}).items():
-                line = (f"{'':<10} {'':<20} {'':>5}   {o:<14} {kind:<5} {r[kind]['onespec ' + o]:>9.2f} "
+                line = (f"{'':<14} {'':<20} {'':>5}   {o:<14} {kind:<5} {r[kind]['onespec ' + o]:>9.2f} "
                         f"{r[kind]['reference ' + o]:>13.2f} {v:>6.2f}")
                 if kind == "eval" and o in r.get("folded_option_speedup", {}):
                     sp = r["folded_option_speedup"][o]
