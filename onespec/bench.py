@@ -3,7 +3,7 @@
 For each framework, one process: each model is built by onespec and by the framework's zoo
 (torchvision, ``paddle.vision.models``, MindCV's ``create_model``; MindSpore, both sides, in
 ``ms_mode``: "pynative" (default), "sync" (PYNATIVE with ``pynative_synchronize``: no kernel
-launch queue, 1.5-2x faster and far steadier on a 2-core CPU) or "graph" (GRAPH_MODE)), then
+launch queue: 1.5-10x faster and far steadier on a 2-core CPU) or "graph" (GRAPH_MODE)), then
 timed in alternating rounds (onespec, reference, onespec, ...) so that machine noise hits both alike.
 Reported per model and batch: median eval-forward time, median training-step time (forward,
 cross-entropy backward, SGD update) with ``train``, construction time, the peak resident memory
@@ -227,7 +227,8 @@ def measure(framework: str, model: str, batch: int, *, rounds: int = 5, train: b
     """One model at one batch in this process's framework: per side, medians over ``rounds``
     alternating rounds (each round as many iterations as fit ``budget_s / rounds / sides``)."""
     built = sides(framework, model, batch, train, fold, ms_mode, options=options)
-    row = {"framework": framework + (f" {ms_mode}" if framework == "mindspore" and ms_mode != "pynative" else ""), "model": model, "batch": batch,
+    mode = f" {ms_mode}" if framework == "mindspore" and ms_mode != "pynative" else ""
+    row = {"framework": framework + mode, "model": model, "batch": batch,
            "reference": REFERENCE_NAME[framework], "spec_options": spec_options(framework, model)}
     for kind in ("eval", "train") if train else ("eval",):
         fns = {s.name: (s.forward if kind == "eval" else s.step) for s in built if (kind == "eval" or s.step)}

@@ -545,17 +545,19 @@ layers = [{"op": "conv", "name": "dwbig", "out_channels": 3, "kernel": 3, "paddi
           {"op": "conv", "name": "c1", "out_channels": 6, "kernel": 3, "stride": 2, "padding": "same", "bias": True},
           {"op": "conv", "name": "c2", "out_channels": 4, "kernel": [3, 2], "dilation": 2, "padding": 2, "groups": 2},
           {"op": "conv", "name": "dw", "out_channels": 4, "kernel": 3, "padding": 1, "groups": 4},
+          {"op": "conv", "name": "dws", "out_channels": 4, "kernel": 3, "stride": 2, "padding": "same", "groups": 4},
           {"op": "conv", "name": "pw", "out_channels": 5, "kernel": 1}]
 spec = ModelSpec.model_validate({"name": "t", "input_shape": (3, 29, 28), "meta": {"family": "test"}, "layers": layers})
 for mode in (ms.PYNATIVE_MODE, ms.GRAPH_MODE):
     ms.set_context(mode=mode)
     fast, native = b.build(spec), b.build(spec, im2col=False)
-    assert [type(getattr(fast, n)).__name__ for n in ("dwbig", "c1", "c2", "dw", "pw")] == ["Im2colConv2d"] * 4 + ["Conv2d"]
-    assert [fast.dwbig._native_below, fast.c1._native_below, fast.dw._native_below] == [0, 0, 3136]
+    assert [type(getattr(fast, n)).__name__ for n in ("dwbig", "c1", "c2", "dw", "dws", "pw")] == ["Im2colConv2d"] * 5 + ["Conv2d"]
+    assert [fast.dwbig._native_below, fast.c1._native_below, fast.dw._native_below, fast.dws._native_below] == [0, 0, 3136, 3136]
+    assert not fast.dws._symmetric  # "same" at stride 2 on 15x16: pads (0, 1) and (1, 1)
     assert b.param_names(fast) == b.param_names(native)
     for p, q in zip(fast.trainable_params(), native.trainable_params()):
         p.set_data(q.data.copy())
-    for batch in (2, 16):  # dw: 2 x 15 x 16 output positions (native), 16 x 15 x 16 (matmul)
+    for batch in (2, 16):  # dw: 2 x 15 x 16 output positions (native), 16 x 15 x 16 (matmul); dws native
         x = ms.Tensor(np.random.default_rng(batch).standard_normal((batch, 3, 29, 28)).astype(np.float32))
         y1, y2 = fast(x), native(x)
         assert np.abs(y1.asnumpy() - y2.asnumpy()).max() <= 1e-5 * np.abs(y2.asnumpy()).max()

@@ -185,19 +185,20 @@ class Im2colConv2d(nn.Conv2d):
         self._symmetric = t == b and l == r
         self._pad = (t, l) if self._symmetric else (0, 0)
         self._pad4 = (l, r, t, b)
+        self._pad_hw = (t + b, l + r)
         self._kernel = ntuple(self.kernel_size, 2)
         self._dil = ntuple(self.dilation, 2)[-2:]
         self._str = ntuple(self.stride, 2)[-2:]
 
     def construct(self, x):
+        n, c, h, w = x.shape
+        (kh, kw), (dh, dw), (sh, sw), (ph, pw) = self._kernel, self._dil, self._str, self._pad_hw
+        ho = (h + ph - dh * (kh - 1) - 1) // sh + 1
+        wo = (w + pw - dw * (kw - 1) - 1) // sw + 1
+        if n * ho * wo < self._native_below:
+            return super().construct(x)  # nn.Conv2d pads by itself
         if not self._symmetric:
             x = ops.pad(x, self._pad4)
-        n, c, h, w = x.shape
-        (kh, kw), (dh, dw), (sh, sw), (ph, pw) = self._kernel, self._dil, self._str, self._pad
-        ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-        wo = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-        if n * ho * wo < self._native_below:
-            return super().construct(x)
         g = self.group
         cols = ops.unfold(x, kernel_size=self._kernel, dilation=self._dil, padding=self._pad, stride=self._str)
         cols = cols.reshape(n, g, c // g * kh * kw, ho * wo)
