@@ -27,7 +27,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from onespec.bench import DEFAULT_MODELS, run, table  # noqa: E402
+from onespec.bench import DEFAULT_MODELS, MS_MODES, TORCH_OPTIONS, run, table  # noqa: E402
 
 
 def alternate(fns: dict, rounds: int, budget: float) -> dict:
@@ -150,8 +150,8 @@ def main() -> int:
                     help="folded onespec vs paddle.vision in Paddle Inference (oneDNN), and vs paddle.vision eager")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--budget", type=float, default=20.0)
-    ap.add_argument("--torch-option", action="append", default=[], choices=("channels_last", "compile"))
-    ap.add_argument("--ms-mode", default="pynative", choices=("pynative", "sync", "graph"),
+    ap.add_argument("--torch-option", action="append", default=[], choices=TORCH_OPTIONS)
+    ap.add_argument("--ms-mode", default="pynative", choices=MS_MODES,
                     help="MindSpore, both sides: PYNATIVE, PYNATIVE synchronized, or GRAPH_MODE")
     ap.add_argument("--json")
     args = ap.parse_args()

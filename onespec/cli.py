@@ -11,6 +11,7 @@ from typing import Any
 from . import analyze, get_spec, list_models
 from .errors import OverrideError
 from .backends import FRAMEWORKS
+from .bench import MS_MODES, TORCH_OPTIONS
 from .convert import FORMATS, WRITABLE
 from .errors import OnespecError
 from .spec import ModelSpec
@@ -394,10 +395,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--fold", action="store_true", help="also time onespec's BN-folded network (eval)")
     p.add_argument("--rounds", type=int, default=5, help="alternating rounds (medians)")
     p.add_argument("--budget", type=float, default=20.0, help="seconds of timing per model, batch and mode")
-    p.add_argument("--ms-mode", default="pynative", choices=("pynative", "sync", "graph"),
+    p.add_argument("--ms-mode", default="pynative", choices=MS_MODES,
                    help="MindSpore, both sides: PYNATIVE (default), PYNATIVE with pynative_synchronize (no launch "
                         "queue; faster and steadier on few cores), or GRAPH_MODE")
-    p.add_argument("--torch-option", action="append", choices=("channels_last", "compile"),
+    p.add_argument("--torch-option", action="append", choices=TORCH_OPTIONS,
                    help="also time onespec's torch network built with this option (repeatable; compile needs "
                         "a C++ compiler and compiles for ~30 s per model)")
     p.add_argument("--json", metavar="PATH", help="write the rows as JSON")

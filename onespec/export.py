@@ -222,9 +222,7 @@ def _build(be, framework: str, spec: ModelSpec):
     # a MindIR keeps MindSpore's own conv op, whatever machine exports it (the im2col form is for
     # MindSpore's CPU kernels; Ascend and GPU have fast convs); torch's graph keeps NCHW without
     # the channels-last copy on entry (a runtime picks its own layout)
-    if framework == "mindspore":
-        return be.build(spec, im2col=False)
-    return be.build(spec, channels_last=False) if framework == "torch" else be.build(spec)
+    return be.build(spec, **{"mindspore": {"im2col": False}, "torch": {"channels_last": False}}.get(framework, {}))
 
 
 def _locate(fmt: str, spec: ModelSpec, state: dict, be, framework: str, batch: int, opset: int, work: str) -> str:

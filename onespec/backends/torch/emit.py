@@ -292,12 +292,11 @@ def speed_options(net: nn.Module, input_rank: int, *, channels_last: bool | str 
     compiler on CPU)."""
     if channels_last and input_rank in (3, 4):
         fmt = torch.channels_last if input_rank == 3 else torch.channels_last_3d
-        if channels_last == "eval":
-            net.register_forward_pre_hook(
-                lambda m, args: args if m.training else (args[0].contiguous(memory_format=fmt), *args[1:]))
-        else:
+        only_eval = channels_last == "eval"
+        if not only_eval:
             net = net.to(memory_format=fmt)
-            net.register_forward_pre_hook(lambda m, args: (args[0].contiguous(memory_format=fmt), *args[1:]))
+        net.register_forward_pre_hook(
+            lambda m, args: args if only_eval and m.training else (args[0].contiguous(memory_format=fmt), *args[1:]))
     if compile:
         net.compile()
     return net
