@@ -7,6 +7,8 @@
   ``group``/``has_bias``;
 - on CPU a 2d conv (kernel > 1x1) runs as its im2col matrix product (``Im2colConv2d``:
   MindSpore's CPU conv kernel is 10-27x slower; a depthwise conv on a small map keeps it);
+- on CPU a call of the network in PYNATIVE mode runs synchronously (``Network``: MindSpore's
+  launch queue makes a CPU forward 1.5-4x slower), the caller's setting restored after it;
 - BN momentum is ``1 - m``; 3d BN runs as 2d BN over folded spatial dims;
 - a norm without affine parameters gets constant gamma/beta tensors: MindSpore's own
   ``affine=False`` still creates gamma/beta *parameters* (counted and checkpointed as state);
@@ -38,6 +40,44 @@ class Sequential(_Named):
         for cell in self._children_t:
             x = cell(x)
         return x
+
+
+def _blocking_switch():
+    """A setter for PYNATIVE's synchronous launch, or None. ``set_context(pynative_synchronize=)``
+    logs a deprecation warning on every call and its successor ``runtime.launch_blocking()`` cannot
+    be undone, so this goes to the context parameter that both set (MindSpore 2.10); a MindSpore
+    without it gets None and the network runs in MindSpore's own mode."""
+    from mindspore import context
+    try:
+        ctx, key = context._context(), context.ms_ctx_param.pynative_synchronize
+        ctx.get_param(key)
+    except AttributeError:
+        return None
+    return lambda on: ctx.set_param(key, on)
+
+
+class Network(Sequential):
+    """The root cell. With ``sync``, a call in PYNATIVE mode runs with ``pynative_synchronize`` on
+    (each kernel launched by the calling thread before the next op) and the caller's setting is
+    restored after it, also on an error. Why: on CPU, MindSpore 2.10's asynchronous launch queue
+    makes a forward 1.5-4x slower, for MindCV's models as for onespec's (its launch thread competes
+    with the kernels' thread pool: a ReLU on 1x64x56x56 takes 0.06 ms or, erratically, 2-4 ms;
+    folded mobilenet_v3_large b1: 460 vs 106 ms, on one core as on two). GRAPH_MODE, and
+    gradients taken after the forward, are left to MindSpore."""
+
+    def __init__(self, named, sync: bool = False):
+        super().__init__(named)
+        self._blocking = _blocking_switch() if sync else None
+
+    def __call__(self, *args, **kwargs):
+        if (self._blocking is None or ms.get_context("mode") != ms.PYNATIVE_MODE
+                or ms.get_context("pynative_synchronize")):
+            return super().__call__(*args, **kwargs)
+        self._blocking(True)
+        try:
+            return super().__call__(*args, **kwargs)
+        finally:
+            self._blocking(False)
 
 
 class Parallel(_Named):
@@ -314,13 +354,15 @@ EMIT = {
 }
 
 
-def build(spec: ModelSpec, *, im2col: bool | None = None) -> nn.Cell:
-    """The network. ``im2col``: 2d convs as their im2col matrix product (``Im2colConv2d``); by
-    default on when MindSpore's device target is CPU, where its conv kernel is the slow one."""
-    if im2col is None:
-        im2col = ms.get_context("device_target") == "CPU"
+def build(spec: ModelSpec, *, im2col: bool | None = None, sync: bool | None = None) -> nn.Cell:
+    """The network. ``im2col``: 2d convs as their im2col matrix product (``Im2colConv2d``);
+    ``sync``: PYNATIVE calls of the network run synchronously (``Network``); each by default on
+    when MindSpore's device target is CPU, where its conv kernel and its launch queue are slow."""
+    cpu = ms.get_context("device_target") == "CPU"
+    im2col = cpu if im2col is None else im2col
+    sync = cpu if sync is None else sync
     token = _IM2COL.set(im2col)
     try:
-        return emit(spec, EMIT, Sequential)
+        return emit(spec, EMIT, lambda named: Network(named, sync))
     finally:
         _IM2COL.reset(token)
