@@ -152,7 +152,8 @@ def main() -> int:
     ap.add_argument("--budget", type=float, default=20.0)
     ap.add_argument("--torch-option", action="append", default=[], choices=TORCH_OPTIONS)
     ap.add_argument("--ms-mode", default="pynative", choices=MS_MODES,
-                    help="MindSpore, both sides: PYNATIVE, PYNATIVE synchronized, or GRAPH_MODE")
+                    help="MindSpore: PYNATIVE (onespec's network synchronous on CPU), PYNATIVE synchronized "
+                         "for both sides, or GRAPH_MODE")
     ap.add_argument("--json")
     args = ap.parse_args()
     batches = [int(b) for b in args.batch.split(",")]

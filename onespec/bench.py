@@ -2,9 +2,12 @@
 
 For each framework, one process: each model is built by onespec and by the framework's zoo
 (torchvision, ``paddle.vision.models``, MindCV's ``create_model``; MindSpore, both sides, in
-``ms_mode``: "pynative" (default), "sync" (PYNATIVE with ``pynative_synchronize``: no kernel
-launch queue: 1.5-10x faster and far steadier on a 2-core CPU) or "graph" (GRAPH_MODE)), then
-timed in alternating rounds (onespec, reference, onespec, ...) so that machine noise hits both alike.
+``ms_mode``: "pynative" (default: MindSpore's asynchronous launch queue, which onespec's
+network on CPU sets aside for its own calls, as a user gets it), "sync" (PYNATIVE with
+``pynative_synchronize`` for both: no launch queue, 1.5-10x faster and far steadier on a 2-core
+CPU) or "graph" (GRAPH_MODE)), then timed in alternating rounds (onespec, reference, onespec, ...) so that machine noise hits both alike;
+MindSpore's sides each in a process of their own (:class:`_Isolated`), the rounds alternating
+between the processes.
 Reported per model and batch: median eval-forward time, median training-step time (forward,
 cross-entropy backward, SGD update) with ``train``, construction time, the peak resident memory
 of construction plus one forward (each side alone in a fresh process, :func:`memory`), and the
@@ -18,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -181,16 +185,16 @@ def sides(framework: str, model: str, batch: int, train: bool, fold: bool, ms_mo
         net = fw.reference(model)
         return be.speed_options(net, len(spec.input_shape), **option) if option else net
 
-    makers = [("onespec", lambda: be.build(spec)), ("reference", reference)]
-    makers += [("onespec folded", folded)] if fold else []
+    makers = {"onespec": lambda: be.build(spec), "reference": reference, "onespec folded": folded}
     for o in options:
-        makers += [(f"onespec {o}", lambda o=o: be.build(spec, **{o: True})),
-                   (f"reference {o}", lambda o=o: reference(**{o: True}))]
-        makers += [(f"onespec folded {o}", lambda o=o: folded(**{o: True}))] if fold else []
+        makers.update({f"onespec {o}": lambda o=o: be.build(spec, **{o: True}),
+                       f"reference {o}": lambda o=o: reference(**{o: True}),
+                       f"onespec folded {o}": lambda o=o: folded(**{o: True})})
     out = []
-    for label, make in makers:
+    for label in side_labels(fold, options):
         if only and label not in only:
             continue
+        make = makers[label]
         t0 = time.perf_counter()
         net = make()
         built = time.perf_counter() - t0
@@ -200,6 +204,74 @@ def sides(framework: str, model: str, batch: int, train: bool, fold: bool, ms_mo
         out.append(Side(label, lambda net=net, x=x: fw.forward(net, x), fw.stepper(net, x, y) if trains else None,
                         built))
     return out
+
+
+def side_labels(fold: bool, options=()) -> list[str]:
+    """The sides :func:`sides` builds, in order."""
+    labels = ["onespec", "reference"] + (["onespec folded"] if fold else [])
+    for o in options:
+        labels += [f"onespec {o}", f"reference {o}"] + ([f"onespec folded {o}"] if fold else [])
+    return labels
+
+
+class _Isolated:
+    """One side built and timed in its own process (``python -m onespec.bench --side``), driven
+    over its pipes: it answers ``"eval N"`` / ``"train N"`` with the mean seconds of N calls.
+    MindSpore needs it: its PYNATIVE process state depends on how the process ran its first ops
+    (once one op has gone through the asynchronous launch queue, the queue's threads stay in
+    the path of every later op, synchronous ones included), so two networks in one process
+    are not timed as a user running either alone would time them."""
+
+    def __init__(self, framework, model, batch, train, fold, ms_mode, label):
+        from ._proc import python_child
+        self.name = label
+        self.proc = python_child(["-m", "onespec.bench", "--side", framework, model, str(batch), str(int(train)),
+                                  str(int(fold)), ms_mode, label],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        hello = self._answer()
+        self.build_s, self.peak_mb, self.trains = hello["build_s"], hello["rss_mb"], hello["trains"]
+
+    def _answer(self):
+        line = self.proc.stdout.readline()
+        if not line:
+            code = self.proc.wait()
+            raise BenchError(f"the {self.name!r} side's process ended (exit {code}) before answering")
+        return json.loads(line)
+
+    def timer(self, kind):
+        def time_it(iters):
+            self.proc.stdin.write(f"{kind} {iters}\n")
+            self.proc.stdin.flush()
+            return self._answer()["s"]
+        return time_it
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def _side_worker(framework, model, batch, train, fold, ms_mode, label) -> None:
+    """The child of :class:`_Isolated`: builds ``label`` (peak memory as :func:`memory` measures
+    it), then times what it is asked until its input ends."""
+    import resource
+    data_out = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # frameworks print; the pipe carries answers only
+    _import_zoo(framework)
+    base = _rss_mb()
+    (side,) = sides(framework, model, batch, train, fold, ms_mode, only={label})
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    data_out.write(json.dumps({"build_s": side.build_s, "rss_mb": round(peak - base, 1),
+                               "trains": side.step is not None}) + "\n")
+    data_out.flush()
+    for line in sys.stdin:
+        kind, iters = line.split()
+        fn = side.forward if kind == "eval" else side.step
+        data_out.write(json.dumps({"s": _median_time(fn, int(iters))}) + "\n")
+        data_out.flush()
 
 
 def spec_options(framework: str, model: str) -> dict:
@@ -226,20 +298,43 @@ def measure(framework: str, model: str, batch: int, *, rounds: int = 5, train: b
             fold: bool = False, budget_s: float = 20.0, ms_mode: str = "pynative", options=()) -> dict:
     """One model at one batch in this process's framework: per side, medians over ``rounds``
     alternating rounds (each round as many iterations as fit ``budget_s / rounds / sides``)."""
-    built = sides(framework, model, batch, train, fold, ms_mode, options=options)
     mode = f" {ms_mode}" if framework == "mindspore" and ms_mode != "pynative" else ""
     row = {"framework": framework + mode, "model": model, "batch": batch,
            "reference": REFERENCE_NAME[framework], "spec_options": spec_options(framework, model)}
+    isolated = []
+    try:
+        if framework == "mindspore":
+            for label in side_labels(fold, options):  # one at a time: build times undisturbed
+                isolated.append(_Isolated(framework, model, batch, train, fold, ms_mode, label))
+            timers = {kind: {s.name: s.timer(kind) for s in isolated if kind == "eval" or s.trains}
+                      for kind in ("eval", "train")}
+            built = isolated
+            row["peak_mb"] = {s.name: s.peak_mb for s in isolated}
+        else:
+            built = sides(framework, model, batch, train, fold, ms_mode, options=options)
+            timers = {kind: {s.name: (lambda n, f=(s.forward if kind == "eval" else s.step): _median_time(f, n))
+                             for s in built if kind == "eval" or s.step} for kind in ("eval", "train")}
+        _time_rounds(row, timers, rounds, budget_s, train, options)
+    finally:
+        for s in isolated:
+            s.close()
+    row["build_s"] = {s.name: round(s.build_s, 3) for s in built}
+    return row
+
+
+def _time_rounds(row, timers, rounds, budget_s, train, options) -> None:
+    """Alternating rounds over the sides' timers (``timer(iters) -> seconds per call``); medians,
+    ratios and speedups into ``row``."""
     for kind in ("eval", "train") if train else ("eval",):
-        fns = {s.name: (s.forward if kind == "eval" else s.step) for s in built if (kind == "eval" or s.step)}
+        fns = timers[kind]
         for f in fns.values():  # warm up (graph compilation, allocator)
-            f()
-        one = max(min(_median_time(f, 1) for f in fns.values()), 1e-4)
+            f(1)
+        one = max(min(f(1) for f in fns.values()), 1e-4)
         iters = max(1, int(budget_s / rounds / len(fns) / one))
         times = {k: [] for k in fns}
         for _ in range(rounds):
             for k, f in fns.items():
-                times[k].append(_median_time(f, iters))
+                times[k].append(f(iters))
         med = {k: statistics.median(v) for k, v in times.items()}
         row[kind] = {k: round(v * 1000, 3) for k, v in med.items()}  # ms
         row[f"{kind}_ratio"] = round(med["onespec"] / med["reference"], 3)
@@ -252,8 +347,6 @@ def measure(framework: str, model: str, batch: int, *, rounds: int = 5, train: b
                 row.setdefault("folded_option_speedup", {})[o] = {
                     "vs reference": round(med["reference"] / med[f"onespec folded {o}"], 3),
                     f"vs reference {o}": round(med[f"reference {o}"] / med[f"onespec folded {o}"], 3)}
-    row["build_s"] = {s.name: round(s.build_s, 3) for s in built}
-    return row
 
 
 def run(models, frameworks, batches, *, rounds: int = 5, train: bool = False, fold: bool = False,
@@ -285,10 +378,10 @@ def run(models, frameworks, batches, *, rounds: int = 5, train: bool = False, fo
                     tail = se.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
                     raise BenchError(f"{fw} {m} batch {b}: {tail[0][:500]}")
                 row = json.loads(so.decode().strip().splitlines()[-1])
-                row["peak_mb"] = {}
+                row.setdefault("peak_mb", {})
                 for side in row["build_s"]:
-                    if side.split()[-1] in TORCH_OPTIONS:
-                        continue  # the same parameters as the network without the option
+                    if side.split()[-1] in TORCH_OPTIONS or side in row["peak_mb"]:
+                        continue  # the same parameters as the network without the option, or measured
                     code, so, se = run_child(["-m", "onespec.bench", "--memory", fw, m, str(b), side,
                                               ms_mode])
                     if code == 0:
@@ -331,18 +424,19 @@ def memory(framework: str, model: str, batch: int, side: str, ms_mode: str = "py
     smaller."""
     import resource
 
-    import importlib
-    importlib.import_module({"torch": "torch", "paddle": "paddle", "mindspore": "mindspore"}[framework])
-    if framework == "torch":
-        import torchvision  # noqa: F401
-    elif framework == "paddle":
-        import paddle.vision.models  # noqa: F401
-    else:
-        import mindcv.models  # noqa: F401
+    _import_zoo(framework)
     base = _rss_mb()
     sides(framework, model, batch, False, side == "onespec folded", ms_mode, only={side})  # built, ran once
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return round(peak - base, 1)
+
+
+def _import_zoo(framework: str) -> None:
+    """The framework and its zoo library, imported before a memory baseline is taken."""
+    import importlib
+    importlib.import_module({"torch": "torch", "paddle": "paddle", "mindspore": "mindspore"}[framework])
+    importlib.import_module({"torch": "torchvision", "paddle": "paddle.vision.models",
+                             "mindspore": "mindcv.models"}[framework])
 
 
 def _worker(argv) -> int:
@@ -352,6 +446,10 @@ def _worker(argv) -> int:
     if argv[0] == "--memory":
         fw, model, batch, side, ms_mode = argv[1:]
         print(json.dumps({"rss_mb": memory(fw, model, int(batch), side, ms_mode)}), flush=True)
+        return 0
+    if argv[0] == "--side":
+        fw, model, batch, train, fold, ms_mode, label = argv[1:]
+        _side_worker(fw, model, int(batch), bool(int(train)), bool(int(fold)), ms_mode, label)
         return 0
     fw, model, batch, rounds, train, fold, budget, ms_mode, options = argv
     data_out = os.fdopen(os.dup(1), "w")

@@ -396,8 +396,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=5, help="alternating rounds (medians)")
     p.add_argument("--budget", type=float, default=20.0, help="seconds of timing per model, batch and mode")
     p.add_argument("--ms-mode", default="pynative", choices=MS_MODES,
-                   help="MindSpore, both sides: PYNATIVE (default), PYNATIVE with pynative_synchronize (no launch "
-                        "queue; faster and steadier on few cores), or GRAPH_MODE")
+                   help="MindSpore: PYNATIVE (default; onespec's network runs its own calls synchronously on "
+                        "CPU), PYNATIVE with pynative_synchronize for both sides (no launch queue; faster and "
+                        "steadier on few cores), or GRAPH_MODE")
     p.add_argument("--torch-option", action="append", choices=TORCH_OPTIONS,
                    help="also time onespec's torch network built with this option (repeatable; compile needs "
                         "a C++ compiler and compiles for ~30 s per model)")

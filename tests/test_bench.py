@@ -1,6 +1,7 @@
 """onespec bench: onespec's network and the framework's zoo model timed side by side, in a child
 process per framework (the speed targets themselves live in benchmarks/zoo_speed.py)."""
 import json
+import os
 import subprocess
 import sys
 
@@ -87,3 +88,24 @@ def test_bench_mindspore_against_mindcv_in_a_chosen_mode():
     assert r["folded_speedup"] == pytest.approx(r["eval"]["reference"] / r["eval"]["onespec folded"], rel=1e-2)
     with pytest.raises(BenchError, match="unknown MindSpore mode 'fast'"):
         run(["squeezenet1_1"], ["mindspore"], [1], ms_mode="fast")
+
+
+def test_mindspore_sides_are_timed_each_in_its_own_process():
+    """MindSpore's PYNATIVE state depends on a process's first ops, so each side is built and
+    timed in a process of its own, driven over pipes; a side that cannot be built is an error
+    that names it."""
+    require("mindspore", "mindcv")
+    from onespec.bench import _Isolated
+    sides = [_Isolated("mindspore", "squeezenet1_1", 1, True, False, "pynative", label)
+             for label in ("onespec", "reference")]
+    try:
+        assert len({s.proc.pid for s in sides} | {os.getpid()}) == 3
+        for s in sides:
+            assert s.trains and s.build_s > 0 and s.peak_mb > 0
+            assert s.timer("eval")(1) > 0 and s.timer("train")(2) > 0
+    finally:
+        for s in sides:
+            s.close()
+    assert all(s.proc.poll() == 0 for s in sides)
+    with pytest.raises(BenchError, match="'onespec nowhere' side's process ended"):
+        _Isolated("mindspore", "squeezenet1_1", 1, False, False, "pynative", "onespec nowhere")
