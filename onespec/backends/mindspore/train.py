@@ -1,6 +1,9 @@
 """Training session on an emitted MindSpore network: the pieces ``onespec.training`` needs.
 
-Conventions translated here: PYNATIVE mode; gradients from ``mindspore.value_and_grad`` over the
+Conventions translated here: PYNATIVE mode, synchronous on CPU (``pynative_synchronize``, set
+like the mode for the process: MindSpore's launch queue slows a CPU training step 1.3-1.6x and
+is left out only if no op has gone through it yet; ``onespec.backends.mindspore.emit.Network``);
+gradients from ``mindspore.value_and_grad`` over the
 trainable parameters only; ``requires_grad=False`` and ``set_train(False)`` for frozen subtrees
 (their BatchNorm moving statistics stay fixed too; ``set_train(True)`` on the root would reset
 them, so frozen cells are switched back after it); parameters updated with ``ops.assign``;
@@ -16,6 +19,7 @@ import mindspore as ms
 from mindspore import ops
 
 from ..tree import under
+from .emit import _blocking_switch
 from .weights import native_names
 
 
@@ -25,6 +29,8 @@ class Session:
 
     def __init__(self, net, spec, trainable: list[str], frozen_paths: tuple[str, ...]):
         ms.set_context(mode=ms.PYNATIVE_MODE)
+        if ms.get_context("device_target") == "CPU" and (blocking := _blocking_switch()) is not None:
+            blocking(True)
         self.net = net
         names = native_names(spec)
         own = dict(net.parameters_and_names())
