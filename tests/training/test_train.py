@@ -12,7 +12,7 @@ from conftest import require
 from fixtures_data import cifar10, image_folder, mat_cube, tiny
 from onespec import data as D
 from onespec.backends import FRAMEWORKS
-from onespec.spec.nodes import Act, BatchNorm, Conv, Flatten, GlobalAvgPool, Linear
+from onespec.spec.nodes import Act, BatchNorm, Conv, Dropout, Flatten, GlobalAvgPool, Linear
 from onespec.training import TrainError, evaluate, load_recipe, train
 from onespec.training.engine import open_data, transforms_for
 from onespec.weights import init_state, save_state
@@ -112,6 +112,22 @@ def test_resume_equals_uninterrupted_and_freeze_keeps_tensors(backend, tmp_path)
     frozen = [k for k in after if k.startswith("features.")]
     assert frozen and all(np.array_equal(after[k], start[k]) for k in frozen)
     assert not np.array_equal(after["fc.weight"], start["fc.weight"]) and hist.steps
+
+
+@pytest.mark.parametrize("backend", FRAMEWORKS)
+def test_dropout_masks_are_functions_of_the_seed_and_step(backend, tmp_path):
+    """Two runs of one recipe on a network with dropout take the same steps: each step's masks
+    come from its seed (MindSpore's ``nn.Dropout`` fixed its kernel's seeds when built, and
+    the two runs parted at the first step)."""
+    require(backend)
+    spec = model("drop", (3, 16, 16), [Conv(name="conv", out_channels=8, kernel=3), Act(name="relu", fn="relu"),
+                                       GlobalAvgPool(name="pool"), Flatten(name="flatten"),
+                                       Dropout(name="drop", p=0.5), Linear(name="fc", out_features=10)],
+                 family="test", paper="", source="", num_classes=10)
+    recipe = load_recipe(None, {**FAST, "max_steps": 3})
+    runs = [[r["loss"] for r in train(spec, recipe, backend=backend, out=str(tmp_path / f"run{i}"),
+                                      progress=False).steps] for i in range(2)]
+    assert runs[0] == runs[1] and len(set(runs[0])) == 3, runs
 
 
 def test_transfer_skips_a_head_of_another_size_and_rejects_other_architectures(tmp_path):

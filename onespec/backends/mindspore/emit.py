@@ -10,6 +10,8 @@
 - on CPU a call of the network in PYNATIVE mode runs synchronously (``Network``: MindSpore's
   launch queue makes a CPU forward 1.5-4x slower), the caller's setting restored after it;
 - BN momentum is ``1 - m``; 3d BN runs as 2d BN over folded spatial dims;
+- dropout draws its masks from ``mindspore.set_seed`` at each call (``Dropout``), not from seeds
+  fixed when ``nn.Dropout`` is built;
 - a norm without affine parameters gets constant gamma/beta tensors: MindSpore's own
   ``affine=False`` still creates gamma/beta *parameters* (counted and checkpointed as state);
 - the channels-first LayerNorm transposes around ``nn.LayerNorm`` (whose default eps is 1e-7,
@@ -146,6 +148,20 @@ class HardSigmoid(nn.Cell):
 
     def construct(self, x):
         return ops.clamp(x * self.slope + self.offset, 0.0, 1.0)
+
+
+class Dropout(nn.Cell):
+    """Inverted dropout through ``ops.dropout``, whose mask follows ``mindspore.set_seed`` at each
+    call. ``nn.Dropout`` fixes its kernel's seeds when it is built, so its masks differ between
+    processes and ignore a later seed: onespec's training seeds each step, and a resumed run must
+    draw the masks the uninterrupted one drew."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def construct(self, x):
+        return ops.dropout(x, p=self.p, training=self.training)
 
 
 class ChannelShuffle(nn.Cell):
@@ -337,7 +353,7 @@ EMIT = {
     "flatten": lambda n, x: nn.Flatten(),
     "reshape": lambda n, x: Reshape(n.shape),
     "linear": lambda n, x: nn.Dense(x[0], n.out_features, has_bias=n.bias),
-    "dropout": lambda n, x: nn.Dropout(p=n.p),
+    "dropout": lambda n, x: Dropout(n.p),
     "identity": lambda n, x: nn.Identity(),
     "channel_shuffle": lambda n, x: ChannelShuffle(n.groups, x),
     "conv_transpose": lambda n, x: nn.Conv2dTranspose(
