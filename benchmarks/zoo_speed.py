@@ -10,7 +10,8 @@ Eval forward (and with --train one SGD training step) at 224x224, one process pe
 alternating rounds, medians; ratio = onespec / reference (target <= 1.00); folded x = reference
 time / onespec folded time (target >= 1.2 at batch 16 for the conv-BN families). --onnx: both
 ONNX files in onnxruntime (CPU, default session options), alternating, ratio = onespec folded /
-torchvision (target <= 1.00). --paddle-inference: onespec's folded network and paddle.vision's
+torchvision (target <= 1.00), with whether the graphs onnxruntime runs after its own
+optimizations are the same (op types and counts). --paddle-inference: onespec's folded network and paddle.vision's
 model in Paddle Inference with oneDNN, and x = paddle.vision eager / onespec folded in Paddle
 Inference. --fold with --torch-option: the folded network with the option too (torchvision's model
 gets each option as well).
@@ -104,6 +105,25 @@ def paddle_inference_rows(models, batches, rounds: int, budget: float) -> list[d
     return rows
 
 
+def optimized_ops(path: str, tmp: str) -> dict:
+    """{op type: count} of the graph onnxruntime runs for ``path`` on the CPU (after its graph
+    optimizations: BN folded into Conv, activations fused), for telling a graph difference from noise."""
+    import collections
+
+    import onnx
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.optimized_model_filepath = os.path.join(tmp, "optimized.onnx")
+    so.log_severity_level = 3  # not the warning that the saved graph is for this machine only
+    ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    return dict(sorted(collections.Counter(n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node).items()))
+
+
+def _hist(ops: dict) -> str:
+    return ", ".join(f"{n} {k}" for k, n in ops.items())
+
+
 def onnx_rows(models, batches, rounds: int, budget: float) -> list[dict]:
     import numpy as np
     import onnxruntime as ort
@@ -128,11 +148,18 @@ def onnx_rows(models, batches, rounds: int, budget: float) -> list[dict]:
             export(spec, state, "onnx", mine, fold=True, check=False)
             sessions = {k: ort.InferenceSession(p, providers=["CPUExecutionProvider"])
                         for k, p in (("onespec folded", mine), ("torchvision", ref))}
+            ops = {k: optimized_ops(p, d) for k, p in (("onespec folded", mine), ("torchvision", ref))}
+            same = ops["onespec folded"] == ops["torchvision"]
+            print(f"onnxruntime {m}: the graphs it runs (after its optimizations) "
+                  + ("are the same: " + _hist(ops["torchvision"]) if same else
+                     f"differ: onespec {_hist(ops['onespec folded'])}; torchvision {_hist(ops['torchvision'])}"),
+                  flush=True)
             for b in batches:
                 x = np.random.default_rng(0).standard_normal((b, *spec.input_shape)).astype(np.float32)
                 fns = {k: (lambda s=s: s.run(None, {s.get_inputs()[0].name: x})) for k, s in sessions.items()}
                 med = alternate(fns, rounds, budget)
-                rows.append({"model": m, "batch": b, "ms": med, "ratio": med["onespec folded"] / med["torchvision"]})
+                rows.append({"model": m, "batch": b, "ms": med, "ratio": med["onespec folded"] / med["torchvision"],
+                             "same_optimized_graph": same, "optimized_ops": ops})
                 print(f"onnxruntime {m:<20} batch {b:>3}: onespec folded {med['onespec folded']:8.2f} ms, "
                       f"torchvision {med['torchvision']:8.2f} ms, ratio {rows[-1]['ratio']:.2f}", flush=True)
     return rows

@@ -109,3 +109,15 @@ def test_mindspore_sides_are_timed_each_in_its_own_process():
     assert all(s.proc.poll() == 0 for s in sides)
     with pytest.raises(BenchError, match="'onespec nowhere' side's process ended"):
         _Isolated("mindspore", "squeezenet1_1", 1, False, False, "pynative", "onespec nowhere")
+
+
+def test_onnx_benchmark_times_both_exports_and_compares_the_graphs_onnxruntime_runs():
+    """benchmarks/zoo_speed.py --onnx: onespec's folded export and torchvision's own, timed in
+    onnxruntime, with the op counts of the graphs onnxruntime runs after its optimizations."""
+    require("torch")
+    pytest.importorskip("onnxruntime")
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks"))
+    from zoo_speed import onnx_rows
+    (r,) = onnx_rows(["squeezenet1_1"], [2], rounds=1, budget=0.2)
+    assert r["same_optimized_graph"] and r["optimized_ops"]["torchvision"]["Conv"] == 26
+    assert r["ratio"] == pytest.approx(r["ms"]["onespec folded"] / r["ms"]["torchvision"])
