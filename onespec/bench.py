@@ -5,9 +5,9 @@ For each framework, one process: each model is built by onespec and by the frame
 ``ms_mode``: "pynative" (default: MindSpore's asynchronous launch queue, which onespec's
 network on CPU sets aside for its own calls, as a user gets it), "sync" (PYNATIVE with
 ``pynative_synchronize`` for both: no launch queue, 1.5-10x faster and far steadier on a 2-core
-CPU) or "graph" (GRAPH_MODE)), then timed in alternating rounds (onespec, reference, onespec, ...) so that machine noise hits both alike;
-MindSpore's sides each in a process of their own (:class:`_Isolated`), the rounds alternating
-between the processes.
+CPU) or "graph" (GRAPH_MODE)), then timed in alternating rounds (onespec, reference, onespec,
+...) so that machine noise hits both alike; MindSpore's sides each in a process of their own
+(:class:`_Isolated`), the rounds alternating between the processes.
 Reported per model and batch: median eval-forward time, median training-step time (forward,
 cross-entropy backward, SGD update) with ``train``, construction time, the peak resident memory
 of construction plus one forward (each side alone in a fresh process, :func:`memory`), and the
@@ -257,15 +257,10 @@ class _Isolated:
 def _side_worker(framework, model, batch, train, fold, ms_mode, label) -> None:
     """The child of :class:`_Isolated`: builds ``label`` (peak memory as :func:`memory` measures
     it), then times what it is asked until its input ends."""
-    import resource
     data_out = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # frameworks print; the pipe carries answers only
-    _import_zoo(framework)
-    base = _rss_mb()
-    (side,) = sides(framework, model, batch, train, fold, ms_mode, only={label})
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    data_out.write(json.dumps({"build_s": side.build_s, "rss_mb": round(peak - base, 1),
-                               "trains": side.step is not None}) + "\n")
+    side, rss_mb = _built_alone(framework, model, batch, train, fold, ms_mode, label)
+    data_out.write(json.dumps({"build_s": side.build_s, "rss_mb": rss_mb, "trains": side.step is not None}) + "\n")
     data_out.flush()
     for line in sys.stdin:
         kind, iters = line.split()
@@ -422,21 +417,21 @@ def memory(framework: str, model: str, batch: int, side: str, ms_mode: str = "py
     process's after the framework's import: run in a fresh process per side, since an allocator
     keeps what an earlier network freed and the second network measured in one process looks
     smaller."""
+    return _built_alone(framework, model, batch, False, side == "onespec folded", ms_mode, side)[1]
+
+
+def _built_alone(framework, model, batch, train, fold, ms_mode, label) -> tuple[Side, float]:
+    """The one side ``label`` built and run once in this process, and the peak resident memory
+    (MB) that took above the framework and its zoo library imported."""
+    import importlib
     import resource
 
-    _import_zoo(framework)
-    base = _rss_mb()
-    sides(framework, model, batch, False, side == "onespec folded", ms_mode, only={side})  # built, ran once
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return round(peak - base, 1)
-
-
-def _import_zoo(framework: str) -> None:
-    """The framework and its zoo library, imported before a memory baseline is taken."""
-    import importlib
     importlib.import_module({"torch": "torch", "paddle": "paddle", "mindspore": "mindspore"}[framework])
     importlib.import_module({"torch": "torchvision", "paddle": "paddle.vision.models",
                              "mindspore": "mindcv.models"}[framework])
+    base = _rss_mb()
+    (side,) = sides(framework, model, batch, train, fold, ms_mode, only={label})
+    return side, round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base, 1)
 
 
 def _worker(argv) -> int:

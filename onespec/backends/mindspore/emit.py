@@ -62,8 +62,8 @@ class Network(Sequential):
     """The root cell. With ``sync``, a call in PYNATIVE mode runs with ``pynative_synchronize`` on
     (each kernel launched by the calling thread before the next op) and the caller's setting is
     restored after it, also on an error. Why: on CPU, MindSpore 2.10's asynchronous launch queue
-    makes a forward 1.5-4x slower, for MindCV's models as for onespec's (its launch thread competes
-    with the kernels' thread pool: a ReLU on 1x64x56x56 takes 0.06 ms or, erratically, 2-4 ms;
+    makes a forward 1.5-4x slower, for MindCV's models as for onespec's (its queue threads poll for
+    work and compete with the kernels' thread pool: a ReLU on 1x64x56x56 takes 0.06 ms or, erratically, 2-4 ms;
     folded mobilenet_v3_large b1: 460 vs 106 ms, on one core as on two). GRAPH_MODE, and
     gradients taken after the forward, are left to MindSpore."""
 
