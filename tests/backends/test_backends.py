@@ -484,9 +484,12 @@ for model in ("resnet18", "mobilenet_v2", "mobilenet_v3_small"):
 
 def test_torch_default_build_runs_eval_in_channels_last_and_trains_in_nchw():
     """The torch build's default: an image network's eval forward in channels-last (oneDNN's
-    NHWC convs), its training forward in NCHW (torch's channels-last BatchNorm takes batch
-    statistics in one pass), parameters contiguous either way; outputs, loss and gradients as the
-    NCHW build's (channels_last=False) to float32 rounding; volumes (3d convs) stay NCDHW."""
+    NHWC convs), its conv weights too while it stays in eval (with contiguous weights oneDNN
+    reorders them every call), 1x1 and one-input-channel weights included (contiguous in either
+    format by torch's test, so moved by copy); its training forward in NCHW with contiguous weights
+    (torch's channels-last BatchNorm takes batch statistics in one pass); outputs, loss and
+    gradients as the NCHW build's (channels_last=False) to float32 rounding; a state loaded in
+    eval is the one used; torch.export untouched; volumes (3d convs) stay NCDHW."""
     require("torch")
     code = r"""
 import numpy as np, torch, onespec
@@ -510,6 +513,23 @@ for net in nets:
         outs.append(net(x))
 assert layouts == [True] and outs[0].is_contiguous(), layouts
 assert (outs[0] - outs[1]).abs().max() <= 1e-5 * outs[1].abs().max()
+weights = [p for p in nets[0].parameters() if p.dim() == 4]
+def strides(fmt):
+    return [p.stride() == torch.empty(p.shape, memory_format=fmt).stride() for p in weights]
+assert {p.shape[1] for p in weights} >= {1} and {p.shape[-1] for p in weights} >= {1, 3}
+assert all(strides(torch.channels_last)), strides(torch.channels_last)
+ep = torch.export.export(nets[0], (x,))
+assert all(strides(torch.channels_last)) and torch.allclose(ep.module()(x), outs[0], rtol=1e-5, atol=1e-6)
+st2 = onespec.init_state(spec, 1)
+b.load_state(nets[0], spec, st2)
+ref = b.build(spec, channels_last=False)
+b.load_state(ref, spec, st2)
+ref.eval()
+with torch.no_grad():
+    o2, r2 = nets[0](x), ref(x)
+assert (o2 - r2).abs().max() <= 1e-5 * r2.abs().max() and not torch.allclose(o2, outs[0])
+b.load_state(nets[0], spec, st)
+layouts.clear()
 grads = []
 for net in nets:
     net.train()
@@ -518,7 +538,8 @@ for net in nets:
     loss = (out * torch.linspace(-1, 1, out.numel()).reshape(out.shape)).sum()
     loss.backward()
     grads.append([loss.item()] + [p.grad.clone() for p in net.parameters()])
-assert layouts == [True, False], layouts
+assert layouts == [False], layouts
+assert all(strides(torch.contiguous_format))
 assert grads[0][0] == grads[1][0] and all(torch.equal(g0, g1) for g0, g1 in zip(grads[0][1:], grads[1][1:]))
 vol = onespec.get_spec("hybridsn")
 hooks = b.build(vol)._forward_pre_hooks
