@@ -489,7 +489,7 @@ def test_torch_default_build_runs_eval_in_channels_last_and_trains_in_nchw():
     format by torch's test, so moved by copy); its training forward in NCHW with contiguous weights
     (torch's channels-last BatchNorm takes batch statistics in one pass); outputs, loss and
     gradients as the NCHW build's (channels_last=False) to float32 rounding; a state loaded in
-    eval is the one used; torch.export untouched; volumes (3d convs) stay NCDHW."""
+    eval is the one used; torch.export untouched; the module pickles; volumes stay NCDHW."""
     require("torch")
     code = r"""
 import numpy as np, torch, onespec
@@ -529,6 +529,14 @@ with torch.no_grad():
     o2, r2 = nets[0](x), ref(x)
 assert (o2 - r2).abs().max() <= 1e-5 * r2.abs().max() and not torch.allclose(o2, outs[0])
 b.load_state(nets[0], spec, st)
+import io
+for opt in ("eval", True):  # the whole module pickles (torch.save), its layout hook included
+    buf = io.BytesIO()
+    torch.save(b.speed_options(b.build(spec, channels_last=False), 3, channels_last=opt), buf)
+    buf.seek(0)
+    again = torch.load(buf, weights_only=False).eval()
+    with torch.no_grad():
+        assert again(x).shape == outs[0].shape
 layouts.clear()
 grads = []
 for net in nets:

@@ -274,17 +274,21 @@ def build(spec: ModelSpec, *, channels_last: bool | None = None, compile: bool =
     return speed_options(net, len(spec.input_shape), channels_last=channels_last, compile=compile)
 
 
-class _EvalLayout:
-    """The ``"eval"`` channels-last pre-hook: an eval forward moves its input to ``fmt`` and, once
-    per switch to eval, the conv weights (the module's parameters of rank ``rank``) too; a training
-    forward moves the weights back to contiguous and leaves its input alone. Why the weights: with
-    contiguous weights and a channels-last input oneDNN reorders every conv's weights on every call,
-    which at batch 1 costs resnet50 38% of its forward (47 vs 34 ms) and ShuffleNet V2 15%. Moved
-    through ``.data`` under the same ``Parameter`` objects (optimizers, hooks and ``state_dict()``
-    keep pointing at them; values unchanged); never while torch compiles or exports a graph."""
+class _ChannelsLast:
+    """The channels-last pre-hook of :func:`speed_options`: every forward's input moved to
+    channels-last (NDHWC for volumes), or with ``only_eval`` eval forwards only, and then the conv
+    weights (the module's parameters of rank 4 or 5) too, once per switch to eval; a training
+    forward moves them back to contiguous and leaves its input alone. Why the weights: with
+    contiguous weights and a channels-last input oneDNN reorders every conv's weights on every
+    call (resnet50 at batch 1: 59 vs 40 ms a forward, ShuffleNet V2 6.9 vs 5.9). Moved through
+    ``.data`` under the same ``Parameter`` objects (optimizers, hooks and ``state_dict()`` keep
+    pointing at them; values unchanged); never while torch compiles or exports a graph. The
+    format is kept by name: ``torch.save`` cannot pickle torch's memory-format objects."""
 
-    def __init__(self, net: nn.Module, rank: int, fmt):
-        self.fmt, self.weights, self.moved = fmt, [p for p in net.parameters() if p.dim() == rank], False
+    def __init__(self, net: nn.Module, input_rank: int, only_eval: bool):
+        self.fmt = "channels_last" if input_rank == 3 else "channels_last_3d"
+        self.only_eval, self.moved = only_eval, False
+        self.weights = [p for p in net.parameters() if p.dim() == input_rank + 1] if only_eval else []
 
     def _move(self, fmt) -> None:
         with torch.no_grad():
@@ -292,16 +296,18 @@ class _EvalLayout:
                 # a copy, not .contiguous(): a 1x1 or one-input-channel weight already counts as
                 # contiguous in either format, but oneDNN reads its layout from the strides
                 p.data = torch.empty_like(p.data, memory_format=fmt).copy_(p.data)
-        self.moved = fmt is self.fmt
+        self.moved = fmt is not torch.contiguous_format
 
     def __call__(self, m, args):
-        if m.training:
-            if self.moved and not torch.compiler.is_compiling():
-                self._move(torch.contiguous_format)
-            return args
-        if not self.moved and not torch.compiler.is_compiling():
-            self._move(self.fmt)
-        return (args[0].contiguous(memory_format=self.fmt), *args[1:])
+        fmt = getattr(torch, self.fmt)
+        if self.only_eval:
+            if m.training:
+                if self.moved and not torch.compiler.is_compiling():
+                    self._move(torch.contiguous_format)
+                return args
+            if not self.moved and not torch.compiler.is_compiling():
+                self._move(fmt)
+        return (args[0].contiguous(memory_format=fmt), *args[1:])
 
 
 def speed_options(net: nn.Module, input_rank: int, *, channels_last: bool | str = False,
@@ -311,7 +317,7 @@ def speed_options(net: nn.Module, input_rank: int, *, channels_last: bool | str 
 
     ``channels_last=True``: parameters and every input in torch's channels-last memory format
     (NHWC kernels; NDHWC for volumes), torch's own recipe. ``"eval"``: an eval forward moves its
-    input, and the conv weights while the module stays in eval, to channels-last (``_EvalLayout``);
+    input, and the conv weights while the module stays in eval, to channels-last (``_ChannelsLast``);
     training forwards, and so gradients and optimizer state, stay NCHW with contiguous weights.
     A ``state_dict()`` taken in eval after a forward holds channels-last views of those weights
     (the same values; ``.contiguous()`` for safetensors). Why only eval: oneDNN's CPU convs
@@ -322,12 +328,9 @@ def speed_options(net: nn.Module, input_rank: int, *, channels_last: bool | str 
     ``compile``: ``nn.Module.compile()`` (TorchInductor, compiled on the first call; needs a C++
     compiler on CPU)."""
     if channels_last and input_rank in (3, 4):
-        fmt = torch.channels_last if input_rank == 3 else torch.channels_last_3d
-        if channels_last == "eval":
-            net.register_forward_pre_hook(_EvalLayout(net, input_rank + 1, fmt))
-        else:
-            net = net.to(memory_format=fmt)
-            net.register_forward_pre_hook(lambda m, args: (args[0].contiguous(memory_format=fmt), *args[1:]))
+        if channels_last != "eval":
+            net = net.to(memory_format=torch.channels_last if input_rank == 3 else torch.channels_last_3d)
+        net.register_forward_pre_hook(_ChannelsLast(net, input_rank, only_eval=channels_last == "eval"))
     if compile:
         net.compile()
     return net
