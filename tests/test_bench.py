@@ -22,6 +22,10 @@ def test_bench_torch_rows_and_table():
     assert all(v > 0 for v in r["eval"].values()) and r["eval_ratio"] == pytest.approx(
         r["eval"]["onespec"] / r["eval"]["reference"], rel=1e-2)
     assert r["build_s"]["onespec"] > 0 and "train_ratio" in r and "folded_speedup" in r
+    for kind in ("eval", "train"):  # the rounds' own ratios bracket the ratio of the medians
+        lo, hi = r[f"{kind}_ratio_range"]
+        assert 0 < lo <= r[f"{kind}_ratio"] <= hi, (kind, lo, hi)
+        assert f"{r[kind + '_ratio']:.2f} ({lo:.2f}-{hi:.2f})" in table(rows)
     assert set(r["peak_mb"]) == {"onespec", "reference", "onespec folded"} and r["peak_mb"]["onespec"] > 1
     assert "squeezenet1_1" in table(rows)
 
