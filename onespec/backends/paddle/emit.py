@@ -262,11 +262,12 @@ def _conv(n, x):
 
 def _unbiased_running_var(base):
     """Paddle updates ``_variance`` with the *biased* batch variance; torch and MindSpore (and
-    the spec) use the unbiased one. In training, Paddle's own kernel runs on copies of the
-    running statistics; its updated variance copy ``v' = m v + (1 - m) b`` (b: the biased batch
+    the spec) use the unbiased one. In training, Paddle's own kernel updates the running mean and
+    a copy of the running variance; its updated copy ``v' = m v + (1 - m) b`` (b: the biased batch
     variance) gives the spec's update ``m v + (1 - m) k b`` (k = n / (n - 1)) as ``k v' - m (k - 1) v``:
-    C numbers, no extra pass over the activations. The buffers themselves are never an input of
-    the autograd graph, so Paddle's inplace-version check is not involved."""
+    C numbers, no extra pass over the activations, three small ops per BN (a copy, ``scale_``,
+    ``add_``; 42 vs 50 us a forward and backward at 1x96x14x14 against five). The variance buffer
+    is never an input of the autograd graph, so Paddle's inplace-version check is not involved."""
 
     class BatchNorm(base, _InPlace):
         def forward(self, x):
@@ -281,15 +282,16 @@ def _unbiased_running_var(base):
             m = self._momentum
             count = math.prod(x.shape) // x.shape[1]
             k = count / max(count - 1, 1)
-            mean, var = self._mean.clone(), self._variance.clone()
-            y = paddle.nn.functional.batch_norm(x, mean, var, self.weight, self.bias, training=True, momentum=m,
-                                                epsilon=self._epsilon, data_format=self._data_format)
+            # the mean buffer is Paddle's to update (its update is the spec's); the variance's
+            # copy, since the kernel's inputs are kept for its backward and must not change after
+            var = self._variance.clone()
+            y = paddle.nn.functional.batch_norm(x, self._mean, var, self.weight, self.bias, training=True,
+                                                momentum=m, epsilon=self._epsilon, data_format=self._data_format)
             with paddle.no_grad():
-                paddle.assign(mean, self._mean)
                 # Paddle's copy holds m v + (1 - m) b; the spec's update m v + (1 - m) k b is k times
                 # that minus m (k - 1) v: two in-place ops on the buffer (a batch-1 ShuffleNet V2
                 # train step spent 20% more than paddle.vision's in the longer form)
-                self._variance.scale_(-m * (k - 1)).add_(var * k)
+                self._variance.scale_(-m * (k - 1)).add_(var, alpha=k)
             return y
 
     BatchNorm.__name__ = base.__name__
