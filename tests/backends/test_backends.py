@@ -352,6 +352,11 @@ for shape in [(4, 6, 5), (4, 3, 4, 5)]:
         want += conv.bias.numpy().reshape([1, -1] + [1] * (len(shape) - 1))
         with paddle.no_grad():
             assert np.abs(net(x).numpy() - want).max() <= 1e-5
+            # the bias is read at every call (only its ones are kept, outside the buffers)
+            conv.bias.set_value(conv.bias.numpy() + 1)
+            assert np.abs(net(x).numpy() - want - 1).max() <= 1e-5
+            conv.bias.set_value(conv.bias.numpy() - 1)
+        assert not list(net.named_buffers()) and list(net.state_dict()) == ["c.weight", "c.bias"]
         for frozen in (False, True):
             conv.weight.stop_gradient = frozen
             conv.bias.clear_gradient(False)

@@ -241,7 +241,11 @@ def _bias_added(base, conv, data_format: str):
             y = conv(x, self.weight, None, stride=self._stride, padding=self._padding, dilation=self._dilation,
                      groups=self._groups, data_format=data_format)
             if not grads:  # in place on the conv's own new output
-                return _C_ops.affine_channel_(y, paddle.ones_like(self.bias), self.bias, "NCHW")
+                ones = self.__dict__.get("_bias_ones")
+                if ones is None or ones.shape != self.bias.shape:
+                    # a constant kept out of Paddle's buffer registry (not state, never saved)
+                    ones = self.__dict__["_bias_ones"] = paddle.ones_like(self.bias)
+                return _C_ops.affine_channel_(y, ones, self.bias, "NCHW")
             return y + paddle.expand_as(self.bias.reshape([1, -1] + [1] * (y.ndim - 2)), y)
 
     Conv.__name__ = base.__name__
@@ -273,11 +277,14 @@ def _unbiased_running_var(base):
         def forward(self, x):
             if not self.training:
                 if self.inplace and x.ndim == 4 and self._data_format == "NCHW" and _grad_free(x, self.weight, self.bias):
-                    # x * s + (b - mean s), s = w / sqrt(var + eps), in place on a new input
-                    s = paddle.rsqrt(self._variance + self._epsilon)
-                    s = s if self.weight is None else s * self.weight
-                    t = -self._mean * s
-                    return _C_ops.affine_channel_(x, s, t if self.bias is None else t + self.bias, "NCHW")
+                    # x * s + (b - mean s), s = w / sqrt(var + eps), in place on a new input; by
+                    # _C_ops, since at batch 1 these C-sized ops cost more than the affine itself
+                    # (Python wrappers: 12.0 vs 10.4 us a BN at 1x116x28x28)
+                    s = _C_ops.rsqrt(_C_ops.scale(self._variance, 1.0, self._epsilon, True))
+                    s = s if self.weight is None else _C_ops.multiply(s, self.weight)
+                    t = _C_ops.multiply(self._mean, s)
+                    t = _C_ops.scale(t, -1.0, 0.0, True) if self.bias is None else _C_ops.subtract(self.bias, t)
+                    return _C_ops.affine_channel_(x, s, t, "NCHW")
                 return super().forward(x)
             m = self._momentum
             count = math.prod(x.shape) // x.shape[1]
