@@ -41,6 +41,15 @@ def child_init() -> None:
         os._exit(1)
 
 
+def data_channel(mode: str = "w"):
+    """In a child: its stdout as the file that carries its answers to the parent, with the
+    process's own fd 1 sent to stderr from here on, since frameworks and exporters print to
+    stdout and would corrupt the answers."""
+    out = os.fdopen(os.dup(1), mode)
+    os.dup2(2, 1)
+    return out
+
+
 def python_child(args: list[str], env=None, **kw) -> subprocess.Popen:
     """``sys.executable -I args...``; the child calls :func:`child_init` and dies with this process."""
     env = {**(os.environ if env is None else env), _PARENT_ENV: str(os.getpid())}

@@ -257,8 +257,9 @@ class _Isolated:
 def _side_worker(framework, model, batch, train, fold, ms_mode, label) -> None:
     """The child of :class:`_Isolated`: builds ``label`` (peak memory as :func:`memory` measures
     it), then times what it is asked until its input ends."""
-    data_out = os.fdopen(os.dup(1), "w")
-    os.dup2(2, 1)  # frameworks print; the pipe carries answers only
+    from ._proc import data_channel
+
+    data_out = data_channel()
     side, rss_mb = _built_alone(framework, model, batch, train, fold, ms_mode, label)
     data_out.write(json.dumps({"build_s": side.build_s, "rss_mb": rss_mb, "trains": side.step is not None}) + "\n")
     data_out.flush()
@@ -446,7 +447,7 @@ def _built_alone(framework, model, batch, train, fold, ms_mode, label) -> tuple[
 
 
 def _worker(argv) -> int:
-    from ._proc import child_init
+    from ._proc import child_init, data_channel
 
     child_init()
     if argv[0] == "--memory":
@@ -458,8 +459,7 @@ def _worker(argv) -> int:
         _side_worker(fw, model, int(batch), bool(int(train)), bool(int(fold)), ms_mode, label)
         return 0
     fw, model, batch, rounds, train, fold, budget, ms_mode, options = argv
-    data_out = os.fdopen(os.dup(1), "w")
-    os.dup2(2, 1)
+    data_out = data_channel()
     row = measure(fw, model, int(batch), rounds=int(rounds), train=bool(int(train)), fold=bool(int(fold)),
                   budget_s=float(budget), ms_mode=ms_mode, options=[o for o in options.split(",") if o])
     data_out.write(json.dumps(row) + "\n")

@@ -284,7 +284,7 @@ def read_for(spec, path: str, fmt: str | None = None, here: str | None = None
 def main(argv=None) -> int:
     """One side of a conversion. ``-`` as src (write) / dst (read): the canonical ``.npz`` on
     stdin / stdout. Framework output printed to stdout goes to stderr instead."""
-    from ._proc import child_init
+    from ._proc import child_init, data_channel
 
     child_init()
     ap = argparse.ArgumentParser(prog="python -m onespec.convert")
@@ -295,8 +295,7 @@ def main(argv=None) -> int:
     ap.add_argument("dst")
     ap.add_argument("overrides")
     a = ap.parse_args(argv)
-    data_out = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # frameworks print to stdout; keep the data channel clean
+    data_out = data_channel("wb")
     try:
         overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(a.overrides).items()}
         if a.step == "partial":

@@ -261,7 +261,7 @@ def _locate(fmt: str, spec: ModelSpec, state: dict, be, framework: str, batch: i
 
 def _worker(argv) -> int:
     """``python -m onespec.export FORMAT WORKDIR BASE BATCH OPSET CHECK_BATCHES``."""
-    from ._proc import child_init
+    from ._proc import child_init, data_channel
     from .backends import load_backend
     from .spec import parse_spec
     from .weights import load_state
@@ -269,8 +269,7 @@ def _worker(argv) -> int:
     child_init()
     fmt, work, base, batch, opset, checks = argv
     batch, opset = int(batch), int(opset)
-    data_out = os.fdopen(os.dup(1), "w")
-    os.dup2(2, 1)  # exporters print to stdout; keep the result line clean
+    data_out = data_channel()
     framework = FORMATS[fmt][0]
     with open(os.path.join(work, "spec.json"), "rb") as f:
         spec = parse_spec(f.read())
