@@ -73,6 +73,8 @@ def _walk(node: _Node, x: Shape, path: str, depth: int, rows: list[NodeInfo]) ->
         return _walk(child, xi, f"{path}.{child.name}", depth + 1, rows)
 
     y = node.walk(x, path, visit)
+    if depth and _several(y):
+        raise SpecError(path, "graph", _SEVERAL)
     p, s, m = node.counts(x, y)
     rows[idx] = NodeInfo(path, node.op, depth, x, y, p, s, m, node)
     return y
@@ -85,13 +87,24 @@ def trace(spec: ModelSpec) -> list[NodeInfo]:
     if not spec.layers:
         raise SpecError("", "empty", "a model needs at least one layer")
     check_names(spec.layers, "")
-    for layer in spec.layers:
+    for i, layer in enumerate(spec.layers):
         x = _walk(layer, x, layer.name, 0, rows)
+        if _several(x) and i < len(spec.layers) - 1:
+            raise SpecError(layer.name, "graph", _SEVERAL)
     return rows
 
 
+_SEVERAL = "a graph with several outputs must be the network's last top-level layer"
+
+
+def _several(shape) -> bool:
+    """A tuple of shapes: the outputs of a graph with several, which no node consumes."""
+    return bool(shape) and isinstance(shape[0], tuple)
+
+
 def root_output(rows: list[NodeInfo]) -> Shape:
-    """The network's output shape: that of the last top-level node of a walk."""
+    """The network's output shape: that of the last top-level node of a walk (a tuple of shapes
+    for a network with several outputs)."""
     return next(r.out_shape for r in reversed(rows) if r.depth == 0)
 
 

@@ -7,9 +7,10 @@ from hypothesis import strategies as st
 
 from ..errors import SpecError
 from .model import ModelMeta, ModelSpec
-from .nodes import (Act, AdaptiveAvgPool, AvgPool, BatchNorm, ChannelShuffle, Conv, ConvTranspose, Dropout, Flatten,
-                    GlobalAvgPool, GroupNorm, HardSigmoid, Identity, LayerNorm, Linear, MaxPool, Parallel, Reshape, Scale,
-                    Sequential, ShiftMax, Upsample)
+from .nodes import (Act, AdaptiveAvgPool, Affine, AvgPool, BatchNorm, ChannelShuffle, Conv, ConvTranspose, Dropout,
+                    Flatten, GlobalAvgPool, Graph, GroupNorm, HardSigmoid, HardTanh, Identity, L2Normalize, LayerNorm,
+                    LayerScale, Linear, MaxPool, Mean, Merge, Pad, Parallel, Permute, PixelShuffle, PReLU, Reshape, Scale,
+                    Sequential, ShiftMax, Slice, Softmax, Upsample)
 
 
 def _divisors(c: int) -> list[int]:
@@ -17,7 +18,9 @@ def _divisors(c: int) -> list[int]:
 
 
 KINDS = ("conv", "bn", "gn", "ln", "act", "hsig", "shuffle", "identity", "dropout", "adaptive", "reshape",
-         "maxpool", "avgpool", "upsample", "convt", "residual", "concat", "se", "shiftmax")
+         "maxpool", "avgpool", "upsample", "convt", "residual", "concat", "se", "shiftmax",
+         "prelu", "hardtanh", "softmax", "l2norm", "pad", "affine", "layerscale", "slice", "pixelshuffle", "permute",
+         "mean", "graph")
 
 
 @st.composite
@@ -28,7 +31,8 @@ def image_layer(draw, c: int, hw: tuple[int, int], name: str, depth: int, kind: 
     # the input cannot take falls back to a conv
     kind = kind or draw(st.sampled_from(KINDS))
     if (kind in ("maxpool", "avgpool") and min(h, w) < 2) or (kind in ("upsample", "convt") and max(h, w) > 8) \
-            or (kind in ("residual", "concat", "se", "shiftmax") and depth >= 2):
+            or (kind in ("residual", "concat", "se", "shiftmax", "graph") and depth >= 2) \
+            or (kind == "slice" and c < 2) or (kind == "pixelshuffle" and (c % 4 or max(h, w) > 8)):
         kind = "conv"
     if kind == "conv":
         k = draw(st.integers(1, min(3, h, w)))
@@ -50,7 +54,8 @@ def image_layer(draw, c: int, hw: tuple[int, int], name: str, depth: int, kind: 
     elif kind == "ln":
         node = LayerNorm(name=name, affine=draw(st.booleans()))
     elif kind == "act":
-        node = Act(name=name, fn=draw(st.sampled_from(["relu", "relu6", "hardswish", "sigmoid", "swish", "tanh"])))
+        node = Act(name=name, fn=draw(st.sampled_from(["relu", "relu6", "hardswish", "sigmoid", "swish", "tanh", "gelu",
+                                                       "gelu_tanh"])))
     elif kind == "hsig":
         node = HardSigmoid(name=name, slope=draw(st.sampled_from([1 / 6, 0.2, 0.1666667])))
     elif kind == "shuffle":
@@ -94,12 +99,50 @@ def image_layer(draw, c: int, hw: tuple[int, int], name: str, depth: int, kind: 
             GlobalAvgPool(name="pool"), Conv(name="fc1", out_channels=max(1, c // 2), kernel=1),
             Act(name="relu", fn="relu"), Conv(name="fc2", out_channels=c, kernel=1),
             HardSigmoid(name="hsig", slope=0.2)]))
+    elif kind in _CAPTURE_OPS:
+        node = draw(_capture_op(kind, c, name))
     else:  # shiftmax
         f = draw(st.sampled_from([1, 2]))
         node = ShiftMax(name=name, groups=draw(st.sampled_from(_divisors(c))), fusions=f, gate=Sequential(
             name="gate", layers=[GlobalAvgPool(name="pool"), Flatten(name="flat"),
                                  Linear(name="fc", out_features=2 * f * c), HardSigmoid(name="hsig")]))
     return node
+
+
+_CAPTURE_OPS = ("prelu", "hardtanh", "softmax", "l2norm", "pad", "affine", "layerscale", "slice", "pixelshuffle",
+                "permute", "mean", "graph")
+
+
+@st.composite
+def _capture_op(draw, kind: str, c: int, name: str):
+    """One of the ops captured models need, valid for ``c`` input channels (and, for slice and
+    pixel shuffle, at least 2 channels / a multiple of 4, checked by the caller)."""
+    if kind == "prelu":
+        return PReLU(name=name, shared=draw(st.booleans()))
+    if kind == "hardtanh":
+        return HardTanh(name=name, min_val=draw(st.sampled_from([-1.0, 0.0])), max_val=draw(st.sampled_from([1.0, 6.0])))
+    if kind in ("softmax", "l2norm"):
+        return (Softmax if kind == "softmax" else L2Normalize)(name=name, axis=draw(st.sampled_from([0, -1])))
+    if kind == "pad":
+        return Pad(name=name, pads=tuple((draw(st.integers(0, 2)), draw(st.integers(0, 2))) for _ in range(2)),
+                   value=draw(st.sampled_from([0.0, -1.0])))
+    if kind == "affine":
+        return Affine(name=name, scale=draw(st.sampled_from([0.5, 2.0])), shift=draw(st.sampled_from([-1.0, 0.5])))
+    if kind == "layerscale":
+        return LayerScale(name=name)
+    if kind == "slice":
+        start = draw(st.integers(0, c - 2))
+        return Slice(name=name, start=start, stop=draw(st.integers(start + 1, c)))
+    if kind == "pixelshuffle":
+        return PixelShuffle(name=name, factor=2)
+    if kind == "permute":
+        return Permute(name=name, dims=(0, 2, 1))
+    if kind == "mean":
+        return Mean(name=name, axes=draw(st.sampled_from([(1,), (2,), (1, 2)])), keepdim=True)
+    mode = draw(st.sampled_from(["concat", "add", "mul"]))  # graph: two convs of x merged, then an activation
+    return Graph(name=name, nodes=[
+        Conv(name="a", out_channels=c, kernel=1), Conv(name="b", out_channels=c, kernel=3, padding=1),
+        Merge(name="m", mode=mode), Act(name="act", fn="gelu")], inputs={"b": ["x"], "m": ["a", "b"]})
 
 
 @st.composite
