@@ -32,13 +32,13 @@ from typing import Annotated, Callable, Literal, Optional, Union, get_args
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
 from ..errors import SpecError
-from .reserved import RESERVED_NAMES
+from .reserved import PRIVATE_NAMES, RESERVED_NAMES
 
 Shape = tuple[int, ...]
 Int = StrictInt  # no bools, no floats, no strings where a count is meant
 IntOrTuple = Union[StrictInt, tuple[StrictInt, ...]]
 Padding = Union[StrictInt, tuple[StrictInt, ...], Literal["same"]]
-NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$|^[0-9]+$"
+NAME_PATTERN = r"^_?[A-Za-z][A-Za-z0-9_]*$|^[0-9]+$"
 
 
 def _tup(v: IntOrTuple, n: int) -> tuple[int, ...]:
@@ -72,7 +72,7 @@ class _Node(BaseModel):
     def _not_reserved(cls, v: str) -> str:
         # rule "reserved": a child registered under a framework attribute's name (forward,
         # training, cells, construct, split, ...) shadows it or is dropped by that framework
-        if v in RESERVED_NAMES:
+        if v in RESERVED_NAMES or v in PRIVATE_NAMES:
             raise ValueError(f"[reserved] node name {v!r} is an attribute of torch/paddle/mindspore modules "
                              f"or of onespec's emitted modules; rename it")
         return v
