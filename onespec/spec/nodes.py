@@ -678,7 +678,8 @@ class PixelShuffle(_Node):
 
 class Merge(_Node):
     """Several tensors of a :class:`Graph` into one: ``concat`` along ``axis`` (0: channels),
-    elementwise ``add`` or ``mul`` (same shapes). Only a graph can feed it several inputs."""
+    elementwise ``add`` or ``mul`` (same rank; a dim of 1 broadcasts, as a gate of (C, 1, 1) over
+    (C, H, W)). Only a graph can feed it several inputs."""
     op: Literal["merge"] = "merge"
     mode: Literal["concat", "add", "mul"]
     axis: Int = 0
@@ -688,9 +689,10 @@ class Merge(_Node):
             _fail(path, "merge", "a merge takes two or more tensors of a graph (inputs: [a, b, ...])")
         first = x[0]
         if self.mode != "concat":
-            if any(s != first for s in x[1:]):
-                _fail(path, "merge", f"cannot {self.mode} inputs of shapes {list(x)}: shapes differ")
-            return first
+            out = tuple(max(d) for d in zip(*x)) if all(len(s) == len(first) for s in x) else None
+            if out is None or any(d not in (1, o) for s in x for d, o in zip(s, out)):
+                _fail(path, "merge", f"cannot {self.mode} inputs of shapes {list(x)}: they do not broadcast")
+            return out
         a = _axis(first, self.axis, path, "concat")
         if any(len(s) != len(first) or s[:a] + s[a + 1:] != first[:a] + first[a + 1:] for s in x[1:]):
             _fail(path, "merge", f"cannot concat inputs of shapes {list(x)} along axis {a}: other dims differ")
@@ -829,14 +831,18 @@ class Graph(_Combinator):
     nodes: list["Node"]
     inputs: dict[str, list[str]] = Field(default_factory=dict)
     outputs: list[str] = Field(default_factory=list)
-    input: str = "x"
+    input: Union[str, list[str]] = Field("x", description="the name of the graph's input, or a list of names: "
+                                                         "a graph reading several tensors, like a merge")
 
     def children(self):
         return self.nodes
 
+    def input_names(self) -> list[str]:
+        return [self.input] if isinstance(self.input, str) else list(self.input)
+
     def refs(self) -> list[list[str]]:
         """The input references of each node, defaults resolved."""
-        prev = [self.input] + [n.name for n in self.nodes[:-1]]
+        prev = self.input_names()[:1] + [n.name for n in self.nodes[:-1]]
         return [list(self.inputs.get(n.name, [p])) for n, p in zip(self.nodes, prev)]
 
     def output_names(self) -> list[str]:
@@ -847,20 +853,26 @@ class Graph(_Combinator):
             _fail(path, "empty", "a graph needs at least one node")
         check_names(self.nodes, path)
         names = {n.name for n in self.nodes}
-        if self.input in names:
-            _fail(path, "name", f"node {self.input!r} has the name of the graph's input; rename one")
+        ins = self.input_names()
+        if set(ins) & names or len(set(ins)) != len(ins) or not ins:
+            _fail(path, "name", f"the graph's inputs {ins} must be distinct and differ from its node names")
+        several = len(ins) > 1
+        if several != (bool(x) and isinstance(x[0], tuple)) or (several and len(x) != len(ins)):
+            _fail(path, "graph", f"the graph reads {len(ins)} tensor(s) {ins} but is given {x}")
         for k in set(self.inputs) - names:
             _fail(path, "graph", f"inputs lists {k!r}, which is no node of this graph")
-        env: dict[str, Shape] = {self.input: x}
+        env: dict[str, Shape] = dict(zip(ins, x)) if several else {ins[0]: x}
         read: set[str] = set()
         for node, refs in zip(self.nodes, self.refs()):
-            where = f"{path}.{node.name}"
+            where = f"{path}.{node.name}" if path else node.name
             for r in refs:
                 if r not in env:
                     _fail(where, "graph", f"input {r!r} is " + ("a later node" if r in names else "no node")
-                          + f"; a node reads the graph input {self.input!r} or nodes before it")
-            if not refs or (len(refs) > 1) != isinstance(node, Merge):
-                _fail(where, "graph", f"reads {refs}: a merge reads two or more tensors, any other node one")
+                          + f"; a node reads the graph inputs {ins} or nodes before it")
+            takes = len(node.input_names()) if isinstance(node, Graph) else 2 if isinstance(node, Merge) else 1
+            if not refs or (len(refs) > 1) != (takes > 1) or (isinstance(node, Graph) and len(refs) != takes):
+                _fail(where, "graph", f"reads {refs}: a merge reads two or more tensors, a graph as many as "
+                                      f"its inputs, any other node one")
             read.update(refs)
             env[node.name] = visit(node, tuple(env[r] for r in refs) if len(refs) > 1 else env[refs[0]])
         outs = self.output_names()

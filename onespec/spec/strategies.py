@@ -32,7 +32,7 @@ def image_layer(draw, c: int, hw: tuple[int, int], name: str, depth: int, kind: 
     kind = kind or draw(st.sampled_from(KINDS))
     if (kind in ("maxpool", "avgpool") and min(h, w) < 2) or (kind in ("upsample", "convt") and max(h, w) > 8) \
             or (kind in ("residual", "concat", "se", "shiftmax", "graph") and depth >= 2) \
-            or (kind == "slice" and c < 2) or (kind == "pixelshuffle" and (c % 4 or max(h, w) > 8)):
+            or (kind == "slice" and c < 2) or (kind == "pixelshuffle" and max(h, w) > 8):
         kind = "conv"
     if kind == "conv":
         k = draw(st.integers(1, min(3, h, w)))
@@ -115,8 +115,8 @@ _CAPTURE_OPS = ("prelu", "hardtanh", "softmax", "l2norm", "pad", "affine", "laye
 
 @st.composite
 def _capture_op(draw, kind: str, c: int, name: str):
-    """One of the ops captured models need, valid for ``c`` input channels (and, for slice and
-    pixel shuffle, at least 2 channels / a multiple of 4, checked by the caller)."""
+    """One of the ops captured models need, valid for ``c`` input channels (for a slice, at least 2,
+    checked by the caller)."""
     if kind == "prelu":
         return PReLU(name=name, shared=draw(st.booleans()))
     if kind == "hardtanh":
@@ -133,8 +133,9 @@ def _capture_op(draw, kind: str, c: int, name: str):
     if kind == "slice":
         start = draw(st.integers(0, c - 2))
         return Slice(name=name, start=start, stop=draw(st.integers(start + 1, c)))
-    if kind == "pixelshuffle":
-        return PixelShuffle(name=name, factor=2)
+    if kind == "pixelshuffle":  # after a conv to 4 channels, as in a super-resolution head
+        return Sequential(name=name, layers=[Conv(name="conv", out_channels=4 * draw(st.integers(1, 2)), kernel=1),
+                                             PixelShuffle(name="shuffle", factor=2)])
     if kind == "permute":
         return Permute(name=name, dims=(0, 2, 1))
     if kind == "mean":

@@ -342,12 +342,12 @@ class Graph(_Named):
 
     def __init__(self, n, named):
         super().__init__(named)
-        order = [n.input] + [name for name, _ in named]
+        order = n.input_names() + [name for name, _ in named]
         self._refs = tuple(tuple(order.index(r) for r in refs) for refs in n.refs())
         self._outs = tuple(order.index(o) for o in n.output_names())
 
-    def construct(self, x):
-        env = [x]
+    def construct(self, *xs):
+        env = list(xs)
         for cell, refs in zip(self._children_t, self._refs):
             env.append(cell(*[env[i] for i in refs]))
         if len(self._outs) == 1:

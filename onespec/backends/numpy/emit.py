@@ -64,7 +64,8 @@ def _seq(m, x):
 
 def _graph(m, x):
     n = m.node
-    env = {n.input: x}
+    ins = n.input_names()
+    env = dict(zip(ins, x)) if len(ins) > 1 else {ins[0]: x}
     for (name, c), refs in zip(m.children.items(), n.refs()):
         env[name] = c(env[refs[0]] if len(refs) == 1 else [env[r] for r in refs])
     outs = n.output_names()

@@ -324,12 +324,12 @@ class Graph(_Named):
 
     def __init__(self, n, named):
         super().__init__(named)
-        order = [n.input] + [name for name, _ in named]
+        order = n.input_names() + [name for name, _ in named]
         self._refs = tuple(tuple(order.index(r) for r in refs) for refs in n.refs())
         self._outs = tuple(order.index(o) for o in n.output_names())
 
-    def forward(self, x):
-        env = [x]
+    def forward(self, *xs):
+        env = list(xs)
         for layer, refs in zip(self._children_t, self._refs):
             env.append(layer(*[env[i] for i in refs]))
         if len(self._outs) == 1:

@@ -249,12 +249,12 @@ class Graph(nn.Module):
         super().__init__()
         for name, m in named:
             self.add_module(name, m)
-        order = [n.input] + [name for name, _ in named]
+        order = n.input_names() + [name for name, _ in named]
         self._refs = [tuple(order.index(r) for r in refs) for refs in n.refs()]
         self._outs = tuple(order.index(o) for o in n.output_names())
 
-    def forward(self, x):
-        env = [x]
+    def forward(self, *xs):
+        env = list(xs)
         for m, refs in zip(self._modules.values(), self._refs):
             env.append(m(*[env[i] for i in refs]))
         return env[self._outs[0]] if len(self._outs) == 1 else tuple(env[i] for i in self._outs)
