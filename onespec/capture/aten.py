@@ -184,6 +184,8 @@ def _adaptive(a: Args) -> Op:
 def _mean(a: Args) -> Op:
     x = a.shape(a.args[0])
     dims = a.arg(1, "dim")
+    if not dims:
+        raise Unsupported("a mean over every dim, the batch included")
     keep = bool(a.arg(2, "keepdim", False))
     axes = tuple(sorted((d if d >= 0 else d + len(x) + 1) - 1 for d in dims))
     if min(axes) < 0:

@@ -13,6 +13,7 @@ raised at once (:class:`CaptureError`).
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 
@@ -58,8 +59,16 @@ def _where(node) -> str:
     stack = node.meta.get("nn_module_stack") or {}
     path = next((p for p, _ in reversed(list(stack.values())) if p), "") or "<root>"
     lines = (node.meta.get("stack_trace") or "").strip().splitlines()
-    src = next((ln.strip() for ln in reversed(lines) if ln.strip().startswith("File ")), "")
-    return f"{path} ({src})" if src else path
+    return f"{path} ({_source(lines)})" if _source(lines) else path
+
+
+def _source(lines: list[str]) -> str:
+    """The innermost frame of the user's code (outside torch itself), else the innermost."""
+    import torch
+
+    frames = [ln.strip() for ln in lines if ln.strip().startswith("File ")]
+    root = os.path.dirname(torch.__file__)
+    return next((f for f in reversed(frames) if root not in f), frames[-1] if frames else "")
 
 
 def _stack(node) -> list[tuple[str, str]]:
@@ -84,8 +93,8 @@ def export(module, x):
     except Exception as err:  # torch raises many kinds; each is a reason the module cannot be captured
         where = running[-1] if running and running[-1] else "<root>"
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip().startswith(("File ", "  File "))]
-        src = f" ({lines[-1]})" if lines else ""
+        src = _source(str(err).splitlines())
+        src = f" ({src})" if src else ""
         if "data-dependent" in str(err).lower() or "GuardOnDataDependent" in type(err).__name__:
             first = "data-dependent control flow or a value read from a tensor: " + first
         raise CaptureError([f"{where}{src}: {type(err).__name__}: {first}"]) from None
@@ -115,86 +124,110 @@ def _sample(node) -> tuple | None:
 
 
 def _walk(graph, params: dict, user_in: list[str], sd, outputs: list[str]) -> Trace:
-    import torch.fx as fx
-
-    problems: list[str] = []
-    alias: dict[str, str] = {}
-    shapes: dict[str, tuple] = {}
-    full: dict[str, tuple] = {}
-    leaves: list[Leaf] = []
-    used: dict[str, str] = {}         # parameter key -> the op that reads it
-    items: dict[str, list] = {}       # split_with_sizes name -> [(axis, start, stop)]
-
-    def name_of(t) -> str:
-        return alias.get(t.name, t.name)
-
-    def shape(t, batch=True):
-        if not isinstance(t, fx.Node):
-            raise aten.Unsupported(f"expected a tensor, got {t!r}")
-        return shapes[name_of(t)] if batch else full[t.name]
-
-    def param(t):
-        return params.get(t.name) if isinstance(t, fx.Node) else None
-
+    w = _Walker(params, user_in)
     for node in graph.nodes:
         if node.op == "placeholder":
-            v = node.meta.get("val")
-            full[node.name] = tuple(int(d) for d in v.shape) if hasattr(v, "shape") else ()
-            if node.name in user_in:
-                shapes[node.name] = _sample(node)
-            continue
-        if node.op != "call_function":
-            continue
+            w.placeholder(node)
+        elif node.op == "call_function":
+            w.call(node)
+    if w.problems:
+        raise CaptureError(sorted(set(w.problems), key=w.problems.index))
+    return Trace(w.leaves, user_in[0], [w.alias.get(o, o) for o in outputs], sd, w.shapes)
+
+
+class _Walker:
+    """One pass over the export graph: leaves, aliases (dropped ops), shapes and problems."""
+
+    def __init__(self, params: dict, user_in: list[str]):
+        self.params, self.user_in = params, user_in
+        self.problems: list[str] = []
+        self.alias: dict[str, str] = {}
+        self.shapes: dict[str, tuple] = {}
+        self.full: dict[str, tuple] = {}
+        self.leaves: list[Leaf] = []
+        self.used: dict[str, str] = {}    # parameter key -> the op that reads it
+        self.items: dict[str, list] = {}  # split_with_sizes name -> [(axis, start, stop)]
+        self.failed: set[str] = set()
+
+    def name_of(self, t) -> str:
+        return self.alias.get(t.name, t.name)
+
+    def shape(self, t, batch=True):
+        import torch.fx as fx
+
+        if not isinstance(t, fx.Node):
+            raise aten.Unsupported(f"expected a tensor, got {t!r}")
+        return self.shapes[self.name_of(t)] if batch else self.full[t.name]
+
+    def param(self, t):
+        import torch.fx as fx
+
+        return self.params.get(t.name) if isinstance(t, fx.Node) else None
+
+    def placeholder(self, node) -> None:
+        v = node.meta.get("val")
+        self.full[node.name] = tuple(int(d) for d in v.shape) if hasattr(v, "shape") else ()
+        if node.name in self.user_in:
+            self.shapes[node.name] = _sample(node)
+
+    def call(self, node) -> None:
         packet = getattr(node.target, "__name__", str(node.target)).split(".")[0]
+        if packet not in aten.REASONS and any(t.name in self.failed for t in node.all_input_nodes):
+            self.failed.add(node.name)  # reads an op already reported: one problem, not a cascade
+            return
+        before = len(self.problems)
+        self._translate(node, packet)
+        if len(self.problems) > before:
+            self.failed.add(node.name)
+
+    def _problem(self, node, msg: str) -> None:
+        self.problems.append(f"{_where(node)}: {msg}")
+
+    def _translate(self, node, packet: str) -> None:
         if packet == "getitem":
             src, i = node.args
-            if src.name in items:
-                leaves.append(Leaf(_leaf_path(node, None), _slice(*items[src.name][i]), [name_of(src.args[0])],
-                                   node.name))
-                shapes[node.name] = _sample(node)
+            if src.name in self.items:
+                self._leaf(node, None, _slice(*self.items[src.name][i]), [src.args[0]], {})
             else:
-                alias[node.name] = name_of(src)  # batch_norm's first result and the like
-            continue
+                self.alias[node.name] = self.name_of(src)  # batch_norm's first result and the like
+            return
         if packet in aten.SILENT:
-            continue
+            return
         if packet in aten.REASONS:
-            problems.append(f"{_where(node)}: {aten.REASONS[packet]}")
-            continue
+            return self._problem(node, aten.REASONS[packet])
         if packet in ("split_with_sizes", "split"):
-            items[node.name] = _split_items(node, shapes[name_of(node.args[0])])
-            continue
+            self.items[node.name] = _split_items(node, self.shapes[self.name_of(node.args[0])])
+            return
         make = aten.TABLE.get(packet)
         if make is None:
-            problems.append(f"{_where(node)}: operator aten.{packet} has no onespec equivalent")
-            continue
+            return self._problem(node, f"operator aten.{packet} has no onespec equivalent")
         try:
-            op = make(aten.Args(node.args, dict(node.kwargs), shape, param, _sample(node) or ()))
-        except (aten.Unsupported, KeyError) as why:
-            problems.append(f"{_where(node)}: aten.{packet}: {why}")
-            continue
+            op = make(aten.Args(node.args, dict(node.kwargs), self.shape, self.param, _sample(node) or ()))
+        except aten.Unsupported as why:
+            return self._problem(node, f"aten.{packet}: {why}")
+        except Exception as err:  # arguments this translation does not know (a newer overload)
+            return self._problem(node, f"aten.{packet} with arguments {node.args}: {type(err).__name__}: {err}")
         if op == aten.DROP:
             first = node.args[0][0] if isinstance(node.args[0], (list, tuple)) else node.args[0]
-            alias[node.name] = name_of(first)
-            continue
+            self.alias[node.name] = self.name_of(first)
+            return
         owner = _owner(op.params)
         if owner is False:
-            problems.append(f"{_where(node)}: aten.{packet} reads parameters of several modules "
-                            f"{sorted(k for _, k in op.params)}")
-            continue
+            return self._problem(node, f"aten.{packet} reads parameters of several modules "
+                                       f"{sorted(k for _, k in op.params)}")
         for canonical, key in op.params:
-            if key in used:
-                problems.append(f"{_where(node)}: module {key.rsplit('.', 1)[0]} is called more than once "
-                                f"(its weights are shared between calls, which a spec cannot say)")
-            used[key] = node.name
+            if key in self.used:
+                self._problem(node, f"module {key.rsplit('.', 1)[0]} is called more than once (its weights "
+                                    f"are shared between calls, which a spec cannot say)")
+            self.used[key] = node.name
             if key.rsplit(".", 1)[-1] != canonical:
-                problems.append(f"{_where(node)}: parameter {key} is named {key.rsplit('.', 1)[-1]!r} where the "
-                                f"op's tensor is {canonical!r}")
-        leaves.append(Leaf(_leaf_path(node, owner), op.node, [name_of(t) for t in op.ins], node.name,
-                           dict(op.params)))
-        shapes[node.name] = _sample(node)
-    if problems:
-        raise CaptureError(sorted(set(problems), key=problems.index))
-    return Trace(leaves, user_in[0], [alias.get(o, o) for o in outputs], sd, shapes)
+                self._problem(node, f"parameter {key} is named {key.rsplit('.', 1)[-1]!r} where the op's "
+                                    f"tensor is {canonical!r}")
+        self._leaf(node, owner, op.node, op.ins, dict(op.params))
+
+    def _leaf(self, node, owner, op, ins, params) -> None:
+        self.leaves.append(Leaf(_leaf_path(node, owner), op, [self.name_of(t) for t in ins], node.name, params))
+        self.shapes[node.name] = _sample(node)
 
 
 def _slice(axis, start, stop):
