@@ -172,13 +172,15 @@ class _Walker:
 
     def call(self, node) -> None:
         packet = getattr(node.target, "__name__", str(node.target)).split(".")[0]
-        if packet not in aten.REASONS and any(t.name in self.failed for t in node.all_input_nodes):
-            self.failed.add(node.name)  # reads an op already reported: one problem, not a cascade
-            return
         before = len(self.problems)
         self._translate(node, packet)
         if len(self.problems) > before:
             self.failed.add(node.name)
+            if _sample(node) is not None:
+                self.shapes.setdefault(node.name, _sample(node))  # later ops still translate
+            own = packet in aten.REASONS or packet not in aten.TABLE
+            if not own and any(t.name in self.failed for t in node.all_input_nodes):
+                del self.problems[before:]  # caused by an op already reported: one problem, not a cascade
 
     def _problem(self, node, msg: str) -> None:
         self.problems.append(f"{_where(node)}: {msg}")
