@@ -43,6 +43,8 @@ def load_target(target: str):
             if spec is None or not os.path.exists(mod_name):
                 raise CaptureError([f"{mod_name}: no such file"])
             mod = importlib.util.module_from_spec(spec)
+            # as python runs a script: its folder first on the path, so it imports its siblings
+            sys.path.insert(0, os.path.dirname(os.path.abspath(mod_name)))
             sys.modules[spec.name] = mod
             spec.loader.exec_module(mod)
         else:
@@ -88,7 +90,7 @@ def run(args) -> int:
     t0 = time.perf_counter()
     spec, state = capture(module, shape)
     seconds = time.perf_counter() - t0
-    proofs = [prove(spec, state, x, reference_outputs(module, x), args.backends) for x in xs]
+    proofs = prove(spec, state, xs, [reference_outputs(module, x) for x in xs], args.backends)
     failed = [f"{fw} on {'the example input' if i == 0 else args.input}: "
               + (r.get("error") or f"relative error {max(r['errors']):.2e} > {TOLERANCE:g}")
               for i, p in enumerate(proofs) for fw, r in p.items() if not r["ok"]]

@@ -3,12 +3,12 @@
 outputs on the same input, to a relative tolerance (the largest error over the largest
 reference value, per output).
 
-Run as ``python -m onespec.capture.prove --backend FW --dir D``: reads ``D/spec.json``,
-``D/state.npz`` and ``D/x.npy``, writes ``D/FW.npz`` (outputs ``y0``, ``y1``, ...)."""
+Run as ``python -m onespec.capture.prove --backend FW --dir D --inputs N``: reads
+``D/spec.json``, ``D/state.npz`` and ``D/x0.npy`` ... ``D/x{N-1}.npy``, writes ``D/FW.npz``
+(output k of input i as ``xi_yk``)."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 
 import numpy as np
@@ -34,33 +34,37 @@ def relative_errors(got, want) -> list[float]:
     return out
 
 
-def prove(spec, state, x: np.ndarray, want, frameworks=FRAMEWORKS, tolerance: float = TOLERANCE) -> dict:
-    """{framework: {"errors": [per output], "ok": bool} or {"error": message, "ok": False}}."""
+def prove(spec, state, xs, wants, frameworks=FRAMEWORKS, tolerance: float = TOLERANCE) -> list[dict]:
+    """Per input ``xs[i]`` (reference outputs ``wants[i]``): {framework: {"errors": [per output],
+    "ok": bool} or {"error": message, "ok": False}}. One process per framework runs every input."""
     from .._proc import guarded_tempdir, run_child
     from ..weights import save_state
 
-    results = {}
+    results: list[dict] = [{} for _ in xs]
     with guarded_tempdir("onespec-capture-") as d:
         with open(os.path.join(d, "spec.json"), "w") as f:
             f.write(spec.model_dump_json())
         save_state(state, os.path.join(d, "state.npz"))
-        np.save(os.path.join(d, "x.npy"), np.ascontiguousarray(x, np.float32))
+        for i, x in enumerate(xs):
+            np.save(os.path.join(d, f"x{i}.npy"), np.ascontiguousarray(x, np.float32))
         for fw in frameworks:
-            code, _, err = run_child(["-m", "onespec.capture.prove", "--backend", fw, "--dir", d],
-                                     env={**os.environ, "GLOG_v": "3"})
+            code, _, err = run_child(["-m", "onespec.capture.prove", "--backend", fw, "--dir", d,
+                                      "--inputs", str(len(xs))], env={**os.environ, "GLOG_v": "3"})
             path = os.path.join(d, f"{fw}.npz")
             if code != 0 or not os.path.exists(path):
                 tail = err.decode(errors="replace").strip().splitlines()[-1:] or [f"exit {code}"]
-                results[fw] = {"ok": False, "error": tail[0]}
+                for r in results:
+                    r[fw] = {"ok": False, "error": tail[0]}
                 continue
             with np.load(path) as z:
-                got = [z[f"y{i}"] for i in range(len(z.files))]
-            errs = relative_errors(got, want)
-            results[fw] = {"ok": max(errs) <= tolerance, "errors": errs}
+                for i, want in enumerate(wants):
+                    got = [z[f"x{i}_y{k}"] for k in range(sum(f.startswith(f"x{i}_") for f in z.files))]
+                    errs = relative_errors(got, want)
+                    results[i][fw] = {"ok": max(errs) <= tolerance, "errors": errs}
     return results
 
 
-def _child(backend: str, d: str) -> None:
+def _child(backend: str, d: str, inputs: int) -> None:
     from .._proc import child_init
     from ..backends import load_backend
     from ..spec import parse_spec
@@ -72,17 +76,20 @@ def _child(backend: str, d: str) -> None:
     b = load_backend(backend)
     net = b.build(spec)
     b.load_state(net, spec, load_state(os.path.join(d, "state.npz"), spec))
-    y, _ = b.forward(net, np.load(os.path.join(d, "x.npy")))
-    y = y if isinstance(y, tuple) else (y,)
-    np.savez(os.path.join(d, f"{backend}.npz"), **{f"y{i}": v for i, v in enumerate(y)})
+    out = {}
+    for i in range(inputs):
+        y, _ = b.forward(net, np.load(os.path.join(d, f"x{i}.npy")))
+        out.update({f"x{i}_y{k}": v for k, v in enumerate(y if isinstance(y, tuple) else (y,))})
+    np.savez(os.path.join(d, f"{backend}.npz"), **out)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--backend", required=True, choices=FRAMEWORKS)
     ap.add_argument("--dir", required=True)
+    ap.add_argument("--inputs", type=int, default=1)
     a = ap.parse_args()
-    _child(a.backend, a.dir)
+    _child(a.backend, a.dir, a.inputs)
 
 
 if __name__ == "__main__":
