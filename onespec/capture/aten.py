@@ -241,6 +241,22 @@ def _binary(mode: str):
     return make
 
 
+def _maximum(a: Args) -> Op:
+    x, y = a.args[0], a.args[1]
+    if a.param(x) is not None or a.param(y) is not None or len(a.shape(x)) != len(a.shape(y)):
+        raise Unsupported("a maximum with a parameter or of tensors of different ranks")
+    return Op(N.Merge(name="op", mode="max"), [x, y])
+
+
+def _clamp(a: Args) -> Op:
+    lo, hi = a.arg(1, "min"), a.arg(2, "max")
+    if lo is None or hi is None:
+        if (lo, hi) == (0, None) or (lo, hi) == (0.0, None):
+            return Op(N.Act(name="op", fn="relu"), [a.tensor(0)])
+        raise Unsupported("a clamp with one bound")
+    return _hardtanh(Args((a.args[0], lo, hi), {}, a.shape, a.param, a.out))
+
+
 def _cat(a: Args) -> Op:
     ts = list(a.args[0])
     if any(a.param(t) is not None for t in ts):
@@ -313,6 +329,7 @@ TABLE: dict[str, Callable[[Args], Any]] = {
     "permute": _permute, "transpose": _transpose,
     "add": _binary("add"), "add_": _binary("add"), "mul": _binary("mul"), "mul_": _binary("mul"),
     "sub": _binary("sub"), "div": _binary("div"),
+    "maximum": _maximum, "clamp": _clamp, "clamp_": _clamp, "clamp_min": _clamp, "clamp_min_": _clamp,
     "cat": _cat, "pad": _pad, "constant_pad_nd": _pad, "slice": _slice, "narrow": None,  # type: ignore[dict-item]
     "pixel_shuffle": lambda a: Op(N.PixelShuffle(name="op", factor=a.args[1]), [a.tensor(0)]),
     "upsample_nearest2d": _upsample("nearest"), "upsample_bilinear2d": _upsample("bilinear"),

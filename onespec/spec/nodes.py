@@ -678,10 +678,10 @@ class PixelShuffle(_Node):
 
 class Merge(_Node):
     """Several tensors of a :class:`Graph` into one: ``concat`` along ``axis`` (0: channels),
-    elementwise ``add`` or ``mul`` (same rank; a dim of 1 broadcasts, as a gate of (C, 1, 1) over
+    elementwise ``add``, ``mul`` or ``max`` (same rank; a dim of 1 broadcasts, as a gate of (C, 1, 1) over
     (C, H, W)). Only a graph can feed it several inputs."""
     op: Literal["merge"] = "merge"
-    mode: Literal["concat", "add", "mul"]
+    mode: Literal["concat", "add", "mul", "max"]
     axis: Int = 0
 
     def infer(self, x, path):

@@ -140,7 +140,7 @@ def _capture_op(draw, kind: str, c: int, name: str):
         return Permute(name=name, dims=(0, 2, 1))
     if kind == "mean":
         return Mean(name=name, axes=draw(st.sampled_from([(1,), (2,), (1, 2)])), keepdim=True)
-    mode = draw(st.sampled_from(["concat", "add", "mul"]))  # graph: two convs of x merged, then an activation
+    mode = draw(st.sampled_from(["concat", "add", "mul", "max"]))  # graph: two convs of x merged, then an activation
     return Graph(name=name, nodes=[
         Conv(name="a", out_channels=c, kernel=1), Conv(name="b", out_channels=c, kernel=3, padding=1),
         Merge(name="m", mode=mode), Act(name="act", fn="gelu")], inputs={"b": ["x"], "m": ["a", "b"]})

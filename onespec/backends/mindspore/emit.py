@@ -332,7 +332,7 @@ class Merge(nn.Cell):
             return ops.cat(xs, self.axis)
         y = xs[0]
         for o in xs[1:]:
-            y = y + o if self.mode == "add" else y * o
+            y = y + o if self.mode == "add" else y * o if self.mode == "mul" else ops.maximum(y, o)
         return y
 
 

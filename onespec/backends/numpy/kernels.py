@@ -235,5 +235,5 @@ def merge(xs, mode, axis):
         return np.concatenate(xs, axis=axis)
     y = xs[0]
     for o in xs[1:]:
-        y = y + o if mode == "add" else y * o
+        y = y + o if mode == "add" else y * o if mode == "mul" else np.maximum(y, o)
     return y

@@ -314,7 +314,7 @@ class Merge(nn.Layer):
             return paddle.concat(list(xs), axis=self.axis)
         y = xs[0]
         for o in xs[1:]:
-            y = y + o if self.mode == "add" else y * o
+            y = y + o if self.mode == "add" else y * o if self.mode == "mul" else paddle.maximum(y, o)
         return y
 
 

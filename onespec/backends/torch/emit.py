@@ -237,7 +237,7 @@ class Merge(nn.Module):
             return torch.cat(xs, self.dim)
         y = xs[0]
         for o in xs[1:]:
-            y = y + o if self.mode == "add" else y * o
+            y = y + o if self.mode == "add" else y * o if self.mode == "mul" else torch.maximum(y, o)
         return y
 
 
