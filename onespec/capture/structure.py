@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import SpecError
 from ..spec import ModelMeta, ModelSpec
 from ..spec import nodes as N
 from ..spec.reserved import PRIVATE_NAMES, RESERVED_NAMES
@@ -214,6 +213,18 @@ def build_spec(tr: Trace, name: str, input_shape, meta: ModelMeta) -> tuple[Mode
         raise CaptureError(sorted(set(problems), key=problems.index))
     if ins != [tr.input]:
         raise CaptureError([f"<root>: the network reads {ins}, expected its one input {tr.input}"])
+    try:
+        return _spec_of(tr, node, outs, name, input_shape, meta), _state(tr, leaves)
+    except ValueError as err:  # pydantic's ValidationError and SpecError alike
+        raise CaptureError([f"the captured spec is not valid: {err}"]) from None
+
+
+def _state(tr: Trace, leaves: list[Leaf]) -> dict[str, np.ndarray]:
+    return {f"{lf.path}.{canonical}": np.asarray(tr.state[key], np.float32)
+            for lf in leaves for canonical, key in lf.params.items()}
+
+
+def _spec_of(tr: Trace, node, outs, name, input_shape, meta) -> ModelSpec:
     outs_wanted = list(dict.fromkeys(tr.outputs))
     if isinstance(node, N.Sequential) and outs_wanted == outs:
         layers, wiring = [_finish(k) for k in node.layers], {}
@@ -224,15 +235,7 @@ def build_spec(tr: Trace, name: str, input_shape, meta: ModelMeta) -> tuple[Mode
         by_tensor = dict(zip(outs, parts.outputs))
         layers, wiring = [_finish(k) for k in parts.nodes], {"inputs": parts.inputs,
                                                              "outputs": [by_tensor[t] for t in tr.outputs]}
-    try:
-        spec = ModelSpec(name=name, input_shape=tuple(input_shape), layers=layers, meta=meta, **wiring)
-    except (SpecError, ValueError) as err:
-        raise CaptureError([f"the captured spec is not valid: {err}"]) from None
-    state = {}
-    for lf in leaves:
-        for canonical, key in lf.params.items():
-            state[f"{lf.path}.{canonical}"] = np.asarray(tr.state[key], np.float32)
-    return spec, state
+    return ModelSpec(name=name, input_shape=tuple(input_shape), layers=layers, meta=meta, **wiring)
 
 
 def _live(leaves: list[Leaf], outputs: list[str]) -> list[Leaf]:

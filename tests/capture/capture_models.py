@@ -6,20 +6,21 @@ from torch.nn import functional as F
 
 
 class FaceHeads(nn.Module):
-    """A face-detector-like network: PReLU, ZeroPad2d, attribute names beginning with ``_``,
-    a permute before flatten, softmax, and three outputs."""
+    """A face-detector-like network: PReLU, ZeroPad2d, attribute names beginning with ``_`` (and
+    one with a hyphen, ``block1-0``), a permute before flatten, softmax, and three outputs."""
 
     def __init__(self):
         super().__init__()
         self._stem = nn.Sequential(nn.ZeroPad2d((1, 2, 0, 1)), nn.Conv2d(3, 8, 3, stride=2), nn.BatchNorm2d(8),
                                    nn.PReLU(8))
         self._blocks = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.PReLU(), nn.Conv2d(8, 16, 1))
+        self.add_module("block1-0", nn.Sequential(nn.Conv2d(16, 16, 1), nn.ReLU6()))  # a name like RegNet's
         self.cls = nn.Conv2d(16, 4, 1)
         self.box = nn.Conv2d(16, 8, 1)
         self.fc = nn.Linear(16, 5)
 
     def forward(self, x):
-        y = self._blocks(self._stem(x))
+        y = getattr(self, "block1-0")(self._blocks(self._stem(x)))
         scores = F.softmax(self.cls(y).permute(0, 2, 3, 1).flatten(1).view(x.shape[0], -1, 2), dim=-1)
         boxes = self.box(y).permute(0, 2, 3, 1).flatten(1)
         return scores, boxes, self.fc(y.mean((2, 3)))

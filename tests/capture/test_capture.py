@@ -64,10 +64,12 @@ def test_torchvision_mnasnet_keeps_its_names(frameworks):
 
 
 @pytest.mark.slow
-def test_torchvision_densenet121_keeps_its_names():
+@pytest.mark.parametrize("name", ["densenet121", "googlenet", "mnasnet1_0", "regnet_x_400mf", "efficientnet_b0"])
+def test_torchvision_models_keep_their_names(name):
     require(*FRAMEWORKS)
     tv = pytest.importorskip("torchvision")
-    _capture_and_prove(_randomized(tv.models.densenet121(num_classes=10)), (3, 32, 32))
+    kw = {"aux_logits": False, "init_weights": True} if name == "googlenet" else {}
+    _capture_and_prove(_randomized(getattr(tv.models, name)(num_classes=10, **kw)), (3, 64, 64))
 
 
 @pytest.mark.parametrize("module, where, why", [
