@@ -157,9 +157,37 @@ def _skipless(ios, outs) -> bool:
     return True
 
 
+def _fork_join(name, items, kids, ios, ins, outs):
+    """A parallel node where the module's items are branches that each read its one input (or the
+    input itself, as a residual's skip) joined by a final merge: Inception's concatenation, a
+    residual block whose body is one module. None where that is not exactly the module."""
+    *branches, last = items
+    if (len(ins) != 1 or len(outs) != 1 or isinstance(last, _Tree) or not isinstance(last.node, N.Merge)
+            or last.out != outs[0] or last.node.mode not in ("concat", "add", "max")
+            or (last.node.mode == "concat" and last.node.axis != 0)):
+        return None
+    made = [o[0] if len(o) == 1 else None for _, o in ios[:-1]]
+    if any(i != ins for i, _ in ios[:-1]) or None in made or len(set(last.ins)) != len(last.ins):
+        return None
+    order = [made.index(t) if t in made else (-1 if t == ins[0] else None) for t in last.ins]
+    if None in order or sorted(i for i in order if i >= 0) != list(range(len(branches))) or order.count(-1) > 1:
+        return None
+    if order.count(-1) and last.node.mode == "concat":
+        return None
+    names = {k.name for k in kids}
+    skip = next(f"skip{i}" if i else "skip" for i in range(len(names) + 1) if (f"skip{i}" if i else "skip") not in names)
+    layers = [N.Identity(name=skip) if i < 0 else kids[i] for i in order]
+    if len(layers) < 2:
+        return None
+    return N.Parallel.model_construct(name=name, branches=layers, merge=last.node.mode, split=None)
+
+
 def _assemble(name, items, kids, ios, ins, outs):
     if _is_chain(items, ios, ins, outs):
         return N.Sequential.model_construct(name=name, layers=kids)
+    fork = _fork_join(name, items, kids, ios, ins, outs) if len(items) > 2 else None
+    if fork is not None:
+        return fork
     names = [k.name for k in kids]
     made = {o[0]: n for n, (_, o) in zip(names, ios) if o}
     for n, (_, o) in zip(names, ios):
@@ -199,6 +227,9 @@ def _finish(n):
         return N.Graph.model_validate({**n.node().model_dump(exclude={"nodes"}), "nodes": [_finish(k) for k in n.nodes]})
     if isinstance(n, N.Sequential):
         return N.Sequential.model_validate({"name": n.name, "op": "seq", "layers": [_finish(k) for k in n.layers]})
+    if isinstance(n, N.Parallel):
+        return N.Parallel.model_validate({"name": n.name, "op": "parallel", "merge": n.merge,
+                                          "branches": [_finish(k) for k in n.branches]})
     return n
 
 
