@@ -71,3 +71,35 @@ def test_new_ops_agree_in_every_framework():
     require(*FRAMEWORKS)
     rep = run_specs({"newops": _spec()}, numerics=True, static=True, step=True)
     assert rep.ok, rep.table()[-3000:]
+
+
+@pytest.mark.parametrize("name, ok", [("_blocks", True), ("block1-0", True), ("_modules", False), ("_merge", False),
+                                      ("__init__", False), ("-a", False), ("_1", False), ("forward", False)])
+def test_node_names_real_models_use(name, ok):
+    """``_blocks`` and RegNet's ``block1-0`` are accepted; private attributes of the frameworks'
+    modules (``_modules``) or of onespec's emitted ones (``_merge``) stay refused."""
+    from onespec.spec.nodes import Identity
+
+    if ok:
+        assert Identity(name=name).name == name
+    else:
+        with pytest.raises(ValidationError):
+            Identity(name=name)
+
+
+def test_a_wired_network_returns_its_outputs_in_order():
+    """Top-level wiring (``inputs``/``outputs`` on the spec) in the numpy reference."""
+    from onespec.backends import load_backend
+
+    spec = ModelSpec(name="wired", input_shape=(2, 4, 4), meta=ModelMeta(family="t"), layers=[
+        Conv(name="a", out_channels=3, kernel=1), Conv(name="b", out_channels=3, kernel=1),
+        Merge(name="sum", mode="add"), Flatten(name="f")],
+        inputs={"b": ["x"], "sum": ["a", "b"]}, outputs=["f", "a"])
+    assert spec.output_shape == ((48,), (3, 4, 4))
+    b = load_backend("numpy")
+    net = b.build(spec)
+    b.load_state(net, spec, onespec.init_state(spec, 0))
+    x = np.random.default_rng(0).standard_normal((2, 2, 4, 4))
+    (f, a), shapes = b.forward(net, x, record_shapes=True)
+    assert f.shape == (2, 48) and a.shape == (2, 3, 4, 4) and shapes["sum"] == (3, 4, 4)
+    np.testing.assert_allclose(f.reshape(2, 3, 4, 4), a + b.run_node(net, "b", x))
