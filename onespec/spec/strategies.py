@@ -17,6 +17,7 @@ def _divisors(c: int) -> list[int]:
     return [d for d in range(1, c + 1) if c % d == 0]
 
 
+ACT_FNS = ("relu", "relu6", "hardswish", "sigmoid", "swish", "tanh", "gelu", "gelu_tanh")
 KINDS = ("conv", "bn", "gn", "ln", "act", "hsig", "shuffle", "identity", "dropout", "adaptive", "reshape",
          "maxpool", "avgpool", "upsample", "convt", "residual", "concat", "se", "shiftmax",
          "prelu", "hardtanh", "softmax", "l2norm", "pad", "affine", "layerscale", "slice", "pixelshuffle", "permute",
@@ -29,10 +30,10 @@ def image_layer(draw, c: int, hw: tuple[int, int], name: str, depth: int, kind: 
     h, w = hw
     # one fixed list (hypothesis draws indices; a context-dependent list skews them), then what
     # the input cannot take falls back to a conv
-    kind = kind or draw(st.sampled_from(KINDS))
+    if (kind := kind or draw(st.sampled_from(KINDS))) in _CAPTURE_OPS:
+        return draw(_capture_op(kind, c, hw, name))
     if (kind in ("maxpool", "avgpool") and min(h, w) < 2) or (kind in ("upsample", "convt") and max(h, w) > 8) \
-            or (kind in ("residual", "concat", "se", "shiftmax", "graph") and depth >= 2) \
-            or (kind == "slice" and c < 2) or (kind == "pixelshuffle" and max(h, w) > 8):
+            or (kind in ("residual", "concat", "se", "shiftmax", "graph") and depth >= 2):
         kind = "conv"
     if kind == "conv":
         k = draw(st.integers(1, min(3, h, w)))
@@ -54,8 +55,7 @@ def image_layer(draw, c: int, hw: tuple[int, int], name: str, depth: int, kind: 
     elif kind == "ln":
         node = LayerNorm(name=name, affine=draw(st.booleans()))
     elif kind == "act":
-        node = Act(name=name, fn=draw(st.sampled_from(["relu", "relu6", "hardswish", "sigmoid", "swish", "tanh", "gelu",
-                                                       "gelu_tanh"])))
+        node = Act(name=name, fn=draw(st.sampled_from(ACT_FNS)))
     elif kind == "hsig":
         node = HardSigmoid(name=name, slope=draw(st.sampled_from([1 / 6, 0.2, 0.1666667])))
     elif kind == "shuffle":
@@ -99,8 +99,6 @@ def image_layer(draw, c: int, hw: tuple[int, int], name: str, depth: int, kind: 
             GlobalAvgPool(name="pool"), Conv(name="fc1", out_channels=max(1, c // 2), kernel=1),
             Act(name="relu", fn="relu"), Conv(name="fc2", out_channels=c, kernel=1),
             HardSigmoid(name="hsig", slope=0.2)]))
-    elif kind in _CAPTURE_OPS:
-        node = draw(_capture_op(kind, c, name))
     else:  # shiftmax
         f = draw(st.sampled_from([1, 2]))
         node = ShiftMax(name=name, groups=draw(st.sampled_from(_divisors(c))), fusions=f, gate=Sequential(
@@ -114,9 +112,11 @@ _CAPTURE_OPS = ("prelu", "hardtanh", "softmax", "l2norm", "pad", "affine", "laye
 
 
 @st.composite
-def _capture_op(draw, kind: str, c: int, name: str):
-    """One of the ops captured models need, valid for ``c`` input channels (for a slice, at least 2,
-    checked by the caller)."""
+def _capture_op(draw, kind: str, c: int, hw: tuple[int, int], name: str):
+    """One of the ops captured models need, valid for input (c, *hw); a conv where it cannot be
+    (a slice of one channel, a pixel shuffle of a large map)."""
+    if (kind == "slice" and c < 2) or (kind == "pixelshuffle" and max(hw) > 8):
+        return Conv(name=name, out_channels=c, kernel=1)
     if kind == "prelu":
         return PReLU(name=name, shared=draw(st.booleans()))
     if kind == "hardtanh":
