@@ -50,7 +50,7 @@ def static_forward(net, x: np.ndarray) -> np.ndarray:
     ms.set_context(mode=ms.GRAPH_MODE)
     net.set_train(False)
     try:
-        return net(ms.Tensor(x)).asnumpy()
+        return _arrays(net(ms.Tensor(x)))
     finally:
         ms.set_context(mode=prev)
 

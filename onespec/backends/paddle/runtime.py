@@ -47,7 +47,7 @@ def static_forward(net, x: np.ndarray) -> np.ndarray:
     spec = [paddle.static.InputSpec(shape=[None, *x.shape[1:]], dtype="float32")]
     static = paddle.jit.to_static(net, input_spec=spec, full_graph=True)
     with paddle.no_grad():
-        return static(paddle.to_tensor(x)).numpy()
+        return _arrays(static(paddle.to_tensor(x)))
 
 
 def param_names(net) -> list[str]:

@@ -47,7 +47,7 @@ def static_forward(net, x: np.ndarray) -> np.ndarray:
     net.eval()
     with torch.no_grad():
         prog = torch.export.export(net, (torch.from_numpy(x),))
-        return prog.module()(torch.from_numpy(x)).numpy()
+        return _arrays(prog.module()(torch.from_numpy(x)))
 
 
 def param_names(net) -> list[str]:
