@@ -19,15 +19,24 @@ Sources shipped:
 """
 from __future__ import annotations
 
+import hashlib
 import os
-import pickle
+import struct
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import MissingFileError, OnespecError
+from ..readers import NUMPY_ARRAYS, MiB, Budget, ReadError, read_bytes, unpickle
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+# Budgets of what one file may make onespec allocate (each refusal names its budget).
+MAX_IMAGE_BYTES = 256 * MiB      # one image file
+MAX_IMAGE_PIXELS = 64 << 20      # one decoded image (8192 x 8192); Pillow's own bomb limit is higher
+MAX_BATCH_BYTES = 1024 * MiB     # one CIFAR python batch file (the real ones are 30 MiB)
+MAX_MAT_BYTES = 4096 * MiB       # the arrays a .mat declares, decompressed
+MAX_CLASSES = 65536              # labels of a .mat ground truth (0 is unlabelled)
 
 
 class DataError(OnespecError, ValueError):
@@ -43,6 +52,7 @@ class Source:
     classes: list[str]
     name: str = ""
     root: str = field(default="", repr=False)
+    hashes: list = field(default_factory=list, repr=False)   # sha256 of each image file (folders)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -55,29 +65,44 @@ class Source:
 
     def subset(self, idx) -> "Source":
         idx = np.asarray(idx, dtype=np.int64)
-        return Source(self.kind, [self.items[i] for i in idx], self.labels[idx], self.classes, self.name, self.root)
+        hashes = [self.hashes[i] for i in idx] if self.hashes else []
+        return Source(self.kind, [self.items[i] for i in idx], self.labels[idx], self.classes, self.name,
+                      self.root, hashes)
 
 
 def decode(path: str) -> np.ndarray:
     """RGB ``uint8`` HWC array of an image file; names the file when Pillow cannot read it."""
-    from PIL import Image, UnidentifiedImageError
+    return _decode_bytes(path, read_bytes(path, MAX_IMAGE_BYTES, "image"))
+
+
+def _decode_bytes(path: str, data: bytes) -> np.ndarray:
+    import io
+
+    from PIL import Image
 
     try:
-        with Image.open(path) as im:
+        with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+            if w < 1 or h < 1:
+                raise DataError(f"{path}: empty image ({w}x{h})")
+            if w * h > MAX_IMAGE_PIXELS:
+                raise DataError(f"{path}: {w}x{h} image is larger than {MAX_IMAGE_PIXELS >> 20}M pixels")
             return np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError) as err:
-        raise DataError(f"{path}: unreadable image ({err})") from None
+    except DataError:
+        raise
+    except Exception as err:  # Pillow raises OSError, SyntaxError, DecompressionBombError, struct.error ...
+        raise DataError(f"{path}: unreadable image ({type(err).__name__}: {err})") from None
 
 
-def _check_image(path: str) -> None:
-    from PIL import Image, UnidentifiedImageError
-
+def _check_image(path: str) -> str:
+    """Decode ``path`` completely (a truncated file is found here, not when its batch comes);
+    the sha256 of its bytes."""
     try:
-        with Image.open(path) as im:  # reads the header only; decoding errors surface in decode()
-            if im.width < 1 or im.height < 1:
-                raise DataError(f"{path}: empty image")
-    except (UnidentifiedImageError, OSError, ValueError) as err:
-        raise DataError(f"{path}: unreadable image ({err})") from None
+        data = read_bytes(path, MAX_IMAGE_BYTES, "image")
+    except ReadError as err:
+        raise DataError(str(err)) from None
+    _decode_bytes(path, data)
+    return hashlib.sha256(data).hexdigest()
 
 
 def stratified_split(labels: np.ndarray, test_ratio: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -94,6 +119,26 @@ def stratified_split(labels: np.ndarray, test_ratio: float, seed: int) -> tuple[
     return np.sort(tr), np.sort(te)
 
 
+def infer_source(path: str) -> str:
+    """The source a ``--data`` path holds: ``mat`` (a ``.mat`` cube), ``cifar10`` (a folder of
+    CIFAR-10 python batches), ``imagefolder`` (a folder of class folders, or of ``train/`` and
+    ``val/``); anything else is refused, so a path is never silently ignored for the default."""
+    if not os.path.exists(path):
+        raise MissingFileError(path, "no such data folder or file")
+    if os.path.isfile(path):
+        if path.lower().endswith(".mat"):
+            return "mat"
+        raise DataError(f"{path}: cannot tell what data this file holds (a .mat cube, or a folder of "
+                        "class folders or CIFAR-10 batches); name the source (--source)")
+    names = set(os.listdir(path))
+    if "batches.meta" in names or "data_batch_1" in names:
+        return "cifar10"
+    if any(not n.startswith(".") and os.path.isdir(os.path.join(path, n)) for n in names):
+        return "imagefolder"
+    raise DataError(f"{path}: holds neither class folders (imagefolder) nor CIFAR-10 python batches; "
+                    "name the source (--source)")
+
+
 # ---------------------------------------------------------------------------------------------
 def digits(seed: int = 0, test_ratio: float = 0.2) -> tuple[Source, Source]:
     """scikit-learn's bundled digits as RGB uint8 8x8 images, stratified train/test split."""
@@ -107,28 +152,73 @@ def digits(seed: int = 0, test_ratio: float = 0.2) -> tuple[Source, Source]:
     return src.subset(tr), src.subset(te)
 
 
+def _images_under(folder: str, seen: set[str]) -> list[str]:
+    """Image files under ``folder``, symlinks followed but every real folder walked once
+    (``seen``: real paths already walked, shared by the whole scan), so a link to an ancestor
+    neither repeats images nor makes the walk exponential."""
+    out, todo = [], [folder]
+    while todo:
+        d = todo.pop()
+        real = os.path.realpath(d)
+        if real in seen and d != folder:
+            continue
+        seen.add(real)
+        try:
+            entries = list(os.scandir(d))
+        except OSError as err:
+            raise DataError(f"{d}: cannot list the folder ({err.strerror})") from None
+        for e in entries:
+            if e.name.startswith("."):
+                continue
+            if e.is_dir():
+                todo.append(e.path)
+            elif e.is_file() and e.name.lower().endswith(IMAGE_EXTENSIONS):
+                out.append(e.path)
+    return sorted(out)
+
+
 def _scan_folder(root: str) -> Source:
     if not os.path.isdir(root):
         raise MissingFileError(root, "no such data folder")
     classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
     if not classes:
         raise DataError(f"{root}: no class folders (expected {root}/<class>/<image>)")
-    items, labels = [], []
+    # the root and every class folder count as walked: a link into another class is not followed
+    seen = {os.path.realpath(p) for p in [root] + [os.path.join(root, c) for c in classes]}
+    items, labels, hashes, owner = [], [], [], {}
     for c, name in enumerate(classes):
         folder = os.path.join(root, name)
-        files = sorted(os.path.join(dp, f) for dp, _, fs in os.walk(folder, followlinks=True) for f in fs
-                       if f.lower().endswith(IMAGE_EXTENSIONS))
+        files = _images_under(folder, seen)
         if not files:
             raise DataError(f"{folder}: class folder has no images ({', '.join(IMAGE_EXTENSIONS)})")
         for f in files:
-            _check_image(f)
+            real = os.path.realpath(f)
+            if real in owner:
+                raise DataError(f"{f}: the same file as {owner[real]} (one image counted twice)")
+            owner[real] = f
+            hashes.append(_check_image(f))
         items += files
         labels += [c] * len(files)
-    return Source("image", items, np.asarray(labels, np.int64), classes, os.path.basename(root.rstrip("/")), root)
+    return Source("image", items, np.asarray(labels, np.int64), classes, os.path.basename(root.rstrip("/")),
+                  root, hashes)
+
+
+def _refuse_overlap(root: str, train: Source, val: Source) -> None:
+    """A file in both splits (the same real path or the same bytes) would make validation
+    measure memorisation: refused, naming both files."""
+    seen = {}
+    for f, h in zip(train.items, train.hashes):
+        seen.setdefault(os.path.realpath(f), f)
+        seen.setdefault(h, f)
+    for f, h in zip(val.items, val.hashes):
+        other = seen.get(os.path.realpath(f)) or seen.get(h)
+        if other is not None:
+            raise DataError(f"{root}: {f} (validation) is the same image as {other} (training)")
 
 
 def image_folder(root: str, seed: int = 0, test_ratio: float = 0.2) -> tuple[Source, Source]:
-    """``root/train`` + ``root/val`` when both exist, else ``root/<class>`` split stratified."""
+    """``root/train`` + ``root/val`` when both exist, else ``root/<class>`` split stratified.
+    Every image is decoded here; an image in both splits is refused."""
     if not os.path.isdir(root):
         raise MissingFileError(root, "no such data folder")
     train, val = os.path.join(root, "train"), os.path.join(root, "val")
@@ -137,40 +227,36 @@ def image_folder(root: str, seed: int = 0, test_ratio: float = 0.2) -> tuple[Sou
         if tr.classes != va.classes:
             raise DataError(f"{root}: train/ and val/ have different class folders "
                             f"({len(tr.classes)} vs {len(va.classes)})")
-        return tr, va
-    src = _scan_folder(root)
-    tr, te = stratified_split(src.labels, test_ratio, seed)
-    return src.subset(tr), src.subset(te)
-
-
-class _BatchUnpickler(pickle.Unpickler):
-    """CIFAR-10 batches hold a dict of bytes keys, a uint8 array and lists; nothing else loads."""
-
-    def find_class(self, module, name):
-        if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name == "_reconstruct":
-            import numpy.core.multiarray as ma
-            return ma._reconstruct
-        if module == "numpy" and name in ("ndarray", "dtype"):
-            return getattr(np, name)
-        if (module, name) == ("_codecs", "encode"):  # how Python 3 pickles bytes at protocol 2
-            import codecs
-            return codecs.encode
-        raise DataError(f"refusing to load {module}.{name}: a CIFAR-10 batch holds only arrays and lists")
+    else:
+        src = _scan_folder(root)
+        a, b = stratified_split(src.labels, test_ratio, seed)
+        tr, va = src.subset(a), src.subset(b)
+    _refuse_overlap(root, tr, va)
+    return tr, va
 
 
 def _cifar_batch(path: str) -> dict:
-    if not os.path.isfile(path):
-        raise MissingFileError(path, "missing CIFAR-10 batch")
+    """A CIFAR-10 python batch: a dict of bytes keys, a uint8 array and lists, evaluated by
+    onespec's budgeted unpickler (numpy arrays and latin-1 strings only; no code runs)."""
     try:
-        with open(path, "rb") as f:
-            d = _BatchUnpickler(f, encoding="bytes").load()
-    except DataError as err:
-        raise DataError(f"{path}: {err}") from None
-    except Exception as err:
-        raise DataError(f"{path}: not a CIFAR-10 python batch ({type(err).__name__}: {err})") from None
+        data = read_bytes(path, MAX_BATCH_BYTES, "CIFAR-10 batch")
+        d = unpickle(data, NUMPY_ARRAYS, Budget(2 * len(data) + MiB, path))
+    except ReadError as err:
+        msg = str(err)
+        raise DataError(msg if msg.startswith(path) else f"{path}: {msg}") from None
     if not isinstance(d, dict):
         raise DataError(f"{path}: not a CIFAR-10 python batch (a {type(d).__name__})")
-    return {(k.decode() if isinstance(k, bytes) else k): v for k, v in d.items()}
+    return {(k.decode("latin-1") if isinstance(k, bytes) else str(k)): v for k, v in d.items()}
+
+
+def _cifar_labels(path: str, labels, n: int, classes: int) -> np.ndarray:
+    if not isinstance(labels, list) or len(labels) != n or not all(type(v) is int for v in labels):
+        raise DataError(f"{path}: expected 'labels', a list of {n} integers")
+    y = np.asarray(labels, np.int64)
+    if n and (y.min() < 0 or y.max() >= classes):
+        raise DataError(f"{path}: label {int(y.min() if y.min() < 0 else y.max())} outside the "
+                        f"{classes} classes of batches.meta")
+    return y
 
 
 def cifar10(root: str) -> tuple[Source, Source]:
@@ -178,7 +264,10 @@ def cifar10(root: str) -> tuple[Source, Source]:
     if not os.path.isdir(root):
         raise MissingFileError(root, "no such data folder")
     meta = _cifar_batch(os.path.join(root, "batches.meta"))
-    classes = [c.decode() if isinstance(c, bytes) else str(c) for c in meta.get("label_names", [])]
+    names = meta.get("label_names")
+    if not isinstance(names, list) or not names or not all(isinstance(c, (bytes, str)) for c in names):
+        raise DataError(f"{os.path.join(root, 'batches.meta')}: expected 'label_names', a list of class names")
+    classes = [c.decode("utf-8", "replace") if isinstance(c, bytes) else c for c in names]
     out = []
     for names in ([f"data_batch_{i}" for i in range(1, 6)], ["test_batch"]):
         xs, ys = [], []
@@ -186,32 +275,96 @@ def cifar10(root: str) -> tuple[Source, Source]:
             path = os.path.join(root, n)
             d = _cifar_batch(path)
             data, labels = d.get("data"), d.get("labels")
-            if (not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2
-                    or data.shape[1] != 3072 or not isinstance(labels, list) or len(labels) != len(data)):
-                raise DataError(f"{path}: expected 'data' uint8 [N, 3072] and N 'labels'")
+            if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+                raise DataError(f"{path}: expected 'data' uint8 [N, 3072]")
             xs.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
-            ys.append(np.asarray(labels, np.int64))
+            ys.append(_cifar_labels(path, labels, len(data), len(classes)))
         x, y = np.concatenate(xs), np.concatenate(ys)
-        if len(classes) < 1 or y.min() < 0 or y.max() >= len(classes):
-            raise DataError(f"{root}: labels outside the {len(classes)} classes of batches.meta")
         out.append(Source("image", list(x), y, classes, "cifar10", root))
     return out[0], out[1]
 
 
+_MAT_NUMERIC = {"double", "single", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64",
+                "uint64", "logical"}
+
+
+def _mat_inflated(path: str, limit: int) -> None:
+    """Refuse a MATLAB v5 file whose compressed variables inflate past ``limit`` bytes: each is
+    decompressed in 1 MiB pieces and counted (nothing kept), before scipy reads it whole."""
+    with open(path, "rb") as f:
+        head = f.read(128)
+        if len(head) < 128 or head[126:128] not in (b"IM", b"MI"):
+            return  # a MATLAB v4 file: nothing compressed, scipy reads only what the file holds
+        end = "<" if head[126:128] == b"IM" else ">"
+        total = 0
+        while True:
+            tag = f.read(8)
+            if len(tag) < 8:
+                return
+            mdtype, count = struct.unpack(end + "II", tag)
+            if mdtype != 15:  # miCOMPRESSED
+                f.seek(count + (-count % 8), os.SEEK_CUR)
+                continue
+            z, left = zlib.decompressobj(), count
+            while left > 0:
+                piece = f.read(min(left, MiB))
+                if not piece:
+                    break
+                left -= len(piece)
+                out = z.decompress(piece, MiB)
+                while True:
+                    total += len(out)
+                    if total > limit:
+                        raise DataError(f"{path}: decompresses to more than the {limit >> 20} MiB its arrays "
+                                        "declare (a decompression bomb or a corrupt file)")
+                    if not z.unconsumed_tail:
+                        break
+                    out = z.decompress(z.unconsumed_tail, MiB)
+
+
 def _mat_array(path: str, ndim: int) -> np.ndarray:
+    """The one ``ndim``-d numeric array of a ``.mat`` file; what it declares is checked against
+    ``MAX_MAT_BYTES`` from the variable headers, and its decompressed size against what it
+    declares, before scipy reads any data."""
     import scipy.io
 
     if not os.path.isfile(path):
         raise MissingFileError(path, "no such .mat file")
     try:
-        d = scipy.io.loadmat(path)  # MATLAB v5 containers: data only, nothing executes
+        heads = scipy.io.whosmat(path)  # names, shapes, classes: headers only
     except Exception as err:
         raise DataError(f"{path}: not a readable MATLAB .mat file ({type(err).__name__}: {err})") from None
-    arrays = [(k, v) for k, v in d.items() if not k.startswith("__") and isinstance(v, np.ndarray) and v.ndim == ndim]
-    if len(arrays) != 1:
-        raise DataError(f"{path}: expected exactly one {ndim}-d array, found "
-                        f"{[k for k, _ in arrays] or 'none'}")
-    return arrays[0][1]
+    mine = [(n, s) for n, s, c in heads if len(s) == ndim and c in _MAT_NUMERIC]
+    if len(mine) != 1:
+        raise DataError(f"{path}: expected exactly one numeric {ndim}-d array, found "
+                        f"{[n for n, _ in mine] or 'none'} (all: {[(n, c) for n, _, c in heads][:8]})")
+    declared = sum(int(np.prod(s, dtype=object)) * 16 for _, s, _ in heads) + MiB  # complex doubles at most
+    if declared > MAX_MAT_BYTES:
+        raise DataError(f"{path}: declares {declared >> 20} MiB of arrays, more than {MAX_MAT_BYTES >> 20} MiB")
+    _mat_inflated(path, declared)
+    try:
+        d = scipy.io.loadmat(path, variable_names=[mine[0][0]])  # MATLAB containers: data only, no code
+    except Exception as err:
+        raise DataError(f"{path}: not a readable MATLAB .mat file ({type(err).__name__}: {err})") from None
+    a = d.get(mine[0][0])
+    if not isinstance(a, np.ndarray) or a.ndim != ndim or a.dtype.kind not in "biuf":
+        raise DataError(f"{path}: variable {mine[0][0]!r} is not a numeric {ndim}-d array")
+    return a
+
+
+def _mat_labels(path: str, gt: np.ndarray) -> np.ndarray:
+    """Integral labels 0 (unlabelled) .. ``MAX_CLASSES``: a fractional, negative, non-finite or
+    absurd label is refused rather than truncated into another class."""
+    if gt.dtype.kind == "f":
+        bad = ~np.isfinite(gt) | (gt != np.round(gt))
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            raise DataError(f"{path}: label {gt[r, c]!r} at ({r}, {c}) is not an integer class")
+    if gt.size and (gt.min() < 0 or gt.max() > MAX_CLASSES):
+        v = gt.min() if gt.min() < 0 else gt.max()
+        r, c = np.argwhere(gt == v)[0]
+        raise DataError(f"{path}: label {v} at ({r}, {c}) is outside 0..{MAX_CLASSES} (0: unlabelled)")
+    return gt.astype(np.int64)
 
 
 def mat_cube(path: str, gt_path: str, pca: int = 30, patch: int = 25, test_ratio: float = 0.9,
@@ -222,7 +375,9 @@ def mat_cube(path: str, gt_path: str, pca: int = 30, patch: int = 25, test_ratio
     from sklearn.decomposition import PCA
 
     cube = _mat_array(path, 3).astype(np.float64)
-    gt = _mat_array(gt_path, 2)
+    if not np.isfinite(cube).all():
+        raise DataError(f"{path}: the cube holds {int(np.size(cube) - np.isfinite(cube).sum())} NaN/inf values")
+    gt = _mat_labels(gt_path, _mat_array(gt_path, 2))
     if gt.shape != cube.shape[:2]:
         raise DataError(f"{gt_path}: ground truth {gt.shape} does not match the cube's {cube.shape[:2]}")
     h, w, bands = cube.shape

@@ -7,8 +7,15 @@ import numpy as np
 import torch
 
 from ...errors import MissingFileError
+from ...readers import OPAQUE, Budget, MiB, ReadError, scan_only, unpickle, zip_members
 from ...spec import ModelSpec
-from ...weights import StateError, atomic_write, check_native, check_state, layout
+from ...weights import MAX_UNCHECKED_BYTES, StateError, atomic_write, check_native, check_state, checked, layout
+
+# what a state_dict's data.pkl names: tensors rebuilt over typed storages, in an OrderedDict
+_DTYPES = ("Float", "Double", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte", "Bool")
+_GLOBALS = scan_only([("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_parameter"),
+                      ("collections", "OrderedDict"), ("torch", "Size")]
+                     + [("torch", f"{t}Storage") for t in _DTYPES])
 
 
 def native_names(spec: ModelSpec) -> dict[str, str]:
@@ -45,22 +52,47 @@ def save(net, path: str) -> None:
     atomic_write(path, lambda tmp: torch.save(sd, tmp))
 
 
+def _vet(path: str) -> None:
+    """Before ``torch.load``: a zip checkpoint whose members are stored (so nothing inflates
+    beyond the file's size) and whose ``data.pkl`` names only a state_dict's globals (torch's
+    own weights-only unpickler admits ``_codecs.encode``, whose chained codecs inflate without
+    bound). A legacy (pre-1.6, not zip) file declares its storage sizes in a raw stream that
+    cannot be checked before torch allocates them: refused."""
+    import zipfile
+
+    size = os.path.getsize(path)
+    if size > MAX_UNCHECKED_BYTES:
+        raise ReadError(f"{path}: {size >> 20} MiB is more than a checkpoint may be ({MAX_UNCHECKED_BYTES >> 30} GiB)")
+    if not zipfile.is_zipfile(path):
+        raise ReadError(f"{path} is not a zip-format torch checkpoint (a legacy file? re-save it with torch.save "
+                        "in a process you trust)")
+    infos = zip_members(path, Budget(size + MiB, path), stored_only=True)
+    pkl = [i for i in infos if i.filename.endswith("/data.pkl") or i.filename == "data.pkl"]
+    if len(pkl) != 1:
+        raise ReadError(f"{path}: expected one data.pkl in the checkpoint, found {len(pkl)}")
+    with zipfile.ZipFile(path) as zf:
+        data = zf.read(pkl[0])
+    unpickle(data, _GLOBALS, Budget(2 * len(data) + MiB, path), persistent=lambda pid: OPAQUE)
+
+
 def read(path: str) -> dict[str, np.ndarray]:
-    """``torch.load(weights_only=True)``: tensors and containers only, no code from the file."""
+    """``torch.load(weights_only=True, mmap=True)`` of a vetted file (:func:`_vet`): tensors
+    and containers only, no code from the file, tensors mapped rather than copied."""
     if not os.path.exists(path):
         raise MissingFileError(path)
     try:
-        try:  # mmap: tensors are read from the file as they are used, never over-allocated
-            sd = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError:  # a legacy (pre-zip) torch file cannot be mapped
-            sd = torch.load(path, map_location="cpu", weights_only=True)
+        _vet(path)
+        sd = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except ReadError as err:
+        raise StateError(str(err)) from None
     except Exception as err:
-        raise StateError(f"{path} is not a readable torch checkpoint ({type(err).__name__}: {err})") from err
+        raise StateError(f"{path} is not a readable torch checkpoint ({type(err).__name__}: {err})") from None
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise StateError(f"{path} does not hold a torch state_dict (a dict of tensors)")
-    return {k: v.numpy() for k, v in sd.items()}
+    out = {k: (v.float() if v.dtype == torch.bfloat16 else v).numpy() for k, v in sd.items()}
+    return dict(checked(out, path))
 
 
 def load(net, path: str) -> None:
