@@ -61,8 +61,11 @@ def read_bytes(path: str, limit: int, what: str = "file") -> bytes:
     size = os.path.getsize(path)
     if size > limit:
         raise ReadError(f"{path}: {what} of {_size(size)} is larger than its budget of {_size(limit)}")
-    with open(path, "rb") as f:
-        return f.read(limit + 1)[:limit]
+    with open(path, "rb") as f:  # read(n) allocates n bytes first: ask for the size seen
+        data = f.read(size)
+    if len(data) != size:
+        raise ReadError(f"{path}: {what} changed size while it was read")
+    return data
 
 
 # ---------------------------------------------------------------------------------------------

@@ -77,11 +77,13 @@ def decode(path: str) -> np.ndarray:
 
 def _decode_bytes(path: str, data: bytes) -> np.ndarray:
     import io
+    import warnings
 
     from PIL import Image
 
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with warnings.catch_warnings(), Image.open(io.BytesIO(data)) as im:
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the pixel budget below rules
             w, h = im.size
             if w < 1 or h < 1:
                 raise DataError(f"{path}: empty image ({w}x{h})")
@@ -288,60 +290,73 @@ _MAT_NUMERIC = {"double", "single", "int8", "uint8", "int16", "uint16", "int32",
                 "uint64", "logical"}
 
 
-def _mat_inflated(path: str, limit: int) -> None:
-    """Refuse a MATLAB v5 file whose compressed variables inflate past ``limit`` bytes: each is
-    decompressed in 1 MiB pieces and counted (nothing kept), before scipy reads it whole."""
+def _mat_declared(head: bytes, end: str) -> int:
+    """Bytes a MATLAB v5 matrix element may inflate to, from its own header (the dimensions
+    subelement): complex doubles for every declared element, plus its name and flags."""
+    def sub(pos):  # (data start, data length, next subelement) of a tag, small or full
+        t, n = struct.unpack(end + "II", head[pos:pos + 8])
+        return (pos + 4, t >> 16, pos + 8) if t >> 16 else (pos + 8, n, pos + 8 + n + (-n % 8))
+    try:
+        if struct.unpack(end + "I", head[:4])[0] != 14:  # not miMATRIX: scipy refuses it
+            return MiB
+        _, _, pos = sub(8)                                 # array flags
+        at, n, _ = sub(pos)                                # dimensions, int32
+        dims = struct.unpack(end + f"{n // 4}i", head[at:at + 4 * (n // 4)])
+    except struct.error:
+        return MiB
+    return int(np.prod([max(d, 0) for d in dims], dtype=object)) * 16 + MiB
+
+
+def _mat_inflated(path: str) -> int:
+    """Total bytes the variables of a ``.mat`` inflate to (MATLAB v5), each compressed variable
+    decompressed in 1 MiB pieces and counted (nothing kept) against what its own header declares
+    and ``MAX_MAT_BYTES`` in all: a bomb is refused before scipy inflates anything."""
     with open(path, "rb") as f:
         head = f.read(128)
         if len(head) < 128 or head[126:128] not in (b"IM", b"MI"):
-            return  # a MATLAB v4 file: nothing compressed, scipy reads only what the file holds
-        end = "<" if head[126:128] == b"IM" else ">"
-        total = 0
-        while True:
-            tag = f.read(8)
-            if len(tag) < 8:
-                return
+            return os.path.getsize(path)  # MATLAB v4: nothing compressed, scipy reads what the file holds
+        end, total = ("<" if head[126:128] == b"IM" else ">"), 0
+        while len(tag := f.read(8)) == 8:
             mdtype, count = struct.unpack(end + "II", tag)
-            if mdtype != 15:  # miCOMPRESSED
+            if mdtype != 15:  # not miCOMPRESSED
                 f.seek(count + (-count % 8), os.SEEK_CUR)
+                total += count
                 continue
-            z, left = zlib.decompressobj(), count
-            while left > 0:
-                piece = f.read(min(left, MiB))
-                if not piece:
-                    break
+            z, left, limit, inflated = zlib.decompressobj(), count, None, 0
+            while left > 0 and (piece := f.read(min(left, MiB))):
                 left -= len(piece)
-                out = z.decompress(piece, MiB)
-                while True:
-                    total += len(out)
-                    if total > limit:
-                        raise DataError(f"{path}: decompresses to more than the {limit >> 20} MiB its arrays "
-                                        "declare (a decompression bomb or a corrupt file)")
-                    if not z.unconsumed_tail:
-                        break
-                    out = z.decompress(z.unconsumed_tail, MiB)
+                while piece:
+                    out = z.decompress(piece, MiB)
+                    piece = z.unconsumed_tail
+                    limit = _mat_declared(out, end) if limit is None else limit
+                    inflated += len(out)
+                    if inflated > limit or total + inflated > MAX_MAT_BYTES:
+                        raise DataError(f"{path}: a variable decompresses to more than the {limit >> 20} MiB its "
+                                        "header declares (a decompression bomb or a corrupt file)")
+            total += inflated
+    return total
 
 
 def _mat_array(path: str, ndim: int) -> np.ndarray:
-    """The one ``ndim``-d numeric array of a ``.mat`` file; what it declares is checked against
-    ``MAX_MAT_BYTES`` from the variable headers, and its decompressed size against what it
-    declares, before scipy reads any data."""
+    """The one ``ndim``-d numeric array of a ``.mat`` file; each variable's decompressed size is
+    checked against what its header declares, and the total against ``MAX_MAT_BYTES``, before
+    scipy reads anything."""
     import scipy.io
 
     if not os.path.isfile(path):
         raise MissingFileError(path, "no such .mat file")
+    _mat_inflated(path)
     try:
-        heads = scipy.io.whosmat(path)  # names, shapes, classes: headers only
+        heads = scipy.io.whosmat(path)  # names, shapes, classes
     except Exception as err:
         raise DataError(f"{path}: not a readable MATLAB .mat file ({type(err).__name__}: {err})") from None
     mine = [(n, s) for n, s, c in heads if len(s) == ndim and c in _MAT_NUMERIC]
     if len(mine) != 1:
         raise DataError(f"{path}: expected exactly one numeric {ndim}-d array, found "
                         f"{[n for n, _ in mine] or 'none'} (all: {[(n, c) for n, _, c in heads][:8]})")
-    declared = sum(int(np.prod(s, dtype=object)) * 16 for _, s, _ in heads) + MiB  # complex doubles at most
+    declared = int(np.prod(mine[0][1], dtype=object)) * 16
     if declared > MAX_MAT_BYTES:
         raise DataError(f"{path}: declares {declared >> 20} MiB of arrays, more than {MAX_MAT_BYTES >> 20} MiB")
-    _mat_inflated(path, declared)
     try:
         d = scipy.io.loadmat(path, variable_names=[mine[0][0]])  # MATLAB containers: data only, no code
     except Exception as err:
