@@ -184,12 +184,13 @@ def unpickle(data: bytes, admitted: Mapping[tuple[str, str], Callable | None], b
     :class:`ReadError` naming the refused global or opcode."""
     try:
         return _run(data, admitted, budget, persistent)
-    except ReadError:
-        raise
+    except ReadError as err:
+        msg = str(err)
     except RecursionError:
-        raise ReadError("pickle nests too deeply") from None
+        msg = "pickle nests too deeply"
     except Exception as err:  # malformed opcodes, wrong argument types, unhashable keys
-        raise ReadError(f"malformed pickle ({type(err).__name__}: {str(err)[:120]})") from None
+        msg = f"malformed pickle ({type(err).__name__}: {str(err)[:120]})"
+    raise ReadError(msg if msg.startswith(budget.what) else f"{budget.what}: {msg}") from None
 
 
 def _run(data, admitted, budget, persistent):

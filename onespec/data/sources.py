@@ -244,8 +244,7 @@ def _cifar_batch(path: str) -> dict:
         data = read_bytes(path, MAX_BATCH_BYTES, "CIFAR-10 batch")
         d = unpickle(data, NUMPY_ARRAYS, Budget(2 * len(data) + MiB, path))
     except ReadError as err:
-        msg = str(err)
-        raise DataError(msg if msg.startswith(path) else f"{path}: {msg}") from None
+        raise DataError(str(err)) from None
     if not isinstance(d, dict):
         raise DataError(f"{path}: not a CIFAR-10 python batch (a {type(d).__name__})")
     return {(k.decode("latin-1") if isinstance(k, bytes) else str(k)): v for k, v in d.items()}

@@ -67,7 +67,7 @@ def read(path: str) -> dict[str, np.ndarray]:
         data = read_bytes(path, MAX_UNCHECKED_BYTES, ".pdparams checkpoint")
         sd = unpickle(data, NUMPY_ARRAYS, Budget(2 * len(data) + MiB, path))
     except ReadError as err:
-        raise StateError(f"{path} is not a readable .pdparams file: {err}") from None
+        raise StateError(str(err)) from None
     if not isinstance(sd, dict):
         raise StateError(f"{path} does not hold a paddle state_dict")
     out = {}
