@@ -285,85 +285,112 @@ def cifar10(root: str) -> tuple[Source, Source]:
     return out[0], out[1]
 
 
-_MAT_NUMERIC = {"double", "single", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64",
-                "uint64", "logical"}
+# MATLAB v5 (MAT-File Format, MathWorks 2013): data element types -> numpy, numeric classes -> numpy
+_MI = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4", 9: "f8", 12: "i8", 13: "u8"}
+_MX = {6: "f8", 7: "f4", 8: "i1", 9: "u1", 10: "i2", 11: "u2", 12: "i4", 13: "u4", 14: "i8", 15: "u8"}
+_MI_MATRIX, _MI_COMPRESSED = 14, 15
+
+
+def _mat_elements(buf, end: str, path: str, padded: bool):
+    """(type, data) of the data elements in ``buf``; small elements (data in the tag) included.
+    Sub-elements of a matrix are padded to 8 bytes; top-level ones are not (compressed ones)."""
+    pos = 0
+    while pos + 8 <= len(buf):
+        t, n = struct.unpack_from(end + "II", buf, pos)
+        if t >> 16:
+            yield t & 0xFFFF, buf[pos + 4:pos + 4 + min(t >> 16, 4)]
+            pos += 8
+            continue
+        if pos + 8 + n > len(buf):
+            raise DataError(f"{path}: truncated MATLAB data element at byte {pos}")
+        yield t, buf[pos + 8:pos + 8 + n]
+        pos += 8 + n + (-n % 8 if padded else 0)
+
+
+def _mat_matrix(buf, end: str, path: str, budget: Budget):
+    """(name, numeric array or None for another class) of one miMATRIX element's contents."""
+    parts = _mat_elements(buf, end, path, padded=True)
+    try:
+        (_, flags), (_, dims), (_, name) = next(parts), next(parts), next(parts)
+    except StopIteration:
+        raise DataError(f"{path}: MATLAB matrix without flags, dimensions and name") from None
+    if len(flags) < 4:
+        raise DataError(f"{path}: MATLAB matrix flags are truncated")
+    word = struct.unpack_from(end + "I", flags)[0]
+    shape = tuple(int(d) for d in np.frombuffer(dims[:len(dims) // 4 * 4], end + "i4"))
+    name = bytes(name).decode("latin-1")
+    if word & 0xFF not in _MX:
+        return name, None
+    if word & 0x800 or any(d < 0 for d in shape):
+        raise DataError(f"{path}: variable {name!r} is complex or has negative dimensions {shape}")
+    t, data = next(parts, (None, b""))
+    n = int(np.prod(shape, dtype=object))
+    if t not in _MI or len(data) != n * np.dtype(_MI[t]).itemsize:
+        raise DataError(f"{path}: variable {name!r} declares {shape} but holds {len(data)} bytes of type {t}")
+    budget.spend(n * np.dtype(_MX[word & 0xFF]).itemsize, f"variable {name!r} {shape}")
+    return name, np.frombuffer(data, end + _MI[t]).astype(_MX[word & 0xFF]).reshape(shape, order="F")
 
 
 def _mat_declared(head: bytes, end: str) -> int:
-    """Bytes a MATLAB v5 matrix element may inflate to, from its own header (the dimensions
-    subelement): complex doubles for every declared element, plus its name and flags."""
-    def sub(pos):  # (data start, data length, next subelement) of a tag, small or full
-        t, n = struct.unpack(end + "II", head[pos:pos + 8])
-        return (pos + 4, t >> 16, pos + 8) if t >> 16 else (pos + 8, n, pos + 8 + n + (-n % 8))
-    try:
-        if struct.unpack(end + "I", head[:4])[0] != 14:  # not miMATRIX: scipy refuses it
-            return MiB
-        _, _, pos = sub(8)                                 # array flags
-        at, n, _ = sub(pos)                                # dimensions, int32
-        dims = struct.unpack(end + f"{n // 4}i", head[at:at + 4 * (n // 4)])
-    except struct.error:
+    """Bytes a compressed matrix may inflate to, from its own header (the dimensions
+    sub-element): 8 bytes for every declared element, plus 1 MiB for name, flags and padding."""
+    try:  # the element's tag (8 bytes), its flags (16), then its dimensions
+        _, dims = next(_mat_elements(head[24:], end, "", True))
+        dims = np.frombuffer(dims[:len(dims) // 4 * 4], end + "i4")
+    except (StopIteration, DataError, struct.error):
         return MiB
-    return int(np.prod([max(d, 0) for d in dims], dtype=object)) * 16 + MiB
+    return int(np.prod([max(int(d), 0) for d in dims], dtype=object)) * 8 + MiB
 
 
-def _mat_inflated(path: str) -> int:
-    """Total bytes the variables of a ``.mat`` inflate to (MATLAB v5), each compressed variable
-    decompressed in 1 MiB pieces and counted (nothing kept) against what its own header declares
-    and ``MAX_MAT_BYTES`` in all: a bomb is refused before scipy inflates anything."""
-    with open(path, "rb") as f:
-        head = f.read(128)
-        if len(head) < 128 or head[126:128] not in (b"IM", b"MI"):
-            return os.path.getsize(path)  # MATLAB v4: nothing compressed, scipy reads what the file holds
-        end, total = ("<" if head[126:128] == b"IM" else ">"), 0
-        while len(tag := f.read(8)) == 8:
-            mdtype, count = struct.unpack(end + "II", tag)
-            if mdtype != 15:  # not miCOMPRESSED
-                f.seek(count + (-count % 8), os.SEEK_CUR)
-                total += count
-                continue
-            z, left, limit, inflated = zlib.decompressobj(), count, None, 0
-            while left > 0 and (piece := f.read(min(left, MiB))):
-                left -= len(piece)
-                while piece:
-                    out = z.decompress(piece, MiB)
-                    piece = z.unconsumed_tail
-                    limit = _mat_declared(out, end) if limit is None else limit
-                    inflated += len(out)
-                    if inflated > limit or total + inflated > MAX_MAT_BYTES:
-                        raise DataError(f"{path}: a variable decompresses to more than the {limit >> 20} MiB its "
-                                        "header declares (a decompression bomb or a corrupt file)")
-            total += inflated
-    return total
+def _mat_inflate(path: str, data, end: str, budget: Budget) -> bytes:
+    """A compressed element's contents, decompressed no further than its header declares."""
+    z = zlib.decompressobj()
+    try:
+        head = z.decompress(data, 4096)
+        limit = _mat_declared(head, end)
+        budget.spend(limit, "a compressed variable")
+        rest = z.decompress(z.unconsumed_tail, limit - len(head) + 1)
+    except zlib.error as err:
+        raise DataError(f"{path}: corrupt compressed variable ({err})") from None
+    if len(head) + len(rest) > limit:
+        raise DataError(f"{path}: a variable decompresses to more than the {limit >> 20} MiB its header "
+                        "declares (a decompression bomb or a corrupt file)")
+    return head + rest
+
+
+def _mat_variables(path: str) -> dict:
+    """name -> numeric array (or None) of every variable of a MATLAB v5 ``.mat`` file, read by
+    onespec: each compressed variable inflated no further than its header declares, every
+    array charged to ``MAX_MAT_BYTES`` before it is made. (scipy.io.loadmat crashes the
+    process on some corrupt files.)"""
+    try:
+        raw = read_bytes(path, MAX_MAT_BYTES, ".mat file")
+    except ReadError as err:
+        raise DataError(str(err)) from None
+    if len(raw) < 128 or raw[126:128] not in (b"IM", b"MI"):
+        raise DataError(f"{path}: not a MATLAB v5/v7 .mat file (v4 and v7.3/HDF5 files: save with -v7)")
+    end, budget, out = ("<" if raw[126:128] == b"IM" else ">"), Budget(MAX_MAT_BYTES, path), {}
+    for t, data in _mat_elements(memoryview(raw)[128:], end, path, padded=False):
+        if t == _MI_COMPRESSED:
+            inner = _mat_inflate(path, data, end, budget)
+            t, n = struct.unpack_from(end + "II", inner) if len(inner) >= 8 else (0, 0)
+            data = memoryview(inner)[8:8 + n]
+        if t == _MI_MATRIX and len(data):
+            name, value = _mat_matrix(data, end, path, budget)
+            out[name] = value
+    return out
 
 
 def _mat_array(path: str, ndim: int) -> np.ndarray:
-    """The one ``ndim``-d numeric array of a ``.mat`` file; each variable's decompressed size is
-    checked against what its header declares, and the total against ``MAX_MAT_BYTES``, before
-    scipy reads anything."""
-    import scipy.io
-
+    """The one numeric ``ndim``-d array of a ``.mat`` file."""
     if not os.path.isfile(path):
         raise MissingFileError(path, "no such .mat file")
-    _mat_inflated(path)
-    try:
-        heads = scipy.io.whosmat(path)  # names, shapes, classes
-    except Exception as err:
-        raise DataError(f"{path}: not a readable MATLAB .mat file ({type(err).__name__}: {err})") from None
-    mine = [(n, s) for n, s, c in heads if len(s) == ndim and c in _MAT_NUMERIC]
+    variables = _mat_variables(path)
+    mine = [k for k, v in variables.items() if v is not None and v.ndim == ndim]
     if len(mine) != 1:
-        raise DataError(f"{path}: expected exactly one numeric {ndim}-d array, found "
-                        f"{[n for n, _ in mine] or 'none'} (all: {[(n, c) for n, _, c in heads][:8]})")
-    declared = int(np.prod(mine[0][1], dtype=object)) * 16
-    if declared > MAX_MAT_BYTES:
-        raise DataError(f"{path}: declares {declared >> 20} MiB of arrays, more than {MAX_MAT_BYTES >> 20} MiB")
-    try:
-        d = scipy.io.loadmat(path, variable_names=[mine[0][0]])  # MATLAB containers: data only, no code
-    except Exception as err:
-        raise DataError(f"{path}: not a readable MATLAB .mat file ({type(err).__name__}: {err})") from None
-    a = d.get(mine[0][0])
-    if not isinstance(a, np.ndarray) or a.ndim != ndim or a.dtype.kind not in "biuf":
-        raise DataError(f"{path}: variable {mine[0][0]!r} is not a numeric {ndim}-d array")
-    return a
+        raise DataError(f"{path}: expected exactly one numeric {ndim}-d array, found {mine or 'none'} "
+                        f"(all: {list(variables)[:8]})")
+    return variables[mine[0]]
 
 
 def _mat_labels(path: str, gt: np.ndarray) -> np.ndarray:
