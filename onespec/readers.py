@@ -223,9 +223,19 @@ class _Machine:
            "GLOBAL": "global_", "STACK_GLOBAL": "global_", "REDUCE": "reduce", "BUILD": "build",
            "BINPERSID": "persid", "POP": "pop"}
 
+    MAX_DEPTH = 64  # containers in containers: deeper ones would overflow C recursion (hash, repr)
+
     def __init__(self, admitted, budget, persistent):
         self.admitted, self.budget, self.persistent = admitted, budget, persistent
-        self.stack, self.memo, self.marks = [], {}, []
+        self.stack, self.memo, self.marks, self.depth = [], {}, [], {}
+
+    def _nest(self, obj, items):
+        """Record ``obj``'s nesting depth (it holds ``items``); refuse past ``MAX_DEPTH``."""
+        d = max([self.depth.get(id(obj), 1)] + [self.depth.get(id(v), 0) + 1 for v in items])
+        if d > self.MAX_DEPTH:
+            raise ReadError(f"containers nested deeper than {self.MAX_DEPTH}")
+        self.depth[id(obj)] = d
+        return obj
 
     def _pop_mark(self) -> list:
         at = self.marks.pop()
@@ -240,19 +250,20 @@ class _Machine:
     def sequence(self, name, arg):
         items = self._pop_mark()
         self.budget.spend(8 * len(items), "a tuple or list")
-        self.stack.append(tuple(items) if name == "TUPLE" else list(items))
+        self.stack.append(self._nest(tuple(items) if name == "TUPLE" else list(items), items))
 
     def small_tuple(self, name, arg):
         k = int(name[-1])
         items = tuple(self.stack[-k:])
         del self.stack[-k:]
-        self.stack.append(items)
+        self.stack.append(self._nest(items, items))
 
     def append(self, name, arg):
         items = [self.stack.pop()] if name == "APPEND" else self._pop_mark()
         target = self.stack[-1]
         self.budget.spend(8 * len(items), "list items")
         if isinstance(target, list):
+            self._nest(target, items)
             target.extend(_resolve(v) for v in items)
         elif not isinstance(target, Opaque):
             raise ReadError(f"APPEND to a {type(target).__name__}")
@@ -268,6 +279,7 @@ class _Machine:
         target = self.stack[-1]
         self.budget.spend(32 * len(pairs), "dict items")
         if isinstance(target, dict) and not len(pairs) % 2:
+            self._nest(target, pairs)
             for k, v in zip(pairs[::2], pairs[1::2]):
                 target[_resolve(k)] = _resolve(v)
         elif not isinstance(target, Opaque):

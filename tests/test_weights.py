@@ -356,3 +356,14 @@ def test_torch_checkpoint_is_vetted_before_torch_loads_it(tmp_path):
     torch.save({"w": torch.ones(3)}, legacy, _use_new_zipfile_serialization=False)
     with pytest.raises(StateError, match="not a zip-format torch checkpoint"):
         read(legacy)
+
+
+def test_pickle_nesting_is_bounded():
+    """Tuples nested a million deep would overflow C recursion when hashed (a dict key)."""
+    from onespec.readers import NUMPY_ARRAYS, Budget, ReadError, unpickle
+
+    deep = b"\x80\x02}N" + b"\x85" * 1_000_000 + b"K\x01s."
+    with pytest.raises(ReadError, match="nested deeper than 64"):
+        unpickle(deep, NUMPY_ARRAYS, Budget(1 << 26, "deep"))
+    assert unpickle(b"\x80\x02}N" + b"\x85" * 10 + b"K\x01s.", NUMPY_ARRAYS, Budget(1 << 20, "x")) == {
+        ((((((((((None,),),),),),),),),),): 1}
