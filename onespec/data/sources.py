@@ -4,7 +4,9 @@ A source is a list of samples with integer labels and class names. Image sources
 ``uint8`` HWC arrays decoded by Pillow (RGB); array sources (hyperspectral patches) hand out
 ``float32`` arrays already shaped like the model input. Everything is checked when the source
 is opened, before any training starts: a missing or empty folder, a class folder without
-images, a file Pillow cannot identify (named), a malformed CIFAR batch or ``.mat`` cube.
+images, an image that does not decode completely or is larger than ``MAX_IMAGE_PIXELS`` (named),
+an image in both splits, a malformed CIFAR batch or ``.mat`` cube, labels that are not integers
+of a known class. Every reader has a byte budget checked before it allocates (``onespec.readers``).
 
 Sources shipped:
 - ``digits``: scikit-learn's bundled 8x8 handwritten digits (1,797 images, 10 classes), as RGB;
@@ -12,10 +14,11 @@ Sources shipped:
 - ``imagefolder``: ``root/train/<class>/*`` and ``root/val/<class>/*``, or ``root/<class>/*``
   split with a stratified ratio (torchvision ``ImageFolder`` layout).
 - ``cifar10``: the python batches of CIFAR-10 (``cifar-10-batches-py``: ``data_batch_1..5``,
-  ``test_batch``, ``batches.meta``), read with a restricted unpickler (arrays, lists, dicts only).
-- ``mat``: an Indian Pines-style hyperspectral cube (``H x W x bands`` in a MATLAB ``.mat``) and
-  its ground-truth map; PCA (whitened) to ``pca`` components, ``patch x patch`` windows around each
-  labelled pixel with a zero-padded margin, label 0 dropped (HybridSN, Roy et al. 2019, Sec. III).
+  ``test_batch``, ``batches.meta``), read with onespec's budgeted unpickler (arrays, lists, dicts).
+- ``mat``: an Indian Pines-style hyperspectral cube (``H x W x bands`` in a MATLAB v5/v7 ``.mat``,
+  read by onespec's own reader) and its ground-truth map; PCA (whitened) to ``pca`` components,
+  ``patch x patch`` windows around each labelled pixel with a zero-padded margin, label 0 dropped
+  (HybridSN, Roy et al. 2019, Sec. III).
 """
 from __future__ import annotations
 
