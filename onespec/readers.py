@@ -146,7 +146,8 @@ def _reconstruct(cls, shape, typecode):
 def _encode(obj, encoding="utf-8", *rest, budget=None):
     """``_codecs.encode(str, 'latin1')``, how Python 3 pickles ``bytes`` at protocol 2; any other
     codec (``hex``, ``zlib``) would let chained calls grow a small file without bound."""
-    if rest or not isinstance(obj, str) or str(encoding).lower().replace("-", "").replace("_", "") not in ("latin1", "iso88591"):
+    codec = str(encoding).lower().replace("-", "").replace("_", "")
+    if rest or not isinstance(obj, str) or codec not in ("latin1", "iso88591"):
         raise ReadError(f"_codecs.encode with {str(encoding)[:20]!r}: only latin-1 strings are admitted")
     budget.spend(len(obj), "an encoded string")
     return obj.encode("latin-1")

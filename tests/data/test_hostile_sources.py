@@ -100,7 +100,8 @@ def test_mat_decompression_bomb_is_refused_before_scipy_reads_it(tmp_path):
     open(path, "wb").write(head + struct.pack("<II", 15, len(z)) + z)
     tracemalloc.start()
     try:
-        with pytest.raises(D.DataError, match=r"bomb_gt\.mat: a variable decompresses to more than the 1 MiB its header declares"):
+        with pytest.raises(D.DataError, match=r"bomb_gt\.mat: a variable decompresses to more than the 1 MiB its "
+                                              r"header declares"):
             D.mat_cube(cube, path, pca=4, patch=5)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
