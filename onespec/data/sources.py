@@ -85,8 +85,10 @@ def _decode_bytes(path: str, data: bytes) -> np.ndarray:
     from PIL import Image
 
     try:
-        with warnings.catch_warnings(), Image.open(io.BytesIO(data)) as im:
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the pixel budget below rules
+            im = Image.open(io.BytesIO(data))
+        with im:
             w, h = im.size
             if w < 1 or h < 1:
                 raise DataError(f"{path}: empty image ({w}x{h})")
