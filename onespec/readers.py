@@ -23,6 +23,7 @@ import math
 import os
 import pickletools
 import re
+import warnings
 from collections import OrderedDict
 from typing import Callable, Mapping
 
@@ -177,14 +178,18 @@ _SCALARS = {"BININT", "BININT1", "BININT2", "LONG1", "BINFLOAT", "SHORT_BINUNICO
 _NOOPS = {"PROTO", "FRAME"}
 
 
-def unpickle(data: bytes, admitted: Mapping[tuple[str, str], Callable | None], budget: Budget,
+def unpickle(data, admitted: Mapping[tuple[str, str], Callable | None], budget: Budget,
              persistent: Callable | None = None):
-    """Evaluate the pickle ``data`` with the globals ``admitted`` only ((module, name) -> the
-    constructor called in its place, or ``None`` for a global usable only as an argument), every
-    made object charged to ``budget``. Python 2 ``str`` loads as ``bytes``. Raises
-    :class:`ReadError` naming the refused global or opcode."""
+    """Evaluate the pickle ``data`` (bytes, or a binary stream such as an ``mmap``: read from its
+    position to the pickle's end, where it is left) with the globals ``admitted`` only
+    ((module, name) -> the constructor called in its place, or ``None`` for a global usable only
+    as an argument), every made object charged to ``budget``. ``persistent``: called with each
+    persistent id. Python 2 ``str`` loads as ``bytes``. Raises :class:`ReadError` naming the
+    refused global or opcode."""
     try:
-        return _run(data, admitted, budget, persistent)
+        with warnings.catch_warnings():  # genops decodes text opcodes (refused here) with escape_decode
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return _run(data, admitted, budget, persistent)
     except ReadError as err:
         msg = str(err)
     except RecursionError:
@@ -196,7 +201,8 @@ def unpickle(data: bytes, admitted: Mapping[tuple[str, str], Callable | None], b
 
 def _run(data, admitted, budget, persistent):
     vm = _Machine(admitted, budget, persistent)
-    for op, arg, pos in pickletools.genops(io.BytesIO(data)):
+    stream = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
+    for op, arg, pos in pickletools.genops(stream):
         name = op.name
         if name == "STOP":
             if len(vm.stack) != 1:
@@ -301,14 +307,14 @@ class _Machine:
         key = (str(module), str(qual))
         if key not in self.admitted:
             raise ReadError(f"refusing to load {key[0]}.{key[1]}: the file may hold only data")
-        self.stack.append(_Global(key, self.admitted[key]))
+        self.stack.append(Global(key, self.admitted[key]))
 
     def reduce(self, name, arg):
         args = self.stack.pop()
         fn = self.stack.pop()
-        if not isinstance(fn, _Global) or fn.call is None or not isinstance(args, tuple):
+        if not isinstance(fn, Global) or fn.call is None or not isinstance(args, tuple):
             raise ReadError(f"refusing to call {fn!r}")
-        args = tuple(_GLOBAL_VALUES.get(a.key, a) if isinstance(a, _Global) else _resolve(a) for a in args)
+        args = tuple(_GLOBAL_VALUES.get(a.key, a) if isinstance(a, Global) else _resolve(a) for a in args)
         self.stack.append(fn.call(*args, budget=self.budget) if fn.call is _encode else fn.call(*args))
 
     def build(self, name, arg):
@@ -329,7 +335,10 @@ class _Machine:
         self.stack.pop()
 
 
-class _Global:
+class Global:
+    """An admitted global as the pickle names it (``key``: (module, name)); what a scan-only
+    pickle's persistent ids hold in place of classes."""
+
     def __init__(self, key, call):
         self.key, self.call = key, call
 

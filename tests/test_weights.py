@@ -353,9 +353,14 @@ def test_torch_checkpoint_is_vetted_before_torch_loads_it(tmp_path):
     torch.save({"w": torch.tensor([1.0, float("nan")])}, nan)
     with pytest.raises(StateError, match=r"nan\.pth: tensor w holds 1 NaN/inf value of 2"):
         read(nan)
+    # a legacy (pre-zip) file: read, unless its pickle declares storages larger than the file
     legacy = str(tmp_path / "legacy.pth")
-    torch.save({"w": torch.ones(3)}, legacy, _use_new_zipfile_serialization=False)
-    with pytest.raises(StateError, match="not a zip-format torch checkpoint"):
+    torch.save({"w": torch.arange(108, dtype=torch.float32)}, legacy, _use_new_zipfile_serialization=False)
+    assert read(legacy)["w"].tolist() == list(range(108))
+    raw = open(legacy, "rb").read()
+    at = raw.index(b"K\x6c", raw.index(b"cpu"))                # the storage's 108 elements (BININT1)
+    open(legacy, "wb").write(raw[:at] + b"J" + (1 << 30).to_bytes(4, "little") + raw[at + 2:])
+    with pytest.raises(StateError, match=r"legacy\.pth: storages declare 4294967296 bytes but the file holds"):
         read(legacy)
 
 

@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pytest
 
+from conftest import require
 from fixtures_data import cifar10, mat_cube, tiny
 from onespec.data import sources
 from onespec.errors import OnespecError
@@ -32,6 +33,25 @@ def _pdparams(path):
 def _read_pickle(path):
     data = open(path, "rb").read()
     unpickle(data, NUMPY_ARRAYS, Budget(2 * len(data) + MiB, path))
+
+
+def _torch_files(root) -> dict:
+    """A zip and a legacy torch checkpoint, read by the torch backend (when torch is installed)."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return {}
+    import torch
+
+    from onespec.backends import load_backend
+
+    sd = {k: torch.from_numpy(v) for k, v in init_state(tiny(), 0).items()}
+    out = {}
+    for fmt, zipped in (("pth", True), ("pth_legacy", False)):
+        path = os.path.join(root, f"{fmt}.pth")
+        torch.save(sd, path, _use_new_zipfile_serialization=zipped)
+        out[fmt] = (path, load_backend("torch").read)
+    return out
 
 
 def _image(path, fmt):
@@ -58,7 +78,8 @@ def _corpus(root):
     _image(jpg, "JPEG")
     _pdparams(pdp)
     mat2 = lambda p: sources._mat_labels(p, sources._mat_array(p, 2))  # noqa: E731
-    return {"cifar_batch": (os.path.join(c, "data_batch_1"), sources._cifar_batch),
+    torch_files = _torch_files(root)
+    return {**torch_files,"cifar_batch": (os.path.join(c, "data_batch_1"), sources._cifar_batch),
             "cifar_meta": (os.path.join(c, "batches.meta"), sources._cifar_batch),
             "mat_cube": (cube, lambda p: sources._mat_array(p, 3)),
             "mat_gt": (gt, mat2), "mat_gt_compressed": (zgt, mat2),
@@ -72,19 +93,19 @@ def _mutate(data: bytes, rng: np.random.Generator) -> bytes:
     for _ in range(int(rng.integers(1, 4))):
         kind = int(rng.integers(0, 6))
         at = int(rng.integers(0, max(1, len(b))))
-        if kind == 0:      # flip bytes
+        if kind == 0 and b:  # flip bytes
             for i in rng.integers(0, len(b), int(rng.integers(1, 9))):
                 b[int(i)] ^= int(rng.integers(1, 256))
-        elif kind == 1:    # truncate
+        elif kind == 1:      # truncate
             del b[at:]
-        elif kind == 2:    # insert random bytes
+        elif kind == 2:      # insert random bytes
             b[at:at] = rng.integers(0, 256, int(rng.integers(1, 64)), dtype=np.uint8).tobytes()
-        elif kind == 3:    # repeat a slice
+        elif kind == 3:      # repeat a slice
             n = int(rng.integers(1, 512))
             b[at:at] = b[at:at + n] * int(rng.integers(2, 8))
-        elif kind == 4:    # a size field made huge
+        elif kind == 4:      # a size field made huge
             b[at:at + 4] = int(rng.choice([0xFFFFFFFF, 0x7FFFFFFF, 1 << 30, 0])).to_bytes(4, "little")
-        else:              # a size field made huge, big-endian
+        elif kind == 5:      # a size field made huge, big-endian
             b[at:at + 4] = int(rng.choice([0xFFFFFFFF, 0x7FFFFFFF, 1 << 24])).to_bytes(4, "big")
     return bytes(b)
 
@@ -95,11 +116,13 @@ def corpus(tmp_path_factory):
 
 
 FORMATS = ["cifar_batch", "cifar_meta", "mat_cube", "mat_gt", "mat_gt_compressed", "npz", "npz_compressed",
-           "png", "jpeg", "pdparams"]
+           "png", "jpeg", "pdparams", "pth", "pth_legacy"]
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_mutated_files_raise_only_onespec_errors(corpus, tmp_path, fmt):
+    if fmt not in corpus:
+        require("torch")
     good, read = corpus[fmt]
     read(good)  # the unmutated file reads
     data = open(good, "rb").read()
