@@ -14,7 +14,6 @@ raised at once (:class:`CaptureError`).
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,9 +49,6 @@ class Trace:
     outputs: list[str]
     state: dict[str, np.ndarray]           # original state_dict key -> value
     shapes: dict[str, tuple]               # export name -> sample shape
-
-
-_SAFE = re.compile(r"[^A-Za-z0-9_]")
 
 
 def _where(node) -> str:
