@@ -17,9 +17,10 @@ import paddle
 from ...errors import MissingFileError
 from ...spec import ModelSpec
 from ...weights import StateError, atomic_write, check_native, check_state, native_layout
+from . import FRAMEWORK
 from .emit import TRANSPOSED
 
-ROLES = {"running_mean": "_mean", "running_var": "_variance"}
+ROLES = FRAMEWORK.roles
 
 
 def _layout(spec):
