@@ -1,6 +1,7 @@
 """Every backend implements the one declared contract (``onespec.backends.Backend``), and the
 numpy backend behaves as a backend: counts, names, state round trip, checkpoints."""
 import os
+import re
 import subprocess
 import sys
 
@@ -104,3 +105,28 @@ def test_registry_describes_backends_without_importing_them():
     with pytest.raises(onespec.OnespecError, match="unknown backend 'nope'"):
         from onespec.backends import framework
         framework("nope")
+
+
+# what a framework's own logs look like on stderr: glog lines (I1207 10:45:57.46 ... file.cc:12]),
+# MindSpore's ([WARNING] ME(...)), Python warnings (file.py:712: UserWarning: / warnings.warn(...))
+FRAMEWORK_LOG = re.compile(r"^([IWEF]\d{4} \d\d:\d\d|\[(WARNING|INFO|ERROR)\] |.*\.py:\d+: \w*Warning: |\s*warnings\.warn\()",
+                           re.M)
+
+
+def test_paddle_is_quiet_unless_verbose(tmp_path):
+    """Paddle's import-time ccache warning and its glog lines (the pir interpreter's INFO lines of
+    a compiled run) stay off the terminal: from a command, and from ``onespec.build`` in the
+    user's own process; ONESPEC_VERBOSE=1 shows them."""
+    require("paddle")
+    env = {"ONESPEC_NO_MINDSPORE_PRELOAD": "1"}  # mindspore's import is not what is tested
+    diff = _onespec("diff", "squeezenet1_1", "--backend", "paddle", "--set", "input_size=32", "--out",
+                    str(tmp_path / "d"), env=env)
+    assert diff.returncode == 0 and not FRAMEWORK_LOG.search(diff.stderr), diff.stderr[-2000:]
+    code = ("import numpy as np, onespec; from onespec.backends import load_backend\n"
+            "net = onespec.build('squeezenet1_1', backend='paddle', input_size=32)\n"
+            "load_backend('paddle').static_forward(net, np.zeros((1, 3, 32, 32), np.float32))")
+    quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env})
+    assert quiet.returncode == 0 and not FRAMEWORK_LOG.search(quiet.stderr), quiet.stderr[-2000:]
+    loud = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, **env, "ONESPEC_VERBOSE": "1"})
+    assert loud.returncode == 0 and FRAMEWORK_LOG.search(loud.stderr), loud.stderr[-2000:]
