@@ -264,7 +264,8 @@ def run(models, frameworks, batches, *, rounds: int = 5, train: bool = False, fo
 
     modes, options = _union_of(frameworks, "bench_modes"), _union_of(frameworks, "bench_options")
     if modes and ms_mode not in modes:
-        raise BenchError(f"unknown run mode {ms_mode!r}; choose from {', '.join(modes)}")
+        moded = [fw for fw in frameworks if descriptor(fw).bench_modes]
+        raise BenchError(f"unknown run mode {ms_mode!r} of {', '.join(moded)}; choose from {', '.join(modes)}")
     bad = [o for o in torch_options if o not in options]
     if bad:
         raise BenchError(f"unknown build option {', '.join(bad)}; choose from {', '.join(options) or 'none'}")

@@ -2,9 +2,10 @@
 the switches that change float results on GPU.
 
 ``describe`` records, per framework, its version, threads, device and determinism / TF32 flags
-(each backend's ``numerics_environment``; its ``apply_numerics`` sets them). ``ONESPEC_TF32`` and ``ONESPEC_DETERMINISTIC`` (``0``/``1``, set by the
-CLI's ``--tf32`` and ``--deterministic``) are applied to each framework when onespec loads it, in
-this process and in every child it starts, so align's and conformance's workers share them.
+(each backend's ``numerics_environment``; its ``apply_numerics`` sets them). ``ONESPEC_TF32`` and
+``ONESPEC_DETERMINISTIC`` (``0``/``1``, set by the CLI's ``--tf32`` and ``--deterministic``) are
+applied to each framework when onespec loads it, in this process and in every child it starts,
+so align's and conformance's workers share them.
 onespec computes on the CPU, where neither switch changes a result; they are recorded so that a
 report from a GPU run says how it was made.
 """

@@ -71,7 +71,11 @@ class Framework:
     bench_options: tuple[str, ...] = ()
     bench_modes: tuple[str, ...] = ()
     bench_isolated: bool = False  # each side timed in a process of its own
-    exports: tuple[str, ...] = ()  # ``onespec export`` formats this framework writes
+    # ``onespec export`` formats this framework writes -> the artifact's suffix ("": a path prefix)
+    exports: Mapping[str, str] = field(default_factory=dict)
+    # ``build`` keywords for a network to export (a graph keeps the plain layout and ops a
+    # runtime picks its own kernels for)
+    export_build: Mapping[str, Any] = field(default_factory=dict)
 
 
 # where each contract name lives in a backend package (loaded on first use, see ``lazy_contract``)

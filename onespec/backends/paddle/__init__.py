@@ -18,7 +18,7 @@ FRAMEWORK = Framework(
     cost=2.2,  # paddle.jit.to_static dominates a conformance worker
     bench_zoo_name="paddle.vision.models", bench_zoo={n: n for n in _ZOO},
     bench_imports=("paddle", "paddle.vision.models"),
-    exports=("paddle", "onnx-paddle"),
+    exports={"paddle": "", "onnx-paddle": ".onnx"},
 )
 
 __all__ = ["FRAMEWORK", *CONTRACT_HOMES]

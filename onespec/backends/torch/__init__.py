@@ -9,7 +9,7 @@ FRAMEWORK = Framework(
     cost=1.0,
     bench_zoo_name="torchvision", bench_zoo={n: n for n in _ZOO}, bench_library="torchvision",
     bench_imports=("torch", "torchvision"), bench_options=("channels_last", "compile"),
-    exports=("onnx", "torch-export"),
+    exports={"onnx": ".onnx", "torch-export": ".pt2"}, export_build={"channels_last": False},
 )
 
 __all__ = ["FRAMEWORK", *CONTRACT_HOMES, "speed_options"]
