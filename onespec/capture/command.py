@@ -90,7 +90,7 @@ def run(args) -> int:
     t0 = time.perf_counter()
     spec, state = capture(module, shape)
     seconds = time.perf_counter() - t0
-    proofs = prove(spec, state, xs, [reference_outputs(module, x) for x in xs], args.backends)
+    proofs = prove(spec, state, xs, [reference_outputs(module, x) for x in xs], args.backends, here="torch")
     failed = [f"{fw} on {'the example input' if i == 0 else args.input}: "
               + (r.get("error") or f"relative error {max(r['errors']):.2e} > {TOLERANCE:g}")
               for i, p in enumerate(proofs) for fw, r in p.items() if not r["ok"]]

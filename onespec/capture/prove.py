@@ -34,9 +34,12 @@ def relative_errors(got, want) -> list[float]:
     return out
 
 
-def prove(spec, state, xs, wants, frameworks=FRAMEWORKS, tolerance: float = TOLERANCE) -> list[dict]:
+def prove(spec, state, xs, wants, frameworks=FRAMEWORKS, tolerance: float = TOLERANCE, here: str | None = None
+          ) -> list[dict]:
     """Per input ``xs[i]`` (reference outputs ``wants[i]``): {framework: {"errors": [per output],
-    "ok": bool} or {"error": message, "ok": False}}. One process per framework runs every input."""
+    "ok": bool} or {"error": message, "ok": False}}. Framework ``here`` (the one the capturing
+    process already runs) runs in this process; every other in a child of its own that runs
+    every input."""
     from .._proc import guarded_tempdir, run_child
     from ..weights import save_state
 
@@ -48,10 +51,13 @@ def prove(spec, state, xs, wants, frameworks=FRAMEWORKS, tolerance: float = TOLE
         for i, x in enumerate(xs):
             np.save(os.path.join(d, f"x{i}.npy"), np.ascontiguousarray(x, np.float32))
         for fw in frameworks:
-            code, _, err = run_child(["-m", "onespec.capture.prove", "--backend", fw, "--dir", d,
-                                      "--inputs", str(len(xs))], env={**os.environ, "GLOG_v": "3"})
+            if fw == here:
+                _outputs(fw, d, len(xs))
+            else:
+                code, _, err = run_child(["-m", "onespec.capture.prove", "--backend", fw, "--dir", d,
+                                          "--inputs", str(len(xs))], env={**os.environ, "GLOG_v": "3"})
             path = os.path.join(d, f"{fw}.npz")
-            if code != 0 or not os.path.exists(path):
+            if fw != here and (code != 0 or not os.path.exists(path)):
                 tail = err.decode(errors="replace").strip().splitlines()[-1:] or [f"exit {code}"]
                 for r in results:
                     r[fw] = {"ok": False, "error": tail[0]}
@@ -64,13 +70,12 @@ def prove(spec, state, xs, wants, frameworks=FRAMEWORKS, tolerance: float = TOLE
     return results
 
 
-def _child(backend: str, d: str, inputs: int) -> None:
-    from .._proc import child_init
+def _outputs(backend: str, d: str, inputs: int) -> None:
+    """``D/backend.npz``: the spec in ``D`` built in ``backend`` with ``D/state.npz``, run on each input."""
     from ..backends import load_backend
     from ..spec import parse_spec
     from ..weights import load_state
 
-    child_init()
     with open(os.path.join(d, "spec.json")) as f:
         spec = parse_spec(f.read())
     b = load_backend(backend)
@@ -89,7 +94,10 @@ def main() -> None:
     ap.add_argument("--dir", required=True)
     ap.add_argument("--inputs", type=int, default=1)
     a = ap.parse_args()
-    _child(a.backend, a.dir, a.inputs)
+    from .._proc import child_init
+
+    child_init()
+    _outputs(a.backend, a.dir, a.inputs)
 
 
 if __name__ == "__main__":

@@ -22,17 +22,7 @@ def _capture_and_prove(module, shape, frameworks=FRAMEWORKS):
     keys = {k for k in module.state_dict() if not k.endswith("num_batches_tracked")}
     assert set(state) == keys, sorted(set(state) ^ keys)
     x = np.random.default_rng(1).standard_normal((2, *shape)).astype(np.float32)
-    if frameworks == ("torch",):  # in this process: no child interpreter to start
-        from onespec.backends import load_backend
-        from onespec.capture.prove import TOLERANCE, relative_errors
-
-        tb = load_backend("torch")
-        net = tb.build(spec)
-        tb.load_state(net, spec, state)
-        errors = relative_errors(tb.forward(net, x)[0], reference_outputs(module, x))
-        result = {"torch": {"ok": max(errors) <= TOLERANCE, "errors": errors}}
-    else:
-        result = prove(spec, state, [x], [reference_outputs(module, x)], frameworks)[0]
+    result = prove(spec, state, [x], [reference_outputs(module, x)], frameworks, here="torch")[0]
     assert all(r["ok"] for r in result.values()), result
     return spec, result
 
