@@ -1,0 +1,78 @@
+"""A captured spec downstream: ``onespec convert ORIGINAL.pth --arch DIR/spec.json --to paddle|mindspore``
+reads the module's own checkpoint with no name map (the captured names are its ``state_dict``
+keys), and the written file holds the original tensors."""
+import numpy as np
+import pytest
+
+from conftest import require
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+
+class _PaperNet(nn.Module):
+    """Names as real code writes them: a leading ``_``, a numbered sequence, a head."""
+
+    def __init__(self):
+        super().__init__()
+        self._stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.PReLU(8))
+        self._blocks = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.ReLU(), nn.Conv2d(8, 12, 1))
+        self.head = nn.Linear(12, 4)
+
+    def forward(self, x):
+        return self.head(self._blocks(self._stem(x)).mean((2, 3)))
+
+
+def _captured(tmp_path):
+    """(the module's original checkpoint ``orig.pth``, ``DIR/spec.json``, its state_dict)."""
+    from onespec.capture import capture
+
+    torch.manual_seed(0)
+    module = _PaperNet().eval()
+    with torch.no_grad():
+        module._stem[1].running_mean.uniform_(-1, 1)
+        module._stem[1].running_var.uniform_(0.5, 2)
+    spec, _ = capture(module, (3, 8, 8))
+    (tmp_path / "net").mkdir()
+    (tmp_path / "net" / "spec.json").write_text(spec.model_dump_json())
+    torch.save(module.state_dict(), tmp_path / "orig.pth")
+    return tmp_path / "orig.pth", str(tmp_path / "net" / "spec.json"), module.state_dict()
+
+
+def _convert(*argv):
+    from onespec.cli import main
+
+    assert main(["convert", *map(str, argv)]) == 0
+
+
+def _equal_to(state, path):
+    want = {k: v.numpy() for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    got = torch.load(path, weights_only=True)
+    got = {k: v.numpy() for k, v in got.items() if not k.endswith("num_batches_tracked")}
+    assert sorted(got) == sorted(want)
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+
+
+def test_the_original_checkpoint_converts_with_no_name_map(tmp_path):
+    """To canonical (a torch child only): the canonical names are the module's keys."""
+    require("torch")
+    from onespec.weights import load_state
+    from onespec.spec import parse_spec
+
+    orig, spec_path, state = _captured(tmp_path)
+    _convert(orig, "--arch", spec_path, "--to", "canonical", "-o", tmp_path / "c.npz")
+    got = load_state(str(tmp_path / "c.npz"), parse_spec(open(spec_path).read()))
+    want = {k: v.numpy() for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    assert sorted(got) == sorted(want) and all(np.array_equal(got[k], want[k]) for k in want)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("to, ext", [("mindspore", "ckpt"), ("paddle", "pdparams")])
+def test_the_original_checkpoint_converts_to_each_framework(tmp_path, to, ext):
+    """The framework's file, read back into torch, is the original checkpoint, tensor for tensor."""
+    require("torch", to)
+    orig, spec_path, state = _captured(tmp_path)
+    _convert(orig, "--arch", spec_path, "--to", to, "-o", tmp_path / f"net.{ext}")
+    _convert(tmp_path / f"net.{ext}", "--arch", spec_path, "--to", "torch", "-o", tmp_path / "back.pth")
+    _equal_to(state, tmp_path / "back.pth")
