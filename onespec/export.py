@@ -73,6 +73,9 @@ def export(spec: ModelSpec, state: dict, fmt: str, out: str, *, fold: bool = Fal
            batch: int = 2, seed: int = 0, opset: int = OPSET) -> ExportReport:
     """Write ``spec`` with canonical ``state`` as ``fmt`` at ``out`` (a file, or for ``paddle``
     a path prefix: ``out.json`` + ``out.pdiparams``) and check it in its runtime."""
+    from .spec.analysis import single_output
+
+    single_output(spec, "export")
     import time
 
     from ._proc import guarded_tempdir, run_child

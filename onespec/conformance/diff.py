@@ -125,6 +125,9 @@ def diff(spec: ModelSpec, backend: str, net=None, *, state: dict | None = None, 
     from .numerics import without_dropout
 
     check_backend(backend)
+    if backward:  # the loss sum(y * r) is over one output
+        from ..spec.analysis import single_output
+        single_output(spec, "diff --backward")
     if mode not in ("eval", "train"):
         raise DiffError(f"mode must be eval or train, not {mode!r}")
     train = mode == "train"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import OnespecError
 from .model import ModelSpec, NodeInfo, output_of, trace
 from .nodes import Shape
 
@@ -40,3 +41,15 @@ def analyze(spec: ModelSpec) -> Analysis:
     out = output_of(spec, list(rows))
     return Analysis(spec.name, tuple(spec.input_shape), out, sum(r.params for r in rows),
                     sum(r.state for r in rows), sum(r.macs for r in rows), rows)
+
+
+class SeveralOutputsError(OnespecError, ValueError):
+    """A command that needs one output (a classifier's logits) got a network with several."""
+
+
+def single_output(spec: ModelSpec, command: str) -> None:
+    """Refuse, in one line naming ``command``, a network with several outputs (a captured
+    detector's heads): training, alignment, diff and export compare or train one output."""
+    if len(spec.outputs) > 1:
+        raise SeveralOutputsError(f"{command}: {spec.name} returns {len(spec.outputs)} outputs "
+                                  f"({', '.join(spec.outputs)}); {command} takes a network with one output")

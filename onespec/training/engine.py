@@ -30,6 +30,7 @@ from ..backends import FRAMEWORKS, check_backend, load_backend
 from ..backends.tree import under
 from ..errors import OnespecError, OverrideError
 from ..spec import ModelSpec
+from ..spec.analysis import single_output
 from ..weights import atomic_write, init_state, layout, load_state, save_state
 from . import optim, report
 from .recipe import Recipe, as_recipe
@@ -176,6 +177,7 @@ def model_for(model: "str | ModelSpec | None", recipe: Recipe, num_classes: int)
         spec = resolve_model(model or recipe.model, _model_overrides(recipe), None if recipe.head else num_classes)
     if recipe.head:
         spec = replace_head(spec, recipe.head, num_classes)
+    single_output(spec, "training")  # a classifier's one output: train, eval and align
     if spec.output_shape != (num_classes,):
         raise TrainError(f"{spec.name} outputs {spec.output_shape}, the data has {num_classes} classes")
     return spec

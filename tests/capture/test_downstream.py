@@ -76,3 +76,29 @@ def test_the_original_checkpoint_converts_to_each_framework(tmp_path, to, ext):
     _convert(orig, "--arch", spec_path, "--to", to, "-o", tmp_path / f"net.{ext}")
     _convert(tmp_path / f"net.{ext}", "--arch", spec_path, "--to", "torch", "-o", tmp_path / "back.pth")
     _equal_to(state, tmp_path / "back.pth")
+
+
+def test_commands_that_need_one_output_refuse_several_in_one_line(tmp_path):
+    """A captured detector (three heads): diff compares every output node by node; export, training
+    and diff --backward need one output and say so, naming the command."""
+    require("torch")
+    import sys
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    from capture_models import build_face_heads
+    from onespec.capture import capture
+    from onespec.conformance.diff import diff
+    from onespec.export import export
+    from onespec.spec.analysis import SeveralOutputsError
+    from onespec.training.engine import model_for
+    from onespec.training.recipe import Recipe
+
+    spec, state = capture(build_face_heads(), (3, 16, 16))
+    assert diff(spec, "torch", state=state).first is None
+    calls = {"export": lambda: export(spec, state, "onnx", str(tmp_path / "f.onnx")),
+             "training": lambda: model_for(spec, Recipe(), 5),
+             "diff --backward": lambda: diff(spec, "torch", state=state, backward=True)}
+    for command, call in calls.items():
+        with pytest.raises(SeveralOutputsError) as e:
+            call()
+        assert str(e.value) == (f"{command}: FaceHeads returns 3 outputs (softmax, flatten_1, fc); "
+                                f"{command} takes a network with one output")
