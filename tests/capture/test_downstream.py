@@ -102,3 +102,28 @@ def test_commands_that_need_one_output_refuse_several_in_one_line(tmp_path):
             call()
         assert str(e.value) == (f"{command}: FaceHeads returns 3 outputs (softmax, flatten_1, fc); "
                                 f"{command} takes a network with one output")
+
+
+@pytest.mark.slow
+def test_a_captured_spec_trains_aligns_diffs_and_exports(tmp_path):
+    """The capture of a module written here is a model like the zoo's for every command."""
+    require("torch", "paddle", "mindspore")
+    from onespec.capture import capture
+    from onespec.conformance.diff import diff
+    from onespec.export import export
+    from onespec.training.align import align
+    from onespec.training.engine import train
+    from onespec.training.recipe import load_recipe
+
+    torch.manual_seed(0)
+    net = _PaperNet()
+    net.head = nn.Linear(12, 10)  # digits' ten classes
+    spec, state = capture(net.eval(), (3, 16, 16))
+    recipe = {"batch_size": 16, "optimizer.name": "sgd", "optimizer.lr": 0.05, "image_size": 16, "max_steps": 3}
+    hist = train(spec, load_recipe(None, recipe), backend="torch", out=str(tmp_path / "run"), progress=False)
+    assert len(hist.steps) == 3 and all(np.isfinite(r["loss"]) for r in hist.steps)
+    report = align(spec, load_recipe(None, recipe), steps=3, out=str(tmp_path / "al"), diagnose=False)
+    assert report.ok, report.failures + report.framework_failures
+    assert diff(spec, "mindspore", state=state).first is None
+    exported = export(spec, state, "onnx", str(tmp_path / "net.onnx"))
+    assert exported.checked and max(exported.rel_err.values()) < 1e-4, exported
