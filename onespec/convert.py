@@ -85,6 +85,9 @@ def _layouts(fmt: str, spec, partial: bool) -> list[tuple[str, dict[str, tuple[s
         return [(fmt, _library_layout(spec, fmt, partial))]
     framework = _framework(fmt)
     out = [("onespec", _native(spec, framework))]
+    if spec.aliases and fmt.startswith("auto:"):
+        # a captured model's original checkpoint: the canonical names, aliased where the spec says
+        out.append(("original", {c: (spec.aliases.get(c, c), t) for c, (_, t) in out[0][1].items()}))
     if fmt.startswith("auto:"):
         out += [(lib, _library_layout(spec, lib, partial=True)) for lib in libraries_for(spec.name, framework)]
     return out
@@ -112,7 +115,8 @@ def read_partial(fmt: str, spec, path: str) -> tuple[dict, list[str], list[str],
     else:
         raw = load_backend(_framework(fmt)).read(path)
         lib, names = max(_layouts(fmt, spec, partial=True), key=lambda kv: sum(n in raw for n, _ in kv[1].values()))
-    scales = import_scales(spec.name, lib) if lib not in (None, "onespec") else {}
+    foreign = lib not in (None, "onespec", "original")  # a library's layout
+    scales = import_scales(spec.name, lib) if foreign else {}
     state, skipped, missing = {}, [], []
     for c, t in want.items():
         n, transposed = names.get(c, (None, False))
@@ -127,7 +131,7 @@ def read_partial(fmt: str, spec, path: str) -> tuple[dict, list[str], list[str],
         state[c] = np.ascontiguousarray(a * scales[c] if c in scales else a, np.float32)
     used = {n for n, _ in names.values()}
     unexpected = sorted(k for k in raw if k not in used and not k.endswith("num_batches_tracked")
-                        and not (lib not in (None, "onespec") and bookkeeping(lib, k)))
+                        and not (foreign and bookkeeping(lib, k)))
     return state, skipped, missing, unexpected
 
 
@@ -165,6 +169,12 @@ def read(fmt: str, arch: str, path: str, overrides: dict | None = None) -> tuple
                 libs = []  # onespec's own layout: read below through a network
             else:
                 tried.append(("onespec", sorted(own - keys), sorted(keys - own), []))
+                if spec.aliases:
+                    state, skipped, missing, unexpected = read_partial(fmt, spec, path)
+                    if not (skipped or missing or unexpected):
+                        check_state(spec, state, what=f"original {spec.name} checkpoint")
+                        return state, {"layout": "original", "overrides": {}}
+                    tried.append(("original", missing, unexpected, skipped))
         for lib in libs:
             ov = {**import_overrides(spec.name, lib), **overrides}
             lspec = _spec(arch, ov)

@@ -233,12 +233,28 @@ def _binary(mode: str):
             return Op(node, [a.tensor(0)])
         if mode in ("sub", "div") or alpha != 1:
             raise Unsupported(f"{mode} of two tensors")
+        if mode == "mul" and (a.param(x) is None) != (a.param(y) is None):
+            return _layer_scale(a, *((y, x) if a.param(x) is not None else (x, y)))
         if a.param(x) is not None or a.param(y) is not None:
             raise Unsupported(f"{mode} with a parameter (no onespec op owns it)")
         if len(a.shape(x)) != len(a.shape(y)):
             raise Unsupported(f"{mode} of tensors of different ranks {a.shape(x)} and {a.shape(y)}")
         return Op(N.Merge(name="op", mode=mode), [x, y])
     return make
+
+
+def _layer_scale(a: Args, x, gamma) -> Op:
+    """A tensor times a parameter of one value per channel (``(C, 1, 1)``: ConvNeXt's
+    ``layer_scale``) or per feature of the last dim (``(D,)``: CaiT's ``gamma``)."""
+    x_shape, g = a.shape(x), a.shape(gamma, batch=False)
+    if g == (x_shape[0],) + (1,) * (len(x_shape) - 1):
+        last = False
+    elif g == (x_shape[-1],):
+        last = True
+    else:
+        raise Unsupported(f"mul by a parameter of shape {g} on {x_shape}: neither one value per channel "
+                          f"nor one per feature of the last dim")
+    return Op(N.LayerScale(name="op", last_axis=last), [x], [("gamma", a.param(gamma))])
 
 
 def _maximum(a: Args) -> Op:

@@ -245,17 +245,28 @@ def build_spec(tr: Trace, name: str, input_shape, meta: ModelMeta) -> tuple[Mode
     if ins != [tr.input]:
         raise CaptureError([f"<root>: the network reads {ins}, expected its one input {tr.input}"])
     try:
-        return _spec_of(tr, node, outs, name, input_shape, meta), _state(tr, leaves)
+        spec = _spec_of(tr, node, outs, name, input_shape, meta, _aliases(leaves))
+        return spec, _state(tr, leaves, spec)
     except ValueError as err:  # pydantic's ValidationError and SpecError alike
         raise CaptureError([f"the captured spec is not valid: {err}"]) from None
 
 
-def _state(tr: Trace, leaves: list[Leaf]) -> dict[str, np.ndarray]:
-    return {f"{lf.path}.{canonical}": np.asarray(tr.state[key], np.float32)
-            for lf in leaves for canonical, key in lf.params.items()}
+def _aliases(leaves: list[Leaf]) -> dict[str, str]:
+    """canonical tensor name -> the module's key, where they differ (a bare parameter's node)."""
+    return {f"{lf.path}.{c}": key for lf in leaves for c, key in lf.params.items() if key != f"{lf.path}.{c}"}
 
 
-def _spec_of(tr: Trace, node, outs, name, input_shape, meta) -> ModelSpec:
+def _state(tr: Trace, leaves: list[Leaf], spec: ModelSpec) -> dict[str, np.ndarray]:
+    """The canonical state: each tensor in the shape its op declares (ConvNeXt's (C, 1, 1)
+    layer_scale is the layer-scale op's (C,) gamma)."""
+    from ..weights import layout
+
+    shapes = {c: t.shape for c, t in layout(spec).items()}
+    return {c: np.asarray(tr.state[key], np.float32).reshape(shapes[c])
+            for c, key in ((f"{lf.path}.{c}", key) for lf in leaves for c, key in lf.params.items())}
+
+
+def _spec_of(tr: Trace, node, outs, name, input_shape, meta, aliases) -> ModelSpec:
     outs_wanted = list(dict.fromkeys(tr.outputs))
     if isinstance(node, N.Sequential) and outs_wanted == outs:
         layers, wiring = [_finish(k) for k in node.layers], {}
@@ -266,7 +277,7 @@ def _spec_of(tr: Trace, node, outs, name, input_shape, meta) -> ModelSpec:
         by_tensor = dict(zip(outs, parts.outputs))
         layers, wiring = [_finish(k) for k in parts.nodes], {"inputs": parts.inputs,
                                                              "outputs": [by_tensor[t] for t in tr.outputs]}
-    return ModelSpec(name=name, input_shape=tuple(input_shape), layers=layers, meta=meta, **wiring)
+    return ModelSpec(name=name, input_shape=tuple(input_shape), layers=layers, meta=meta, aliases=aliases, **wiring)
 
 
 def _live(leaves: list[Leaf], outputs: list[str]) -> list[Leaf]:

@@ -128,7 +128,35 @@ def _walk(graph, params: dict, user_in: list[str], sd, outputs: list[str]) -> Tr
             w.call(node)
     if w.problems:
         raise CaptureError(sorted(set(w.problems), key=w.problems.index))
-    return Trace(w.leaves, user_in[0], [w.alias.get(o, o) for o in outputs], sd, w.shapes)
+    outs = [w.alias.get(o, o) for o in outputs]
+    return Trace(_channel_norms(w.leaves, outs), user_in[0], outs, sd, w.shapes)
+
+
+def _channel_norms(leaves: list[Leaf], outputs: list[str]) -> list[Leaf]:
+    """permute (C,H,W -> H,W,C), layer norm over the last dim, permute back, each read only by
+    the next: one layer norm over the channels (torchvision's LayerNorm2d, ConvNeXt's
+    channels-first LayerNorm), a node where the norm's parameters put it."""
+    from ..spec import nodes as N
+
+    readers: dict[str, int] = {}
+    for lf in leaves:
+        for t in lf.ins:
+            readers[t] = readers.get(t, 0) + 1
+    out, i = [], 0
+    while i < len(leaves):
+        a, b, c = (leaves[i:i + 3] + [None, None])[:3]
+        if (c is not None and isinstance(a.node, N.Permute) and a.node.dims == (1, 2, 0)
+                and isinstance(b.node, N.LayerNorm) and b.node.last_axis and b.ins == [a.out]
+                and isinstance(c.node, N.Permute) and c.node.dims == (2, 0, 1) and c.ins == [b.out]
+                and readers.get(a.out) == 1 and readers.get(b.out) == 1 and a.out not in outputs
+                and b.out not in outputs):
+            norm = N.LayerNorm(name="op", eps=b.node.eps, affine=b.node.affine)
+            out.append(Leaf(b.path, norm, a.ins, c.out, b.params))
+            i += 3
+            continue
+        out.append(leaves[i])
+        i += 1
+    return out
 
 
 class _Walker:
@@ -213,12 +241,17 @@ class _Walker:
         if owner is False:
             return self._problem(node, f"aten.{packet} reads parameters of several modules "
                                        f"{sorted(k for _, k in op.params)}")
+        # one parameter the op does not name (a module's bare parameter: ConvNeXt's layer_scale): the
+        # node sits where the parameter does, named by it, and its tensor is aliased to the key
+        aliased = len(op.params) == 1 and op.params[0][1].rsplit(".", 1)[-1] != op.params[0][0]
+        if aliased:
+            owner = op.params[0][1]
         for canonical, key in op.params:
             if key in self.used:
                 self._problem(node, f"module {key.rsplit('.', 1)[0]} is called more than once (its weights "
                                     f"are shared between calls, which a spec cannot say)")
             self.used[key] = node.name
-            if key.rsplit(".", 1)[-1] != canonical:
+            if key.rsplit(".", 1)[-1] != canonical and not aliased:
                 self._problem(node, f"parameter {key} is named {key.rsplit('.', 1)[-1]!r} where the op's "
                                     f"tensor is {canonical!r}")
         self._leaf(node, owner, op.node, op.ins, dict(op.params))

@@ -36,6 +36,10 @@ class ModelSpec(BaseModel):
                                          "the layers a layer reads (the input is 'x'); default the layer before")
     outputs: list[str] = Field(default_factory=list, description="the layers whose outputs the network returns, "
                                                                  "in order; default the last")
+    aliases: dict[str, str] = Field(default_factory=dict, description="canonical tensor name -> its name in the "
+                                    "original model's checkpoint, where the two differ (a captured module's parameter "
+                                    "that is no op's own: ConvNeXt's layer_scale); convert reads an original checkpoint "
+                                    "through it")
 
     @property
     def wired(self) -> bool:
@@ -52,12 +56,25 @@ class ModelSpec(BaseModel):
         if len(self.input_shape) not in (1, 3, 4) or min(self.input_shape) < 1 or max(self.input_shape) > 1 << 20:
             raise SpecError("input_shape", "input", f"input_shape {self.input_shape} must be a positive "
                                                     "(C,), (C, H, W) or (C, D, H, W)")
-        trace(self)
+        rows = trace(self)
+        if self.aliases:
+            _check_aliases(self.aliases, {f"{r.path}.{t.name}" for r in rows for t in r.node.tensors(r.in_shape)})
         return self
 
     @property
     def output_shape(self) -> Shape:
         return output_of(self, trace(self))
+
+
+def _check_aliases(aliases: dict[str, str], names: set[str]) -> None:
+    """Each alias renames a tensor of the spec to a name no other tensor has, one to one."""
+    unknown = sorted(set(aliases) - names)
+    if unknown:
+        raise SpecError("aliases", "alias", f"{', '.join(unknown[:3])}: not a tensor of the spec")
+    clash = sorted(v for v in aliases.values() if v in names and aliases.get(v) is None)
+    if clash or len(set(aliases.values())) != len(aliases) or not all(aliases.values()):
+        raise SpecError("aliases", "alias", f"aliases must name each tensor once, apart from the spec's own names "
+                                            f"({', '.join(clash[:3]) or 'a name used twice or empty'})")
 
 
 @dataclass(frozen=True)
