@@ -110,13 +110,12 @@ def test_commands_that_need_one_output_refuse_several_in_one_line(tmp_path):
     from onespec.conformance.diff import diff
     from onespec.export import export
     from onespec.spec.analysis import SeveralOutputsError
-    from onespec.training.engine import model_for
-    from onespec.training.recipe import Recipe
+    from onespec.training.engine import train
 
     spec, state = capture(build_face_heads(), (3, 16, 16))
     assert diff(spec, "torch", state=state).first is None
     calls = {"export": lambda: export(spec, state, "onnx", str(tmp_path / "f.onnx")),
-             "training": lambda: model_for(spec, Recipe(), 5),
+             "training": lambda: train(spec, backend="torch", out=str(tmp_path / "run"), progress=False),
              "diff --backward": lambda: diff(spec, "torch", state=state, backward=True)}
     for command, call in calls.items():
         with pytest.raises(SeveralOutputsError) as e:
