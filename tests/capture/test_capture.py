@@ -20,7 +20,8 @@ def _capture_and_prove(module, shape, frameworks=FRAMEWORKS):
 
     spec, state = capture(module, shape)
     keys = {k for k in module.state_dict() if not k.endswith("num_batches_tracked")}
-    assert set(state) == keys, sorted(set(state) ^ keys)
+    named = {spec.aliases.get(k, k) for k in state}  # the module's keys, through the spec's aliases
+    assert named == keys, sorted(named ^ keys)
     x = np.random.default_rng(1).standard_normal((2, *shape)).astype(np.float32)
     result = prove(spec, state, [x], [reference_outputs(module, x)], frameworks, here="torch")[0]
     assert all(r["ok"] for r in result.values()), result
@@ -60,6 +61,19 @@ def test_torchvision_models_keep_their_names(name):
     tv = pytest.importorskip("torchvision")
     kw = {"aux_logits": False, "init_weights": True} if name == "googlenet" else {}
     _capture_and_prove(_randomized(getattr(tv.models, name)(num_classes=10, **kw)), (3, 64, 64))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("frameworks", [FRAMEWORKS])
+def test_torchvision_convnext_aliases_its_layer_scale(frameworks):
+    """ConvNeXt's blocks own a bare ``layer_scale`` beside their ops: a layer-scale node named by it,
+    its tensor aliased to the original key; LayerNorm2d's permute-norm-permute a channel norm."""
+    require(*frameworks)
+    tv = pytest.importorskip("torchvision")
+    spec, _ = _capture_and_prove(_randomized(tv.models.convnext_tiny(num_classes=10)), (3, 32, 32), frameworks)
+    assert len(spec.aliases) == 18 and spec.aliases["features.1.0.layer_scale.gamma"] == "features.1.0.layer_scale"
+    norms = [r for r in __import__("onespec").analyze(spec).rows if r.op == "layernorm"]
+    assert sum(not r.node.last_axis for r in norms) == 5  # the stem's, three downsamples', the head's
 
 
 @pytest.mark.parametrize("module, where, why", [

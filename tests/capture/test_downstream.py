@@ -23,14 +23,23 @@ class _Scaled(nn.Module):
         return x + self.layer_scale * self.body(x)
 
 
+class _ChannelNorm(nn.LayerNorm):
+    """A layer norm over the channels written as torchvision's LayerNorm2d is."""
+
+    def forward(self, x):
+        x = x.permute(0, 2, 3, 1)
+        return nn.functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps).permute(0, 3, 1, 2)
+
+
 class _PaperNet(nn.Module):
-    """Names as real code writes them: a leading ``_``, a numbered sequence, a layer scale, a head."""
+    """Names as real code writes them: a leading ``_``, a numbered sequence, a layer scale, a
+    channel norm, a head."""
 
     def __init__(self):
         super().__init__()
         self._stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.PReLU(8))
         self._blocks = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.ReLU(), _Scaled(8),
-                                     nn.Conv2d(8, 12, 1))
+                                     _ChannelNorm(8), nn.Conv2d(8, 12, 1))
         self.head = nn.Linear(12, 4)
 
     def forward(self, x):
@@ -39,15 +48,19 @@ class _PaperNet(nn.Module):
 
 def _captured(tmp_path):
     """(the module's original checkpoint ``orig.pth``, ``DIR/spec.json``, its state_dict)."""
-    from onespec.capture import capture
+    from onespec.capture import capture, reference_outputs
+    from onespec.capture.prove import prove
 
     torch.manual_seed(0)
     module = _PaperNet().eval()
     with torch.no_grad():
         module._stem[1].running_mean.uniform_(-1, 1)
         module._stem[1].running_var.uniform_(0.5, 2)
-    spec, _ = capture(module, (3, 8, 8))
+    spec, state = capture(module, (3, 8, 8))
     assert spec.aliases == {"_blocks.2.layer_scale.gamma": "_blocks.2.layer_scale"}
+    assert not spec.layers[1].layers[3].last_axis  # permute, layer norm, permute: one channel norm
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    assert prove(spec, state, [x], [reference_outputs(module, x)], ("torch",), here="torch")[0]["torch"]["ok"]
     (tmp_path / "net").mkdir()
     (tmp_path / "net" / "spec.json").write_text(spec.model_dump_json())
     torch.save(module.state_dict(), tmp_path / "orig.pth")
