@@ -1,7 +1,7 @@
 """Training and evaluation of any onespec model in any framework from one recipe."""
-from .engine import History, TrainError, evaluate, resolve_model, train
+from .engine import History, TrainError, evaluate, train
 from .recipe import Recipe, RecipeError, load_recipe
 from .schedule import schedule
 
-__all__ = ["History", "TrainError", "evaluate", "resolve_model", "train", "Recipe", "RecipeError",
+__all__ = ["History", "TrainError", "evaluate", "train", "Recipe", "RecipeError",
            "load_recipe", "schedule"]

@@ -28,7 +28,8 @@ import numpy as np
 from .. import data as D
 from ..backends import FRAMEWORKS, check_backend, load_backend
 from ..backends.tree import under
-from ..errors import OnespecError, OverrideError
+from ..errors import OnespecError
+from ..models import ModelRef, for_recipe
 from ..spec import ModelSpec
 from ..weights import atomic_write, init_state, layout, load_state, save_state
 from . import optim, report
@@ -57,89 +58,7 @@ class History:
         return self.epochs[-1] if self.epochs else {}
 
 
-# --------------------------------------------------------------------------------- resolution
-def resolve_model(model: str, overrides: dict | None = None, num_classes: int | None = None) -> ModelSpec:
-    """A zoo name (``num_classes`` filled in from the data unless given), a spec file
-    (``.json``/``.yaml``/``.yml``) or ``module:function`` returning a ``ModelSpec``."""
-    from ..spec import parse_spec
-    from ..zoo import get_spec, list_models
-
-    overrides = dict(overrides or {})
-    if not model:
-        raise TrainError("no model: name a zoo model, a spec file or module:function")
-    if model in list_models():
-        if num_classes is not None and "num_classes" not in overrides:
-            overrides["num_classes"] = num_classes
-        spec = get_spec(model, **overrides)
-    elif os.path.isfile(model):
-        if overrides:
-            raise OverrideError(f"overrides apply to zoo models, not to the spec file {model}")
-        with open(model, "rb") as f:
-            text = f.read()
-        if model.endswith((".yaml", ".yml")):
-            import yaml
-            try:
-                text = json.dumps(yaml.safe_load(text))
-            except yaml.YAMLError as err:
-                raise TrainError(f"{model}: not valid YAML ({str(err).splitlines()[0]})") from None
-        spec = parse_spec(text)
-    elif ":" in model:
-        mod, _, fn = model.partition(":")
-        try:
-            obj = getattr(importlib.import_module(mod), fn)
-        except (ImportError, AttributeError) as err:
-            raise TrainError(f"cannot load {model}: {err}") from None
-        spec = obj(**overrides)
-        if not isinstance(spec, ModelSpec):
-            raise TrainError(f"{model} returned a {type(spec).__name__}, not a ModelSpec")
-    else:
-        from ..errors import UnknownModelError
-        raise UnknownModelError(f"{model!r} is neither a zoo model (onespec list), a spec file nor module:function")
-    if num_classes is not None and spec.output_shape != (num_classes,):
-        raise TrainError(f"{spec.name} outputs {spec.output_shape}, the data has {num_classes} classes")
-    return spec
-
-
-def replace_head(spec: ModelSpec, head, num_classes: int) -> ModelSpec:
-    """``spec`` with its last Linear replaced by ``head``'s MLP (same node name, new children)."""
-    from ..spec.nodes import Act, Dropout, Linear, Sequential
-
-    def swap(layers):
-        for i in range(len(layers) - 1, -1, -1):
-            node = layers[i]
-            if isinstance(node, Linear):
-                body = []
-                for j, h in enumerate(head.hidden, 1):
-                    body += [Linear(name=f"fc{j}", out_features=h), Act(name=f"{head.act}{j}", fn=head.act)]
-                    if head.dropout:
-                        body.append(Dropout(name=f"dropout{j}", p=head.dropout))
-                body.append(Linear(name=f"fc{len(head.hidden) + 1}", out_features=num_classes))
-                return layers[:i] + [Sequential(name=node.name, layers=body)] + layers[i + 1:]
-            if isinstance(node, Sequential):
-                inner = swap(list(node.layers))
-                if inner is not None:
-                    return layers[:i] + [node.model_copy(update={"layers": inner})] + layers[i + 1:]
-            if hasattr(node, "children") and not isinstance(node, Sequential) and node.children():
-                return None  # a head inside a parallel/residual branch is not a classifier head
-        return None
-
-    new = swap(list(spec.layers))
-    if new is None:
-        raise TrainError(f"recipe head: {spec.name} has no final Linear to replace")
-    meta = spec.meta.model_copy(update={"num_classes": num_classes})
-    return ModelSpec(name=spec.name, input_shape=spec.input_shape, layers=new, meta=meta)
-
-
-def _model_overrides(recipe: Recipe) -> dict:
-    """The recipe's zoo overrides plus ``input_size`` from ``image_size`` (digits: 32 by default,
-    as 8x8 digits blown up to 224 only cost time)."""
-    ov = dict(recipe.overrides)
-    size = recipe.image_size or (32 if recipe.data.source == "digits" else None)
-    if size and "input_size" not in ov:
-        ov["input_size"] = size
-    return ov
-
-
+# --------------------------------------------------------------------------------- inputs
 def open_data(recipe: Recipe):
     """(train source, validation source), every file checked."""
     d = recipe.data
@@ -164,21 +83,6 @@ def transforms_for(recipe: Recipe, spec: ModelSpec, train: bool):
     if train and recipe.train_transforms is None:
         return tuple(base + [D.Normalize()])
     return tuple(base + (norm or [D.Normalize()]))
-
-
-def model_for(model: "str | ModelSpec | None", recipe: Recipe, num_classes: int) -> ModelSpec:
-    """The network a recipe trains: ``model`` (a ``ModelSpec``, or resolved by ``resolve_model``,
-    default the recipe's), its classifier replaced by the recipe's ``head``, checked to output
-    ``num_classes``."""
-    if isinstance(model, ModelSpec):
-        spec = model
-    else:
-        spec = resolve_model(model or recipe.model, _model_overrides(recipe), None if recipe.head else num_classes)
-    if recipe.head:
-        spec = replace_head(spec, recipe.head, num_classes)
-    if spec.output_shape != (num_classes,):
-        raise TrainError(f"{spec.name} outputs {spec.output_shape}, the data has {num_classes} classes")
-    return spec
 
 
 def _check_inputs(src, tf, spec: ModelSpec, what: str) -> None:
@@ -296,7 +200,7 @@ def _write_rows(path: str, rows: list[dict]) -> None:
     atomic_write(path, lambda tmp: open(tmp, "w").write(text), suffix=".jsonl")
 
 
-def train(model: str | ModelSpec | None = None, recipe: Recipe | str | None = None, *, backend: str = "torch",
+def train(model: str | ModelSpec | ModelRef | None = None, recipe: Recipe | str | None = None, *, backend: str = "torch",
           out: str | None = None, overrides: dict | None = None, resume: bool = False,
           progress: bool = True, snapshots: tuple[int, ...] = ()) -> History:
     """Train ``model`` with ``recipe`` in ``backend``; returns the run's :class:`History`.
@@ -309,7 +213,7 @@ def train(model: str | ModelSpec | None = None, recipe: Recipe | str | None = No
     recipe = as_recipe(recipe, overrides)
     train_src, val_src = open_data(recipe)
     k = len(train_src.classes)
-    spec = model_for(model, recipe, k)
+    spec = for_recipe(model, recipe, k)
     tf_train, tf_eval = transforms_for(recipe, spec, True), transforms_for(recipe, spec, False)
     _check_inputs(train_src, tf_train, spec, "training")
     _check_inputs(val_src, tf_eval, spec, "validation")
@@ -470,7 +374,7 @@ def _save_epoch(be, net, sess, ostate, out, ck_dir, ext, epoch, row, is_best, re
 
 
 # --------------------------------------------------------------------------------- evaluation
-def evaluate(model: str | ModelSpec | None = None, weights: str = "", recipe: Recipe | str | None = None, *,
+def evaluate(model: str | ModelSpec | ModelRef | None = None, weights: str = "", recipe: Recipe | str | None = None, *,
              backend: str = "torch", out: str | None = None, overrides: dict | None = None,
              weights_format: str | None = None) -> dict:
     """Top-1/top-5, per-class accuracy and the confusion matrix of ``weights`` on the recipe's
@@ -480,7 +384,7 @@ def evaluate(model: str | ModelSpec | None = None, weights: str = "", recipe: Re
     check_backend(backend, FRAMEWORKS)
     recipe = as_recipe(recipe, overrides)
     _, val_src = open_data(recipe)
-    spec = model_for(model, recipe, len(val_src.classes))
+    spec = for_recipe(model, recipe, len(val_src.classes))
     tf = transforms_for(recipe, spec, False)
     _check_inputs(val_src, tf, spec, "validation")
     weights = weights or recipe.weights
