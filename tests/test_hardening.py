@@ -266,8 +266,8 @@ def test_bad_overrides_are_one_cli_line(override):
 
 def test_set_values_are_json_or_python_booleans_or_text():
     """What convert prints (``--set ceil_mode=false``) and Python's spelling both parse."""
-    from onespec.cli import _overrides
-    assert _overrides(["ceil_mode=false", "fc_bias=False", "megvii=True", "width=0.25", "pool_padding=same",
+    from onespec.cli.common import key_values
+    assert key_values(["ceil_mode=false", "fc_bias=False", "megvii=True", "width=0.25", "pool_padding=same",
                        "size=[1, 2]"]) == {"ceil_mode": False, "fc_bias": False, "megvii": True, "width": 0.25,
                                            "pool_padding": "same", "size": (1, 2)}
 
