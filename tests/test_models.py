@@ -44,7 +44,6 @@ def here(tmp_path, monkeypatch):
 
     (tmp_path / "mynet.py").write_text(NET)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
     spec = resolve("mynet:net")
     (tmp_path / "mynet.json").write_text(spec.model_dump_json(indent=1))
     (tmp_path / "mynet.yaml").write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))

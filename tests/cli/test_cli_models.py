@@ -30,7 +30,6 @@ def here(tmp_path, monkeypatch):
     """cwd holding clinet.py, clinet.json (its spec) and w.npz (its weights)."""
     (tmp_path / "clinet.py").write_text(NET)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
     spec = resolve("clinet:net")
     (tmp_path / "clinet.json").write_text(spec.model_dump_json())
     save_state(init_state(spec, 0), str(tmp_path / "w.npz"))
