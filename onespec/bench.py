@@ -15,9 +15,13 @@ ratio onespec / reference (< 1: onespec faster) with the range of the rounds' ow
 ``fold`` adds onespec's BN-folded network (``onespec.fold``) to the eval rows; each of torch's
 build options (``channels_last``, ``compile``) adds onespec's network and torchvision's built with
 it (a like-for-like ratio), and with ``fold`` the folded network built with it.
+
+A spec file or ``module:function`` (``onespec.models``) has no zoo counterpart: its rows time
+onespec's networks alone (no reference, no ratio).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
@@ -170,10 +174,11 @@ def sides(framework: str, model: str, batch: int, train: bool, fold: bool, ms_mo
     (``only``: those labels), each built, run once, and wrapped in timed callables."""
     import onespec
     from .backends import load_backend
+    from .models import resolve
 
     fw = FRAMEWORK[framework](ms_mode)
     be = load_backend(framework)
-    spec = onespec.get_spec(model, **spec_options(framework, model))
+    spec = resolve(model, spec_options(framework, model))
 
     def folded(**option):
         f, st = onespec.fold(spec, onespec.init_state(spec, 0))
@@ -191,7 +196,7 @@ def sides(framework: str, model: str, batch: int, train: bool, fold: bool, ms_mo
                        f"reference {o}": lambda o=o: reference(**{o: True}),
                        f"onespec folded {o}": lambda o=o: folded(**{o: True})})
     out = []
-    for label in side_labels(fold, options):
+    for label in side_labels(fold, options, has_reference(framework, model)):
         if only and label not in only:
             continue
         make = makers[label]
@@ -206,12 +211,18 @@ def sides(framework: str, model: str, batch: int, train: bool, fold: bool, ms_mo
     return out
 
 
-def side_labels(fold: bool, options=()) -> list[str]:
-    """The sides :func:`sides` builds, in order."""
-    labels = ["onespec", "reference"] + (["onespec folded"] if fold else [])
+def side_labels(fold: bool, options=(), reference: bool = True) -> list[str]:
+    """The sides :func:`sides` builds, in order (``reference``: the zoo's network among them)."""
+    refs = ["reference"] if reference else []
+    labels = ["onespec", *refs] + (["onespec folded"] if fold else [])
     for o in options:
-        labels += [f"onespec {o}", f"reference {o}"] + ([f"onespec folded {o}"] if fold else [])
+        labels += [f"onespec {o}", *[f"{r} {o}" for r in refs]] + ([f"onespec folded {o}"] if fold else [])
     return labels
+
+
+def has_reference(framework: str, model: str) -> bool:
+    """Whether the framework's zoo holds ``model`` (a spec file or module:function: never)."""
+    return model in REFERENCES[framework]
 
 
 class _Isolated:
@@ -275,7 +286,10 @@ def spec_options(framework: str, model: str) -> dict:
     importer overrides for the reference library (MindCV's ResNets pool their stem "same",
     its ShuffleNet V2 is Megvii's, its MobileNetV3 pads depthwise convs "same"), so that the two
     sides compute the same function."""
+    from .models import kind
     from .zoo.registry import entry
+    if kind(model) != "zoo":
+        return {}
     imp = entry(model).importers.get({"torch": "torchvision", "mindspore": "mindcv"}.get(framework, ""))
     return dict(imp.overrides) if imp else {}
 
@@ -296,11 +310,12 @@ def measure(framework: str, model: str, batch: int, *, rounds: int = 5, train: b
     alternating rounds (each round as many iterations as fit ``budget_s / rounds / sides``)."""
     mode = f" {ms_mode}" if framework == "mindspore" and ms_mode != "pynative" else ""
     row = {"framework": framework + mode, "model": model, "batch": batch,
-           "reference": REFERENCE_NAME[framework], "spec_options": spec_options(framework, model)}
+           "reference": REFERENCE_NAME[framework] if has_reference(framework, model) else None,
+           "spec_options": spec_options(framework, model)}
     isolated = []
     try:
         if framework == "mindspore":
-            for label in side_labels(fold, options):  # one at a time: build times undisturbed
+            for label in side_labels(fold, options, has_reference(framework, model)):  # one at a time
                 isolated.append(_Isolated(framework, model, batch, train, fold, ms_mode, label))
             timers = {kind: {s.name: s.timer(kind) for s in isolated if kind == "eval" or s.trains}
                       for kind in ("eval", "train")}
@@ -333,6 +348,8 @@ def _time_rounds(row, timers, rounds, budget_s, train, options) -> None:
                 times[k].append(f(iters))
         med = {k: statistics.median(v) for k, v in times.items()}
         row[kind] = {k: round(v * 1000, 3) for k, v in med.items()}  # ms
+        if "reference" not in med:
+            continue  # a model of the user's: onespec's sides alone
         row[f"{kind}_ratio"] = round(med["onespec"] / med["reference"], 3)
         # the same ratio round by round (both sides of a round ran back to back): a median ratio
         # whose range straddles 1.00 is not told apart from parity by this run
@@ -360,8 +377,20 @@ def run(models, frameworks, batches, *, rounds: int = 5, train: bool = False, fo
     bad = [o for o in torch_options if o not in TORCH_OPTIONS]
     if bad:
         raise BenchError(f"unknown torch option {', '.join(bad)}; choose from {', '.join(TORCH_OPTIONS)}")
+    from .models import kind, resolve, spec_file
+    specs = {m: resolve(m) for m in models}  # a bad model fails here, before any framework starts
+    code = [m for m in models if kind(m) == "code"]
+    if code:  # the children read the resolved specs: the user's code runs here only
+        with contextlib.ExitStack() as stack:
+            paths = {m: stack.enter_context(spec_file(specs[m])) for m in code}
+            rows = run([paths.get(m, m) for m in models], frameworks, batches, rounds=rounds, train=train, fold=fold,
+                       budget_s=budget_s, ms_mode=ms_mode, progress=progress, torch_options=torch_options)
+        names = {p: m for m, p in paths.items()}
+        for r in rows:
+            r["model"] = names.get(r["model"], r["model"])
+        return rows
     for fw in frameworks:
-        unknown = [m for m in models if m not in REFERENCES[fw]]
+        unknown = [m for m in models if kind(m) == "zoo" and m not in REFERENCES[fw]]
         if unknown:
             raise BenchError(f"{fw} has no zoo reference for {', '.join(unknown)}; "
                              f"benchmarkable: {', '.join(sorted(REFERENCES[fw]))}")
@@ -400,12 +429,13 @@ def table(rows: list[dict]) -> str:
     out = [f"{'framework':<14} {'model':<20} {'batch':>5} {'onespec ms':>11} {'reference ms':>13} "
            f"{'ratio (rounds)':>16} {'train ratio (rounds)':>20} {'folded x':>9} {'build s (onespec/ref)':>22} "
            f"{'peak MB (onespec/ref)':>22}"]
+    nan = float("nan")
     for r in rows:
         ev = r["eval"]
         fo = f"{r['folded_speedup']:.2f}" if "folded_speedup" in r else "-"
         out.append(f"{r['framework']:<14} {r['model']:<20} {r['batch']:>5} {ev['onespec']:>11.2f} "
-                   f"{ev['reference']:>13.2f} {ratio(r, 'eval'):>16} {ratio(r, 'train'):>20} {fo:>9} "
-                   f"{r['build_s']['onespec']:>10.2f}/{r['build_s']['reference']:<11.2f} "
+                   f"{ev.get('reference', nan):>13.2f} {ratio(r, 'eval'):>16} {ratio(r, 'train'):>20} {fo:>9} "
+                   f"{r['build_s']['onespec']:>10.2f}/{r['build_s'].get('reference', nan):<11.2f} "
                    f"{r['peak_mb'].get('onespec', float('nan')):>10.0f}/"
                    f"{r['peak_mb'].get('reference', float('nan')):<10.0f}")
         for kind in ("eval", "train"):

@@ -25,7 +25,8 @@ def register(sub, frameworks) -> None:
 
     p = sub.add_parser("bench", help="onespec's networks against the framework's own zoo models, side by side")
     p.add_argument("models", nargs="*", help="zoo names (default: mobilenet_v2 mobilenet_v3_large shufflenet_v2_x1_0 "
-                                             "squeezenet1_1 resnet50 vgg11)")
+                                             "squeezenet1_1 resnet50 vgg11); a spec file or module:function is "
+                                             "timed alone (no zoo counterpart)")
     p.add_argument("--backends", nargs="+", default=["torch", "paddle"], choices=frameworks)
     p.add_argument("--batch", default="1,16", help="comma-separated batch sizes (default %(default)s)")
     p.add_argument("--train", action="store_true", help="also time a training step (forward, backward, SGD)")

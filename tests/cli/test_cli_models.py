@@ -56,12 +56,14 @@ COMMANDS = {
     "eval-recipe": (lambda m, here: ["eval", "--recipe", _recipe(here, m), "--weights", "w.npz"]
                     if m.endswith(".json") else ["eval", m, "--recipe", _recipe(here), "--weights", "w.npz"],
                     "torch"),
+    "bench": (lambda m, here: ["bench", m, "--backends", "torch", "--batch", "1", "--rounds", "1", "--budget", "0.2"],
+              "torch"),
     "diff": (lambda m, here: ["diff", m, "--backend", "torch", "--out", "d"], "torch"),
     "export": (lambda m, here: ["export", m, "--format", "onnx", "-o", "m.onnx", "--batch", "1"], "torch"),
 }
 
 
-SLOW = {"export", "conformance"}  # ONNX export and check, a conformance worker: ~10-30 s each on 2 cores
+SLOW = {"export", "conformance", "bench"}  # ONNX export and check, a conformance worker, bench's children: 10-60 s
 
 
 @pytest.mark.parametrize("model", ["clinet.json", "clinet:net"])
@@ -88,6 +90,19 @@ def test_schema_validates_spec_files(here, capsys):
     assert "clinet.json: valid, clinet 3x12x12 -> 10" in capsys.readouterr().out
     assert main(["schema", "--validate", "bad.json"]) == 2
     assert "bad.json" in capsys.readouterr().err
+
+
+def test_bench_times_a_model_without_a_zoo_counterpart_alone():
+    from onespec.bench import has_reference, side_labels, spec_options, table
+
+    assert side_labels(True, ("channels_last",), reference=False) == [
+        "onespec", "onespec folded", "onespec channels_last", "onespec folded channels_last"]
+    assert not has_reference("torch", "clinet.json") and has_reference("torch", "squeezenet1_1")
+    assert spec_options("mindspore", "clinet.json") == {}
+    row = {"framework": "torch", "model": "clinet.json", "batch": 1, "eval": {"onespec": 1.5},
+           "build_s": {"onespec": 0.01}, "peak_mb": {"onespec": 3.0}}
+    line = table([row]).splitlines()[1]
+    assert line.split()[:5] == ["torch", "clinet.json", "1", "1.50", "nan"]
 
 
 @pytest.mark.slow
