@@ -29,7 +29,7 @@ from .. import data as D
 from ..backends import FRAMEWORKS, check_backend, load_backend
 from ..backends.tree import under
 from ..errors import OnespecError
-from ..models import ModelRef, for_recipe
+from ..models import for_recipe
 from ..spec import ModelSpec
 from ..weights import atomic_write, init_state, layout, load_state, save_state
 from . import optim, report
@@ -200,7 +200,7 @@ def _write_rows(path: str, rows: list[dict]) -> None:
     atomic_write(path, lambda tmp: open(tmp, "w").write(text), suffix=".jsonl")
 
 
-def train(model: str | ModelSpec | ModelRef | None = None, recipe: Recipe | str | None = None, *, backend: str = "torch",
+def train(model: str | ModelSpec | None = None, recipe: Recipe | str | None = None, *, backend: str = "torch",
           out: str | None = None, overrides: dict | None = None, resume: bool = False,
           progress: bool = True, snapshots: tuple[int, ...] = ()) -> History:
     """Train ``model`` with ``recipe`` in ``backend``; returns the run's :class:`History`.
@@ -374,7 +374,7 @@ def _save_epoch(be, net, sess, ostate, out, ck_dir, ext, epoch, row, is_best, re
 
 
 # --------------------------------------------------------------------------------- evaluation
-def evaluate(model: str | ModelSpec | ModelRef | None = None, weights: str = "", recipe: Recipe | str | None = None, *,
+def evaluate(model: str | ModelSpec | None = None, weights: str = "", recipe: Recipe | str | None = None, *,
              backend: str = "torch", out: str | None = None, overrides: dict | None = None,
              weights_format: str | None = None) -> dict:
     """Top-1/top-5, per-class accuracy and the confusion matrix of ``weights`` on the recipe's

@@ -67,7 +67,8 @@ SLOW = {"export", "conformance", "bench"}  # ONNX export and check, a conformanc
 
 
 @pytest.mark.parametrize("model", ["clinet.json", "clinet:net"])
-@pytest.mark.parametrize("command", [pytest.param(c, marks=pytest.mark.slow) if c in SLOW else c for c in sorted(COMMANDS)])
+@pytest.mark.parametrize("command", [pytest.param(c, marks=pytest.mark.slow) if c in SLOW else c
+                                     for c in sorted(COMMANDS)])
 def test_every_command_takes_a_spec_file_and_code(here, capsys, command, model):
     args, framework = COMMANDS[command]
     if framework:

@@ -21,7 +21,8 @@ def test_the_json_and_yaml_examples_are_one_network_that_builds(tmp_path):
     (tmp_path / "tinyres.yaml").write_text(yaml_text)
     (tmp_path / "tinyres.json").write_text(json_text)
     spec = onespec.parse_spec(json_text)
-    assert onespec.load_spec(str(tmp_path / "tinyres.yaml")) == onespec.load_spec(str(tmp_path / "tinyres.json")) == spec
+    assert onespec.load_spec(str(tmp_path / "tinyres.yaml")) == spec
+    assert onespec.load_spec(str(tmp_path / "tinyres.json")) == spec
     shapes = {r.path: r.out_shape for r in trace(spec)}
     assert shapes["block"] == (16, 32, 32) and shapes["pool"] == (16, 16, 16) and spec.output_shape == (10,)
     from onespec.backends import load_backend
