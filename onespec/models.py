@@ -105,7 +105,10 @@ def load_spec(path: str) -> ModelSpec:
             return parse_spec(data)
         except SpecError as err:
             raise SpecError(err.path, err.rule, f"{path}: {err.detail}") from err.__cause__
-    doc = yamldoc.parse(data, path)
+    try:
+        doc = yamldoc.parse(data, path)
+    except yamldoc.YamlError as err:
+        raise SpecError("", "document", str(err)) from None
     from pydantic import ValidationError
     try:
         return ModelSpec.model_validate(doc)

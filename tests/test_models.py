@@ -104,10 +104,10 @@ def test_module_function_keywords_and_their_errors(here):
 
 def test_spec_files_are_hostile_documents(here):
     (here / "latin1.yaml").write_bytes("name: caf\xe9\n".encode("latin-1"))
-    with pytest.raises(Exception, match="latin1.yaml: not UTF-8"):
+    with pytest.raises(SpecError, match="latin1.yaml: not UTF-8"):
         load_spec("latin1.yaml")
     (here / "bomb.yaml").write_text("a: &a [1, 2]\nb: [*a, *a]\n")
-    with pytest.raises(Exception, match="bomb.yaml: line 2.*alias \\*a is not accepted"):
+    with pytest.raises(SpecError, match="bomb.yaml: line 2.*alias \\*a is not accepted"):
         load_spec("bomb.yaml")
     (here / "broken.json").write_text('{"name": "x", "input_shape": [3, 8, 8], "layers": [], "meta": {"family": "t"}}')
     with pytest.raises(SpecError, match="broken.json"):
