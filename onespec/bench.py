@@ -383,9 +383,15 @@ def run(models, frameworks, batches, *, rounds: int = 5, train: bool = False, fo
     if code:  # the children read the resolved specs: the user's code runs here only
         with contextlib.ExitStack() as stack:
             paths = {m: stack.enter_context(spec_file(specs[m])) for m in code}
+            names = {p: m for m, p in paths.items()}
+
+            def said(msg: str) -> None:
+                for p, m in names.items():
+                    msg = msg.replace(p, m)
+                progress(msg)
             rows = run([paths.get(m, m) for m in models], frameworks, batches, rounds=rounds, train=train, fold=fold,
-                       budget_s=budget_s, ms_mode=ms_mode, progress=progress, torch_options=torch_options)
-        names = {p: m for m, p in paths.items()}
+                       budget_s=budget_s, ms_mode=ms_mode, progress=said if progress else None,
+                       torch_options=torch_options)
         for r in rows:
             r["model"] = names.get(r["model"], r["model"])
         return rows
