@@ -27,6 +27,9 @@ def recipe_sets(args) -> dict[str, Any]:
         v = getattr(args, flag, None)
         if v is not None:
             ov[key] = v
+    if getattr(args, "data", None) and not getattr(args, "source", None):
+        from ..data import infer_source  # the source --data holds, or a one-line refusal
+        ov["data.source"] = infer_source(args.data)
     if getattr(args, "freeze", None):
         ov["freeze"] = list(args.freeze)
     return ov
