@@ -1,5 +1,5 @@
-"""``onespec`` command line: list, show, schema, conformance, convert, train, eval, align, diff, export, bench. A thin
-layer over the library, one module per subcommand (or per small group).
+"""``onespec`` command line: list, show, schema, conformance, convert, train, eval, align, diff, export, bench,
+capture. A thin layer over the library, one module per subcommand (or per small group).
 
 A model is a zoo name, a spec file or ``module:function`` in every command (``onespec.models``);
 ``--set KEY=VALUE`` is a model option everywhere, ``--recipe-set FIELD=VALUE`` a recipe field."""
@@ -23,8 +23,10 @@ def _numerics_switches(p) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    from ..backends import FRAMEWORKS
+    from ..backends import frameworks
+    from ..capture.command import add_parser as add_capture
 
+    FRAMEWORKS = frameworks()  # built-in and registered (ONESPEC_BACKENDS)
     ap = argparse.ArgumentParser(prog="onespec", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
     info.register(sub)
@@ -34,8 +36,12 @@ def parser() -> argparse.ArgumentParser:
     diff.register(sub, FRAMEWORKS)
     export.register(sub)
     bench.register(sub, FRAMEWORKS)
+    add_capture(sub)
     for name in ("conformance", "train", "eval", "align", "diff"):
         _numerics_switches(sub.choices[name])
+    for p in sub.choices.values():
+        p.add_argument("--verbose", action="store_true", help="show the frameworks' own logs and warnings "
+                                                              "(also ONESPEC_VERBOSE=1)")
     return ap
 
 
@@ -46,6 +52,9 @@ def main(argv=None) -> int:
 
     exit_on_sigterm()
     args = parser().parse_args(argv)
+    if args.verbose:  # before any framework loads, here or in a child
+        from ..backends import VERBOSE_ENV
+        os.environ[VERBOSE_ENV] = "1"
     if getattr(args, "tf32", None) or getattr(args, "deterministic", False):
         from ..environment import set_flags
         set_flags(tf32=None if args.tf32 is None else args.tf32 == "on", deterministic=args.deterministic or None)
