@@ -15,6 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing as mp
+import os
+import select
+import threading
+import time
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 
@@ -26,8 +30,29 @@ from .transforms import apply
 _WORKER: dict = {}
 
 
-def _init_worker(source, transforms, seed):
+def _init_worker(source, transforms, seed, parent):
     _WORKER.update(source=source, transforms=transforms, seed=seed)
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+
+
+def _exit_with(parent: int) -> None:
+    """End this worker when the process that made the loader ends, however it ends: a worker's
+    parent is the forkserver, which itself lives as long as any worker does, so without this a
+    SIGKILL of the command leaves workers, forkserver and resource tracker alive for good
+    (``PR_SET_PDEATHSIG`` would watch the forkserver, not the command)."""
+    try:
+        fd = os.pidfd_open(parent)
+    except ProcessLookupError:
+        os._exit(0)
+    except (OSError, AttributeError):  # no pidfd (Linux before 5.3, other systems): poll
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(parent, 0)
+            except ProcessLookupError:
+                os._exit(0)
+    select.select([fd], [], [])
+    os._exit(0)
 
 
 def make_batch(source: Source, transforms, seed: int, epoch: int, indices) -> tuple[np.ndarray, np.ndarray]:
@@ -78,7 +103,7 @@ class Loader:
         if self._pool is None:
             ctx = mp.get_context("forkserver")
             self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
-                                             initargs=(self.source, self.transforms, self.seed))
+                                             initargs=(self.source, self.transforms, self.seed, os.getpid()))
         return self._pool
 
     def epoch(self, epoch: int, start: int = 0):
