@@ -130,9 +130,10 @@ class Trainer:
     def optimizer_arrays(self) -> dict[str, np.ndarray]:
         return {f"{c}/{s}": self.sess.numpy(v) for c, st in self.ostate.items() for s, v in st.items()}
 
-    def restore(self, folder: str, run: dict, rows: list[dict]) -> None:
-        """Continue from a committed state (``RunDir.load``): weights, optimizer, progress, rows."""
-        out = os.path.dirname(os.path.dirname(folder))
+    def restore(self, rundir: RunDir, folder: str) -> None:
+        """Continue from the committed state in ``folder``: weights, optimizer, progress, rows."""
+        run, rows = rundir.load(folder)
+        out = rundir.out
         check_same_run(out, run, self.spec, self.recipe, self.backend)
         self.be.load(self.net, os.path.join(folder, "checkpoints", "last" + self.fw.EXTENSION))
         path = os.path.join(folder, "optimizer.npz")
@@ -288,7 +289,7 @@ def train(model: str | ModelSpec | None = None, recipe: Recipe | str | None = No
     try:
         committed = _open(rundir, rank, resume)
         if committed is not None:
-            trainer.restore(committed, *rundir.load(committed))
+            trainer.restore(rundir, committed)
         _start_snapshots(trainer, out, snapshots)
         if progress and rank == 0:
             from tqdm import tqdm

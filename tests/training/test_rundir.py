@@ -1,0 +1,233 @@
+"""The run directory as a transaction log (``onespec.training.rundir``): ``train`` killed with
+SIGKILL at any instant (inside checkpoint writes through ``ONESPEC_TEST_KILL_AT``, anywhere
+through random delays) resumes to the uninterrupted run bit for bit, with no process left
+behind; one run per directory; damaged bookkeeping named in one line; a diverging run stopped at
+its step with the last good checkpoint kept."""
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import require
+from onespec.training import TrainError, load_recipe, train
+from onespec.training.rundir import KILL_ENV, RunDir
+
+pytestmark = pytest.mark.frameworks
+TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# tiny network on 16x16 digits, 180 training samples: 11 steps an epoch, checkpoints each epoch
+SETS = {"image_size": 16, "batch_size": 16, "eval_batch_size": 512, "data.test_ratio": 0.9,
+        "optimizer.name": "adam", "optimizer.lr": 0.01, "epochs": 2}
+TIMING = ("images_per_s", "seconds")
+
+
+def _cli_args(out: str, resume: bool, workers: int) -> list[str]:
+    sets = [a for k, v in {**SETS, "data.workers": workers}.items() for a in ("--set", f"{k}={v}")]
+    return [sys.executable, "-m", "onespec", "train", "fixtures_data:tiny", "--out", out, "--no-progress",
+            *sets, *(["--resume"] if resume else [])]
+
+
+def _env(kill_at: str | None = None) -> dict:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(TESTS), TESTS])}
+    env.pop(KILL_ENV, None)
+    if kill_at:
+        env[KILL_ENV] = kill_at
+    return env
+
+
+def _children(pid: int) -> set[int]:
+    """Every live descendant of ``pid`` (from /proc)."""
+    parents = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    parents[int(d)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    out, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        kids = [c for c, pp in parents.items() if pp == p]
+        out.update(kids)
+        todo += kids
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _started(out: str) -> bool:
+    return os.path.lexists(os.path.join(out, "current")) or os.path.exists(os.path.join(out, "in-progress"))
+
+
+def _run_killed(out: str, *, kill_at: str | None = None, delay: float | None = None, workers: int = 0) -> bool:
+    """One ``train`` (``--resume`` once the directory holds a run), SIGKILLed by the hook
+    ``kill_at`` or after ``delay`` seconds. True when it was killed; every process it started
+    is checked gone after the kill."""
+    proc = subprocess.Popen(_cli_args(out, _started(out), workers), env=_env(kill_at),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seen, t0 = set(), time.monotonic()
+    while proc.poll() is None:
+        seen |= _children(proc.pid)
+        if delay is not None and time.monotonic() - t0 > delay:
+            seen |= _children(proc.pid)
+            proc.send_signal(signal.SIGKILL)
+        time.sleep(0.05)
+    err = proc.stderr.read()
+    if proc.returncode == 0:
+        return False
+    assert proc.returncode == -signal.SIGKILL, err[-2000:]
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in seen) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [p for p in seen if _alive(p)], f"processes left after the kill: {sorted(seen)}"
+    return True
+
+
+def _result(out: str):
+    import torch
+    state = torch.load(os.path.join(out, "checkpoints", "last.pth"), weights_only=True)
+    best = torch.load(os.path.join(out, "checkpoints", "best.pth"), weights_only=True)
+    with open(os.path.join(out, "metrics.jsonl")) as f:
+        rows = [{k: v for k, v in json.loads(line).items() if k not in TIMING} for line in f]
+    with open(os.path.join(out, "run.json")) as f:
+        run = json.load(f)
+    epochs = sorted(os.listdir(os.path.join(out, "checkpoints")))
+    return {k: v.numpy() for k, v in state.items()}, {k: v.numpy() for k, v in best.items()}, rows, run, epochs
+
+
+def _assert_same(a, b):
+    (wa, ba, ra, runa, ea), (wb, bb, rb, runb, eb) = a, b
+    assert wa.keys() == wb.keys() and all(np.array_equal(wa[k], wb[k]) for k in wa), "last weights differ"
+    assert all(np.array_equal(ba[k], bb[k]) for k in ba), "best weights differ"
+    assert ra == rb and runa == runb and ea == eb
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted run, in this process."""
+    require("torch")
+    out = str(tmp_path_factory.mktemp("ref") / "run")
+    train("fixtures_data:tiny", load_recipe(None, SETS), backend="torch", out=out, progress=False)
+    return _result(out)
+
+
+def _resume_to_end(out: str) -> None:
+    train("fixtures_data:tiny", load_recipe(None, SETS), backend="torch", out=out, progress=False,
+          resume=_started(out))
+
+
+def test_killed_in_a_checkpoint_write_and_mid_epoch_resumes_bit_for_bit(reference, tmp_path):
+    """Killed between the checkpoint and run.json of epoch 1 (trained that epoch twice and
+    reported a normal run), then with data workers in epoch 2 (the workers, forkserver and
+    resource tracker die too), then at the commit point of the next epoch."""
+    out = str(tmp_path / "run")
+    assert _run_killed(out, kill_at="commit.run")
+    assert _run_killed(out, kill_at="step@4", workers=2)
+    assert _run_killed(out, kill_at="commit.switch")
+    _resume_to_end(out)
+    _assert_same(_result(out), reference)
+    assert not os.path.exists(os.path.join(out, "in-progress"))
+    assert os.listdir(os.path.join(out, "commits")) == [os.readlink(os.path.join(out, "current")).split("/")[-1]]
+
+
+@pytest.mark.slow
+def test_thirty_random_kills_resume_bit_for_bit(reference, tmp_path):
+    """30+ kills: every named point of the commit in several epochs, then random instants."""
+    rng = random.Random(20261207)
+    out = str(tmp_path / "run")
+    points = ["commit.checkpoint", "commit.optimizer", "commit.metrics", "commit.run", "commit.switch",
+              "commit.links", "step@1", "step@7"]
+    kills = sum(_run_killed(out, kill_at=p, workers=2 * (i % 2)) for i, p in enumerate(points * 2))
+    t0 = time.monotonic()
+    assert not _run_killed(out)  # to the end: how long a run takes here
+    span = time.monotonic() - t0
+    out = str(tmp_path / "random")
+    while kills < 32:
+        kills += _run_killed(out, delay=rng.uniform(0.1, 1.0) * span, workers=rng.choice((0, 2)))
+    _resume_to_end(out)
+    _assert_same(_result(out), reference)
+
+
+def test_a_second_train_into_a_locked_run_refuses_naming_the_holder(tmp_path):
+    """An flock conflicts between two opens of the lock file even in one process, so this
+    process can hold the lock that ``train`` then finds taken."""
+    require("torch")
+    out = str(tmp_path / "run")
+    holder = RunDir(out, ".pth")
+    holder.acquire()
+    with pytest.raises(TrainError) as err:
+        train("fixtures_data:tiny", load_recipe(None, SETS), backend="torch", out=out, progress=False)
+    assert f"{out} is in use by another train (pid {os.getpid()}" in str(err.value) and "\n" not in str(err.value)
+    holder.release()
+    assert os.listdir(out) == ["lock"]  # refused before writing anything
+
+    child = os.fork()  # a holder that dies without releasing: the kernel drops its lock
+    if child == 0:
+        RunDir(out, ".pth").acquire()
+        os.kill(os.getpid(), signal.SIGKILL)
+    os.waitpid(child, 0)
+    assert open(os.path.join(out, "lock")).read().strip() == str(child)
+    taker = RunDir(out, ".pth")
+    taker.acquire()
+    assert open(os.path.join(out, "lock")).read().strip() == str(os.getpid())
+    taker.release()
+
+
+def test_damaged_bookkeeping_is_named_and_a_new_run_refuses_an_old_one(tmp_path):
+    require("torch")
+    out = str(tmp_path / "run")
+    recipe = load_recipe(None, {**SETS, "max_steps": 2})
+    train("fixtures_data:tiny", recipe, backend="torch", out=out, progress=False)
+    with pytest.raises(TrainError, match="already holds a run; pass --resume"):
+        train("fixtures_data:tiny", recipe, backend="torch", out=out, progress=False)
+    committed = os.path.realpath(os.path.join(out, "current"))
+    run_json, metrics = os.path.join(committed, "run.json"), os.path.join(committed, "metrics.jsonl")
+    good_run, good_rows = open(run_json).read(), open(metrics).read()
+    lines = good_rows.count("\n")
+    cases = [(run_json, good_run[:len(good_run) // 2], "run.json: not a readable run.json"),
+             (run_json, json.dumps({k: v for k, v in json.loads(good_run).items() if k != "steps_done"}),
+              "run.json: field 'steps_done' is missing"),
+             (run_json, b"\xff\xfe{}", "run.json: not a readable run.json"),
+             (metrics, good_rows[:-7], f"metrics.jsonl:{lines}: not a JSON line"),
+             (metrics, good_rows + '{"kind": "step"}\n', f"metrics.jsonl:{lines + 1}: not a metrics row")]
+    for i, (path, text, msg) in enumerate(cases):
+        with open(path, "wb") as f:
+            f.write(text if isinstance(text, bytes) else text.encode())
+        with pytest.raises(TrainError, match=msg) as err:
+            if i == 0:  # through train --resume once, the rest through the reader it uses
+                train("fixtures_data:tiny", recipe, backend="torch", out=out, progress=False, resume=True)
+            RunDir(out, ".pth").load(committed)
+        assert path in str(err.value) and "\n" not in str(err.value)
+        with open(run_json, "w") as f:
+            f.write(good_run)
+        with open(metrics, "w") as f:
+            f.write(good_rows)
+
+
+def test_a_diverging_run_stops_at_its_step_and_keeps_the_last_good_checkpoint(tmp_path):
+    """Epoch 1 at a sane LR, then the LR times 1e31: the run stops at the first step whose loss
+    or gradient is not finite; the committed state stays epoch 1's, curves included."""
+    require("torch")
+    out = str(tmp_path / "run")
+    recipe = load_recipe(None, {**SETS, "schedule.name": "step", "schedule.milestones": [1], "schedule.gamma": 1e31})
+    with pytest.raises(TrainError, match=r"step 1[2-9] \(epoch 2\).*not finite|step 1[2-9] \(epoch 2\): the loss") as err:
+        train("fixtures_data:tiny", recipe, backend="torch", out=out, progress=False)
+    assert "last good checkpoint is" in str(err.value) and "(step 11)" in str(err.value)
+    run = json.load(open(os.path.join(out, "run.json")))
+    assert run["steps_done"] == 11 and os.path.exists(os.path.join(out, "in-progress"))
+    import torch
+    sd = torch.load(os.path.join(out, "checkpoints", "last.pth"), weights_only=True)
+    assert all(torch.isfinite(v.float()).all() for v in sd.values())
+    assert os.path.getsize(os.path.join(out, "curves.png")) > 10_000
