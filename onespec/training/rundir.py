@@ -85,8 +85,11 @@ class RunDir:
     # ------------------------------------------------------------------------- lock and marker
     def acquire(self) -> None:
         """Take the run's lock, or refuse naming the directory and the pid that holds it."""
-        os.makedirs(self.out, exist_ok=True)
-        fd = os.open(self.path(LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            os.makedirs(self.out, exist_ok=True)
+            fd = os.open(self.path(LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as err:
+            raise TrainError(f"cannot use {self.out} as a run directory: {err.strerror}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -107,10 +110,11 @@ class RunDir:
         """Check that ``out`` holds what the command asks for (a new run: nothing; ``resume``: a
         run), write the in-progress marker and clear interrupted commits. Returns the committed
         state's folder, ``None`` when the run starts from its first step."""
+        blocked = [n for n in LINKS if os.path.lexists(self.path(n)) and not os.path.islink(self.path(n))]
+        if blocked:
+            raise TrainError(f"{self.out} holds {', '.join(blocked)} that are not this run's (a run directory keeps "
+                             f"them as links to its committed state); train into another --out")
         committed, started = self.committed(), os.path.exists(self.path(MARKER))
-        if committed is None and os.path.isfile(self.path("run.json")) and not os.path.islink(self.path("run.json")):
-            raise TrainError(f"{self.out} holds a run.json but no committed state ({self.path(CURRENT)}): it is "
-                             f"not a run directory of this onespec; train into another --out")
         if not resume and (committed or started):
             what = "a run" if committed else "an interrupted run that committed no epoch yet"
             raise TrainError(f"{self.out} already holds {what}; pass --resume to continue it or choose another --out")

@@ -143,19 +143,31 @@ def test_killed_in_a_checkpoint_write_and_mid_epoch_resumes_bit_for_bit(referenc
 
 
 @pytest.mark.slow
-def test_thirty_random_kills_resume_bit_for_bit(reference, tmp_path):
-    """30+ kills: every named point of the commit in several epochs, then random instants."""
-    rng = random.Random(20261207)
-    out = str(tmp_path / "run")
-    points = ["commit.checkpoint", "commit.optimizer", "commit.metrics", "commit.run", "commit.switch",
-              "commit.links", "step@1", "step@7"]
-    kills = sum(_run_killed(out, kill_at=p, workers=2 * (i % 2)) for i, p in enumerate(points * 2))
+def test_thirty_kills_at_every_commit_point_and_random_instants_resume_bit_for_bit(reference, tmp_path):
+    """Every named point of both epochs' commits and two mid-epoch steps (12 kills, each run
+    resuming the last), then 20+ kills at random instants of one run; both end equal to the
+    uninterrupted run."""
+    out = str(tmp_path / "points")
+    commit = ["commit.checkpoint", "commit.optimizer", "commit.metrics", "commit.run"]
+    points = ["step@3", *commit, "commit.switch", "step@5", *commit, "commit.links"]
+    kills = sum(_run_killed(out, kill_at=p, workers=2 * (i % 2)) for i, p in enumerate(points))
+    assert kills == len(points)
+    _resume_to_end(out)
+    _assert_same(_result(out), reference)
+
     t0 = time.monotonic()
-    assert not _run_killed(out)  # to the end: how long a run takes here
+    assert not _run_killed(str(tmp_path / "whole"))  # how long a whole run takes here
     span = time.monotonic() - t0
-    out = str(tmp_path / "random")
+    _assert_same(_result(str(tmp_path / "whole")), reference)
+    rng, runs = random.Random(20261207), 0
+    out = str(tmp_path / "random0")
     while kills < 32:
-        kills += _run_killed(out, delay=rng.uniform(0.1, 1.0) * span, workers=rng.choice((0, 2)))
+        if _run_killed(out, delay=rng.uniform(0.1, 1.0) * span, workers=rng.choice((0, 2))):
+            kills += 1
+        else:  # it reached the end before its kill: check it, go on in a new directory
+            _assert_same(_result(out), reference)
+            runs += 1
+            out = str(tmp_path / f"random{runs}")
     _resume_to_end(out)
     _assert_same(_result(out), reference)
 
@@ -231,3 +243,30 @@ def test_a_diverging_run_stops_at_its_step_and_keeps_the_last_good_checkpoint(tm
     sd = torch.load(os.path.join(out, "checkpoints", "last.pth"), weights_only=True)
     assert all(torch.isfinite(v.float()).all() for v in sd.values())
     assert os.path.getsize(os.path.join(out, "curves.png")) > 10_000
+
+
+def test_begin_refuses_what_the_command_does_not_ask_for(tmp_path):
+    """A new run refuses an interrupted one and files that are not a run's; --resume refuses an
+    empty directory."""
+    out = str(tmp_path / "run")
+    rd = RunDir(out, ".pth")
+    rd.acquire()
+    with pytest.raises(TrainError, match="cannot resume: .* holds no run"):
+        rd.begin(resume=True)
+    assert rd.begin(resume=False) is None and os.path.exists(os.path.join(out, "in-progress"))
+    with pytest.raises(TrainError, match="already holds an interrupted run that committed no epoch yet; pass --resume"):
+        rd.begin(resume=False)
+    assert rd.begin(resume=True) is None  # killed before its first commit: starts again from step 0
+    rd.release()
+    other = str(tmp_path / "other")
+    os.makedirs(os.path.join(other, "checkpoints"))
+    open(os.path.join(other, "run.json"), "w").write("{}")
+    rd = RunDir(other, ".pth")
+    rd.acquire()
+    with pytest.raises(TrainError, match="holds checkpoints, run.json that are not this run's"):
+        rd.begin(resume=True)
+    rd.release()
+    with open(str(tmp_path / "file"), "w"):
+        pass
+    with pytest.raises(TrainError, match="cannot use .*file as a run directory"):
+        RunDir(str(tmp_path / "file"), ".pth").acquire()
