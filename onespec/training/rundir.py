@@ -178,6 +178,7 @@ class RunDir:
             for f in files:
                 _fsync(os.path.join(root, f))
             _fsync(root)
+        _fsync(self.path(COMMITS))
         self._switch(os.path.relpath(new, self.out))
         crash_point("commit.switch")
         self._links()

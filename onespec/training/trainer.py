@@ -38,6 +38,9 @@ from .rundir import RunDir, crash_point
 from .schedule import schedule
 
 
+SPEED_ONLY = ("workers", "prefetch")  # data fields a resumed run may change
+
+
 @dataclass
 class History:
     """What ``train`` returns: the epoch rows of ``metrics.jsonl`` and where the run lives."""
@@ -248,18 +251,21 @@ class Trainer:
 
 
 def check_same_run(out: str, run: dict, spec: ModelSpec, recipe: Recipe, backend: str) -> None:
-    """A resumed run continues with the model, backend and recipe it was started with (only
-    ``max_steps`` may change)."""
+    """A resumed run continues with the model, backend and recipe it was started with; only
+    ``max_steps`` and what changes the speed alone (``data.workers``, ``data.prefetch``: the
+    batches are the same for any number of workers) may change."""
     if run["backend"] != backend or run["spec"] != json.loads(spec.model_dump_json()):
         raise TrainError(f"{out} is a run of {run['spec'].get('name')} in {run['backend']}; "
                          f"resume it with the same model and --backend")
     mine = json.loads(recipe.model_dump_json())
     theirs = dict(run["recipe"])
-    theirs["max_steps"] = mine["max_steps"]  # the one field a continued run may change
+    theirs["max_steps"] = mine["max_steps"]
+    if isinstance(theirs.get("data"), dict):
+        theirs["data"] = {**theirs["data"], **{k: mine["data"][k] for k in SPEED_ONLY}}
     if theirs != mine:
         diff = sorted(k for k in mine if mine[k] != theirs.get(k))
         raise TrainError(f"{out} was trained with another recipe ({', '.join(diff)} differ); "
-                         f"resume with the recipe in its run.json (only max_steps may change)")
+                         f"resume with the recipe in its run.json (only max_steps, data.workers and data.prefetch may change)")
 
 
 def train(model: str | ModelSpec | None = None, recipe: Recipe | str | None = None, *, backend: str = "torch",
