@@ -75,8 +75,9 @@ def curves(rows: list[dict], path: str, title: str) -> None:
     ax[0].set(xlabel="step", ylabel="cross-entropy", title="loss")
     ax[1].set(xlabel="epoch", ylabel="top-1 accuracy (%)", title="accuracy")
     ax[2].set(xlabel="step", ylabel="learning rate", title="learning rate")
-    ax[0].legend(fontsize=8)
-    ax[1].legend(fontsize=8)
+    for a in ax[:2]:
+        if a.get_legend_handles_labels()[0]:
+            a.legend(fontsize=8)
     for a in ax:
         a.grid(alpha=0.3)
     fig.suptitle(title)
