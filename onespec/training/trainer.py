@@ -1,7 +1,7 @@
 """The training and evaluation loop, one for every framework.
 
 The framework does only what must be native: the forward, the backward and tensor arithmetic
-(``onespec.backends.<name>.train``: ``session``, ``dist_init``, ``dist_end``, ``EXTENSION``).
+(the backend contract's ``session``, ``dist_start``, ``dist_end`` and checkpoint extension).
 Everything that decides *what* is trained is here and framework-free: the batches
 (``onespec.data``), the initial state (``engine.load_start``), the per-step LR and momentum
 (``schedule``), the update rule (``optim``), the loss (cross-entropy against label-smoothed
@@ -15,19 +15,17 @@ finite stops the run at the step that made it, the last committed checkpoint kep
 """
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import os
 import sys
 import time
 from dataclasses import dataclass, field
-from types import ModuleType
 
 import numpy as np
 
 from .. import data as D
-from ..backends import FRAMEWORKS, check_backend, load_backend
+from ..backends import check_backend, framework, frameworks, load_backend
 from ..backends.tree import under
 from ..spec import ModelSpec
 from ..weights import layout, load_state, save_state
@@ -56,10 +54,15 @@ class History:
         return self.epochs[-1] if self.epochs else {}
 
 
-def train_module(backend: str) -> ModuleType:
-    """``onespec.backends.<backend>.train``, its framework imported through ``load_backend``."""
-    load_backend(backend)
-    return importlib.import_module(f"onespec.backends.{backend}.train")
+# the process count each framework's launcher (torchrun, paddle.distributed.launch, msrun) sets
+LAUNCHER_WORLD_ENV = ("WORLD_SIZE", "PADDLE_TRAINERS_NUM", "MS_WORKER_NUM")
+
+
+def dist_start(be) -> tuple[int, int]:
+    """(rank, world): the launcher's process group joined when one started this process."""
+    if not any(os.environ.get(v, "").isdigit() and int(os.environ[v]) > 1 for v in LAUNCHER_WORLD_ENV):
+        return 0, 1
+    return be.dist_start()
 
 
 def targets(y: np.ndarray, k: int, smoothing: float) -> np.ndarray:
@@ -115,12 +118,13 @@ class Trainer:
         self.per_epoch = len(self.train_loader)
         self.lrs, self.moms = schedule(recipe, self.per_epoch)
         self.total = len(self.lrs) if recipe.max_steps is None else min(len(self.lrs), recipe.max_steps)
-        self.be, self.fw = load_backend(backend), train_module(backend)
+        self.be = load_backend(backend)
+        self.ext = framework(backend).extensions[0]
         self.net = self.be.build(spec)
         self.be.load_state(self.net, spec, state)
         lay = layout(spec)
         trainable = [c for c, t in lay.items() if t.trainable and not under(c, frozen)]
-        self.sess = self.fw.session(self.net, spec, trainable, frozen)
+        self.sess = self.be.session(self.net, spec, trainable, frozen)
         opt = recipe.optimizer
         self.ostate = {c: optim.init(opt, p, self.sess) for c, p in self.sess.params.items()}
         self.decay = {c: optim.decays(opt, lay[c].role) for c in self.sess.params}
@@ -138,7 +142,7 @@ class Trainer:
         run, rows = rundir.load(folder)
         out = rundir.out
         check_same_run(out, run, self.spec, self.recipe, self.backend)
-        self.be.load(self.net, os.path.join(folder, "checkpoints", "last" + self.fw.EXTENSION))
+        self.be.load(self.net, os.path.join(folder, "checkpoints", "last" + self.ext))
         path = os.path.join(folder, "optimizer.npz")
         saved = load_state(path)
         for c in self.sess.params:
@@ -148,7 +152,7 @@ class Trainer:
                 self.ostate[c][s] = self.sess.tensor(saved[f"{c}/{s}"])
         self.step, self.best = run["steps_done"], run["best"]
         self.rows = [r for r in rows if r["step"] <= self.step and not r.get("partial")]
-        self.committed = (self.step, os.path.join(out, "checkpoints", "last" + self.fw.EXTENSION))
+        self.committed = (self.step, os.path.join(out, "checkpoints", "last" + self.ext))
 
     def _snapshot(self, step: int) -> None:
         if step in self.snapshots and self.rank == 0:
@@ -278,7 +282,7 @@ def train(model: str | ModelSpec | None = None, recipe: Recipe | str | None = No
     ``overrides`` are dotted recipe fields (``{"optimizer.lr": 0.01}``). All input (data, recipe,
     checkpoint, freeze paths) is checked before the framework starts training; the run directory
     is locked for the run (``rundir.RunDir``)."""
-    check_backend(backend, FRAMEWORKS)
+    check_backend(backend, frameworks())
     recipe = as_recipe(recipe, overrides)
     sources = open_data(recipe)
     spec = model_for(model, recipe, len(sources[0].classes))
@@ -286,11 +290,11 @@ def train(model: str | ModelSpec | None = None, recipe: Recipe | str | None = No
     check_inputs(sources[1], transforms_for(recipe, spec, False), spec, "validation")
     frozen = frozen_paths(spec, recipe.freeze)
     out = out or os.path.join("runs", f"{spec.name}-{backend}")
-    fw = train_module(backend)
-    rank, world = fw.dist_init()
+    be = load_backend(backend)
+    rank, world = dist_start(be)
     state, skipped = load_start(spec, recipe, backend)
     trainer = Trainer(spec, recipe, backend, sources, frozen, state, rank, world)
-    rundir = RunDir(out, fw.EXTENSION)
+    rundir = RunDir(out, trainer.ext)
     bar = None
     try:
         committed = _open(rundir, rank, resume)
@@ -310,7 +314,7 @@ def train(model: str | ModelSpec | None = None, recipe: Recipe | str | None = No
         trainer.close()
         rundir.release()
     if world > 1:
-        fw.dist_end()
+        be.dist_end()
     return trainer.history(out, skipped)
 
 
@@ -338,7 +342,7 @@ def evaluate(model: str | ModelSpec | None = None, weights: str = "", recipe: Re
     validation split; with ``out``, also ``eval.json`` and ``confusion.png`` there."""
     from ..convert import read_for
 
-    check_backend(backend, FRAMEWORKS)
+    check_backend(backend, frameworks())
     recipe = as_recipe(recipe, overrides)
     _, val_src = open_data(recipe)
     spec = model_for(model, recipe, len(val_src.classes))
@@ -352,7 +356,7 @@ def evaluate(model: str | ModelSpec | None = None, weights: str = "", recipe: Re
     be = load_backend(backend)
     net = be.build(spec)
     be.load_state(net, spec, state)
-    sess = train_module(backend).session(net, spec, [], ())
+    sess = be.session(net, spec, [], ())
     loader = D.Loader(val_src, tf, batch_size=recipe.eval_batch_size or recipe.batch_size, shuffle=False,
                       seed=recipe.seed, workers=recipe.data.workers, prefetch=recipe.data.prefetch)
     t0 = time.perf_counter()

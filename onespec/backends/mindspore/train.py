@@ -13,7 +13,6 @@ dropout seeded through ``mindspore.set_seed``; under ``msrun`` gradients and los
 from __future__ import annotations
 
 import contextlib
-import os
 
 import numpy as np
 import mindspore as ms
@@ -88,27 +87,3 @@ class Session:
 
     def numpy(self, t) -> np.ndarray:
         return np.array(t.asnumpy())
-
-
-EXTENSION = ".ckpt"
-
-
-def session(net, spec, trainable: list[str], frozen_paths: tuple[str, ...]) -> Session:
-    """The training session on ``net`` (``trainable``: canonical names that the update changes)."""
-    return Session(net, spec, trainable, frozen_paths)
-
-
-def dist_init() -> tuple[int, int]:
-    """(rank, world): joins msrun's communication group (PYNATIVE mode) when ``MS_WORKER_NUM``
-    says more than one process, else (0, 1)."""
-    world = os.environ.get("MS_WORKER_NUM", "")
-    if not (world.isdigit() and int(world) > 1):
-        return 0, 1
-    from mindspore.communication import get_group_size, get_rank, init
-    ms.set_context(mode=ms.PYNATIVE_MODE)
-    init()
-    return get_rank(), get_group_size()
-
-
-def dist_end() -> None:
-    """MindSpore's workers leave on their own; nothing to wait for."""

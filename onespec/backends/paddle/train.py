@@ -8,8 +8,6 @@ ranks when launched with ``python -m paddle.distributed.launch``; dropout seeded
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import paddle
 import paddle.nn.functional as F
@@ -77,29 +75,3 @@ class Session:
 
     def numpy(self, t) -> np.ndarray:
         return np.array(t.numpy())
-
-
-EXTENSION = ".pdparams"
-
-
-def session(net, spec, trainable: list[str], frozen_paths: tuple[str, ...]) -> Session:
-    """The training session on ``net`` (``trainable``: canonical names that the update changes)."""
-    return Session(net, spec, trainable, frozen_paths)
-
-
-def dist_init() -> tuple[int, int]:
-    """(rank, world): joins ``paddle.distributed.launch``'s group when ``PADDLE_TRAINERS_NUM``
-    says more than one process, else (0, 1)."""
-    world = os.environ.get("PADDLE_TRAINERS_NUM", "")
-    if not (world.isdigit() and int(world) > 1):
-        return 0, 1
-    import paddle.distributed as dist
-    dist.init_parallel_env()
-    return dist.get_rank(), dist.get_world_size()
-
-
-def dist_end() -> None:
-    """Every rank waits for rank 0's evaluation and checkpoint before leaving."""
-    import paddle.distributed as dist
-    if dist.is_initialized():
-        dist.barrier()

@@ -6,8 +6,6 @@ process group is initialised (``torchrun``); dropout seeded through ``torch.manu
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -74,33 +72,3 @@ class Session:
 
     def numpy(self, t) -> np.ndarray:
         return t.detach().numpy().copy()
-
-
-EXTENSION = ".pth"
-
-
-def session(net, spec, trainable: list[str], frozen_paths: tuple[str, ...]) -> Session:
-    """The training session on ``net`` (``trainable``: canonical names that the update changes)."""
-    return Session(net, spec, trainable, frozen_paths)
-
-
-def dist_init() -> tuple[int, int]:
-    """(rank, world): joins torchrun's process group (gloo, CPU) when ``WORLD_SIZE`` says more
-    than one process, else (0, 1)."""
-    world = os.environ.get("WORLD_SIZE", "")
-    if not (world.isdigit() and int(world) > 1):
-        return 0, 1
-    import torch.distributed as dist
-    if not dist.is_initialized():
-        dist.init_process_group("gloo")
-    return dist.get_rank(), dist.get_world_size()
-
-
-def dist_end() -> None:
-    """Every rank waits for rank 0's evaluation and checkpoint, then leaves the group cleanly (a
-    rank exiting while gloo's threads run aborts with "terminate called without an active
-    exception")."""
-    import torch.distributed as dist
-    if dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
