@@ -186,13 +186,15 @@ class Trainer:
         loss, logits, grads = sess.step_grads(x, targets(y, self.classes, recipe.label_smoothing))
         norm = float(np.sqrt(sum(sess.sumsq(g) for g in grads.values())))
         if not (math.isfinite(loss) and math.isfinite(norm)):
-            raise self._diverged(f"step {step + 1} (epoch {epoch + 1}): the loss is {loss:g}, the gradient norm {norm:g}")
+            raise self._diverged(f"step {step + 1} (epoch {epoch + 1}): the loss is {loss:g}, "
+                                 f"the gradient norm {norm:g}")
         f = optim.clip_factor(norm, recipe.clip_grad_norm)
         lr, mom = float(self.lrs[step]), (None if self.moms is None else float(self.moms[step]))
         with sess.no_grad():
             for c, p in sess.params.items():
                 g = grads[c] * f if f < 1.0 else grads[c]
-                sess.assign(p, optim.update(recipe.optimizer, p, g, self.ostate[c], lr, step + 1, sess, self.decay[c], mom))
+                new = optim.update(recipe.optimizer, p, g, self.ostate[c], lr, step + 1, sess, self.decay[c], mom)
+                sess.assign(p, new)
         self.step = step = step + 1
         crash_point("step")
         self._snapshot(step)
@@ -238,7 +240,8 @@ class Trainer:
         run = {"backend": self.backend, "epochs_done": epoch + (1 if complete else 0), "steps_done": self.step,
                "best": self.best, "best_epoch": max(scored, key=lambda r: r["val_acc"])["epoch"] + 1,
                "recipe": json.loads(recipe.model_dump_json()), "spec": json.loads(spec.model_dump_json())}
-        keep = epoch + 1 if complete and ((epoch + 1) % recipe.checkpoint_every == 0 or epoch + 1 == recipe.epochs) else None
+        kept = (epoch + 1) % recipe.checkpoint_every == 0 or epoch + 1 == recipe.epochs
+        keep = epoch + 1 if complete and kept else None
         title = f"{spec.name} in {self.backend}: {recipe.data.source}"
         rows = list(self.rows)
         rundir.commit(self.step, lambda p: self.be.save(self.net, p), self.optimizer_arrays(), rows, run,
@@ -269,7 +272,8 @@ def check_same_run(out: str, run: dict, spec: ModelSpec, recipe: Recipe, backend
     if theirs != mine:
         diff = sorted(k for k in mine if mine[k] != theirs.get(k))
         raise TrainError(f"{out} was trained with another recipe ({', '.join(diff)} differ); "
-                         f"resume with the recipe in its run.json (only max_steps, data.workers and data.prefetch may change)")
+                         f"resume with the recipe in its run.json (only max_steps, data.workers and "
+                         f"data.prefetch may change)")
 
 
 def train(model: str | ModelSpec | None = None, recipe: Recipe | str | None = None, *, backend: str = "torch",
@@ -351,7 +355,8 @@ def evaluate(model: str | ModelSpec | None = None, weights: str = "", recipe: Re
     weights = weights or recipe.weights
     if not weights:
         raise TrainError("evaluation needs --weights (a checkpoint of the model)")
-    state, skipped, missing, unexpected = read_for(spec, weights, weights_format or recipe.weights_format or None, here=backend)
+    state, skipped, missing, unexpected = read_for(spec, weights, weights_format or recipe.weights_format or None,
+                                                   here=backend)
     check_fits(spec, weights, layout(spec), state, skipped, missing, unexpected, partial=False)
     be = load_backend(backend)
     net = be.build(spec)

@@ -255,6 +255,9 @@ def test_a_diverging_run_stops_at_its_step_and_keeps_the_last_good_checkpoint(tm
     sd = torch.load(os.path.join(out, "checkpoints", "last.pth"), weights_only=True)
     assert all(torch.isfinite(v.float()).all() for v in sd.values())
     assert os.path.getsize(os.path.join(out, "curves.png")) > 10_000
+    with pytest.raises(TrainError, match=r"step [1-9] \(epoch 1\): the loss is .*; no epoch was committed"):
+        _train(str(tmp_path / "lr"), **{"optimizer.lr": 1e30})
+    assert not os.path.lexists(tmp_path / "lr" / "current")
 
 
 def test_begin_refuses_what_the_command_does_not_ask_for(tmp_path):
