@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
 
 from ..errors import OverrideError
 from ..importers import Tree, per_node
@@ -13,13 +12,6 @@ from ..spec import (Act, AvgPool, ChannelShuffle, Flatten, GlobalAvgPool, Identi
                     Sequential, scale_channels)
 from .common import InputSize, check_classes, conv_bn_act, image_shape, model, variant
 from .registry import Import, Reference, register
-
-
-class ShuffleStage(BaseModel):
-    """One stage: output channels ``c``, ``n`` units, the first with stride 2."""
-    model_config = ConfigDict(frozen=True)
-    c: int
-    n: int
 
 
 # ---------------------------------------------------------------------------------- V2
