@@ -168,7 +168,7 @@ def library_names(spec: ModelSpec, library: str, partial: bool = False) -> dict[
     convention, for a zoo spec whose registry entry names a map for the library. ``partial``:
     leave out the tensors the rule cannot place (a replaced classifier head's new tensors)
     instead of failing."""
-    return {c: n for c, (n, _) in _library_layout(spec, library, partial).items()}
+    return {c: n for c, (n, _) in library_layout(spec, library, partial).items()}
 
 
 def _check_library(library: str) -> Library:
@@ -199,7 +199,7 @@ def rule_names(spec: ModelSpec, library: str, partial: bool = False) -> dict[str
     return out
 
 
-def _library_layout(spec: ModelSpec, library: str, partial: bool = False) -> dict[str, tuple[str, bool]]:
+def library_layout(spec: ModelSpec, library: str, partial: bool = False) -> dict[str, tuple[str, bool]]:
     """canonical name -> (library name, stored transposed)."""
     roles, transposed = _conventions(_check_library(library).framework)
     lay = layout(spec)
@@ -252,7 +252,7 @@ def match(spec: ModelSpec, library: str, raw: Mapping[str, np.ndarray]) -> tuple
     """(state, missing, unexpected, mismatched) of ``raw`` (a file's tensors) read as ``library``'s
     layout of ``spec``: what fits, and the library names that are absent, left over or of the
     wrong shape."""
-    lay = _library_layout(spec, library)
+    lay = library_layout(spec, library)
     scales = import_scales(spec.name, library)
     shapes = {c: t.shape for c, t in layout(spec).items()}
     state, missing, mismatched = {}, [], []

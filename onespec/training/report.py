@@ -23,7 +23,9 @@ def classification(logits: np.ndarray, labels: np.ndarray, classes: list[str]) -
             "classes": list(classes), "confusion": cm.tolist()}
 
 
-def _plt():
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend, imported where a plot is drawn (a
+    headless run needs no display, and commands without plots do not pay for matplotlib)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -36,7 +38,7 @@ def _save(fig, path: str) -> None:
 
 def curves(rows: list[dict], path: str, title: str) -> None:
     """Loss (per step and per epoch), accuracy (train and validation) and LR per step."""
-    plt = _plt()
+    plt = pyplot()
     steps = [r for r in rows if r["kind"] == "step"]
     epochs = [r for r in rows if r["kind"] == "epoch"]
     fig, ax = plt.subplots(1, 3, figsize=(15, 4.2))
@@ -74,7 +76,7 @@ def curves(rows: list[dict], path: str, title: str) -> None:
 
 def confusion(result: dict, path: str, title: str) -> None:
     """Row-normalised confusion matrix with counts; per-class accuracy in the row labels."""
-    plt = _plt()
+    plt = pyplot()
     cm = np.asarray(result["confusion"])
     classes = result["classes"]
     k = len(classes)

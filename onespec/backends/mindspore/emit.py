@@ -44,7 +44,7 @@ class Sequential(_Named):
         return x
 
 
-def _blocking_switch():
+def blocking_switch():
     """A setter for PYNATIVE's synchronous launch, or None. ``set_context(pynative_synchronize=)``
     logs a deprecation warning on every call and its successor ``runtime.launch_blocking()`` cannot
     be undone, so this goes to the context parameter that both set (MindSpore 2.10); a MindSpore
@@ -69,7 +69,7 @@ class Network(Sequential):
 
     def __init__(self, named, sync: bool = False):
         super().__init__(named)
-        self._blocking = _blocking_switch() if sync else None
+        self._blocking = blocking_switch() if sync else None
 
     def __call__(self, *args, **kwargs):
         if (self._blocking is None or ms.get_context("mode") != ms.PYNATIVE_MODE

@@ -19,7 +19,7 @@ import mindspore as ms
 from mindspore import ops
 
 from ..tree import under
-from .emit import _blocking_switch
+from .emit import blocking_switch
 from .weights import native_names
 
 
@@ -29,7 +29,7 @@ class Session:
 
     def __init__(self, net, spec, trainable: list[str], frozen_paths: tuple[str, ...]):
         ms.set_context(mode=ms.PYNATIVE_MODE)
-        if ms.get_context("device_target") == "CPU" and (blocking := _blocking_switch()) is not None:
+        if ms.get_context("device_target") == "CPU" and (blocking := blocking_switch()) is not None:
             blocking(True)
         self.net = net
         names = native_names(spec)
