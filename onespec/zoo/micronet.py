@@ -212,12 +212,13 @@ def build(*, name: str, variant: str, num_classes: int = 1000, input_size: Input
         source="official tables; block structure of PaddleClas MicroNet", num_classes=num_classes,
         variant=variant)
 
+
 # --- checkpoint layouts: a library's module path for each canonical tensor (onespec.importers) ---
-# PaddleClas DYMicroBlock's ``layers`` indices by block kind (micronet.py): depthwise first
-# (spatial, act, shuffle, shuffle, pw, act, ...), pointwise only (pw, act), pointwise-depthwise-pointwise
+# PaddleClas DYMicroBlock's ``layers`` indices by block kind (PaddleClas's micronet.py): depthwise
+# first (spatial, act, shuffle, shuffle, pw, act, ...), pointwise only (pw, act), pointwise-depthwise-pointwise
 _PADDLECLAS_LAYERS = {"spatial": {"spatial": 0, "act1": 1, "pw": 4, "act2": 5},
-                 "pw": {"pw": 0, "act1": 1},
-                 "pw1": {"pw1": 0, "act1": 1, "spatial": 3, "act2": 5, "pw2": 7, "act3": 8}}
+                      "pw": {"pw": 0, "act1": 1},
+                      "pw1": {"pw1": 0, "act1": 1, "spatial": 3, "act2": 5, "pw2": 7, "act3": 8}}
 
 
 @per_node

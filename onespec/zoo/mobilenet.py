@@ -105,8 +105,11 @@ def build_v2(*, name: str, num_classes: int = 1000, width: float = 1.0, input_si
         source="torchvision.models.mobilenetv2", num_classes=num_classes, width=width, rounding="divisible8",
         **({"expand_t1": True} if expand_t1 else {}))
 
+
 # --- checkpoint layouts: a library's module path for each canonical tensor (onespec.importers) ---
 def _torchvision_v2(t: Tree, name: str) -> str:
+    """torchvision's ``mobilenet_v2``: ``features.<i>`` over the stem, every block and the last
+    conv; a block's ``conv.<j>`` (a Conv2dNormActivation's ``.0`` conv / ``.1`` BN), ``classifier.<i>``."""
     node, leaf = name.rsplit(".", 1)
     if node.startswith("classifier."):
         return f"classifier.{t.pos(node)}.{leaf}"

@@ -123,8 +123,11 @@ def build(*, name: str, size: Literal["large", "small"], num_classes: int = 1000
 # inference: folded into the last Linear on import)
 _PADDLECLAS = {"bn_eps": 1e-5, "expand_always": True, "se_divisor": 1, "se_slope": 0.2, "head_bias": False}
 
+
 # --- checkpoint layouts: a library's module path for each canonical tensor (onespec.importers) ---
 def _torchvision(t: Tree, name: str) -> str:
+    """torchvision's ``mobilenet_v3_*``: ``features.<i>``, a block's ``block.<j>`` (conv / BN at
+    ``.0`` / ``.1``, SE ``fc1`` / ``fc2``), ``classifier.<i>``."""
     node, leaf = name.rsplit(".", 1)
     if node.startswith("classifier."):
         return f"classifier.{t.pos(node)}.{leaf}"

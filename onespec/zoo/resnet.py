@@ -105,8 +105,11 @@ def _se_params(depth: int, r: int = 16) -> int:
 
 _TV_PARAMS = {18: 11_689_512, 34: 21_797_672, 50: 25_557_032, 101: 44_549_160, 152: 60_192_808}
 
+
 # --- checkpoint layouts: a library's module path for each canonical tensor (onespec.importers) ---
 def _torchvision(t: Tree, name: str) -> str:
+    """torchvision's ``resnet*`` (also timm's, and timm's ``seresnet*`` with ``se.fc1`` /
+    ``se.fc2``): ``conv1`` / ``bn1``, ``layer<s>.<i>.conv<k>`` / ``bn<k>``, ``downsample.0`` / ``.1``, ``fc``."""
     node, leaf = name.rsplit(".", 1)
     if node in ("stem.conv", "stem.bn"):
         return f"{'conv1' if node == 'stem.conv' else 'bn1'}.{leaf}"

@@ -149,8 +149,11 @@ _V2_REFERENCES["x1_0"] += (Reference("ShuffleNet V2 transfer-learning blog (torc
 
 _MINDCV_V2 = {"x0_5": 1_365_792, "x1_0": 2_278_760, "x1_5": 3_506_720, "x2_0": 7_402_600}
 
+
 # --- checkpoint layouts: a library's module path for each canonical tensor (onespec.importers) ---
 def _torchvision_v2(t: Tree, name: str) -> str:
+    """torchvision's ``shufflenet_v2_*``: ``conv1`` / ``conv5`` and each branch as sequences
+    numbered in order, ``stage<s>.<i>.branch1`` / ``branch2``, ``fc``."""
     node, leaf = name.rsplit(".", 1)
     m = re.fullmatch(r"(stage\d)\.unit(\d+)\.branches\.(branch[12])\.(.+)", node)
     if m:

@@ -121,8 +121,11 @@ def build(*, name: str, version: Literal["1_0", "1_1"], bypass: Literal["none", 
 # into that conv's weight (relu(W (x / 2) + b) = relu((W / 2) x + b))
 _PADDLECLAS_DROPOUT = {"classifier.final_conv.weight": 0.5}
 
+
 # --- checkpoint layouts: a library's module path for each canonical tensor (onespec.importers) ---
 def _torchvision(t: Tree, name: str) -> str:
+    """torchvision's ``squeezenet1_*`` (also MindCV's): ``features.<i>`` and ``classifier.<i>`` by
+    position, a fire module's ``squeeze`` / ``expand1x1`` / ``expand3x3``."""
     node, leaf = name.rsplit(".", 1)
     m = re.fullmatch(r"features\.(\w+?)(?:\.(squeeze|expand\.(expand1x1|expand3x3)\.conv))?", node)
     if m:

@@ -81,8 +81,11 @@ def build_cifar(*, name: str, num_classes: int = 10, width: float = 1.0, input_s
 _TV_PARAMS = {11: 132_863_336, 13: 133_047_848, 16: 138_357_544, 19: 143_667_240}
 _TV_PARAMS_BN = {11: 132_868_840, 13: 133_053_736, 16: 138_365_992, 19: 143_678_248}
 
+
 # --- checkpoint layouts: a library's module path for each canonical tensor (onespec.importers) ---
 def _torchvision(t: Tree, name: str) -> str:
+    """torchvision's ``vgg*`` (also MindCV's): ``features.<i>`` / ``classifier.<i>``, every module
+    of the container numbered in order."""
     top = name.split(".", 1)[0]
     return flat(top)(t, name)
 
