@@ -142,7 +142,7 @@ class Tree:
         return blocks.index(node)
 
 
-Rule = Callable[["Tree", str], str]
+Rule = Callable[[Tree, str], str]
 """A family's map for one library: (the spec's tree, canonical tensor name) -> the library's
 name for it, whose last part is the canonical last name (the framework's is applied here)."""
 
