@@ -4,7 +4,8 @@ For each framework, one process: each model is built by onespec and by the frame
 (torchvision, ``paddle.vision.models``, MindCV's ``create_model``; MindSpore, both sides, in
 ``ms_mode``: "pynative" (default: MindSpore's asynchronous launch queue, which onespec's
 network on CPU sets aside for its own calls, as a user gets it), "sync" (PYNATIVE with
-``pynative_synchronize`` for both: no launch queue, faster and far steadier on a 2-core CPU) or "graph" (GRAPH_MODE)), then timed in alternating rounds (onespec, reference, onespec,
+``pynative_synchronize`` for both: no launch queue, 1.5-10x faster and far steadier on a 2-core
+CPU) or "graph" (GRAPH_MODE)), then timed in alternating rounds (onespec, reference, onespec,
 ...) so that machine noise hits both alike; MindSpore's sides each in a process of their own
 (:class:`_Isolated`), the rounds alternating between the processes.
 Reported per model and batch: median eval-forward time, median training-step time (forward,
