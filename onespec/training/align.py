@@ -327,7 +327,7 @@ def compare(name: str, backends: list[str], out: str, recipes: dict, steps: int,
 
 
 def plot(rep: AlignReport, path: str) -> None:
-    plt = R.pyplot()
+    plt = R._plt()
     fig, ax = plt.subplots(1, 3, figsize=(15, 4.2))
     steps = [r["step"] for r in rep.rows]
     ref = rep.backends[0]

@@ -23,9 +23,7 @@ def classification(logits: np.ndarray, labels: np.ndarray, classes: list[str]) -
             "classes": list(classes), "confusion": cm.tolist()}
 
 
-def pyplot():
-    """matplotlib's pyplot on the file-only Agg backend, imported where a plot is drawn (a
-    headless run needs no display, and commands without plots do not pay for matplotlib)."""
+def _plt():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -38,7 +36,7 @@ def _save(fig, path: str) -> None:
 
 def curves(rows: list[dict], path: str, title: str) -> None:
     """Loss (per step and per epoch), accuracy (train and validation) and LR per step."""
-    plt = pyplot()
+    plt = _plt()
     steps = [r for r in rows if r["kind"] == "step"]
     epochs = [r for r in rows if r["kind"] == "epoch"]
     fig, ax = plt.subplots(1, 3, figsize=(15, 4.2))
@@ -76,7 +74,7 @@ def curves(rows: list[dict], path: str, title: str) -> None:
 
 def confusion(result: dict, path: str, title: str) -> None:
     """Row-normalised confusion matrix with counts; per-class accuracy in the row labels."""
-    plt = pyplot()
+    plt = _plt()
     cm = np.asarray(result["confusion"])
     classes = result["classes"]
     k = len(classes)
