@@ -13,9 +13,12 @@ from onespec.errors import SpecError
 from onespec.spec import (OPS, Act, AdaptiveAvgPool, AvgPool, BatchNorm, ChannelShuffle, Conv, ConvTranspose, Dropout,
                           Flatten, GlobalAvgPool, GroupNorm, HardSigmoid, Identity, LayerNorm, Linear, MaxPool,
                           ModelMeta, ModelSpec, Parallel, Reshape, Scale, Sequential, ShiftMax, Upsample, trace)
+from onespec.spec.nodes import (Affine, Graph, HardTanh, L2Normalize, LayerScale, Mean, Merge, Pad, Permute,
+                                PixelShuffle, PReLU, Slice, Softmax)
 
-# drawn inside another op: a block's body (seq), a gate's pool (global_avgpool), the head (flatten, linear)
-INSIDE = frozenset({"seq", "global_avgpool", "flatten", "linear"})
+# drawn inside another op: a block's body (seq), a gate's pool (global_avgpool), the head (flatten, linear),
+# a graph's merge node (merge)
+INSIDE = frozenset({"seq", "global_avgpool", "flatten", "linear", "merge"})
 FORMS = {"parallel": ("residual", "concat")}
 KINDS = tuple(form for op in OPS if op not in INSIDE for form in FORMS.get(op, (op,)))
 
@@ -87,6 +90,23 @@ def _shift_max(draw, c, hw, name):
                              Linear(name="fc", out_features=2 * f * c), HardSigmoid(name="hsig")]))
 
 
+def _slice(draw, c, hw, name):  # needs 2 channels (_fits)
+    start = draw(st.integers(0, c - 2))
+    return Slice(name=name, start=start, stop=draw(st.integers(start + 1, c)))
+
+
+def _pixel_shuffle(draw, c, hw, name):  # after a conv to 4k channels, as in a super-resolution head
+    return Sequential(name=name, layers=[Conv(name="conv", out_channels=4 * draw(st.integers(1, 2)), kernel=1),
+                                         PixelShuffle(name="shuffle", factor=2)])
+
+
+def _graph(draw, c, hw, name):  # two convs of x merged, then an activation
+    mode = draw(st.sampled_from(["concat", "add", "mul", "max"]))
+    return Graph(name=name, nodes=[
+        Conv(name="a", out_channels=c, kernel=1), Conv(name="b", out_channels=c, kernel=3, padding=1),
+        Merge(name="m", mode=mode), Act(name="act", fn="gelu")], inputs={"b": ["x"], "m": ["a", "b"]})
+
+
 DRAW = {  # kind -> draw(draw, channels, (H, W), name): a node valid for that input
     "conv": _conv, "conv_transpose": _conv_transpose,
     "batchnorm": lambda draw, c, hw, name: BatchNorm(name=name, affine=draw(st.booleans()),
@@ -95,7 +115,7 @@ DRAW = {  # kind -> draw(draw, channels, (H, W), name): a node valid for that in
                                                      affine=draw(st.booleans())),
     "layernorm": lambda draw, c, hw, name: LayerNorm(name=name, affine=draw(st.booleans())),
     "act": lambda draw, c, hw, name: Act(name=name, fn=draw(st.sampled_from(
-        ["relu", "relu6", "hardswish", "sigmoid", "swish", "tanh"]))),
+        ["relu", "relu6", "hardswish", "sigmoid", "swish", "tanh", "gelu", "gelu_tanh"]))),
     "hardsigmoid": lambda draw, c, hw, name: HardSigmoid(name=name, slope=draw(st.sampled_from([1 / 6, 0.2, 0.1666667]))),
     "channel_shuffle": lambda draw, c, hw, name: ChannelShuffle(name=name, groups=draw(st.sampled_from(_divisors(c)))),
     "identity": lambda draw, c, hw, name: Identity(name=name),
@@ -108,15 +128,30 @@ DRAW = {  # kind -> draw(draw, channels, (H, W), name): a node valid for that in
     "maxpool": lambda draw, c, hw, name: _pool(draw, c, hw, name, "maxpool"),
     "avgpool": lambda draw, c, hw, name: _pool(draw, c, hw, name, "avgpool"),
     "upsample": _upsample, "residual": _residual, "concat": _concat, "scale": _scale, "shift_max": _shift_max,
+    "prelu": lambda draw, c, hw, name: PReLU(name=name, shared=draw(st.booleans())),
+    "hardtanh": lambda draw, c, hw, name: HardTanh(name=name, min_val=draw(st.sampled_from([-1.0, 0.0])),
+                                                   max_val=draw(st.sampled_from([1.0, 6.0]))),
+    "softmax": lambda draw, c, hw, name: Softmax(name=name, axis=draw(st.sampled_from([0, -1]))),
+    "l2norm": lambda draw, c, hw, name: L2Normalize(name=name, axis=draw(st.sampled_from([0, -1]))),
+    "pad": lambda draw, c, hw, name: Pad(name=name, pads=tuple((draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+                                                               for _ in range(2)),
+                                         value=draw(st.sampled_from([0.0, -1.0]))),
+    "affine": lambda draw, c, hw, name: Affine(name=name, scale=draw(st.sampled_from([0.5, 2.0])),
+                                               shift=draw(st.sampled_from([-1.0, 0.5]))),
+    "layer_scale": lambda draw, c, hw, name: LayerScale(name=name),
+    "slice": _slice, "pixel_shuffle": _pixel_shuffle, "graph": _graph,
+    "permute": lambda draw, c, hw, name: Permute(name=name, dims=(0, 2, 1)),
+    "mean": lambda draw, c, hw, name: Mean(name=name, axes=draw(st.sampled_from([(1,), (2,), (1, 2)])), keepdim=True),
 }
 
 
-def _fits(kind: str, hw: tuple[int, int], depth: int) -> bool:
-    """Whether the input can take ``kind`` (a pool needs 2 pixels; growing ops stay small; the
-    composite ones are not nested)."""
+def _fits(kind: str, c: int, hw: tuple[int, int], depth: int) -> bool:
+    """Whether the input can take ``kind`` (a pool needs 2 pixels, a slice 2 channels; growing ops
+    stay small; the composite ones are not nested)."""
     return not ((kind in ("maxpool", "avgpool") and min(hw) < 2)
-                or (kind in ("upsample", "conv_transpose") and max(hw) > 8)
-                or (kind in ("residual", "concat", "scale", "shift_max") and depth >= 2))
+                or (kind in ("upsample", "conv_transpose", "pixel_shuffle") and max(hw) > 8)
+                or (kind in ("residual", "concat", "scale", "shift_max", "graph") and depth >= 2)
+                or (kind == "slice" and c < 2))
 
 
 @st.composite
@@ -125,7 +160,7 @@ def image_layer(draw, c: int, hw: tuple[int, int], name: str, depth: int, kind: 
     # one fixed list (hypothesis draws indices; a context-dependent list skews them), then what
     # the input cannot take falls back to a conv
     kind = kind or draw(st.sampled_from(KINDS))
-    if not _fits(kind, hw, depth):
+    if not _fits(kind, c, hw, depth):
         kind = "conv"
     if kind not in DRAW:
         raise KeyError(f"the property strategy has no drawer for {kind!r}: add one to DRAW in tests/strategies.py")
@@ -136,7 +171,7 @@ def image_layer(draw, c: int, hw: tuple[int, int], name: str, depth: int, kind: 
 def specs(draw, max_layers: int = 6, first: str | None = None) -> ModelSpec:
     """A random valid image model: (C, H, W) input, random layers (the first of kind ``first``
     when given), then a linear head."""
-    c = draw(st.integers(1, 6))
+    c = draw(st.integers(2 if first else 1, 6))  # a first slice needs two channels
     hw = (draw(st.integers(3, 8 if first else 10)), draw(st.integers(3, 8 if first else 10)))
     layers = []
     shape = (c, *hw)
