@@ -1,8 +1,8 @@
 """Spec -> ``mindspore.nn.Cell``. The only place MindSpore conventions are applied:
 - convs and transposed convs get ``pad_mode='pad'`` with the spec's explicit padding
   (MindSpore's default 'same'/'valid' would change shapes or numbers), convs as
-  ``(top, bottom, left, right)`` from ``pads``; pools pad explicitly and pool in valid mode
-  (``Pool``: the padded ``nn`` pools do not survive a dynamic-batch MindIR export);
+  ``(top, bottom, left, right)`` from ``pads``; pools run MindSpore's 3d pooling primitives with
+  explicit padding (``Pool``: the padded ``nn`` pools do not survive a dynamic-batch MindIR export);
   ``group``/``has_bias``;
 - on CPU a 2d conv (kernel > 1x1) runs as its im2col matrix product (``Im2colConv2d``:
   MindSpore's CPU conv kernel is 10-27x slower; a depthwise conv on a small map keeps it);
@@ -327,19 +327,20 @@ class Upsample(nn.Cell):
 
 
 class Pool(nn.Cell):
-    """Max or average pool (2d or 3d) as explicit padding then MindSpore's valid-mode pooling
-    primitive, with the spec's geometry (``pads``, ceil-mode overhang) worked out at build time,
-    as in the numpy kernels. ``nn.MaxPool2d``/``nn.AvgPool2d`` with ``pad_mode='pad'`` run a 3d
-    primitive on an unsqueezed input behind ``x.ndim`` tests; in a dynamic-batch graph
-    (``mindspore.export`` from ``Tensor(shape=[None, ...])``) the squeezed output loses its rank, the
-    tests become graph branches, and the loaded MindIR fails (MindSpore 2.10: ``MaxPool3DWithArgmax``
-    "rank must be equal to 5, but got 6", or a ``raise`` primitive with no shape rule downstream).
+    """Max or average pool (2d or 3d) as MindSpore's 3d pooling primitive (a 2d pool on a
+    unit depth) with the spec's geometry worked out at build time, as in the numpy kernels:
+    explicit (before, after) padding per dim, the ceil-mode overhang added after, then floor mode.
+    ``nn.MaxPool2d``/``nn.AvgPool2d`` with ``pad_mode='pad'`` wrap their 3d primitive in ``x.ndim``
+    tests, tuple outputs and squeezes; in a dynamic-batch graph (``mindspore.export`` from
+    ``Tensor(shape=[None, ...])``) their output loses its rank (as does a squeeze of the 3d
+    primitive's output: the input and output are reshaped here), the tests become graph branches,
+    and the loaded MindIR fails (MindSpore 2.10: ``MaxPool3DWithArgmax`` "rank must be equal to 5,
+    but got 6", or a ``raise`` primitive with no shape rule downstream). ``MaxPool3D`` is also the
+    fastest form measured on CPU (docs/deploy.md).
 
-    Max pooling pads with -inf (a window never lies wholly in the padding: the spec bounds padding
-    by half the kernel, and a ceil-mode window starts inside the input). Average pooling pads with
-    zeros and rescales the window means by ``prod(kernel) / count``, ``count`` being torch's divisor:
-    the window's elements inside the padded input (``count_include_pad``) or inside the input, the
-    ceil-mode overhang never counted."""
+    An average pool sums (``divisor_override`` = the window size) and rescales by
+    ``prod(kernel) / count``, ``count`` being torch's divisor: the window's elements inside the
+    padded input (``count_include_pad``) or inside the input, never the ceil-mode overhang."""
 
     def __init__(self, node, shape):
         super().__init__()
@@ -348,31 +349,32 @@ class Pool(nn.Cell):
         s = ntuple(node.kernel if node.stride is None else node.stride, nd)
         out = node.infer(tuple(shape), node.name)[1:]
         pads = node.pads(tuple(shape))
-        # extra right padding so that the last (ceil-mode) window fits, as numpy's _pool_geometry
+        # extra padding after so that the last (ceil-mode) window fits, as numpy's _pool_geometry
         sides = [(b, a + max(0, (o - 1) * si + ki - (n + b + a)))
                  for n, o, ki, si, (b, a) in zip(shape[1:], out, k, s, pads)]
-        # ops.pad takes (before, after) pairs from the last dim backwards
-        self._pad = tuple(v for side in reversed(sides) for v in side) if any(map(any, sides)) else None
-        is_max = node.op == "maxpool"
-        self._fill = float("-inf") if is_max else 0.0
-        prim = {(True, 2): ops.MaxPool, (True, 3): ops.MaxPool3D,
-                (False, 2): ops.AvgPool, (False, 3): ops.AvgPool3D}[is_max, nd]
-        self._pool = prim(kernel_size=k, strides=s, pad_mode="VALID")
+        # reshapes in and out, not expand_dims/squeeze: a dynamic batch then keeps a known rank
+        self._in = (-1, shape[0], 1, *shape[1:]) if nd == 2 else None
+        self._out = (-1, shape[0], *out)
+        if nd == 2:
+            k, s, sides = (1, *k), (1, *s), [(0, 0), *sides]
+        flat = tuple(v for side in sides for v in side)
         self._rescale = None
-        if not is_max:
-            count = np.ones(out, np.float64)
-            for d, (n, o, ki, si, (b, a)) in enumerate(zip(shape[1:], out, k, s, pads)):
-                lo, hi = (0, n + b + a) if node.count_include_pad else (b, b + n)
-                starts = np.arange(o) * si
-                per_dim = np.minimum(starts + ki, hi) - np.maximum(starts, lo)
-                count = count * per_dim.reshape([-1 if i == d else 1 for i in range(nd)])
-            if not np.all(count == np.prod(k)):
-                self._rescale = ms.Tensor((np.prod(k) / count)[None, None].astype(np.float32))
+        if node.op == "maxpool":
+            self._pool = ops.MaxPool3D(kernel_size=k, strides=s, pad_mode="pad", pad_list=flat)
+            return
+        self._pool = ops.AvgPool3D(kernel_size=k, strides=s, pad_mode="pad", pad=flat,
+                                   divisor_override=int(np.prod(k)))
+        count = np.ones(out, np.float64)
+        for d, (n, o, ki, si, (b, a)) in enumerate(zip(shape[1:], out, k[-nd:], s[-nd:], pads)):
+            lo, hi = (0, n + b + a) if node.count_include_pad else (b, b + n)
+            starts = np.arange(o) * si
+            per_dim = np.minimum(starts + ki, hi) - np.maximum(starts, lo)
+            count = count * per_dim.reshape([-1 if i == d else 1 for i in range(nd)])
+        if not np.all(count == np.prod(k)):
+            self._rescale = ms.Tensor((np.prod(k) / count)[None, None].astype(np.float32))
 
     def construct(self, x):
-        if self._pad is not None:
-            x = ops.pad(x, self._pad, value=self._fill)
-        y = self._pool(x)
+        y = ops.reshape(self._pool(x if self._in is None else ops.reshape(x, self._in)), self._out)
         if self._rescale is not None:
             y = y * self._rescale
         return y
