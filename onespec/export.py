@@ -13,8 +13,8 @@ The batch dimension is dynamic in every format (MindIR: exported from a ``Tensor
 artifact's output is compared with the float64 numpy evaluator's on a seeded batch (max relative
 error <= 1e-4, as conformance); ``--no-check`` skips it. With ``fold`` the BN-folded form
 (``onespec.folding``) is exported. Every format is made in a child process of its framework
-(frameworks never share one), written beside ``out`` and moved into place only when made and
-checked: a failed export leaves nothing. When a framework cannot express the network, each node
+(frameworks never share one) in a private temporary folder, and moved into place only when made
+and checked: a failed or killed export leaves nothing (``export``'s docstring). When a framework cannot express the network, each node
 is exported alone to name the first one it cannot.
 """
 from __future__ import annotations
@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -69,26 +70,60 @@ class ExportReport:
         return what + f"; ran in its runtime, max rel err vs numpy reference {errs} (<= {TOL:g})"
 
 
+def _final_names(fmt: str, out: str) -> list[str]:
+    """The paths an export of ``fmt`` to ``out`` puts in place (paddle: a prefix; MindSpore
+    appends ``.mindir`` when the name lacks it)."""
+    if fmt == "paddle":
+        return [out + ".json", out + ".pdmodel", out + ".pdiparams"]
+    if fmt == "mindir" and not out.endswith(".mindir"):
+        return [out + ".mindir"]
+    return [out]
+
+
+def check_destination(fmt: str, out: str) -> str:
+    """Refuse, before any work, an ``out`` that an export of ``fmt`` cannot be put at: an unknown
+    format, an empty path, a folder (or a path ending in a separator), a missing or unwritable
+    parent folder, or an artifact name taken by a folder. Returns the parent folder."""
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if not out or out.endswith((os.sep, "/")) or os.path.isdir(out):
+        raise ExportError(f"cannot write {out!r}: -o is the artifact's file path (e.g. "
+                          f"{os.path.join(out or '.', 'model' + FORMATS[fmt][1])}), not a folder")
+    directory = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(directory):
+        raise ExportError(f"cannot write {out}: directory {directory} does not exist")
+    taken = [p for p in _final_names(fmt, out) if os.path.isdir(p)]
+    if taken:
+        raise ExportError(f"cannot write {out}: {taken[0]} is a folder")
+    try:  # whether this process can create (and rename) entries there, root and read-only mounts included
+        os.rmdir(tempfile.mkdtemp(prefix=".onespec-export-", dir=directory))
+    except OSError as err:
+        raise ExportError(f"cannot write {out}: directory {directory} is not writable "
+                          f"({err.strerror or type(err).__name__})") from None
+    return directory
+
+
 def export(spec: ModelSpec, state: dict, fmt: str, out: str, *, fold: bool = False, check: bool = True,
            batch: int = 2, seed: int = 0, opset: int = OPSET) -> ExportReport:
     """Write ``spec`` with canonical ``state`` as ``fmt`` at ``out`` (a file, or for ``paddle``
-    a path prefix: ``out.json`` + ``out.pdiparams``) and check it in its runtime."""
+    a path prefix: ``out.json`` + ``out.pdiparams``) and check it in its runtime.
+
+    The child process makes and checks the artifact in a private temporary folder; only then is
+    it copied into a hidden staging folder beside ``out`` and renamed into place, so a killed
+    export leaves ``out``'s folder as it was or with the complete artifact (both temporary folders
+    are removed by a watchdog if this process is killed)."""
     import time
 
     from ._proc import guarded_tempdir, run_child
     from .backends import numpy as npb
     from .weights import check_state, save_state
 
-    if fmt not in FORMATS:
-        raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    directory = check_destination(fmt, out)
     framework, suffix, dynamic = FORMATS[fmt]
     check_state(spec, state)
     if fold:
         from .folding import fold as _fold
         spec, state = _fold(spec, state)
-    directory = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(directory):
-        raise ExportError(f"cannot write {out}: directory {directory} does not exist")
     t0 = time.perf_counter()
     batches = (batch, batch + 1) if dynamic else (batch,)
     with guarded_tempdir() as work:
@@ -100,22 +135,30 @@ def export(spec: ModelSpec, state: dict, fmt: str, out: str, *, fold: bool = Fal
                 x = np.random.default_rng([seed, b]).standard_normal((b, *spec.input_shape)).astype(np.float32)
                 np.save(os.path.join(work, f"x{b}.npy"), x)
                 np.save(os.path.join(work, f"y{b}.npy"), npb.evaluate(spec, state, x))
-        stage = tempfile.mkdtemp(prefix=".onespec-export-", dir=directory)
-        try:
-            base = os.path.join(stage, os.path.basename(out))
-            args = ["-m", "onespec.export", fmt, work, base, str(batch), str(opset)]
-            code, so, se = run_child(args + [",".join(map(str, batches)) if check else ""])
-            if code < 0 or (code != 0 and b"onespec: error: " not in se):  # killed by the exporter itself
-                _crashed(fmt, spec, work, args, code)
-            result = _result(so, se, code, fmt)
-            files = sorted(os.listdir(stage))
-            for name in files:  # made and checked: move into place
-                os.replace(os.path.join(stage, name), os.path.join(directory, name))
-        finally:
-            shutil.rmtree(stage, ignore_errors=True)
+        made = os.path.join(work, "artifact")
+        os.mkdir(made)
+        args = ["-m", "onespec.export", fmt, work, os.path.join(made, os.path.basename(out)), str(batch), str(opset)]
+        code, so, se = run_child(args + [",".join(map(str, batches)) if check else ""])
+        if code < 0 or (code != 0 and b"onespec: error: " not in se):  # killed by the exporter itself
+            _crashed(fmt, spec, work, args, code)
+        result = _result(so, se, code, fmt)
+        files = sorted(os.listdir(made))
+        _put_in_place(made, files, directory)
     return ExportReport(spec.name, fmt, [os.path.join(directory, n) for n in files], fold, check,
                         {int(k): v for k, v in result["rel_err"].items()}, result.get("opset"), dynamic,
                         round(time.perf_counter() - t0, 1))
+
+
+def _put_in_place(made: str, files: list[str], directory: str) -> None:
+    """Copy ``files`` from ``made`` into a guarded staging folder in ``directory`` (the same
+    filesystem as their destination), then rename each into place."""
+    from ._proc import guarded_tempdir
+
+    with guarded_tempdir(prefix=".onespec-export-", dir=directory) as stage:
+        for name in files:
+            shutil.move(os.path.join(made, name), os.path.join(stage, name))
+        for name in files:
+            os.replace(os.path.join(stage, name), os.path.join(directory, name))
 
 
 def _crashed(fmt: str, spec: ModelSpec, work: str, args: list[str], code: int) -> None:
@@ -266,7 +309,7 @@ def _worker(argv) -> int:
     from .spec import parse_spec
     from .weights import load_state
 
-    child_init()
+    child_init(on_parent_death=signal.SIGKILL)  # its files are in the parent's guarded folder
     fmt, work, base, batch, opset, checks = argv
     batch, opset = int(batch), int(opset)
     data_out = data_channel()
