@@ -1,21 +1,14 @@
 """``onespec export``: a deployable artifact, checked by running it in its own runtime.
 
-| format | made by | run by (the check) |
-|---|---|---|
-| ``onnx`` | ``torch.onnx.export`` (dynamo exporter) of the torch build | onnxruntime (CPU) |
-| ``onnx-paddle`` | ``paddle.jit.save`` then ``paddle2onnx.export`` | onnxruntime (CPU) |
-| ``mindir`` | ``mindspore.export(..., file_format="MINDIR")`` | ``mindspore.load`` + ``nn.GraphCell`` |
-| ``paddle`` | ``paddle.jit.save`` (inference program + ``.pdiparams``) | ``paddle.inference`` predictor |
-| ``torch-export`` | ``torch.export.export`` + ``torch.export.save`` (``.pt2``) | ``torch.export.load`` |
-
-The batch dimension is dynamic in every format (MindIR: exported from a ``Tensor(shape=[None,
-...])``), and the check runs two batch sizes. The
-artifact's output is compared with the float64 numpy evaluator's on a seeded batch (max relative
-error <= 1e-4, as conformance); ``--no-check`` skips it. With ``fold`` the BN-folded form
-(``onespec.folding``) is exported. Every format is made in a child process of its framework
-(frameworks never share one) in a private temporary folder, and moved into place only when made
-and checked: a failed or killed export leaves nothing (``export``'s docstring). When a framework cannot express the network, each node
-is exported alone to name the first one it cannot.
+Each format is written by one backend, whose ``export`` module (``onespec/backends/<name>/export.py``)
+makes the artifact (``make_artifact``) and runs it in the format's own runtime (``run_artifact``);
+docs/deploy.md lists them. The batch dimension is dynamic in every format, and the check runs two
+batch sizes: the artifact's output is compared with the float64 numpy evaluator's on a seeded
+batch (max relative error <= 1e-4, as conformance); ``--no-check`` skips it. With ``fold`` the
+BN-folded form (``onespec.folding``) is exported. Every format is made in a child process of its
+framework (frameworks never share one) in a private temporary folder, and moved into place only
+when made and checked: a failed or killed export leaves nothing (``export``'s docstring). When a
+framework cannot express the network, each node is exported alone to name the first one it cannot.
 """
 from __future__ import annotations
 
@@ -32,14 +25,19 @@ import numpy as np
 from .errors import OnespecError
 from .spec import ModelSpec, trace
 
-# format -> (framework, artifact suffix, dynamic batch)
+# format -> (the framework that writes it, the artifact's suffix: "" for a path prefix)
 FORMATS = {
-    "onnx": ("torch", ".onnx", True),
-    "onnx-paddle": ("paddle", ".onnx", True),
-    "mindir": ("mindspore", ".mindir", True),
-    "paddle": ("paddle", "", True),
-    "torch-export": ("torch", ".pt2", True),
+    "onnx": ("torch", ".onnx"),
+    "onnx-paddle": ("paddle", ".onnx"),
+    "mindir": ("mindspore", ".mindir"),
+    "paddle": ("paddle", ""),
+    "torch-export": ("torch", ".pt2"),
 }
+# ``build`` keywords for a network to export: a MindIR keeps MindSpore's own conv op, whatever
+# machine exports it (the im2col form is for MindSpore's CPU kernels; Ascend and GPU have fast
+# convs); torch's graph keeps NCHW without the channels-last copy on entry (a runtime picks its
+# own layout)
+EXPORT_BUILD = {"mindspore": {"im2col": False}, "torch": {"channels_last": False}}
 OPSET = 18  # torch's dynamo exporter emits 18 natively (17 goes through a version converter)
 TOL = 1e-4
 
@@ -70,14 +68,15 @@ class ExportReport:
         return what + f"; ran in its runtime, max rel err vs numpy reference {errs} (<= {TOL:g})"
 
 
-def _final_names(fmt: str, out: str) -> list[str]:
-    """The paths an export of ``fmt`` to ``out`` puts in place (paddle: a prefix; MindSpore
-    appends ``.mindir`` when the name lacks it)."""
-    if fmt == "paddle":
-        return [out + ".json", out + ".pdmodel", out + ".pdiparams"]
-    if fmt == "mindir" and not out.endswith(".mindir"):
-        return [out + ".mindir"]
-    return [out]
+def _taken(fmt: str, out: str) -> list[str]:
+    """Folders standing where an export of ``fmt`` to ``out`` would put a file: ``out`` or
+    ``out`` + the format's suffix, or for a path-prefix format (no suffix) any ``out.*``."""
+    suffix = FORMATS[fmt][1]
+    if suffix:
+        return [p for p in (out, out + suffix) if os.path.isdir(p)]
+    folder, stem = os.path.split(os.path.abspath(out))
+    return sorted(os.path.join(folder, n) for n in os.listdir(folder)
+                  if n.startswith(stem + ".") and os.path.isdir(os.path.join(folder, n)))
 
 
 def check_destination(fmt: str, out: str) -> str:
@@ -92,7 +91,7 @@ def check_destination(fmt: str, out: str) -> str:
     directory = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(directory):
         raise ExportError(f"cannot write {out}: directory {directory} does not exist")
-    taken = [p for p in _final_names(fmt, out) if os.path.isdir(p)]
+    taken = _taken(fmt, out)
     if taken:
         raise ExportError(f"cannot write {out}: {taken[0]} is a folder")
     try:  # whether this process can create (and rename) entries there, root and read-only mounts included
@@ -119,13 +118,12 @@ def export(spec: ModelSpec, state: dict, fmt: str, out: str, *, fold: bool = Fal
     from .weights import check_state, save_state
 
     directory = check_destination(fmt, out)
-    framework, suffix, dynamic = FORMATS[fmt]
     check_state(spec, state)
     if fold:
         from .folding import fold as _fold
         spec, state = _fold(spec, state)
     t0 = time.perf_counter()
-    batches = (batch, batch + 1) if dynamic else (batch,)
+    batches = (batch, batch + 1)  # every format has a dynamic batch
     with guarded_tempdir() as work:
         with open(os.path.join(work, "spec.json"), "w") as f:
             f.write(spec.model_dump_json())
@@ -145,7 +143,7 @@ def export(spec: ModelSpec, state: dict, fmt: str, out: str, *, fold: bool = Fal
         files = sorted(os.listdir(made))
         _put_in_place(made, files, directory)
     return ExportReport(spec.name, fmt, [os.path.join(directory, n) for n in files], fold, check,
-                        {int(k): v for k, v in result["rel_err"].items()}, result.get("opset"), dynamic,
+                        {int(k): v for k, v in result["rel_err"].items()}, result.get("opset"), True,
                         round(time.perf_counter() - t0, 1))
 
 
@@ -190,85 +188,28 @@ def _result(so: bytes, se: bytes, code: int, fmt: str) -> dict:
 
 
 # ------------------------------------------------------------------------- the child's side
-def _make(fmt: str, net, spec: ModelSpec, base: str, batch: int, opset: int) -> tuple[list[str], int | None]:
-    """Write the artifact for ``net``; returns (files written, opset)."""
-    shape = (batch, *spec.input_shape)
-    x = np.zeros(shape, np.float32)
-    if fmt in ("onnx", "torch-export"):
-        import torch
-        net.eval()
-        dyn = ({0: torch.export.Dim("batch", min=1, max=4096)},)
-        if fmt == "torch-export":
-            ep = torch.export.export(net, (torch.from_numpy(x),), dynamic_shapes=dyn)
-            torch.export.save(ep, base)
-            return [base], None
-        import warnings
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(net, (torch.from_numpy(x),), base, input_names=["input"], output_names=["output"],
-                              opset_version=opset, dynamo=True, external_data=False, dynamic_shapes=dyn,
-                              optimize=True, verbose=False)
-        return [base], opset
-    if fmt in ("paddle", "onnx-paddle"):
-        import paddle
-        net.eval()
-        spec_in = [paddle.static.InputSpec([None, *spec.input_shape], "float32", "input")]
-        prefix = base if fmt == "paddle" else base + ".inference"
-        paddle.jit.save(net, prefix, input_spec=spec_in)
-        program = prefix + (".json" if os.path.exists(prefix + ".json") else ".pdmodel")
-        if fmt == "paddle":
-            return [program, prefix + ".pdiparams"], None
-        import paddle2onnx
-        # onnxoptimizer, not the default Polygraphy (absent here, and it would pip-install its deps)
-        paddle2onnx.export(program, prefix + ".pdiparams", base, opset_version=opset, enable_onnx_checker=True,
-                           enable_optimize=True, optimize_tool="onnxoptimizer", verbose=False)
-        for leftover in os.listdir(os.path.dirname(base)):  # the intermediate inference model
-            if leftover.startswith(os.path.basename(prefix)):
-                os.remove(os.path.join(os.path.dirname(base), leftover))
-        return [base], opset
-    import mindspore as ms
-    net.set_train(False)
-    ms.export(net, ms.Tensor(shape=[None, *spec.input_shape], dtype=ms.float32),
-              file_name=base[:-len(".mindir")] if base.endswith(".mindir") else base, file_format="MINDIR")
-    made = base if base.endswith(".mindir") else base + ".mindir"
-    os.chmod(made, 0o644)  # MindSpore writes it read-only for its owner
-    return [made], None
+def run_onnx(path: str, x: np.ndarray) -> np.ndarray:
+    """An ONNX artifact on ``x`` in onnxruntime (CPU): the check of every ONNX format."""
+    import onnxruntime as ort
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    return sess.run(None, {sess.get_inputs()[0].name: x})[0]
 
 
-def _run(fmt: str, files: list[str], x: np.ndarray) -> np.ndarray:
-    """The artifact, loaded by its own runtime, on ``x``."""
-    if fmt in ("onnx", "onnx-paddle"):
-        import onnxruntime as ort
-        sess = ort.InferenceSession(files[0], providers=["CPUExecutionProvider"])
-        return sess.run(None, {sess.get_inputs()[0].name: x})[0]
-    if fmt == "torch-export":
-        import torch
-        with torch.no_grad():
-            return torch.export.load(files[0]).module()(torch.from_numpy(x)).numpy()
-    if fmt == "paddle":
-        import paddle.inference as pi
-        cfg = pi.Config(files[0], files[1])
-        cfg.disable_gpu()
-        pred = pi.create_predictor(cfg)
-        h = pred.get_input_handle(pred.get_input_names()[0])
-        h.reshape(x.shape)
-        h.copy_from_cpu(np.ascontiguousarray(x))
-        pred.run()
-        return pred.get_output_handle(pred.get_output_names()[0]).copy_to_cpu()
-    import mindspore as ms
-    from mindspore import nn
-    graph = ms.load(files[0])
-    return nn.GraphCell(graph)(ms.Tensor(x)).asnumpy()
+def _writer(fmt: str):
+    """The backend that writes ``fmt`` and its export module (``make_artifact``, ``run_artifact``)."""
+    import importlib
+
+    from .backends import load_backend
+
+    framework = FORMATS[fmt][0]
+    return load_backend(framework), importlib.import_module(f"onespec.backends.{framework}.export")
 
 
-def _build(be, framework: str, spec: ModelSpec):
-    # a MindIR keeps MindSpore's own conv op, whatever machine exports it (the im2col form is for
-    # MindSpore's CPU kernels; Ascend and GPU have fast convs); torch's graph keeps NCHW without
-    # the channels-last copy on entry (a runtime picks its own layout)
-    return be.build(spec, **{"mindspore": {"im2col": False}, "torch": {"channels_last": False}}.get(framework, {}))
+def _build(be, fmt: str, spec: ModelSpec):
+    return be.build(spec, **EXPORT_BUILD.get(FORMATS[fmt][0], {}))
 
 
-def _locate(fmt: str, spec: ModelSpec, state: dict, be, framework: str, batch: int, opset: int, work: str) -> str:
+def _locate(fmt: str, spec: ModelSpec, state: dict, be, writer, batch: int, opset: int, work: str) -> str:
     """The first leaf node, in execution order, that ``fmt`` cannot express on its own: whose
     export fails, or whose artifact does not run or gives another output than the framework."""
     from .conformance.diff import _node_spec
@@ -283,13 +224,14 @@ def _locate(fmt: str, spec: ModelSpec, state: dict, be, framework: str, batch: i
         progress.flush()
         os.fsync(progress.fileno())
         try:
-            net = _build(be, framework, one)
+            net = _build(be, fmt, one)
             be.load_state(net, one, {k: state[info.path + k[len(name):]] for k in layout(one)})
             d = tempfile.mkdtemp(dir=work)
-            files, _ = _make(fmt, net, one, os.path.join(d, f"node{i}" + FORMATS[fmt][1]), batch, opset)
+            files, _ = writer.make_artifact(fmt, net, one.input_shape, os.path.join(d, f"node{i}" + FORMATS[fmt][1]),
+                                            batch, opset)
             x = np.random.default_rng(i).standard_normal((batch, *one.input_shape)).astype(np.float32)
             want = be.forward(net, x)[0]
-            got = _run(fmt, files, x)
+            got = writer.run_artifact(fmt, files, x)
             err = float(np.abs(got - want).max() / max(float(np.abs(want).max()), 1e-12)) \
                 if got.shape == want.shape else float("inf")
             if not err <= TOL:
@@ -305,7 +247,6 @@ def _locate(fmt: str, spec: ModelSpec, state: dict, be, framework: str, batch: i
 def _worker(argv) -> int:
     """``python -m onespec.export FORMAT WORKDIR BASE BATCH OPSET CHECK_BATCHES``."""
     from ._proc import child_init, data_channel
-    from .backends import load_backend
     from .spec import parse_spec
     from .weights import load_state
 
@@ -313,22 +254,21 @@ def _worker(argv) -> int:
     fmt, work, base, batch, opset, checks = argv
     batch, opset = int(batch), int(opset)
     data_out = data_channel()
-    framework = FORMATS[fmt][0]
     with open(os.path.join(work, "spec.json"), "rb") as f:
         spec = parse_spec(f.read())
     state = load_state(os.path.join(work, "state.npz"))
-    be = load_backend(framework)
+    be, writer = _writer(fmt)
     if checks == "locate":  # the export crashed the last child: export node by node
-        where = _locate(fmt, spec, state, be, framework, batch, opset, work)
+        where = _locate(fmt, spec, state, be, writer, batch, opset, work)
         print(f"onespec: error: {fmt} cannot express {spec.name}: node {where}" if where else
               f"onespec: error: {fmt} export of {spec.name} crashed, and no node crashes alone", file=sys.stderr)
         return 2
-    net = _build(be, framework, spec)
+    net = _build(be, fmt, spec)
     be.load_state(net, spec, state)
     try:
-        files, used_opset = _make(fmt, net, spec, base, batch, opset)
+        files, used_opset = writer.make_artifact(fmt, net, spec.input_shape, base, batch, opset)
     except Exception as err:
-        where = _locate(fmt, spec, state, be, framework, batch, opset, work)
+        where = _locate(fmt, spec, state, be, writer, batch, opset, work)
         what = f"{type(err).__name__}: {str(err).strip().splitlines()[0][:300]}" if str(err).strip() else \
             type(err).__name__
         print(f"onespec: error: {fmt} cannot express {spec.name}: "
@@ -340,7 +280,7 @@ def _worker(argv) -> int:
         want = np.load(os.path.join(work, f"y{b}.npy"))
         e = float("inf")
         try:
-            got = _run(fmt, files, x)
+            got = writer.run_artifact(fmt, files, x)
             e = float(np.abs(got.astype(np.float64) - want).max() / max(float(np.abs(want).max()), 1e-12)) \
                 if got.shape == want.shape else float("inf")
             problem = "" if e <= TOL else f"differs from the numpy reference at batch {b}: max rel err {e:.2e}"
@@ -348,7 +288,7 @@ def _worker(argv) -> int:
             problem = (f"does not run in its runtime at batch {b}: "
                        f"{type(err).__name__}: {str(err).strip().splitlines()[0][:300]}")
         if problem:  # a node the format mistranslates, not rounding, is worth a node-by-node search
-            where = _locate(fmt, spec, state, be, framework, batch, opset, work) if not e <= 1e-2 else ""
+            where = _locate(fmt, spec, state, be, writer, batch, opset, work) if not e <= 1e-2 else ""
             print(f"onespec: error: the {fmt} artifact of {spec.name} {problem}"
                   + (f"; node {where}" if where else ""), file=sys.stderr)
             return 2
