@@ -138,7 +138,7 @@ def export(spec: ModelSpec, state: dict, fmt: str, out: str, *, fold: bool = Fal
         args = ["-m", "onespec.export", fmt, work, os.path.join(made, os.path.basename(out)), str(batch), str(opset)]
         code, so, se = run_child(args + [",".join(map(str, batches)) if check else ""])
         if code < 0 or (code != 0 and b"onespec: error: " not in se):  # killed by the exporter itself
-            _crashed(fmt, spec, work, args, code)
+            _crashed(fmt, spec, work, args, code, se)
         result = _result(so, se, code, fmt)
         files = sorted(os.listdir(made))
         _put_in_place(made, files, directory)
@@ -159,9 +159,9 @@ def _put_in_place(made: str, files: list[str], directory: str) -> None:
             os.replace(os.path.join(stage, name), os.path.join(directory, name))
 
 
-def _crashed(fmt: str, spec: ModelSpec, work: str, args: list[str], code: int) -> None:
-    """The exporter killed its process: export node by node in another child to name the node,
-    reading its progress file if that one is killed too."""
+def _crashed(fmt: str, spec: ModelSpec, work: str, args: list[str], code: int, stderr: bytes) -> None:
+    """The exporter killed its process (or it died without onespec's error line): export node by
+    node in another child to name the node, reading its progress file if that one is killed too."""
     from ._proc import run_child
 
     progress = os.path.join(work, "locating.txt")
@@ -171,7 +171,9 @@ def _crashed(fmt: str, spec: ModelSpec, work: str, args: list[str], code: int) -
     mine = [ln[len("onespec: error: "):] for ln in se.decode(errors="replace").splitlines()
             if ln.startswith("onespec: error: ")]
     if mine:
-        raise ExportError(mine[-1] + f" (the whole-network export was killed, exit {code})")
+        said = [ln.strip() for ln in stderr.decode(errors="replace").splitlines() if ln.strip()][-1:]
+        how = f"signal {-code}" if code < 0 else f"exit {code}" + (f": {said[0][:300]}" if said else "")
+        raise ExportError(mine[-1] + f" (the whole-network export died, {how})")
     lines = open(progress).read().split("\n") if os.path.exists(progress) else []
     last = [ln for ln in lines if ln.strip()][-1:] or ["?"]
     raise ExportError(f"{fmt} cannot express {spec.name}: node {last[0]} kills the exporter (signal "
