@@ -26,7 +26,7 @@ from .errors import OnespecError
 from .spec import ModelSpec, trace
 
 # format -> (the framework that writes it, the artifact's suffix: "" for a path prefix)
-FORMATS = {
+_FORMATS = {
     "onnx": ("torch", ".onnx"),
     "onnx-paddle": ("paddle", ".onnx"),
     "mindir": ("mindspore", ".mindir"),
@@ -37,7 +37,16 @@ FORMATS = {
 # machine exports it (the im2col form is for MindSpore's CPU kernels; Ascend and GPU have fast
 # convs); torch's graph keeps NCHW without the channels-last copy on entry (a runtime picks its
 # own layout)
-EXPORT_BUILD = {"mindspore": {"im2col": False}, "torch": {"channels_last": False}}
+_EXPORT_BUILD = {"mindspore": {"im2col": False}, "torch": {"channels_last": False}}
+
+
+def formats() -> dict[str, tuple[str, str]]:
+    """Every export format -> (the backend that writes it, the artifact's suffix: "" for a path prefix)."""
+    return dict(_FORMATS)
+
+
+def _build_options(backend: str) -> dict:
+    return _EXPORT_BUILD.get(backend, {})
 OPSET = 18  # torch's dynamo exporter emits 18 natively (17 goes through a version converter)
 TOL = 1e-4
 
@@ -71,7 +80,7 @@ class ExportReport:
 def _taken(fmt: str, out: str) -> list[str]:
     """Folders standing where an export of ``fmt`` to ``out`` would put a file: ``out`` or
     ``out`` + the format's suffix, or for a path-prefix format (no suffix) any ``out.*``."""
-    suffix = FORMATS[fmt][1]
+    suffix = formats()[fmt][1]
     if suffix:
         return [p for p in (out, out + suffix) if os.path.isdir(p)]
     folder, stem = os.path.split(os.path.abspath(out))
@@ -83,11 +92,12 @@ def check_destination(fmt: str, out: str) -> str:
     """Refuse, before any work, an ``out`` that an export of ``fmt`` cannot be put at: an unknown
     format, an empty path, a folder (or a path ending in a separator), a missing or unwritable
     parent folder, or an artifact name taken by a folder. Returns the parent folder."""
-    if fmt not in FORMATS:
-        raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    known = formats()
+    if fmt not in known:
+        raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(known)}")
     if not out or out.endswith((os.sep, "/")) or os.path.isdir(out):
         raise ExportError(f"cannot write {out!r}: -o is the artifact's file path (e.g. "
-                          f"{os.path.join(out or '.', 'model' + FORMATS[fmt][1])}), not a folder")
+                          f"{os.path.join(out or '.', 'model' + known[fmt][1])}), not a folder")
     directory = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(directory):
         raise ExportError(f"cannot write {out}: directory {directory} does not exist")
@@ -198,17 +208,18 @@ def run_onnx(path: str, x: np.ndarray) -> np.ndarray:
 
 
 def _writer(fmt: str):
-    """The backend that writes ``fmt`` and its export module (``make_artifact``, ``run_artifact``)."""
+    """The backend that writes ``fmt`` and that backend package's ``export`` module
+    (``make_artifact``, ``run_artifact``)."""
     import importlib
 
     from .backends import load_backend
 
-    framework = FORMATS[fmt][0]
-    return load_backend(framework), importlib.import_module(f"onespec.backends.{framework}.export")
+    be = load_backend(formats()[fmt][0])
+    return be, importlib.import_module(be.__name__ + ".export")
 
 
 def _build(be, fmt: str, spec: ModelSpec):
-    return be.build(spec, **EXPORT_BUILD.get(FORMATS[fmt][0], {}))
+    return be.build(spec, **_build_options(formats()[fmt][0]))
 
 
 def _locate(fmt: str, spec: ModelSpec, state: dict, be, writer, batch: int, opset: int, work: str) -> str:
@@ -229,7 +240,7 @@ def _locate(fmt: str, spec: ModelSpec, state: dict, be, writer, batch: int, opse
             net = _build(be, fmt, one)
             be.load_state(net, one, {k: state[info.path + k[len(name):]] for k in layout(one)})
             d = tempfile.mkdtemp(dir=work)
-            files, _ = writer.make_artifact(fmt, net, one.input_shape, os.path.join(d, f"node{i}" + FORMATS[fmt][1]),
+            files, _ = writer.make_artifact(fmt, net, one.input_shape, os.path.join(d, f"node{i}" + formats()[fmt][1]),
                                             batch, opset)
             x = np.random.default_rng(i).standard_normal((batch, *one.input_shape)).astype(np.float32)
             want = be.forward(net, x)[0]

@@ -16,7 +16,7 @@ import pytest
 
 import onespec
 from onespec.conformance.numerics import small_overrides
-from onespec.export import FORMATS, ExportError, check_destination, export
+from onespec.export import ExportError, check_destination, export, formats
 from onespec.spec import trace
 from onespec.spec.nodes import AdaptiveAvgPool, AvgPool, Conv, Flatten, Linear, MaxPool
 from onespec.zoo import entry
@@ -26,6 +26,7 @@ from conftest import require
 
 pytestmark = pytest.mark.frameworks
 MODELS = ["mobilenet_v2", "shufflenet_v2_x1_0", "micronet_m1", "resnet50", "hybridsn"]
+FORMATS = formats()
 FMTS = list(FORMATS)
 SUFFIX = {"onnx": ".onnx", "onnx-paddle": ".onnx", "mindir": ".mindir", "paddle": "", "torch-export": ".pt2"}
 
