@@ -206,6 +206,14 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:  # ended meanwhile
+        return b""
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -225,8 +233,7 @@ def _kill_export_at(delay: float | None, out_dir, timeout: float = 300) -> tuple
     while proc.poll() is None and time.monotonic() < t_end:
         kids = _descendants(proc.pid)
         seen |= kids
-        if started is None and any(b"onespec.export" in open(f"/proc/{k}/cmdline", "rb").read()
-                                   for k in kids if _alive(k)):
+        if started is None and any(b"onespec.export" in _cmdline(k) for k in kids):
             started = time.monotonic()
         if delay is not None and started is not None and time.monotonic() >= started + delay:
             proc.send_signal(signal.SIGKILL)
