@@ -10,12 +10,14 @@ from typing import Any
 
 from . import analyze, get_spec, list_models
 from .errors import OverrideError
-from .backends import FRAMEWORKS
+from .backends import VERBOSE_ENV, frameworks
 from .bench import MS_MODES, TORCH_OPTIONS
 from .convert import FORMATS, WRITABLE
 from .errors import OnespecError
 from .spec import ModelSpec
 from .zoo import entry
+
+FRAMEWORKS = frameworks()  # built-in and registered (ONESPEC_BACKENDS)
 
 
 def _value(text: str) -> Any:
@@ -420,6 +422,9 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--deterministic", action="store_true",
                        help="deterministic kernels (torch cuDNN and algorithms, Paddle FLAGS_cudnn_deterministic, "
                             "MindSpore deterministic); recorded in the report's environment")
+    for p in sub.choices.values():
+        p.add_argument("--verbose", action="store_true", help="show the frameworks' own logs and warnings "
+                                                              "(also ONESPEC_VERBOSE=1)")
     return ap
 
 
@@ -430,6 +435,8 @@ def main(argv=None) -> int:
 
     exit_on_sigterm()
     args = parser().parse_args(argv)
+    if args.verbose:  # before any framework loads, here or in a child
+        os.environ[VERBOSE_ENV] = "1"
     if getattr(args, "tf32", None) or getattr(args, "deterministic", False):
         from .environment import set_flags
         set_flags(tf32=None if args.tf32 is None else args.tf32 == "on", deterministic=args.deterministic or None)

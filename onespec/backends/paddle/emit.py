@@ -28,6 +28,7 @@ import paddle
 from paddle import _C_ops, nn
 
 from ...spec import ModelSpec
+from . import FRAMEWORK
 from ..tree import emit, fresh_branch, fresh_inputs, ntuple
 
 
@@ -392,7 +393,7 @@ def _seq(n, x, kids):
     return Sequential(kids)
 
 
-TRANSPOSED = frozenset({"linear"})
+TRANSPOSED = FRAMEWORK.transposed  # Linear: [in, out]
 
 EMIT = {
     "conv": _conv,
