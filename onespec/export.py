@@ -25,28 +25,22 @@ import numpy as np
 from .errors import OnespecError
 from .spec import ModelSpec, trace
 
-# format -> (the framework that writes it, the artifact's suffix: "" for a path prefix)
-_FORMATS = {
-    "onnx": ("torch", ".onnx"),
-    "onnx-paddle": ("paddle", ".onnx"),
-    "mindir": ("mindspore", ".mindir"),
-    "paddle": ("paddle", ""),
-    "torch-export": ("torch", ".pt2"),
-}
-# ``build`` keywords for a network to export: a MindIR keeps MindSpore's own conv op, whatever
-# machine exports it (the im2col form is for MindSpore's CPU kernels; Ascend and GPU have fast
-# convs); torch's graph keeps NCHW without the channels-last copy on entry (a runtime picks its
-# own layout)
-_EXPORT_BUILD = {"mindspore": {"im2col": False}, "torch": {"channels_last": False}}
-
 
 def formats() -> dict[str, tuple[str, str]]:
-    """Every export format -> (the backend that writes it, the artifact's suffix: "" for a path prefix)."""
-    return dict(_FORMATS)
+    """Every export format -> (the backend that writes it, the artifact's suffix: "" for a path
+    prefix), as each backend declares them (``Framework.exports``)."""
+    from .backends import framework, frameworks
+
+    return {fmt: (name, suffix) for name in frameworks() for fmt, suffix in framework(name).exports.items()}
 
 
 def _build_options(backend: str) -> dict:
-    return _EXPORT_BUILD.get(backend, {})
+    """``build`` keywords for a network to export (``Framework.export_build``)."""
+    from .backends import framework
+
+    return dict(framework(backend).export_build)
+
+
 OPSET = 18  # torch's dynamo exporter emits 18 natively (17 goes through a version converter)
 TOL = 1e-4
 
