@@ -412,6 +412,8 @@ def parser() -> argparse.ArgumentParser:
                         "a C++ compiler and compiles for ~30 s per model)")
     p.add_argument("--json", metavar="PATH", help="write the rows as JSON")
     p.set_defaults(fn=cmd_bench)
+    from .capture.command import add_parser as add_capture
+    add_capture(sub)
     p = sub.add_parser("eval", help="accuracy, per-class accuracy and confusion matrix of a checkpoint")
     _run_args(p, evaluation=True)
     p.set_defaults(fn=cmd_eval)
