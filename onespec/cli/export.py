@@ -7,8 +7,9 @@ from .common import MODEL_HELP, add_set, resolve
 
 
 def cmd_export(args) -> int:
-    from ..export import ExportError, export
+    from ..export import ExportError, check_destination, export
 
+    check_destination(args.format, args.output)  # before the model and weights are read
     spec = resolve(args.model, args.set)
     if args.weights:
         from ..convert import read_for
