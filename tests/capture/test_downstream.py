@@ -123,7 +123,7 @@ def test_commands_that_need_one_output_refuse_several_in_one_line(tmp_path):
     from onespec.conformance.diff import diff
     from onespec.export import export
     from onespec.spec.analysis import SeveralOutputsError
-    from onespec.training.engine import train
+    from onespec import train
 
     spec, state = capture(build_face_heads(), (3, 16, 16))
     assert diff(spec, "torch", state=state).first is None
@@ -144,8 +144,8 @@ def test_a_captured_spec_trains_aligns_diffs_and_exports(tmp_path):
     from onespec.capture import capture
     from onespec.conformance.diff import diff
     from onespec.export import export
+    from onespec import train
     from onespec.training.align import align
-    from onespec.training.engine import train
     from onespec.training.recipe import load_recipe
 
     torch.manual_seed(0)
