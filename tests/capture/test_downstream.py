@@ -160,3 +160,15 @@ def test_a_captured_spec_trains_aligns_diffs_and_exports(tmp_path):
     assert diff(spec, "mindspore", state=state).first is None
     exported = export(spec, state, "onnx", str(tmp_path / "net.onnx"))
     assert exported.checked and max(exported.rel_err.values()) < 1e-4, exported
+
+
+def test_diff_judges_a_graph_merge_by_its_carried_error(tmp_path):
+    """The layer-scaled residual's ``add`` reads two tensors: diff judges it as a combinator."""
+    require("torch")
+    from onespec.capture import capture
+    from onespec.conformance.diff import diff
+
+    spec, state = capture(_PaperNet().eval(), (3, 8, 8))
+    report = diff(spec, "torch", state=state)
+    add = next(r for r in report.rows if r["path"] == "_blocks.2.add")
+    assert report.first is None and add["own"] is None and add["carried"] < 1e-5
