@@ -35,6 +35,7 @@ def _name(leaf) -> str:
 def _place(leaves: list[Leaf], problems: list[str]) -> None:
     """Final paths of loose ops (``<module>.\\0<export name>``): the module itself where it is
     that module's only op, else a child of it named by the export name."""
+    _unnest_owners(leaves)
     owned = {lf.path for lf in leaves if "\0" not in lf.path}
     loose: dict[str, list[Leaf]] = {}
     for lf in leaves:
@@ -42,14 +43,11 @@ def _place(leaves: list[Leaf], problems: list[str]) -> None:
             loose.setdefault(lf.path.split("\0")[0].rstrip("."), []).append(lf)
     taken = {lf.path for lf in leaves if "\0" not in lf.path}
     for module, lfs in loose.items():
-        inside = any(p == module or p.startswith(module + ".") for p in owned)
+        inside = any(p == module or p.startswith(module + ".") for p in owned | set(loose) - {module})
         if module and len(lfs) == 1 and not inside:
             lfs[0].path = module
             taken.add(module)
             continue
-        if module in owned:
-            problems.append(f"{module}: the module owns parameters and runs other ops in its own forward; "
-                            f"a spec node is either an op or a container")
         for lf in lfs:
             base = lf.path.split("\0")[1]
             name, i = base, 1
@@ -57,6 +55,20 @@ def _place(leaves: list[Leaf], problems: list[str]) -> None:
                 name, i = f"{base}_op{i}", i + 1
             lf.path = f"{module}.{name}" if module else name
             taken.add(lf.path)
+
+
+def _unnest_owners(leaves: list[Leaf]) -> None:
+    """A module that owns an op's parameters and also runs other ops (timm's BatchNormAct2d: a
+    batch norm whose ``act`` child runs after it) cannot be that op's node: the op becomes a child
+    of the module named by its export name, its tensors aliased to the module's keys."""
+    busy = set()  # modules with ops inside them: a loose op's module, every op's ancestors
+    for lf in leaves:
+        module = lf.path.split("\0")[0].rstrip(".") if "\0" in lf.path else None
+        p = module if module is not None else lf.path
+        busy |= {p.rsplit(".", i)[0] for i in range(1, p.count(".") + 1)} | ({module} if module else set())
+    for lf in leaves:
+        if "\0" not in lf.path and lf.path in busy and lf.params:
+            lf.path = f"{lf.path}.\0{lf.out}"
 
 
 def _tree(leaves: list[Leaf], problems: list[str]) -> _Tree:

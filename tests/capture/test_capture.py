@@ -64,6 +64,16 @@ def test_torchvision_models_keep_their_names(name):
 
 
 @pytest.mark.slow
+def test_timm_ghostnet_keeps_its_names():
+    """timm's BatchNormAct2d owns its norm's tensors and runs its ``act`` child: the norm becomes a
+    child node whose tensors are aliased to the module's keys."""
+    require(*FRAMEWORKS)
+    timm = pytest.importorskip("timm")
+    spec, _ = _capture_and_prove(_randomized(timm.create_model("ghostnet_100", num_classes=10)), (3, 64, 64))
+    assert spec.aliases and all(v.rsplit(".", 1)[0].endswith("bn1") for v in spec.aliases.values())
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("frameworks", [FRAMEWORKS])
 def test_torchvision_convnext_aliases_its_layer_scale(frameworks):
     """ConvNeXt's blocks own a bare ``layer_scale`` beside their ops: a layer-scale node named by it,

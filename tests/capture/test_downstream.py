@@ -23,6 +23,18 @@ class _Scaled(nn.Module):
         return x + self.layer_scale * self.body(x)
 
 
+class _NormAct(nn.BatchNorm2d):
+    """A batch norm that runs its activation child after itself (timm's BatchNormAct2d): the
+    module owns the norm's tensors and runs another op, so the norm is a child node, aliased."""
+
+    def __init__(self, c):
+        super().__init__(c)
+        self.act = nn.PReLU(c)
+
+    def forward(self, x):
+        return self.act(super().forward(x))
+
+
 class _ChannelNorm(nn.LayerNorm):
     """A layer norm over the channels written as torchvision's LayerNorm2d is."""
 
@@ -37,7 +49,7 @@ class _PaperNet(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self._stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.PReLU(8))
+        self._stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), _NormAct(8))
         self._blocks = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.ReLU(), _Scaled(8),
                                      _ChannelNorm(8), nn.Conv2d(8, 12, 1))
         self.head = nn.Linear(12, 4)
@@ -57,7 +69,9 @@ def _captured(tmp_path):
         module._stem[1].running_mean.uniform_(-1, 1)
         module._stem[1].running_var.uniform_(0.5, 2)
     spec, state = capture(module, (3, 8, 8))
-    assert spec.aliases == {"_blocks.2.layer_scale.gamma": "_blocks.2.layer_scale"}
+    norm = {f"_stem.1.{t}" for t in ("weight", "bias", "running_mean", "running_var")}
+    assert set(spec.aliases.values()) == {"_blocks.2.layer_scale"} | norm
+    assert spec.aliases["_blocks.2.layer_scale.gamma"] == "_blocks.2.layer_scale"
     assert not spec.layers[1].layers[3].last_axis  # permute, layer norm, permute: one channel norm
     x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
     assert prove(spec, state, [x], [reference_outputs(module, x)], ("torch",), here="torch")[0]["torch"]["ok"]
