@@ -298,10 +298,11 @@ def _write_rows(path: str, rows: list[dict]) -> None:
 
 def train(model: str | ModelSpec | None = None, recipe: Recipe | str | None = None, *, backend: str = "torch",
           out: str | None = None, overrides: dict | None = None, resume: bool = False,
-          progress: bool = True, snapshots: tuple[int, ...] = ()) -> History:
+          progress: bool = True, snapshots: tuple[int, ...] = (), precision: str = "float32") -> History:
     """Train ``model`` with ``recipe`` in ``backend``; returns the run's :class:`History`.
     ``snapshots``: steps after which the canonical state is saved as ``snapshots/step_<n>.npz``
-    (step 0: the initial state), for ``onespec align``.
+    (step 0: the initial state), for ``onespec align``; ``precision``: one of the backend
+    session's ``PRECISIONS`` (``float64``: align's rounding-free yardstick).
 
     ``overrides`` are dotted recipe fields (``{"optimizer.lr": 0.01}``). All input (data, recipe,
     checkpoint, freeze paths) is checked before the framework starts training."""
@@ -336,12 +337,15 @@ def train(model: str | ModelSpec | None = None, recipe: Recipe | str | None = No
     state, skipped = _load_start(spec, recipe, backend)
 
     be = load_backend(backend)
-    session_cls = importlib.import_module(f"onespec.backends.{backend}.train").Session
+    train_mod = importlib.import_module(f"onespec.backends.{backend}.train")
+    if precision not in getattr(train_mod, "PRECISIONS", ("float32",)):
+        raise TrainError(f"{backend} does not train in {precision}")
+    session_cls = train_mod.Session
     net = be.build(spec)
     be.load_state(net, spec, state)
     lay = layout(spec)
     trainable = [c for c, t in lay.items() if t.trainable and not under(c, frozen)]
-    sess = session_cls(net, spec, trainable, frozen)
+    sess = session_cls(net, spec, trainable, frozen, **({} if precision == "float32" else {"precision": precision}))
     opt = recipe.optimizer
     ostate = {c: optim.init(opt, p, sess) for c, p in sess.params.items()}
     decay = {c: optim.decays(opt, lay[c].role) for c in sess.params}
