@@ -150,97 +150,146 @@ def _abs_paths(recipe: Recipe) -> Recipe:
     return recipe.model_copy(update=upd)
 
 
+@dataclass
+class Run:
+    """One training run of a plan: ``label`` is its folder in the plan's ``out``."""
+    label: str
+    backend: str
+    recipe: Recipe
+    spec_path: str
+    precision: str = "float32"
+
+
+@dataclass
+class Plan:
+    """What ``align`` trains: the runs (every framework, the float64 yardstick), where, and how
+    the report reads them."""
+    name: str
+    backends: list[str]
+    out: str
+    steps: int
+    snaps: tuple[int, ...]
+    recipes: dict[str, Recipe]
+    spec_path: str
+    yard: tuple[str, str]
+    runs: list[Run]
+
+
 def align(model, recipe: Recipe | str | None = None, *, backends=FRAMEWORKS, steps: int = 20, overrides=None,
           per_backend: dict[str, dict] | None = None, out: str | None = None, diagnose: bool = True) -> AlignReport:
     """Align ``model`` over ``steps`` training steps in ``backends`` (the first is the reference).
     ``per_backend``: recipe overrides for one framework only (to find what a difference does).
     ``diagnose``: when a framework parts with identical recipes, run ``onespec diff`` (train mode,
-    backward, from the run's start state) on it, and on the reference if it is clean."""
-    from .._proc import run_child
-    from .engine import model_for, open_data
+    backward, from the run's start state) on it."""
+    plan = prepare(model, recipe, backends=backends, steps=steps, overrides=overrides, per_backend=per_backend, out=out)
+    env, errors = execute([plan])
+    if errors:
+        raise AlignError(next(iter(errors.values())))
+    return finish(plan, env, diagnose=diagnose)
+
+
+def prepare(model, recipe: Recipe | str | None = None, *, backends=FRAMEWORKS, steps: int = 20, overrides=None,
+            per_backend: dict[str, dict] | None = None, out: str | None = None,
+            spec_for: dict[str, ModelSpec] | None = None) -> Plan:
+    """The plan of an alignment, every input checked and the start state written. ``spec_for``:
+    another model for one framework (``benchmarks/verdicts.py`` injects a difference so)."""
+    from ..conformance.diff.reference import reference_framework
+    from ..weights import save_state
+    from .engine import _load_start, model_for, open_data
 
     backends = [check_backend(b, FRAMEWORKS) for b in backends]
     if len(backends) < 2 or len(set(backends)) != len(backends):
         raise AlignError(f"align needs two or more different frameworks, got {backends}")
     per_backend = per_backend or {}
-    for b in per_backend:
+    for b in (*per_backend, *(spec_for or {})):
         if b not in backends:
             raise AlignError(f"overrides for {b}, which is not among --backends {','.join(backends)}")
     base = as_recipe(recipe, overrides)
     base = _abs_paths(base.model_copy(update={"max_steps": steps, "data": base.data.model_copy(update={"workers": 0})}))
     recipes = {b: load_recipe(None, per_backend.get(b, {}), base=json.loads(base.model_dump_json())) for b in backends}
     train_src, _ = open_data(base)  # every input checked before any framework starts
-    spec = model_for(model, base, len(train_src.classes))
-    spec = without_dropout(spec)
-    out = out or f"align-{spec.name}"
+    spec = without_dropout(model_for(model, base, len(train_src.classes)))
+    out = os.path.abspath(out or f"align-{spec.name}")
     os.makedirs(out, exist_ok=True)
-    snaps = snapshot_steps(steps)
-    spec_path = os.path.join(out, "spec.json")
-    with open(spec_path, "w") as f:
-        f.write(spec.model_dump_json())
-    from ..weights import save_state
-    from .engine import _load_start
+    spec_path = _write_spec(spec, os.path.join(out, "spec.json"))
     start, _ = _load_start(spec, recipes[backends[0]], backends[0])
     save_state(start, os.path.join(out, "start.npz"))
-    env = {}
-    for b in backends:
-        env[b] = _run(out, b, b, recipes[b], spec_path, snaps)
-    yard = _yardstick(out, backends, recipes, spec_path, snaps)
-    rep = compare(spec.name, backends, out, recipes, steps, snaps, yard)
-    rep.env = env
+    runs = [Run(b, b, recipes[b], spec_path) for b in backends]
+    for b, other in (spec_for or {}).items():
+        runs[backends.index(b)] = Run(b, b, _start_for(other, start, out, b, recipes[b]),
+                                      _write_spec(without_dropout(other), os.path.join(out, f"spec-{b}.json")))
+    fw = reference_framework()  # its backend trains in float64 too
+    r32 = fw if fw in backends else f"{fw}-float32"
+    runs.append(Run(FLOAT64, fw, recipes[backends[0]], spec_path, FLOAT64))
+    if r32 not in backends:
+        runs.append(Run(r32, fw, recipes[backends[0]], spec_path))
+    return Plan(spec.name, backends, out, steps, snapshot_steps(steps), recipes, spec_path, (r32, FLOAT64), runs)
+
+
+def _write_spec(spec: ModelSpec, path: str) -> str:
+    with open(path, "w") as f:
+        f.write(spec.model_dump_json())
+    return path
+
+
+def _start_for(spec: ModelSpec, start: dict, out: str, backend: str, recipe: Recipe) -> Recipe:
+    """``recipe`` starting from ``start``'s tensors that ``spec`` has (a model without a bias
+    starts from the others)."""
+    from ..weights import layout, save_state
+
+    lay = layout(spec)
+    path = os.path.join(out, f"start-{backend}.npz")
+    save_state({k: v for k, v in start.items() if k in lay}, path)
+    return recipe.model_copy(update={"weights": path, "weights_format": "canonical"})
+
+
+def execute(plans: list[Plan]) -> tuple[dict[str, dict], dict[str, str]]:
+    """Train every run of ``plans``, one child process per framework and precision: (each
+    framework's numerics environment, {run folder: error} for the runs that failed)."""
+    from .._proc import run_child
+
+    groups: dict[tuple[str, str], list] = {}
+    for plan in plans:
+        for r in plan.runs:
+            run_dir = os.path.join(plan.out, r.label)
+            if os.path.exists(run_dir):
+                import shutil
+                shutil.rmtree(run_dir)
+            rp = os.path.join(plan.out, f"recipe-{r.label}.json")
+            with open(rp, "w") as f:
+                f.write(r.recipe.model_dump_json())
+            groups.setdefault((r.backend, r.precision), []).append([r.spec_path, rp, run_dir, list(plan.snaps)])
+    env, errors = {}, {}
+    for (backend, precision), jobs in groups.items():
+        jobs_path = os.path.join(plans[0].out, f"jobs-{backend}-{precision}.json")
+        with open(jobs_path, "w") as f:
+            json.dump(jobs, f)
+        code, so, se = run_child(["-m", "onespec.training.align", backend, precision, jobs_path])
+        if code != 0:
+            text = se.decode(errors="replace")
+            lines = [ln for ln in text.splitlines() if ln.startswith("onespec: error: ")]
+            raise AlignError(f"{backend}: " + (lines[-1][16:] if lines else text[-1500:]))
+        answer = json.loads(so.decode().strip().splitlines()[-1])
+        errors.update({k: f"{backend}: {v}" for k, v in answer["errors"].items()})
+        if precision == "float32":
+            env[backend] = answer["environment"]
+    return env, errors
+
+
+def finish(plan: Plan, env: dict, *, diagnose: bool = True, figures: bool = True) -> AlignReport:
+    """The report of a plan whose runs are done: compared, diagnosed, written (align.json,
+    align.txt and, with ``figures``, align.png) in its folder."""
+    out = plan.out
+    rep = compare(plan.name, plan.backends, out, plan.recipes, plan.steps, plan.snaps, plan.yard)
+    rep.env = {b: env.get(b, {}) for b in plan.backends}
     if diagnose and rep.framework_failures:
-        _diagnose(rep, out, spec_path)
+        _diagnose(rep, out, plan.spec_path)
     R.write_json(rep.to_dict(), os.path.join(out, "align.json"))
     with open(os.path.join(out, "align.txt"), "w") as f:
         f.write(rep.table() + "\n")
-    plot(rep, os.path.join(out, "align.png"))
+    if figures:
+        plot(rep, os.path.join(out, "align.png"))
     return rep
-
-
-def _run(out: str, label: str, backend: str, recipe: Recipe, spec_path: str, snaps, precision: str = "float32"
-         ) -> dict:
-    """Train ``backend`` in a child into ``out/label``; its numerics environment."""
-    from .._proc import run_child
-
-    run_dir = os.path.join(out, label)
-    if os.path.exists(os.path.join(run_dir, "run.json")):
-        import shutil
-        shutil.rmtree(run_dir)
-    rp = os.path.join(out, f"recipe-{label}.json")
-    with open(rp, "w") as f:
-        f.write(recipe.model_dump_json())
-    t0 = time.perf_counter()
-    code, so, se = run_child(["-m", "onespec.training.align", backend, os.path.abspath(spec_path), os.path.abspath(rp),
-                              os.path.abspath(run_dir), ",".join(map(str, snaps)), precision])
-    if code != 0:
-        text = se.decode(errors="replace")
-        lines = [ln for ln in text.splitlines() if ln.startswith("onespec: error: ")]
-        raise AlignError(f"{backend}: " + (lines[-1][16:] if lines else text[-1500:]))
-    return {**json.loads(so.decode().strip().splitlines()[-1]), "seconds": round(time.perf_counter() - t0, 1)}
-
-
-def _yardstick(out: str, backends: list[str], recipes: dict, spec_path: str, snaps) -> tuple[str, str]:
-    """Train the reference's recipe in float64 in the first framework that can (the reference
-    itself, else the others, else any installed one), and in float32 there when that framework is
-    not among ``backends``: (float32 run, float64 run) labels in ``out``."""
-    import importlib.util
-
-    rec = recipes[backends[0]]
-    tried = []
-    for b in dict.fromkeys([*backends, *(x for x in FRAMEWORKS if importlib.util.find_spec(x))]):
-        try:
-            _run(out, FLOAT64, b, rec, spec_path, snaps, precision=FLOAT64)
-        except AlignError as err:
-            if f"does not train in {FLOAT64}" not in str(err):
-                raise
-            tried.append(b)
-            continue
-        if b in backends:
-            return b, FLOAT64
-        _run(out, f"{b}-float32", b, rec, spec_path, snaps)
-        return f"{b}-float32", FLOAT64
-    raise AlignError(f"align needs a framework that trains in float64 for its tolerance; none of "
-                     f"{', '.join(tried)} does")
 
 
 def _diagnose(rep: AlignReport, out: str, spec_path: str) -> None:
@@ -287,7 +336,7 @@ def _distances(out: str, a: str, b: str, lay, snaps) -> tuple[dict, list[dict]]:
         worst, wname = 0.0, ""
         for k, v in sa.items():
             v64 = v.astype(np.float64)
-            d = v64 - sb[k].astype(np.float64)
+            d = v64 - sb.get(k, np.zeros_like(v)).astype(np.float64)  # a tensor the run lacks: all of it differs
             acc = sums[lay[k].trainable]
             acc[0] += float(np.sum(d * d))
             acc[1] += float(np.sum(v64 * v64))
@@ -421,18 +470,17 @@ def plot(rep: AlignReport, path: str) -> None:
     for i, b in enumerate(rep.backends):
         ax[0].plot(steps, [r["loss"][b] for r in rep.rows], "o-" if i == 0 else "x--", ms=4, label=b)
     ps = [p for p in rep.params if p["step"] > 0]
-    for b in rep.backends[1:]:
-        ax[1].semilogy(steps, [max(r["dloss"][b], 1e-9) for r in rep.rows], "o-", ms=3, label=f"{b} vs {ref}")
-        ax[2].semilogy([p["step"] for p in ps], [max(p["rel"][b], 1e-10) for p in ps], "o-", ms=3, label=f"{b} vs {ref}")
-    ax[1].semilogy(steps, [max(r["self_dloss"], 1e-9) for r in rep.rows], color="0.6", lw=1,
-                   label=f"{ref} vs {ref} perturbed 1e-7")
+    for b in rep.backends:
+        ax[1].semilogy(steps, [max(r["d64"][b], 1e-9) for r in rep.rows], "o-", ms=3, label=b)
+        ax[2].semilogy([p["step"] for p in ps], [max(p["rel64"][b], 1e-10) for p in ps], "o-", ms=3, label=b)
+    rounding = f"{rep.yardstick.get('float32', ref)} float32 (rounding alone)"
+    ax[1].semilogy(steps, [max(r["self_dloss"], 1e-9) for r in rep.rows], color="0.6", lw=1, label=rounding)
     ax[1].semilogy(steps, [r["tolerance"] for r in rep.rows], "k:", label="tolerance")
-    ax[2].semilogy([p["step"] for p in ps], [max(p["self"], 1e-10) for p in ps], color="0.6", lw=1,
-                   label=f"{ref} vs {ref} perturbed 1e-7")
+    ax[2].semilogy([p["step"] for p in ps], [max(p["self"], 1e-10) for p in ps], color="0.6", lw=1, label=rounding)
     ax[2].semilogy([p["step"] for p in ps], [p["tolerance"] for p in ps], "k:", label="tolerance")
     ax[0].set(xlabel="step", ylabel="training loss", title="loss per framework")
-    ax[1].set(xlabel="step", ylabel="|loss - reference| / loss (0 drawn at 1e-9)", title="loss difference")
-    ax[2].set(xlabel="step", ylabel="relative L2 distance", title="trainable parameter distance")
+    ax[1].set(xlabel="step", ylabel="|loss - float64 run| / loss (0 drawn at 1e-9)", title="loss difference")
+    ax[2].set(xlabel="step", ylabel="relative L2 distance", title="trainable parameters: distance to float64")
     from matplotlib.ticker import MaxNLocator
     for a in ax:
         a.grid(alpha=0.3)
@@ -455,23 +503,31 @@ def environment(backend: str) -> dict:
 
 
 def _worker(argv) -> int:
-    """One framework's side: ``python -m onespec.training.align BACKEND SPEC RECIPE OUT SNAPSHOTS PRECISION``."""
+    """One framework's side: ``python -m onespec.training.align BACKEND PRECISION JOBS``, JOBS a
+    JSON list of [spec file, recipe file, run folder, snapshot steps]. Prints one JSON line: the
+    numerics environment and {run folder: error} for the jobs that failed."""
     from .._proc import child_init
     from ..spec import parse_spec
     from .engine import train
 
     child_init()
-    backend, spec_path, recipe_path, out, snaps, precision = argv
+    backend, precision, jobs_path = argv
     data_out = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # frameworks print to stdout; keep the result line clean
+    errors = {}
     try:
-        with open(spec_path, "rb") as f:
-            spec = parse_spec(f.read())
-        with open(recipe_path) as f:
-            recipe = load_recipe(None, None, base=json.load(f))
-        train(spec, recipe, backend=backend, out=out, progress=False,
-              snapshots=tuple(int(s) for s in snaps.split(",") if s), precision=precision)
-        data_out.write(json.dumps(environment(backend)) + "\n")
+        with open(jobs_path) as f:
+            jobs = json.load(f)
+        for spec_path, recipe_path, out, snaps in jobs:
+            with open(spec_path, "rb") as f:
+                spec = parse_spec(f.read())
+            with open(recipe_path) as f:
+                recipe = load_recipe(None, None, base=json.load(f))
+            try:
+                train(spec, recipe, backend=backend, out=out, progress=False, snapshots=tuple(snaps), precision=precision)
+            except (OnespecError, ValueError, RuntimeError) as err:  # one run's failure is that run's verdict
+                errors[out] = str(err).splitlines()[0][:500] if str(err) else type(err).__name__
+        data_out.write(json.dumps({"environment": environment(backend), "errors": errors}) + "\n")
         data_out.flush()
     except (OnespecError, FileNotFoundError, ValueError) as err:
         print(f"onespec: error: {err}", file=sys.stderr)
