@@ -96,12 +96,12 @@ def inject(spec: ModelSpec, kind: str) -> tuple[ModelSpec | None, dict, str | No
         if node is None:
             continue
         if kind in ("bn_momentum", "bn_eps") and r.op == "batchnorm":
-            node.update(momentum=0.9) if kind == "bn_momentum" else node.update(eps=1e-2)
-        elif kind == "padding" and r.op == "conv" and _pad(node) > 0 and path.split(".")[-1] != "adapt":
+            node.update(momentum=0.3) if kind == "bn_momentum" else node.update(eps=1e-2)
+        elif kind == "padding" and r.op == "conv" and _pad(node) > 0 and path != "adapt":
             node["padding"] = _pad(node) - 1 if _pad(node) > 1 else 2
         elif kind == "act_slope" and r.op == "hardsigmoid":
             node["slope"] = 0.2
-        elif kind == "dropped_bias" and r.op in ("conv", "linear") and node.get("bias", True):
+        elif kind == "dropped_bias" and r.op in ("conv", "linear") and node.get("bias", True) and path != "adapt":
             node["bias"] = False
         else:
             continue
@@ -127,14 +127,15 @@ def _find(layers: list, path: str):
     return None
 
 
-def run_align(models: list[ModelSpec], steps: int, out: str) -> list[dict]:
-    """Every model clean and with each injection, in one batch of align runs."""
+def run_align(cases: list[tuple[ModelSpec, tuple[str, ...]]], steps: int, out: str) -> list[dict]:
+    """Every (model, kinds) case: the model clean and/or with each injection kind it can take, in
+    one batch of align runs."""
     from onespec.training.align import execute, finish, prepare
 
     plans, meta = [], []
-    for i, spec in enumerate(models):
+    for i, (spec, kinds) in enumerate(cases):
         target = ("paddle", "mindspore")[i % 2]
-        for kind in ("clean", *INJECTIONS):
+        for kind in kinds:
             other, over, node = (None, {}, None) if kind == "clean" else inject(spec, kind)
             if kind != "clean" and other is None and not over:
                 continue
@@ -164,22 +165,26 @@ def _first_step(rep, b: str) -> int | None:
     return min(steps) if steps else None
 
 
-def run_diff(models: list[ModelSpec], out: str) -> list[dict]:
-    """diff of every model clean in each framework and with each model injection in its target
-    framework, eval forward and train mode with backward; one child per framework."""
+def run_diff(cases: list[tuple[ModelSpec, tuple[str, ...]]], out: str) -> list[dict]:
+    """diff of every case's model clean in each framework and with each model injection of its
+    kinds in its target framework, eval forward and train mode with backward; one child per
+    framework."""
     from onespec._proc import run_child
     from onespec.backends import FRAMEWORKS
 
     jobs = {b: [] for b in FRAMEWORKS}
-    for i, spec in enumerate(models):
+    for i, (spec, kinds) in enumerate(cases):
         target = ("paddle", "mindspore")[i % 2]
         path = os.path.join(out, "diff", f"{spec.name}.json")
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w") as f:
             f.write(spec.model_dump_json())
-        for b in FRAMEWORKS:
-            jobs[b].append({"model": spec.name, "kind": "clean", "spec": path, "other": None, "node": None})
-        for kind in INJECTIONS:
+        if "clean" in kinds:
+            for b in FRAMEWORKS:
+                jobs[b].append({"model": spec.name, "kind": "clean", "spec": path, "other": None, "node": None})
+        for kind in kinds:
+            if kind == "clean" or kind in RECIPE_KINDS:
+                continue
             other, _, node = inject(spec, kind)
             if other is None:
                 continue
@@ -203,9 +208,10 @@ def _diff_worker(backend: str, jobs_path: str) -> None:
     """One framework's diffs: each job's network (``other``: the injected spec) against the spec."""
     from onespec._proc import child_init
     from onespec.backends import load_backend
-    from onespec.conformance.calibration import calibrated_state
+    from onespec.conformance.calibration import calibrate
     from onespec.conformance.diff import diff
     from onespec.errors import OnespecError
+    from onespec.weights import init_state
 
     child_init()
     data_out = os.fdopen(os.dup(1), "w")
@@ -215,7 +221,8 @@ def _diff_worker(backend: str, jobs_path: str) -> None:
     for job in json.load(open(jobs_path)):
         spec = parse_spec(open(job["spec"], "rb").read())
         other = parse_spec(open(job["other"], "rb").read()) if job["other"] else spec
-        state = calibrated_state(spec, 0)
+        x = np.random.default_rng(0).standard_normal((2, *spec.input_shape))
+        state = {k: v.astype(np.float32) for k, v in calibrate(spec, init_state(spec, 0), x)[0].items()}
         for mode, backward in (("eval", False), ("train", True)):
             res = {**{k: job[k] for k in ("model", "kind", "node")}, "backend": backend, "mode": mode}
             try:
@@ -268,10 +275,10 @@ def main(argv=None) -> int:
         _diff_worker(*a.diff_worker)
         return 0
     t0 = time.perf_counter()
-    models = random_specs(a.random) + zoo_specs(ZOO[:a.zoo])
+    cases = [(m, ("clean", *INJECTIONS)) for m in random_specs(a.random) + zoo_specs(ZOO[:a.zoo])]
     out = os.path.abspath(a.out)
-    rows = run_align(models, a.steps, out)
-    drows = [] if a.no_diff else run_diff(models, out)
+    rows = run_align(cases, a.steps, out)
+    drows = [] if a.no_diff else run_diff(cases, out)
     summary = summarize(rows, drows)
     summary["seconds"] = round(time.perf_counter() - t0)
     summary["corpus"] = {"random": a.random, "zoo": list(ZOO[:a.zoo]), "steps": a.steps}
