@@ -336,7 +336,9 @@ def _distances(out: str, a: str, b: str, lay, snaps) -> tuple[dict, list[dict]]:
         worst, wname = 0.0, ""
         for k, v in sa.items():
             v64 = v.astype(np.float64)
-            d = v64 - sb.get(k, np.zeros_like(v)).astype(np.float64)  # a tensor the run lacks: all of it differs
+            w = sb.get(k)
+            # a tensor the run lacks or shapes otherwise: all of it differs
+            d = v64 - (w.astype(np.float64) if w is not None and w.shape == v.shape else 0.0)
             acc = sums[lay[k].trainable]
             acc[0] += float(np.sum(d * d))
             acc[1] += float(np.sum(v64 * v64))
@@ -460,6 +462,9 @@ def _judge(rep: AlignReport) -> None:
             rep.failures.append(f"{b} diverges from the float64 run: " + ", ".join(what) + cause)
             if b not in rep.recipe_diffs:
                 rep.framework_failures.append(b)
+        elif b in rep.recipe_diffs:  # not the same training, however close its numbers stay
+            rep.failures.append(f"{b}: the recipes differ ({'; '.join(rep.recipe_diffs[b])}), although {b} stays "
+                                f"within tolerance over {rep.steps} steps")
 
 
 def plot(rep: AlignReport, path: str) -> None:
@@ -506,14 +511,13 @@ def _worker(argv) -> int:
     """One framework's side: ``python -m onespec.training.align BACKEND PRECISION JOBS``, JOBS a
     JSON list of [spec file, recipe file, run folder, snapshot steps]. Prints one JSON line: the
     numerics environment and {run folder: error} for the jobs that failed."""
-    from .._proc import child_init
+    from .._proc import child_init, data_channel
     from ..spec import parse_spec
     from .engine import train
 
     child_init()
     backend, precision, jobs_path = argv
-    data_out = os.fdopen(os.dup(1), "w")
-    os.dup2(2, 1)  # frameworks print to stdout; keep the result line clean
+    data_out = data_channel()
     errors = {}
     try:
         with open(jobs_path) as f:

@@ -2,6 +2,7 @@
 nothing differs, and catch every kind of injected difference (a BN momentum or epsilon, a
 padding, a hardsigmoid slope, a dropped bias, a weight decay, an LR schedule one step late),
 naming the node (diff) or the recipe field (align) where they can."""
+import json
 import os
 import sys
 
@@ -28,11 +29,13 @@ def _check(cases, steps, tmp_path, diff=True):
     rows = V.run_align(cases, steps, str(tmp_path))
     drows = V.run_diff(cases, str(tmp_path)) if diff else []
     s = V.summarize(rows, drows)
+    print(json.dumps(s, default=str))  # the figures docs/training.md quotes (pytest -s)
     assert not s["align"]["errors"], s["align"]["errors"]
     assert s["align"]["false_alarms"][0] == 0, [r for r in rows if r["kind"] == "clean" and r["verdict"] != "aligned"]
     for r in rows:
         if r["kind"] != "clean":
-            assert r["verdict"] == "parts" and r["target"] in r["parts"] and r["step"] <= steps, r
+            assert r["verdict"] == "parts" and r["target"] in r["parts"], r
+            assert (r["step"] or 0) <= steps and (r["step"] is not None or r["named"]), r  # a recipe: named at once
             assert set(r["parts"]) == {r["target"]}, r  # only the framework given the difference parts
             if r["kind"] in V.RECIPE_KINDS:
                 assert r["named"], r
