@@ -91,7 +91,11 @@ def inject(spec: ModelSpec, kind: str) -> tuple[ModelSpec | None, dict, str | No
         return None, {"schedule.warmup_epochs": 1.0 / STEPS_PER_EPOCH}, None
     doc = json.loads(spec.model_dump_json())
     rows = {r.path: r for r in trace(spec)}
-    for path, r in rows.items():
+    # a bias dropped from the last layer that has one: a conv bias before a BN is zero at the
+    # training initialisation and gets no gradient, so dropping it changes nothing in training
+    order = reversed(rows) if kind == "dropped_bias" else iter(rows)
+    for path in order:
+        r = rows[path]
         node = _find(doc["layers"], path)
         if node is None:
             continue
