@@ -66,9 +66,15 @@ def test_a_hand_written_network_given_as_a_spec_file_is_aligned(tmp_path):
     require("torch", "paddle", "mindspore")
     from tinymod import tiny
 
+    from onespec.spec import parse_spec
+    from onespec.training.align import align
+
     path = tmp_path / "tinymod.json"
     path.write_text(tiny().model_dump_json())
-    _align_tinymod(tmp_path, str(path))
+    # the spec file as read (the CLI's reading of a spec file with a recipe is the model resolver's)
+    rep = align(parse_spec(path.read_bytes()), None, steps=20, out=str(tmp_path / "al"))
+    assert rep.ok and set(rep.excess) == {"torch", "paddle", "mindspore"}, rep.table()
+    assert all(0 < e <= 1 for e in rep.excess.values()), rep.excess
 
 
 def _align_tinymod(tmp_path, model: str):
