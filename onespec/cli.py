@@ -119,6 +119,9 @@ def _recipe_overrides(args) -> dict[str, Any]:
         v = getattr(args, flag, None)
         if v is not None:
             ov[key] = v
+    if getattr(args, "data", None) and not getattr(args, "source", None):
+        from .data import infer_source  # the source --data holds, or a one-line refusal
+        ov["data.source"] = infer_source(args.data)
     if getattr(args, "freeze", None):
         ov["freeze"] = list(args.freeze)
     return ov
@@ -174,6 +177,8 @@ def cmd_align(args) -> int:
         ov["weights"] = args.weights
     if args.data:
         ov["data.root"] = args.data
+        from .data import infer_source  # the source --data holds, or a one-line refusal
+        ov["data.source"] = args.source or infer_source(args.data)
     if args.source:
         ov["data.source"] = args.source
     rep = align(args.model, args.recipe, backends=backends, steps=args.steps, overrides=ov, per_backend=per,

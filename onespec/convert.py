@@ -87,13 +87,13 @@ def read_partial(fmt: str, spec, path: str) -> tuple[dict, list[str], list[str],
 
     from .backends import load_backend
     from .importers import bookkeeping, fit, import_scales
-    from .weights import layout
+    from .weights import layout, load_partial
 
     if not os.path.exists(path):
         raise MissingFileError(path, "no such checkpoint")
     want = layout(spec)
-    if fmt == "canonical":
-        raw, names, lib = load_state(path), {c: (c, False) for c in want}, None
+    if fmt == "canonical":  # only the spec's tensors are decompressed, whatever the file declares
+        raw, names, lib = load_partial(path, {c: t.shape for c, t in want.items()}), {c: (c, False) for c in want}, None
     else:
         raw = load_backend(_framework(fmt)).read(path)
         lib, names = max(_layouts(fmt, spec, partial=True), key=lambda kv: sum(n in raw for n, _ in kv[1].values()))

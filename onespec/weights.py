@@ -30,6 +30,7 @@ from typing import Mapping
 import numpy as np
 
 from .errors import MissingFileError, OnespecError
+from .readers import Budget, ReadError, check_finite, zip_members
 from .spec import ModelSpec, trace
 
 
@@ -177,19 +178,22 @@ def save_state(state: Mapping[str, np.ndarray], path: str) -> None:
     atomic_write(path, write)
 
 
-# A state file whose header declares more than this without a spec to check it against is refused.
+# A state file whose header declares more than this without a spec to check it against is refused;
+# so is a framework checkpoint file larger than this.
 MAX_UNCHECKED_BYTES = 8 << 30
 
 
-def npz_headers(path) -> dict[str, tuple[tuple[int, ...], np.dtype, int]]:
+def npz_headers(path, limit: int = MAX_UNCHECKED_BYTES) -> dict[str, tuple[tuple[int, ...], np.dtype, int]]:
     """name -> (shape, dtype, uncompressed member size) of every array in an ``.npz``, read from the
-    zip directory and the ``.npy`` headers only: nothing is decompressed beyond the headers."""
+    zip directory and the ``.npy`` headers only: nothing is decompressed beyond the headers, and
+    the members' declared sizes together stay within ``limit`` bytes."""
     import zipfile
 
     out = {}
     try:
+        infos = zip_members(path, Budget(limit, str(path)), what="onespec .npz state")
         with zipfile.ZipFile(path) as zf:
-            for info in zf.infolist():
+            for info in infos:
                 if not info.filename.endswith(".npy"):
                     raise StateError(f"{path}: member {info.filename!r} is not a .npy array")
                 with zf.open(info) as f:
@@ -207,20 +211,21 @@ def npz_headers(path) -> dict[str, tuple[tuple[int, ...], np.dtype, int]]:
                     raise StateError(f"{path}: array {info.filename[:-4]!r} declares {shape} {dtype} but its member "
                                      f"holds {info.file_size} bytes")
                 out[info.filename[:-4]] = (tuple(shape), dtype, info.file_size)
-    except StateError:
-        raise
+    except (StateError, ReadError) as err:
+        raise StateError(str(err)) from None
     except Exception as err:
-        raise StateError(f"{path} is not a readable onespec .npz state ({type(err).__name__}: {err})") from err
+        raise StateError(f"{path} is not a readable onespec .npz state ({type(err).__name__}: {err})") from None
     return out
 
 
-def load_state(path, spec: ModelSpec | None = None) -> dict[str, np.ndarray]:
+def load_state(path, spec: ModelSpec | None = None, finite: bool = True) -> dict[str, np.ndarray]:
     """Load a canonical ``.npz`` state; a truncated or foreign file raises :class:`StateError`.
 
     The file is untrusted: no pickled objects; every array's name, shape and dtype are checked
     from the headers before anything is decompressed -- against ``spec``'s layout when given
     (so the file can never allocate more than the spec's tensors need), else against
-    ``MAX_UNCHECKED_BYTES`` in all."""
+    ``MAX_UNCHECKED_BYTES`` in all. ``finite``: a NaN or infinity in a float array is refused,
+    naming the array (``False`` for files that may hold them, such as recorded outputs)."""
     if isinstance(path, (str, os.PathLike)) and not os.path.exists(path):
         raise MissingFileError(path)
     heads = npz_headers(path)
@@ -228,13 +233,42 @@ def load_state(path, spec: ModelSpec | None = None) -> dict[str, np.ndarray]:
         path.seek(0)
     if spec is not None:
         check_state(spec, {k: _Shaped(s, d) for k, (s, d, _) in heads.items()}, what=path)
-    elif sum(n for _, _, n in heads.values()) > MAX_UNCHECKED_BYTES:
-        raise StateError(f"{path} declares more than {MAX_UNCHECKED_BYTES >> 30} GiB of arrays")
+    return _npz_arrays(path, list(heads), finite)
+
+
+def load_partial(path, shapes: Mapping[str, tuple], finite: bool = True) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` for a partial load (transfer learning): the arrays named in
+    ``shapes`` with as many elements as asked are read; any other array is returned as a
+    read-only zero view of its declared shape and dtype (``numpy.broadcast_to``), which costs no
+    memory, so the caller can list it as skipped or unexpected. Nothing beyond what ``shapes``
+    declares is ever decompressed, whatever the file's headers say."""
+    if not os.path.exists(path):
+        raise MissingFileError(path)
+    heads = npz_headers(path)
+    wanted = [k for k, (s, _, _) in heads.items() if k in shapes and math.prod(s) == math.prod(shapes[k])]
+    out = {k: np.broadcast_to(np.zeros((), d), s) for k, (s, d, _) in heads.items()}
+    out.update(_npz_arrays(path, wanted, finite))
+    return out
+
+
+def _npz_arrays(path, names, finite: bool) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+            arrays = {k: z[k] for k in names}
     except Exception as err:
-        raise StateError(f"{path} is not a readable onespec .npz state ({type(err).__name__}: {err})") from err
+        raise StateError(f"{path} is not a readable onespec .npz state ({type(err).__name__}: {err})") from None
+    if finite:
+        checked(arrays, path)
+    return arrays
+
+
+def checked(tensors: Mapping[str, np.ndarray], where) -> Mapping[str, np.ndarray]:
+    """``tensors``, after refusing NaN/inf in any float tensor (:class:`StateError` naming it)."""
+    try:
+        check_finite(tensors, str(where))
+    except ReadError as err:
+        raise StateError(str(err)) from None
+    return tensors
 
 
 class _Shaped:

@@ -1,4 +1,6 @@
-"""Canonical weights and the numpy reference evaluator, framework-free."""
+"""Canonical weights and the numpy reference evaluator, framework-free; checkpoint readers."""
+import os
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,8 @@ from onespec.importers import importable, torchvision_names
 
 TORCHVISION_MODELS = importable("torchvision")
 from onespec.weights import StateError, check_state, init_state, layout, load_state, save_state
+
+from conftest import require
 
 
 def test_layout_is_canonical():
@@ -237,3 +241,135 @@ def test_calibration_damps_a_residual_bn_without_affine_through_its_variance(mon
     np.testing.assert_array_equal(damped["res.body.bn.running_mean"], plain["res.body.bn.running_mean"])
     np.testing.assert_allclose(damped["res.body.bn.running_var"], 16 * plain["res.body.bn.running_var"], rtol=1e-6)
     np.testing.assert_allclose(y - x, (y1 - x) / 4, rtol=1e-3)  # the body's output, at a quarter
+
+
+# ------------------------------------------------------------------------------ hostile checkpoints
+def _npz_bomb(path, name: str, elements: int) -> None:
+    """An .npz whose one member declares ``elements`` float32 zeros (compressed ~1000x)."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        with zf.open(name + ".npy", "w", force_zip64=True) as f:
+            np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (elements,)})
+            for _ in range(elements * 4 >> 24):
+                f.write(bytes(1 << 24))
+
+
+@pytest.mark.parametrize("name", ["features.conv1.weight", "not.in.the.model"])
+def test_weights_for_any_command_decompress_only_what_the_model_declares(tmp_path, name):
+    """``--weights`` of train/eval/export/diff reads through ``convert.read_for``: a 256 MiB
+    member in a 300 KB file is listed (skipped or unexpected), never inflated."""
+    import tracemalloc
+
+    from onespec.convert import read_for
+
+    spec = onespec.get_spec("squeezenet1_1")
+    bomb = str(tmp_path / "bomb.npz")
+    _npz_bomb(bomb, name, 1 << 26)
+    assert os.path.getsize(bomb) < 1 << 20
+    tracemalloc.start()
+    try:
+        state, skipped, missing, unexpected = read_for(spec, bomb, here="numpy")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 << 20, f"{peak >> 20} MiB for a checkpoint of {os.path.getsize(bomb) >> 10} KB"
+    assert not state and len(missing) == len(layout(spec)) - (name in layout(spec))
+    assert skipped == ([f"{name} (67108864 in the file, 64x3x3x3 in the model)"] if name in layout(spec) else [])
+    assert unexpected == ([] if name in layout(spec) else [name])
+
+
+def test_non_finite_weights_are_refused_naming_the_tensor(tmp_path):
+    from onespec.convert import read_for
+
+    spec = onespec.get_spec("squeezenet1_1")
+    st = init_state(spec, 0)
+    st["features.fire3.expand.expand3x3.conv.weight"][0, 0, 1, 1] = np.nan
+    st["classifier.final_conv.bias"][:] = np.inf
+    path = str(tmp_path / "nan.npz")
+    save_state(st, path)
+    for read in (lambda: load_state(path, spec), lambda: read_for(spec, path, here="numpy")):
+        with pytest.raises(StateError, match=r"nan\.npz: tensor features\.fire3\.expand\.expand3x3\.conv\.weight "
+                                             r"holds 1 NaN/inf value of 9216$"):
+            read()
+    assert np.isnan(load_state(path, finite=False)["features.fire3.expand.expand3x3.conv.weight"]).sum() == 1
+
+
+def test_pickled_checkpoint_codec_chain_is_refused_within_its_budget():
+    """The machine that reads .pdparams and CIFAR batches: a hex-codec chain is refused at its
+    first link, and memo references cannot multiply what a latin-1 string costs."""
+    import tracemalloc
+
+    from onespec.readers import NUMPY_ARRAYS, Budget, ReadError, unpickle
+
+    head, latin1 = b"\x80\x02c_codecs\nencode\nq\x000", b"X\x06\x00\x00\x00latin1"
+    seed = b"X\x00\x00\x01\x00" + b"ab" * (1 << 15)               # a 64 KiB string
+    chain = head + b"h\x00h\x00" + seed + latin1 + b"\x86R" + b"X\x03\x00\x00\x00hex\x86R."
+    with pytest.raises(ReadError, match="_codecs.encode with 'hex'"):
+        unpickle(chain, NUMPY_ARRAYS, Budget(1 << 20, "x"))
+    one = unpickle(head + b"h\x00" + seed + latin1 + b"\x86R.", NUMPY_ARRAYS, Budget(1 << 20, "x"))
+    assert one == b"ab" * (1 << 15)
+    # the same string encoded 20000 times through the memo: 1.3 GB if nothing counted
+    many = head + seed + b"q\x010(" + (b"h\x00h\x01" + latin1 + b"\x86R") * 20000 + b"l."
+    tracemalloc.start()
+    try:
+        with pytest.raises(ReadError, match="an encoded string needs 65536 bytes, over its budget"):
+            unpickle(many, NUMPY_ARRAYS, Budget(2 * len(many) + (1 << 20), "many.pdparams"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 << 20
+
+
+def test_torch_checkpoint_is_vetted_before_torch_loads_it(tmp_path):
+    require("torch")
+    import zipfile
+
+    import torch
+
+    from onespec.backends import load_backend
+
+    read = load_backend("torch").read
+    good = str(tmp_path / "good.pth")
+    torch.save({"w": torch.ones(3), "b": torch.zeros(2, dtype=torch.bfloat16)}, good)
+    assert read(good)["w"].tolist() == [1, 1, 1]
+    with zipfile.ZipFile(good) as zf:
+        members = {i.filename: zf.read(i) for i in zf.infolist()}
+    pkl = next(n for n in members if n.endswith("data.pkl"))
+
+    def variant(name, compress=zipfile.ZIP_STORED, **replace):
+        path = str(tmp_path / name)
+        with zipfile.ZipFile(path, "w", compression=compress) as zf:
+            for n, data in {**members, **replace}.items():
+                zf.writestr(n, data)
+        return path
+
+    chain = b"\x80\x02c_codecs\nencode\nq\x00X\x02\x00\x00\x00abX\x03\x00\x00\x00hex\x86R."
+    with pytest.raises(StateError, match=r"codec\.pth: refusing to load _codecs\.encode"):
+        read(variant("codec.pth", **{pkl: chain}))
+    with pytest.raises(StateError, match=r"deflated\.pth: member .* is compressed"):
+        read(variant("deflated.pth", zipfile.ZIP_DEFLATED))
+    nan = str(tmp_path / "nan.pth")
+    torch.save({"w": torch.tensor([1.0, float("nan")])}, nan)
+    with pytest.raises(StateError, match=r"nan\.pth: tensor w holds 1 NaN/inf value of 2"):
+        read(nan)
+    # a legacy (pre-zip) file: read, unless its pickle declares storages larger than the file
+    legacy = str(tmp_path / "legacy.pth")
+    torch.save({"w": torch.arange(108, dtype=torch.float32)}, legacy, _use_new_zipfile_serialization=False)
+    assert read(legacy)["w"].tolist() == list(range(108))
+    raw = open(legacy, "rb").read()
+    at = raw.index(b"K\x6c", raw.index(b"cpu"))                # the storage's 108 elements (BININT1)
+    open(legacy, "wb").write(raw[:at] + b"J" + (1 << 30).to_bytes(4, "little") + raw[at + 2:])
+    with pytest.raises(StateError, match=r"legacy\.pth: storages declare 4294967296 bytes but the file holds"):
+        read(legacy)
+
+
+def test_pickle_nesting_is_bounded():
+    """Tuples nested a million deep would overflow C recursion when hashed (a dict key)."""
+    from onespec.readers import NUMPY_ARRAYS, Budget, ReadError, unpickle
+
+    deep = b"\x80\x02}N" + b"\x85" * 1_000_000 + b"K\x01s."
+    with pytest.raises(ReadError, match="nested deeper than 64"):
+        unpickle(deep, NUMPY_ARRAYS, Budget(1 << 26, "deep"))
+    assert unpickle(b"\x80\x02}N" + b"\x85" * 10 + b"K\x01s.", NUMPY_ARRAYS, Budget(1 << 20, "x")) == {
+        ((((((((((None,),),),),),),),),),): 1}

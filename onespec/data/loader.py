@@ -7,14 +7,22 @@ which process made the batch, so workers only change the speed. With ``world`` p
 consecutive slices, rank ``r`` taking slice ``r``: two ranks see what one process with the
 double batch would.
 
-Workers are ``forkserver`` processes (a clean interpreter, not a fork of a process that holds
+Workers are ``spawn`` processes (a clean interpreter, not a fork of a process that holds
 torch/Paddle/MindSpore threads) that receive the source once and then build whole batches;
-``prefetch`` batches are kept in flight so that decoding overlaps training.
+``prefetch`` batches are kept in flight so that decoding overlaps training. They die with the
+process that made them, even when it is SIGKILLed: each asks Linux for SIGKILL when its parent
+dies (``prctl(PR_SET_PDEATHSIG)``) and exits if the parent is already gone. ``spawn`` rather than
+``forkserver``: a fork server is a long-lived process of its own that the workers' death signal
+would be tied to instead of the command; multiprocessing's resource tracker ends by itself once
+the command and the workers, which hold its pipe, are gone.
 """
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import multiprocessing as mp
+import os
+import signal
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 
@@ -26,7 +34,21 @@ from .transforms import apply
 _WORKER: dict = {}
 
 
-def _init_worker(source, transforms, seed):
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with(parent: int) -> None:
+    """SIGKILL this process when ``parent`` dies (Linux); exit now if it already has."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the parent-pid check below still runs
+        pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _init_worker(parent, source, transforms, seed):
+    _die_with(parent)
     _WORKER.update(source=source, transforms=transforms, seed=seed)
 
 
@@ -76,9 +98,9 @@ class Loader:
 
     def _executor(self):
         if self._pool is None:
-            ctx = mp.get_context("forkserver")
+            ctx = mp.get_context("spawn")
             self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
-                                             initargs=(self.source, self.transforms, self.seed))
+                                             initargs=(os.getpid(), self.source, self.transforms, self.seed))
         return self._pool
 
     def epoch(self, epoch: int, start: int = 0):

@@ -10,7 +10,7 @@ import mindspore as ms
 
 from ...errors import MissingFileError
 from ...spec import ModelSpec
-from ...weights import StateError, atomic_write, check_native, check_state, native_layout
+from ...weights import MAX_UNCHECKED_BYTES, StateError, atomic_write, check_native, check_state, checked, native_layout
 
 ROLES = {"gamma": "gamma", "beta": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
 
@@ -48,8 +48,13 @@ def save(net, path: str) -> None:
 
 
 def read(path: str) -> dict[str, np.ndarray]:
+    """A ``.ckpt`` (protobuf: tensors stored as raw bytes, nothing compressed), refused above the
+    checkpoint size budget before MindSpore parses it; NaN/inf refused."""
     if not os.path.exists(path):
         raise MissingFileError(path)
+    if os.path.getsize(path) > MAX_UNCHECKED_BYTES:
+        raise StateError(f"{path}: {os.path.getsize(path) >> 20} MiB is more than a checkpoint may be "
+                         f"({MAX_UNCHECKED_BYTES >> 30} GiB)")
     try:
         if path.endswith(".ckpt"):
             ck = ms.load_checkpoint(path)
@@ -61,7 +66,7 @@ def read(path: str) -> dict[str, np.ndarray]:
                 ck = ms.load_checkpoint(link)
     except Exception as err:
         raise StateError(f"{path} is not a readable MindSpore .ckpt ({type(err).__name__}: {err})") from err
-    return {k: v.asnumpy() for k, v in ck.items()}
+    return dict(checked({k: v.asnumpy() for k, v in ck.items()}, path))
 
 
 def load(net, path: str) -> None:

@@ -3,20 +3,20 @@
 [in, out], the transpose of the canonical [out, in].
 
 ``.pdparams`` files are pickles; ``paddle.load`` would run any code a crafted file carries, so
-``read`` unpickles them with a restricted unpickler that admits numpy arrays, dtypes and dicts only.
+``read`` evaluates them with onespec's budgeted unpickler (``onespec.readers``) that admits numpy
+arrays, dtypes and dicts only.
 """
 from __future__ import annotations
 
-import collections
 import os
-import pickle
 
 import numpy as np
 import paddle
 
 from ...errors import MissingFileError
+from ...readers import NUMPY_ARRAYS, Budget, MiB, ReadError, read_bytes, unpickle
 from ...spec import ModelSpec
-from ...weights import StateError, atomic_write, check_native, check_state, native_layout
+from ...weights import MAX_UNCHECKED_BYTES, StateError, atomic_write, check_native, check_state, checked, native_layout
 from .emit import TRANSPOSED
 
 ROLES = {"running_mean": "_mean", "running_var": "_variance"}
@@ -60,30 +60,14 @@ def save(net, path: str) -> None:
     atomic_write(path, lambda tmp: paddle.save(sd, tmp))
 
 
-_SAFE = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-         ("numpy", "ndarray"), ("numpy", "dtype"), ("collections", "OrderedDict")}
-
-
-class _Unpickler(pickle.Unpickler):
-    def find_class(self, module, name):
-        if (module, name) not in _SAFE:
-            raise StateError(f"refusing to load {module}.{name}: a .pdparams file may hold only arrays and dicts")
-        if module.startswith("numpy"):
-            import numpy.core.multiarray as ma
-            return {"_reconstruct": ma._reconstruct, "ndarray": np.ndarray, "dtype": np.dtype}[name]
-        return collections.OrderedDict
-
-
 def read(path: str) -> dict[str, np.ndarray]:
     if not os.path.exists(path):
         raise MissingFileError(path)
     try:
-        with open(path, "rb") as f:
-            sd = _Unpickler(f).load()
-    except StateError as err:
-        raise StateError(f"{path}: {err}") from None
-    except Exception as err:
-        raise StateError(f"{path} is not a readable .pdparams file ({type(err).__name__}: {err})") from err
+        data = read_bytes(path, MAX_UNCHECKED_BYTES, ".pdparams checkpoint")
+        sd = unpickle(data, NUMPY_ARRAYS, Budget(2 * len(data) + MiB, path))
+    except ReadError as err:
+        raise StateError(str(err)) from None
     if not isinstance(sd, dict):
         raise StateError(f"{path} does not hold a paddle state_dict")
     out = {}
@@ -95,7 +79,7 @@ def read(path: str) -> dict[str, np.ndarray]:
         if not isinstance(v, np.ndarray) or v.dtype.hasobject:
             raise StateError(f"{path}: entry {k} is a {type(v).__name__}, not a tensor")
         out[str(k)] = v
-    return out
+    return dict(checked(out, path))
 
 
 def load(net, path: str) -> None:
