@@ -219,13 +219,13 @@ def _build(be, fmt: str, spec: ModelSpec):
 def _locate(fmt: str, spec: ModelSpec, state: dict, be, writer, batch: int, opset: int, work: str) -> str:
     """The first leaf node, in execution order, that ``fmt`` cannot express on its own: whose
     export fails, or whose artifact does not run or gives another output than the framework."""
-    from .conformance.diff import _node_spec
+    from .conformance.diff import node_spec
     from .weights import layout
 
     some_passed = False
     progress = open(os.path.join(work, "locating.txt"), "a")
     for i, info in enumerate(r for r in trace(spec) if r.is_leaf):
-        one, name = _node_spec(spec, info.path)
+        one, name = node_spec(spec, info.path)
         # an exporter may kill the process (paddle2onnx: SIGFPE): the parent reads the last line
         progress.write(f"{info.path} ({info.op})\n")
         progress.flush()
