@@ -31,12 +31,13 @@ class _NoOnespec:
         if name == "onespec" or name.startswith("onespec."):
             raise ImportError("onespec may not be imported here")
 sys.meta_path.insert(0, _NoOnespec())
-import importlib.util, json
+import importlib, json, os
 import numpy as np
 MODEL, WEIGHTS, X, OUT = sys.argv[1:5]
-_spec = importlib.util.spec_from_file_location("generated_model", MODEL)
-mod = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(mod)
+# imported as a module of its own directory, as a user imports it (MindSpore's GRAPH_MODE reads
+# the forward's globals from the module by name)
+sys.path.insert(0, os.path.dirname(MODEL))
+mod = importlib.import_module(os.path.basename(MODEL)[:-3])
 '''
 
 _ONESPEC = '''import sys
