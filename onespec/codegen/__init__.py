@@ -13,7 +13,8 @@ build computes. This package only finds the block kinds and lays out the text.
 """
 from __future__ import annotations
 
-import importlib
+import importlib.util
+import os
 
 from ..backends import FRAMEWORKS, check_backend
 from ..errors import OnespecError
@@ -28,6 +29,20 @@ def codegen(spec: ModelSpec, backend: str) -> str:
     if not isinstance(spec, ModelSpec):
         raise OnespecError(f"codegen: expected a ModelSpec, got {type(spec).__name__}")
     check_backend(backend, FRAMEWORKS)
-    # the backend's codegen module only formats text: importing it imports no framework
-    ops = importlib.import_module(f"onespec.backends.{backend}.codegen")
-    return render(spec, ops)
+    return render(spec, backend_ops(backend))
+
+
+_OPS: dict = {}
+
+
+def backend_ops(backend: str):
+    """``onespec/backends/<backend>/codegen.py``, loaded from its file: it only formats text, and
+    importing it as a submodule would run the backend package's ``__init__``, which imports the
+    framework (and paddle before mindspore in one process breaks mindspore)."""
+    if backend not in _OPS:
+        path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "backends", backend, "codegen.py")
+        spec = importlib.util.spec_from_file_location(f"onespec.backends.{backend}.codegen", path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        _OPS[backend] = mod
+    return _OPS[backend]

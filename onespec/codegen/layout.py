@@ -62,6 +62,12 @@ NUM_CLASSES = Code("num_classes")
 COMBINATORS = frozenset({"seq", "parallel", "scale", "shift_max"})
 
 
+def one(v):
+    """An int where every entry of a tuple is that int (``3`` for ``(3, 3)``)."""
+    t = tuple(v) if not isinstance(v, int) else (v,)
+    return t[0] if len(set(t)) == 1 else t
+
+
 def lit(v) -> str:
     if isinstance(v, float):
         return repr(float(v))

@@ -12,10 +12,11 @@ def attr(name: str) -> str:
     return f"self.{name}" if name.isidentifier() else f"getattr(self, {name!r})"
 
 
-def call_text(head: str, items: list[str], indent: str, tail: str = ")") -> list[str]:
-    """``head(item, item)`` on one line, or one item a line where that is longer than WIDTH."""
+def call_text(head: str, items: list[str], indent: str, tail: str = ")", lead: int = 0) -> list[str]:
+    """``head(item, item)`` on one line, or one item a line where that line (after ``lead``
+    characters written before it, and 2 after) is longer than WIDTH."""
     one = f"{indent}{head}({', '.join(items)}{tail}"
-    if len(one) <= WIDTH or not items:
+    if len(one) + lead + 2 <= WIDTH or not items:
         return [one]
     return [f"{indent}{head}("] + [f"{indent}{_IND}{it}," for it in items] + [f"{indent}{tail}"]
 
@@ -28,7 +29,7 @@ class Writer:
         self.uses_seq = False
 
     # -- expressions ------------------------------------------------------------------------
-    def expr(self, path: str, rel: str, resolve, indent: str) -> list[str]:
+    def expr(self, path: str, rel: str, resolve, indent: str, lead: int = 0) -> list[str]:
         """Lines of the expression that builds the node at ``path`` (first line unindented)."""
         m, n = self.m, self.m.node[path]
         if n.is_leaf:
@@ -39,10 +40,10 @@ class Writer:
                 if a.keyword and not isinstance(v, Code) and v == a.default and type(v) is type(a.default):
                     continue
                 items.append(f"{a.label}={text(v)}" if a.keyword else text(v))
-            lines = call_text(text(resolve((rel, "layer"))), items, indent)
+            lines = call_text(text(resolve((rel, "layer"))), items, indent, lead=lead)
         elif path in m.kind_of:
             k = m.kind_of[path]
-            lines = call_text(k.cls, [text(resolve((rel, p))) for p, _ in k.params], indent)
+            lines = call_text(k.cls, [text(resolve((rel, p))) for p, _ in k.params], indent, lead=lead)
         else:
             lines = self.sequential(path, rel, resolve, indent)
         lines[0] = lines[0][len(indent):]
@@ -63,7 +64,7 @@ class Writer:
                 out.append(f"{indent}{_IND}*[(name, {k.cls}(*row)) for name, *row in {table}],")
                 i = j
                 continue
-            e = self.expr(cp, f"{rel}.{kids[i].name}", resolve, indent + _IND)
+            e = self.expr(cp, f"{rel}.{kids[i].name}", resolve, indent + _IND, len(kids[i].name) + 6)
             out.append(f"{indent}{_IND}({kids[i].name!r}, {e[0]}")
             out += e[1:]
             out[-1] += "),"
@@ -81,9 +82,9 @@ class Writer:
         rows = []
         for c in kids:
             cells = [repr(c.name)] + [text(resolve((rel + "." + c.name, p))) for p, _ in k.params]
-            rows.append(f"    ({', '.join(cells)}),")
-        self.tables.append(f"# {k.cls} blocks of {path or 'the network'}: ({cols})\n"
-                           f"{name} = [\n" + "\n".join(rows) + "\n]\n")
+            rows += call_text("", cells, _IND, "),")
+        comment = textwrap.wrap(f"{k.cls} blocks of {path}: ({cols})", WIDTH - 2)
+        self.tables.append("".join(f"# {c}\n" for c in comment) + f"{name} = [\n" + "\n".join(rows) + "\n]\n")
         return name
 
     # -- classes ---------------------------------------------------------------------------
@@ -97,7 +98,7 @@ class Writer:
             cp = f"{path}.{c.name}" if path else c.name
             if parent is not None and parent.op == "parallel" and parent.split is None and c.op == "identity":
                 continue
-            e = self.expr(cp, c.name, resolve, ind)
+            e = self.expr(cp, c.name, resolve, ind, len(c.name) + 8)
             if c.name.isidentifier():
                 lines.append(f"{ind}self.{c.name} = {e[0]}")
                 lines += e[1:]
@@ -139,9 +140,8 @@ class Writer:
         sig = f"    def __init__(self{params}):"
         if len(sig) > WIDTH:
             sig = "    def __init__(\n" + "".join(f"        {p},\n" for p in ["self"] + [p for p, _ in k.params]) + "    ):"
-        body = [f'    """{doc}{" " if doc else ""}In the spec: {where}."""' if len(where) < 60 else
-                f'    """{doc}{" " if doc else ""}In the spec: {len(k.paths)} blocks."""', "", sig,
-                f"        super().__init__()"]
+        said = textwrap.wrap(f'"""{doc}{" " if doc else ""}In the spec: {where}."""', WIDTH - 4)
+        body = [f"    {line}" for line in said] + ["", sig, "        super().__init__()"]
         body += self.init_lines(n, k.paths[0], lambda key: k.slots[key])
         body += ["", f"    def {self.ops.FORWARD}(self, x):"] + self.forward_lines(n)
         return head + "\n".join(body) + "\n"

@@ -10,7 +10,6 @@ onespec's output.
 """
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import sys
@@ -19,7 +18,7 @@ import numpy as np
 
 from ..errors import OnespecError
 from ..spec import ModelSpec
-from . import codegen
+from . import backend_ops, codegen
 
 TOLERANCE = 1e-5
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -73,7 +72,7 @@ def check(spec: ModelSpec, backend: str, workdir: str, state: dict, x: np.ndarra
     """Generate (or take ``source``), run both sides, compare. Returns the rows of the report:
     ``{"eager": rel, "compiled": rel, "ok": bool, ...}`` and leaves ``model.py`` and the native
     checkpoint in ``workdir``."""
-    ops = importlib.import_module(f"onespec.backends.{backend}.codegen")
+    ops = backend_ops(backend)
     source = codegen(spec, backend) if source is None else source
     paths = {k: os.path.join(workdir, v) for k, v in (
         ("model", "model.py"), ("spec", "spec.json"), ("state", "state.npz"), ("x", "x.npy"),

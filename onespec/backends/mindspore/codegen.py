@@ -3,8 +3,7 @@ arguments of ``emit.py``, written out (convs as ``nn.Conv2d``: the emitter's im2
 the same function, faster there). Importing this module imports no framework."""
 from __future__ import annotations
 
-from ...codegen.layout import Arg, Call, check_supported
-from ..torch.codegen import one
+from ...codegen.layout import Arg, Call, check_supported, one
 from ..tree import ntuple
 
 FRAMEWORK = "mindspore"
@@ -85,7 +84,8 @@ HELPERS = {
         self.perm = (0, 2, 1) + tuple(range(3, 3 + len(rest)))
 
     def construct(self, x):
-        return ops.reshape(ops.transpose(ops.reshape(x, self.split_shape), self.perm), self.merged_shape)
+        x = ops.transpose(ops.reshape(x, self.split_shape), self.perm)
+        return ops.reshape(x, self.merged_shape)
 ''',
     "BatchNorm3d": '''class BatchNorm3d(nn.BatchNorm2d):
     """3d BN as 2d BN over (N, C, D*H, W): per-channel statistics either way."""
@@ -96,7 +96,8 @@ HELPERS = {
         self.folded, self.unfolded = (-1, c, d * h, w), (-1, c, d, h, w)
 
     def construct(self, x):
-        return ops.reshape(nn.BatchNorm2d.construct(self, ops.reshape(x, self.folded)), self.unfolded)
+        y = nn.BatchNorm2d.construct(self, ops.reshape(x, self.folded))
+        return ops.reshape(y, self.unfolded)
 ''',
     "shift_max": '''def shift_max(x, coefficients, shape, groups, fusions, scale, init_a, init_b):
     """max_k(a_k * x + b_k * shift(x)); shift rolls the channels, seen as (groups, C / groups),
@@ -111,7 +112,8 @@ HELPERS = {
     x2 = ops.reshape(s, (-1, c) + hw)
     out = x * (y[:, :c] + init_a[0]) + x2 * (y[:, c:2 * c] + init_b[0])
     if fusions == 2:
-        out = ops.maximum(out, x * (y[:, 2 * c:3 * c] + init_a[1]) + x2 * (y[:, 3 * c:] + init_b[1]))
+        second = x * (y[:, 2 * c:3 * c] + init_a[1]) + x2 * (y[:, 3 * c:] + init_b[1])
+        out = ops.maximum(out, second)
     return out
 ''',
 }

@@ -2,8 +2,7 @@
 arguments of ``emit.py``, written out. Importing this module imports no framework."""
 from __future__ import annotations
 
-from ...codegen.layout import Arg, Call, check_supported
-from ..torch.codegen import one
+from ...codegen.layout import Arg, Call, check_supported, one
 from ..tree import ntuple
 
 FRAMEWORK = "paddle"
@@ -60,7 +59,8 @@ HELPERS = {
     x2 = paddle.reshape(s, [-1, c] + hw)
     out = x * (y[:, :c] + init_a[0]) + x2 * (y[:, c:2 * c] + init_b[0])
     if fusions == 2:
-        out = paddle.maximum(out, x * (y[:, 2 * c:3 * c] + init_a[1]) + x2 * (y[:, 3 * c:] + init_b[1]))
+        second = x * (y[:, 2 * c:3 * c] + init_a[1]) + x2 * (y[:, 3 * c:] + init_b[1])
+        out = paddle.maximum(out, second)
     return out
 ''',
 }

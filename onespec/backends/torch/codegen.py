@@ -2,7 +2,7 @@
 arguments of ``emit.py``, written out. Importing this module imports no framework."""
 from __future__ import annotations
 
-from ...codegen.layout import Arg, Call, check_supported
+from ...codegen.layout import Arg, Call, check_supported, one
 from ..tree import ntuple
 
 FRAMEWORK = "torch"
@@ -71,19 +71,14 @@ HELPERS = {
     x2 = s.flatten(1, 2)
     out = x * (y[:, :c] + init_a[0]) + x2 * (y[:, c:2 * c] + init_b[0])
     if fusions == 2:
-        out = torch.maximum(out, x * (y[:, 2 * c:3 * c] + init_a[1]) + x2 * (y[:, 3 * c:] + init_b[1]))
+        second = x * (y[:, 2 * c:3 * c] + init_a[1]) + x2 * (y[:, 3 * c:] + init_b[1])
+        out = torch.maximum(out, second)
     return out
 ''',
 }
 
 _ACTS = {"relu": "nn.ReLU", "relu6": "nn.ReLU6", "hardswish": "nn.Hardswish", "sigmoid": "nn.Sigmoid",
          "swish": "nn.SiLU", "tanh": "nn.Tanh"}
-
-
-def one(v):
-    """An int where every entry of a tuple is that int (``3`` for ``(3, 3)``)."""
-    t = tuple(v) if not isinstance(v, int) else (v,)
-    return t[0] if len(set(t)) == 1 else t
 
 
 def register(name: str, value: str) -> str:
