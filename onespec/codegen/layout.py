@@ -11,6 +11,7 @@ literals, and slots that always agree with each other become one constructor arg
 from __future__ import annotations
 
 import keyword
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -180,12 +181,24 @@ def skipped(parent, child) -> bool:
     return parent.op == "parallel" and parent.split is None and child.op == "identity"
 
 
+_SHORT = {"out_channels": "channels", "out_features": "features", "num_features": "channels",
+          "kernel_size": "kernel"}
+
+
 def param_name(key: tuple, keys: list[tuple], taken: list[str]) -> str:
+    """A constructor argument's name: ``in_channels`` for the block's input, a nested block's own
+    argument name where free, else the child's name and what the value is (``squeeze_channels``)."""
     rel, label = key
-    base = rel.replace(".", "_")
-    bare = f"{base}_layer" if label == "layer" else label
-    clash = sum(1 for r, lb in keys if lb == label) > 1 or label == "layer"
-    name = f"{base}_{label}" if clash and label != "layer" else bare
+    child = rel.replace(".", "_")
+    if label in ("in_channels", "in_features") and not taken:
+        name = label
+    elif label == "layer":
+        name = f"{child}_layer"
+    elif rel and not any(r == rel and lb == "layer" for r, lb in keys) and rel in _nested(keys) \
+            and label not in taken:
+        name = label
+    else:
+        name = f"{child}_{_SHORT.get(label, label)}" if child else label
     name = re.sub(r"\W", "_", name).strip("_") or "value"
     if keyword.iskeyword(name) or name in ("self", "x", "num_classes") or name[0].isdigit():
         name = f"v_{name}"
@@ -193,6 +206,12 @@ def param_name(key: tuple, keys: list[tuple], taken: list[str]) -> str:
     while out in taken:
         out, i = f"{name}{i}", i + 1
     return out
+
+
+def _nested(keys: list[tuple]) -> set[str]:
+    """Children that are blocks (their slots carry no ``layer`` key: a block's class is fixed)."""
+    leaves = {r for r, lb in keys if lb == "layer"}
+    return {r for r, _ in keys if r and r not in leaves}
 
 
 def render(spec: ModelSpec, ops) -> str:
@@ -211,12 +230,13 @@ def camel(name: str) -> str:
 def name_classes(m: Model) -> None:
     taken = set(m.ops.RESERVED)
     for kind in m.classes:
-        counts: dict[str, int] = {}
-        for p in kind.paths:
-            counts[p.rsplit(".", 1)[-1]] = counts.get(p.rsplit(".", 1)[-1], 0) + 1
-        base = camel(max(counts, key=counts.get))
-        if base in taken:
-            base = camel(f"{base}_{kind.op}") if kind.op != "seq" else f"{base}Block"
+        names = [p.rsplit(".", 1)[-1] for p in kind.paths]
+        common = re.sub(r"[^A-Za-z]+$", "", os.path.commonprefix(names))
+        kids = m.node[kind.paths[0]].children()
+        if kind.op == "seq" and len(kids) <= 3 and all(c.is_leaf for c in kids):
+            base = camel("_".join(re.sub(r"\d+$", "", c.name) for c in kids))  # ConvBnRelu
+        else:
+            base = camel(common if len(common) >= 3 else max(set(names), key=names.count))
         name, i = base, 2
         while name in taken:
             name, i = f"{base}{i}", i + 1
