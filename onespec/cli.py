@@ -412,6 +412,8 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="accuracy, per-class accuracy and confusion matrix of a checkpoint")
     _run_args(p, evaluation=True)
     p.set_defaults(fn=cmd_eval)
+    from .codegen.commands import add_parsers
+    add_parsers(sub, _overrides)
     for name in ("conformance", "train", "eval", "align", "diff"):  # the numerics switches, recorded in reports
         p = sub.choices[name]
         p.add_argument("--tf32", choices=("on", "off"),

@@ -57,6 +57,7 @@ class Kind:
     cls: str = ""
     params: list[tuple[str, tuple]] = field(default_factory=list)  # (name, value per instance)
     slots: dict[tuple, Any] = field(default_factory=dict)  # slot -> Code(param) or a literal
+    labels: dict[str, str] = field(default_factory=dict)  # param -> what its value is
 
 
 NUM_CLASSES = Code("num_classes")
@@ -152,6 +153,15 @@ class Model:
                 out += self.slots(cp, cr + ".")
         return out
 
+    def label(self, path: str, key: tuple) -> str:
+        """What a slot of the block at ``path`` holds: its argument's name, shortened, or what
+        the nested block's argument holds."""
+        rel, label = key
+        nested = self.kind_of.get(f"{path}.{rel}") if rel else None
+        if nested is not None and label in nested.labels:
+            return nested.labels[label]
+        return _SHORT.get(label, label)
+
     def resolve_kinds(self) -> None:
         """Parameters of each class kind, innermost first (a kind's slots read its children's)."""
         for kind in sorted(self.classes, key=lambda k: height(k.sig)):
@@ -165,9 +175,10 @@ class Model:
                     kind.slots[key] = vec[0]
                     continue
                 if vec not in by_vector:
-                    by_vector[vec] = param_name(key, keys, names)
+                    by_vector[vec] = param_name(key, self.label(kind.paths[0], key), names)
                     names.append(by_vector[vec])
                     kind.params.append((by_vector[vec], vec))
+                    kind.labels[by_vector[vec]] = self.label(kind.paths[0], key)
                 kind.slots[key] = Code(by_vector[vec])
 
 
@@ -185,20 +196,14 @@ _SHORT = {"out_channels": "channels", "out_features": "features", "num_features"
           "kernel_size": "kernel"}
 
 
-def param_name(key: tuple, keys: list[tuple], taken: list[str]) -> str:
-    """A constructor argument's name: ``in_channels`` for the block's input, a nested block's own
-    argument name where free, else the child's name and what the value is (``squeeze_channels``)."""
-    rel, label = key
+def param_name(key: tuple, label: str, taken: list[str]) -> str:
+    """A constructor argument's name: ``in_channels`` for the block's input, else the child's name
+    and what the value is (``squeeze_channels``, ``expand_stride``)."""
+    rel, own = key
     child = rel.replace(".", "_")
-    if label in ("in_channels", "in_features") and not taken:
-        name = label
-    elif label == "layer":
-        name = f"{child}_layer"
-    elif rel and not any(r == rel and lb == "layer" for r, lb in keys) and rel in _nested(keys) \
-            and label not in taken:
-        name = label
-    else:
-        name = f"{child}_{_SHORT.get(label, label)}" if child else label
+    name = label if label in ("in_channels", "in_features") and not taken or not child else f"{child}_{label}"
+    if name in taken and own not in taken and own != label:  # a nested block's own name for it
+        name = own
     name = re.sub(r"\W", "_", name).strip("_") or "value"
     if keyword.iskeyword(name) or name in ("self", "x", "num_classes") or name[0].isdigit():
         name = f"v_{name}"
@@ -206,12 +211,6 @@ def param_name(key: tuple, keys: list[tuple], taken: list[str]) -> str:
     while out in taken:
         out, i = f"{name}{i}", i + 1
     return out
-
-
-def _nested(keys: list[tuple]) -> set[str]:
-    """Children that are blocks (their slots carry no ``layer`` key: a block's class is fixed)."""
-    leaves = {r for r, lb in keys if lb == "layer"}
-    return {r for r, _ in keys if r and r not in leaves}
 
 
 def render(spec: ModelSpec, ops) -> str:

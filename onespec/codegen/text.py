@@ -82,7 +82,7 @@ class Writer:
         rows = []
         for c in kids:
             cells = [repr(c.name)] + [text(resolve((rel + "." + c.name, p))) for p, _ in k.params]
-            rows += call_text("", cells, _IND, "),")
+            rows += call_text("", cells, _IND, ",)," if len(cells) == 1 else "),")
         comment = textwrap.wrap(f"{k.cls} blocks of {path}: ({cols})", WIDTH - 2)
         self.tables.append("".join(f"# {c}\n" for c in comment) + f"{name} = [\n" + "\n".join(rows) + "\n]\n")
         return name
@@ -177,7 +177,8 @@ def docstring(m: Model, cls: str) -> str:
     lines += [f"- {c}" for c in m.ops.CONVENTIONS]
     wrapped = []
     for line in lines:
-        wrapped += textwrap.wrap(line, WIDTH - 2, subsequent_indent="  " if line.startswith("-") else "") or [""]
+        wrapped += textwrap.wrap(line, WIDTH - 2, subsequent_indent="  " if line.startswith("-") else "",
+                                 break_on_hyphens=False) or [""]
     return '"""' + "\n".join(wrapped) + '\n"""\n'
 
 

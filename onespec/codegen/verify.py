@@ -70,8 +70,8 @@ def rel_err(a: np.ndarray, ref: np.ndarray) -> float:
 def check(spec: ModelSpec, backend: str, workdir: str, state: dict, x: np.ndarray,
           source: str | None = None) -> dict:
     """Generate (or take ``source``), run both sides, compare. Returns the rows of the report:
-    ``{"eager": rel, "compiled": rel, "ok": bool, ...}`` and leaves ``model.py`` and the native
-    checkpoint in ``workdir``."""
+    ``{"eager": rel, "compiled": rel, "ok": bool, ...}`` and leaves ``model.py``, the native
+    checkpoint and the generated file's eager output in ``workdir``."""
     ops = backend_ops(backend)
     source = codegen(spec, backend) if source is None else source
     paths = {k: os.path.join(workdir, v) for k, v in (
@@ -94,7 +94,8 @@ def check(spec: ModelSpec, backend: str, workdir: str, state: dict, x: np.ndarra
             "compiled": rel_err(np.load(paths["out"] + ".compiled.npy"), ref)}
     for p in ("spec", "state", "x", "ref"):
         os.remove(paths[p])
-    for p in (".eager.npy", ".compiled.npy", ".json"):
+    for p in (".compiled.npy", ".json"):
         os.remove(paths["out"] + p)
     return {**rows, **facts, "ok": max(rows.values()) <= TOLERANCE, "weights": paths["weights"],
-            "model": paths["model"], "python": sys.version.split()[0]}
+            "model": paths["model"], "eager_output": paths["out"] + ".eager.npy",
+            "python": sys.version.split()[0]}
