@@ -20,6 +20,7 @@ import tempfile
 import numpy as np
 
 from .codegen import backend_ops, codegen
+from .codegen.layout import conventions
 from .codegen.verify import TOLERANCE, check, rel_err
 from .errors import OnespecError
 
@@ -173,4 +174,4 @@ Input: float32, shape (N, {', '.join(map(str, spec.input_shape))}), channels fir
 
 ## Conventions that differ from the source's framework (torch)
 
-""" + "\n".join(f"- {c}" for c in ops.CONVENTIONS) + "\n"
+""" + "\n".join(f"- {c}" for c in conventions(spec, ops)) + "\n"

@@ -243,6 +243,16 @@ def name_classes(m: Model) -> None:
         kind.cls = name
 
 
+def conventions(spec: ModelSpec, ops) -> list[str]:
+    """The backend's translated conventions that concern the ops ``spec`` uses."""
+    used = set()
+    for r in trace(spec):
+        used.add(r.op)
+        if r.op == "batchnorm" and len(r.in_shape) == 4:
+            used.add("batchnorm3d")
+    return [text for about, text in ops.CONVENTIONS if not about or used & set(about)]
+
+
 def check_supported(ok: bool, path: str, what: str) -> None:
     if not ok:
         raise OnespecError(f"codegen: {path}: {what} has no generated form yet; onespec's own build runs it")

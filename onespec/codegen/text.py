@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import textwrap
 
-from .layout import WIDTH, Code, Model, lit
+from .layout import WIDTH, Code, Model, conventions, lit
 
 _IND = "    "
 
@@ -174,7 +174,7 @@ def docstring(m: Model, cls: str) -> str:
     lines += ["", f"``build(num_classes)`` returns ``{cls}``; parameter names are onespec's native names, so",
               f"a checkpoint from ``onespec convert --to {m.ops.FRAMEWORK}`` loads with {m.ops.LOADER}.",
               "", "Conventions translated from onespec's spec (torch's conventions):"]
-    lines += [f"- {c}" for c in m.ops.CONVENTIONS]
+    lines += [f"- {c}" for c in conventions(m.spec, m.ops)]
     wrapped = []
     for line in lines:
         wrapped += textwrap.wrap(line, WIDTH - 2, subsequent_indent="  " if line.startswith("-") else "",

@@ -15,14 +15,15 @@ SPLIT = "paddle.split({}, {}, axis=1)"
 LOADER = "``net.set_state_dict(paddle.load(path))`` (nothing missing or unexpected)"
 RESERVED = frozenset({"HardSigmoid", "Reshape", "Layer", "Network"})
 IMPORTS = "import paddle\nfrom paddle import nn\n"
+# (ops it concerns, what is translated): a file states those of the ops its model uses
 CONVENTIONS = [
-    "BatchNorm momentum is 1 - m (Paddle weights the running value: 0.9 for torch's 0.1).",
-    "AvgPool's exclusive is the negation of torch's count_include_pad.",
-    "A ceil-mode pool whose extra window would start in the padding runs in floor mode (torch drops "
-    "that window, Paddle keeps it).",
-    "Linear weights are stored [in, out]; the checkpoint is already in Paddle's layout.",
-    "hardsigmoid passes the spec's slope and offset to Paddle's kernel.",
-    "Dropout is upscale_in_train (inverted dropout, torch's).",
+    (('batchnorm',), "BatchNorm momentum is 1 - m (Paddle weights the running value: 0.9 for torch's 0.1)."),
+    (('avgpool',), "AvgPool's exclusive is the negation of torch's count_include_pad."),
+    (('maxpool', 'avgpool'), "A ceil-mode pool whose extra window would start in the padding runs in floor mode (torch drops "
+     "that window, Paddle keeps it)."),
+    (('linear',), "Linear weights are stored [in, out]; the checkpoint is already in Paddle's layout."),
+    (('hardsigmoid',), "hardsigmoid passes the spec's slope and offset to Paddle's kernel."),
+    (('dropout',), "Dropout is upscale_in_train (inverted dropout, torch's)."),
 ]
 DOCS = {"parallel": "Branches on the same input, merged.", "scale": "x times a gate computed from x.",
         "shift_max": "Dynamic Shift-Max (MicroNet).", "seq": "Layers applied in order."}

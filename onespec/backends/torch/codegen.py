@@ -15,10 +15,11 @@ SPLIT = "torch.split({}, {}, 1)"
 LOADER = "``net.load_state_dict(torch.load(path), strict=True)``"
 RESERVED = frozenset({"Sequential", "HardSigmoid", "Reshape", "Module", "Network"})
 IMPORTS = "from collections import OrderedDict\n\nimport torch\nfrom torch import nn\n"
+# (ops it concerns, what is translated): a file states those of the ops its model uses
 CONVENTIONS = [
-    "BatchNorm momentum 0.1 is the weight of the new batch statistic (torch's own convention).",
-    "Padding is explicit and symmetric on every conv and pool.",
-    "hardsigmoid is clamp(slope * x + offset, 0, 1); torch's nn.Hardsigmoid where slope is 1/6.",
+    (('batchnorm',), "BatchNorm momentum 0.1 is the weight of the new batch statistic (torch's own convention)."),
+    (('conv', 'maxpool', 'avgpool'), "Padding is explicit and symmetric on every conv and pool."),
+    (('hardsigmoid',), "hardsigmoid is clamp(slope * x + offset, 0, 1); torch's nn.Hardsigmoid where slope is 1/6."),
 ]
 DOCS = {"parallel": "Branches on the same input, merged.", "scale": "x times a gate computed from x.",
         "shift_max": "Dynamic Shift-Max (MicroNet).", "seq": "Layers applied in order."}
