@@ -70,6 +70,13 @@ def one(v):
     return t[0] if len(set(t)) == 1 else t
 
 
+def symmetric_padding(n, x, path: str):
+    """A conv's or pool's padding per spatial dim for input ``x`` (one int where all agree)."""
+    pads = n.pads(x)
+    check_supported(all(b == a for b, a in pads), path, "padding that differs before and after")
+    return one(tuple(b for b, _ in pads))
+
+
 def lit(v) -> str:
     if isinstance(v, float):
         return repr(float(v))

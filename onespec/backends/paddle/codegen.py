@@ -2,7 +2,7 @@
 arguments of ``emit.py``, written out. Importing this module imports no framework."""
 from __future__ import annotations
 
-from ...codegen.layout import Arg, Call, check_supported, one
+from ...codegen.layout import Arg, Call, check_supported, one, symmetric_padding
 from ..tree import ntuple
 
 FRAMEWORK = "paddle"
@@ -74,17 +74,11 @@ def register(name: str, value: str) -> str:
     return f"self.add_sublayer({name}, {value})"
 
 
-def _sym(n, x, path):
-    pads = n.pads(x)
-    check_supported(all(b == a for b, a in pads), path, "padding that differs before and after")
-    return one(tuple(b for b, _ in pads))
-
-
 def _conv(n, x, path):
     nd = len(x) - 1
     return Call(f"nn.Conv{nd}D", (
         Arg("in_channels", x[0]), Arg("out_channels", n.out_channels), Arg("kernel_size", one(ntuple(n.kernel, nd))),
-        Arg("stride", one(ntuple(n.stride, nd)), True, 1), Arg("padding", _sym(n, x, path), True, 0),
+        Arg("stride", one(ntuple(n.stride, nd)), True, 1), Arg("padding", symmetric_padding(n, x, path), True, 0),
         Arg("dilation", one(ntuple(n.dilation, nd)), True, 1), Arg("groups", n.groups, True, 1),
         Arg("bias_attr", None if n.bias else False, True, None)))
 
@@ -100,7 +94,7 @@ def _pool(n, x, path):
     nd = len(x) - 1
     stride = n.kernel if n.stride is None else n.stride
     args = (Arg("kernel_size", one(ntuple(n.kernel, nd))), Arg("stride", one(ntuple(stride, nd))),
-            Arg("padding", _sym(n, x, path), True, 0), Arg("ceil_mode", n.effective_ceil(x), True, False))
+            Arg("padding", symmetric_padding(n, x, path), True, 0), Arg("ceil_mode", n.effective_ceil(x), True, False))
     if n.op == "avgpool":
         return Call(f"nn.AvgPool{nd}D", args + (Arg("exclusive", not n.count_include_pad, True, True),))
     return Call(f"nn.MaxPool{nd}D", args)
