@@ -2,7 +2,9 @@
 parent, and temporary directories that do not outlive a killed run.
 
 - ``python -I``: neither the working directory nor PYTHON* variables reach ``sys.path``, so a
-  ``numpy.py`` beside the user's checkpoint is never imported by a child.
+  ``numpy.py`` beside the user's checkpoint is never imported by a child. The child imports
+  ``onespec`` from where its parent did (a source checkout on ``PYTHONPATH`` included), by file
+  location, without adding that folder to ``sys.path``.
 - Linux ``PR_SET_PDEATHSIG`` (set by the child, ``child_init``): a child gets SIGTERM when its
   parent dies, even by SIGKILL, and turns it into ``SystemExit`` so its atomic writes clean up.
 - ``guarded_tempdir``: a watchdog process removes the directory if the parent dies without
@@ -50,10 +52,35 @@ def data_channel(mode: str = "w"):
     return out
 
 
+# Loads the parent's onespec package by location in an isolated child, before anything else.
+_BOOT = (
+    "import importlib.util as _u, sys as _s\n"
+    "_p = _u.spec_from_file_location('onespec', {init!r}, submodule_search_locations=[{pkg!r}])\n"
+    "_m = _s.modules['onespec'] = _u.module_from_spec(_p)\n"
+    "_p.loader.exec_module(_m)\n"
+    "del _u, _s, _p, _m\n"
+)
+_RUN_MODULE = "import runpy, sys\nrunpy.run_module(sys.argv.pop(1), run_name='__main__', alter_sys=True)\n"
+
+
+def _isolated(args: list[str]) -> list[str]:
+    """``-m module args`` / ``-c code args`` as a ``-c`` that first loads this onespec."""
+    pkg = os.path.dirname(os.path.abspath(__file__))
+    boot = _BOOT.format(init=os.path.join(pkg, "__init__.py"), pkg=pkg)
+    if args[0] == "-m":
+        return ["-c", boot + _RUN_MODULE, *args[1:]]
+    if args[0] == "-c":
+        return ["-c", boot + args[1], *args[2:]]
+    raise ValueError(f"python_child runs -m MODULE or -c CODE, not {args[0]!r}")
+
+
 def python_child(args: list[str], env=None, **kw) -> subprocess.Popen:
-    """``sys.executable -I args...``; the child calls :func:`child_init` and dies with this process."""
+    """``sys.executable -I args...`` (``-m module`` or ``-c code``), importing this process's
+    ``onespec``; the child calls :func:`child_init` and dies with this process. It inherits
+    ``ONESPEC_VERBOSE`` (framework logs shown or not) and ``ONESPEC_BACKENDS`` (registered
+    backends) with the environment."""
     env = {**(os.environ if env is None else env), _PARENT_ENV: str(os.getpid())}
-    return subprocess.Popen([sys.executable, "-I", *args], env=env, **kw)
+    return subprocess.Popen([sys.executable, "-I", *_isolated(args)], env=env, **kw)
 
 
 def run_child(args: list[str], input: bytes | None = None, env=None) -> tuple[int, bytes, bytes]:

@@ -1,20 +1,22 @@
 """``onespec bench``: onespec's networks against the framework's own zoo models, side by side.
 
 For each framework, one process: each model is built by onespec and by the framework's zoo
-(torchvision, ``paddle.vision.models``, MindCV's ``create_model``; MindSpore, both sides, in
-``ms_mode``: "pynative" (default: MindSpore's asynchronous launch queue, which onespec's
-network on CPU sets aside for its own calls, as a user gets it), "sync" (PYNATIVE with
-``pynative_synchronize`` for both: no launch queue, 1.5-10x faster and far steadier on a 2-core
-CPU) or "graph" (GRAPH_MODE)), then timed in alternating rounds (onespec, reference, onespec,
-...) so that machine noise hits both alike; MindSpore's sides each in a process of their own
-(:class:`_Isolated`), the rounds alternating between the processes.
+(the backend's ``bench_harness`` and ``FRAMEWORK.bench_zoo``: torchvision, ``paddle.vision.models``,
+MindCV's ``create_model``), both in the framework's run mode (``FRAMEWORK.bench_modes``, for
+MindSpore "pynative" (default: MindSpore's asynchronous launch queue, which onespec's network on
+CPU sets aside for its own calls, as a user gets it), "sync" (PYNATIVE with
+``pynative_synchronize`` for both: no launch queue, far steadier on a 2-core CPU) or "graph"
+(GRAPH_MODE)), then timed in alternating rounds (onespec, reference, onespec, ...) so that
+machine noise hits both alike; the sides of a framework with ``bench_isolated`` (MindSpore) each
+in a process of their own (:class:`_Isolated`), the rounds alternating between the processes.
 Reported per model and batch: median eval-forward time, median training-step time (forward,
 cross-entropy backward, SGD update) with ``train``, construction time, the peak resident memory
 of construction plus one forward (each side alone in a fresh process, :func:`memory`), and the
 ratio onespec / reference (< 1: onespec faster) with the range of the rounds' own ratios.
-``fold`` adds onespec's BN-folded network (``onespec.fold``) to the eval rows; each of torch's
-build options (``channels_last``, ``compile``) adds onespec's network and torchvision's built with
-it (a like-for-like ratio), and with ``fold`` the folded network built with it.
+``fold`` adds onespec's BN-folded network (``onespec.fold``) to the eval rows; each build option
+of a framework's ``bench_options`` (torch's ``channels_last``, ``compile``) adds onespec's network
+and the zoo's built with it (a like-for-like ratio), and with ``fold`` the folded network built
+with it.
 """
 from __future__ import annotations
 
@@ -28,22 +30,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .backends import framework as descriptor
+from .backends import frameworks
 from .errors import OnespecError
 
-# onespec zoo name -> the framework zoo's constructor name (same architecture, same defaults)
-REFERENCES = {
-    "torch": {n: n for n in ("mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small", "shufflenet_v2_x0_5",
-                             "shufflenet_v2_x1_0", "squeezenet1_0", "squeezenet1_1", "resnet18", "resnet50", "vgg11",
-                             "vgg16", "vgg11_bn")},
-    "paddle": {n: n for n in ("mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small", "shufflenet_v2_x0_5",
-                              "shufflenet_v2_x1_0", "squeezenet1_0", "squeezenet1_1", "resnet18", "resnet50", "vgg11",
-                              "vgg16")},
-    "mindspore": {"mobilenet_v2": "mobilenet_v2_100", "mobilenet_v3_large": "mobilenet_v3_large_100",
-                  "mobilenet_v3_small": "mobilenet_v3_small_100", "shufflenet_v2_x0_5": "shufflenet_v2_x0_5",
-                  "shufflenet_v2_x1_0": "shufflenet_v2_x1_0", "squeezenet1_0": "squeezenet1_0",
-                  "squeezenet1_1": "squeezenet1_1", "resnet18": "resnet18", "resnet50": "resnet50",
-                  "vgg11": "vgg11", "vgg16": "vgg16"},
-}
 DEFAULT_MODELS = ["mobilenet_v2", "mobilenet_v3_large", "shufflenet_v2_x1_0", "squeezenet1_1", "resnet50", "vgg11"]
 
 
@@ -65,125 +55,42 @@ class Side:
     build_s: float
 
 
-class _Torch:
-    reference_zoo = "torchvision"
-
-    def __init__(self, ms_mode="pynative"):
-        import torch
-        self.t = torch
-
-    def reference(self, model):
-        import torchvision
-        return getattr(torchvision.models, REFERENCES["torch"][model])(weights=None)
-
-    def inputs(self, shape, batch):
-        return self.t.randn(batch, *shape), self.t.randint(0, 1000, (batch,))
-
-    def forward(self, net, x):
-        net.eval()
-        with self.t.no_grad():
-            net(x)
-
-    def stepper(self, net, x, y):
-        opt = self.t.optim.SGD(net.parameters(), lr=1e-3)
-
-        def step():
-            net.train()
-            opt.zero_grad(set_to_none=True)
-            self.t.nn.functional.cross_entropy(net(x), y).backward()
-            opt.step()
-        return step
+def _union_of(names, field: str) -> tuple[str, ...]:
+    """The values of descriptor ``field`` over frameworks ``names``, in order, once each."""
+    return tuple(dict.fromkeys(v for fw in names for v in getattr(descriptor(fw), field)))
 
 
-class _Paddle:
-    def __init__(self, ms_mode="pynative"):
-        import paddle
-        self.p = paddle
-
-    def reference(self, model):
-        import paddle.vision.models as zoo
-        return getattr(zoo, REFERENCES["paddle"][model])()
-
-    def inputs(self, shape, batch):
-        return self.p.randn([batch, *shape]), self.p.randint(0, 1000, [batch])
-
-    def forward(self, net, x):
-        net.eval()
-        with self.p.no_grad():
-            net(x)
-
-    def stepper(self, net, x, y):
-        opt = self.p.optimizer.SGD(learning_rate=1e-3, parameters=net.parameters())
-
-        def step():
-            net.train()
-            self.p.nn.functional.cross_entropy(net(x), y).backward()
-            opt.step()
-            opt.clear_grad()
-        return step
+# the command line's choices: every framework's build options and run modes
+TORCH_OPTIONS, MS_MODES = _union_of(frameworks(), "bench_options"), _union_of(frameworks(), "bench_modes")
 
 
-class _MindSpore:
-    def __init__(self, ms_mode="pynative"):
-        import mindspore as ms
-        self.ms = ms
-        self.mode = ms.GRAPH_MODE if ms_mode == "graph" else ms.PYNATIVE_MODE
-        ms.set_context(mode=self.mode)
-        if ms_mode == "sync":  # each op runs before the next is dispatched (no launch queue)
-            ms.set_context(pynative_synchronize=True)
-
-    def reference(self, model):
-        from mindcv.models import create_model
-        return create_model(REFERENCES["mindspore"][model], pretrained=False)
-
-    def inputs(self, shape, batch):
-        rng = np.random.default_rng(0)
-        return (self.ms.Tensor(rng.standard_normal((batch, *shape)).astype(np.float32)),
-                self.ms.Tensor(rng.integers(0, 1000, batch).astype(np.int32)))
-
-    def forward(self, net, x):
-        net.set_train(False)
-        net(x).asnumpy()
-
-    def stepper(self, net, x, y):
-        from mindspore import nn
-        loss = nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
-        train_net = nn.TrainOneStepCell(nn.WithLossCell(net, loss), nn.SGD(net.trainable_params(), learning_rate=1e-3))
-
-        def step():
-            train_net.set_train(True)
-            train_net(x, y).asnumpy()
-        return step
-
-
-FRAMEWORK = {"torch": _Torch, "paddle": _Paddle, "mindspore": _MindSpore}
-
-
-TORCH_OPTIONS = ("channels_last", "compile")
-MS_MODES = ("pynative", "sync", "graph")
+def _mode(framework: str, mode: str) -> str:
+    """``mode`` where ``framework`` has run modes (its default when ``mode`` is not one), else ""."""
+    modes = descriptor(framework).bench_modes
+    return "" if not modes else mode if mode in modes else modes[0]
 
 
 def sides(framework: str, model: str, batch: int, train: bool, fold: bool, ms_mode: str = "pynative",
           only=None, options=()) -> list[Side]:
-    """onespec's network, the zoo's, with ``fold`` onespec's folded one; per torch build option in
+    """onespec's network, the zoo's, with ``fold`` onespec's folded one; per build option in
     ``options`` onespec's network, the zoo's and (with ``fold``) the folded one built with it
     (``only``: those labels), each built, run once, and wrapped in timed callables."""
     import onespec
     from .backends import load_backend
 
-    fw = FRAMEWORK[framework](ms_mode)
     be = load_backend(framework)
+    fw = be.bench_harness(_mode(framework, ms_mode))
     spec = onespec.get_spec(model, **spec_options(framework, model))
 
     def folded(**option):
         f, st = onespec.fold(spec, onespec.init_state(spec, 0))
         net = be.build(f)
         be.load_state(net, f, st)
-        return be.speed_options(net, len(f.input_shape), **option) if option else net
+        return fw.speed(net, len(f.input_shape), **option) if option else net
 
     def reference(**option):
         net = fw.reference(model)
-        return be.speed_options(net, len(spec.input_shape), **option) if option else net
+        return fw.speed(net, len(spec.input_shape), **option) if option else net
 
     makers = {"onespec": lambda: be.build(spec), "reference": reference, "onespec folded": folded}
     for o in options:
@@ -276,11 +183,8 @@ def spec_options(framework: str, model: str) -> dict:
     its ShuffleNet V2 is Megvii's, its MobileNetV3 pads depthwise convs "same"), so that the two
     sides compute the same function."""
     from .zoo.registry import entry
-    imp = entry(model).importers.get({"torch": "torchvision", "mindspore": "mindcv"}.get(framework, ""))
+    imp = entry(model).importers.get(descriptor(framework).bench_library)
     return dict(imp.overrides) if imp else {}
-
-
-REFERENCE_NAME = {"torch": "torchvision", "paddle": "paddle.vision.models", "mindspore": "MindCV"}
 
 
 def _median_time(fn, iters: int) -> float:
@@ -294,12 +198,14 @@ def measure(framework: str, model: str, batch: int, *, rounds: int = 5, train: b
             fold: bool = False, budget_s: float = 20.0, ms_mode: str = "pynative", options=()) -> dict:
     """One model at one batch in this process's framework: per side, medians over ``rounds``
     alternating rounds (each round as many iterations as fit ``budget_s / rounds / sides``)."""
-    mode = f" {ms_mode}" if framework == "mindspore" and ms_mode != "pynative" else ""
-    row = {"framework": framework + mode, "model": model, "batch": batch,
-           "reference": REFERENCE_NAME[framework], "spec_options": spec_options(framework, model)}
+    fw = descriptor(framework)
+    mode = _mode(framework, ms_mode)
+    shown = f" {mode}" if fw.bench_modes and mode != fw.bench_modes[0] else ""
+    row = {"framework": framework + shown, "model": model, "batch": batch,
+           "reference": fw.bench_zoo_name, "spec_options": spec_options(framework, model)}
     isolated = []
     try:
-        if framework == "mindspore":
+        if fw.bench_isolated:
             for label in side_labels(fold, options):  # one at a time: build times undisturbed
                 isolated.append(_Isolated(framework, model, batch, train, fold, ms_mode, label))
             timers = {kind: {s.name: s.timer(kind) for s in isolated if kind == "eval" or s.trains}
@@ -352,26 +258,30 @@ def _time_rounds(row, timers, rounds, budget_s, train, options) -> None:
 def run(models, frameworks, batches, *, rounds: int = 5, train: bool = False, fold: bool = False,
         budget_s: float = 20.0, ms_mode: str = "pynative", progress=None, torch_options=()) -> list[dict]:
     """Every framework in its own child process; rows of :func:`measure`. ``torch_options``:
-    torch build options timed as extra onespec sides (torch rows only)."""
+    build options timed as extra onespec sides (rows of the frameworks that have them);
+    ``ms_mode``: the run mode of the frameworks that have modes."""
     from ._proc import run_child
 
-    if ms_mode not in MS_MODES:
-        raise BenchError(f"unknown MindSpore mode {ms_mode!r}; choose from {', '.join(MS_MODES)}")
-    bad = [o for o in torch_options if o not in TORCH_OPTIONS]
+    modes, options = _union_of(frameworks, "bench_modes"), _union_of(frameworks, "bench_options")
+    if modes and ms_mode not in modes:
+        moded = [fw for fw in frameworks if descriptor(fw).bench_modes]
+        raise BenchError(f"unknown run mode {ms_mode!r} of {', '.join(moded)}; choose from {', '.join(modes)}")
+    bad = [o for o in torch_options if o not in options]
     if bad:
-        raise BenchError(f"unknown torch option {', '.join(bad)}; choose from {', '.join(TORCH_OPTIONS)}")
+        raise BenchError(f"unknown build option {', '.join(bad)}; choose from {', '.join(options) or 'none'}")
     for fw in frameworks:
-        unknown = [m for m in models if m not in REFERENCES[fw]]
+        zoo = descriptor(fw).bench_zoo
+        unknown = [m for m in models if m not in zoo]
         if unknown:
             raise BenchError(f"{fw} has no zoo reference for {', '.join(unknown)}; "
-                             f"benchmarkable: {', '.join(sorted(REFERENCES[fw]))}")
+                             f"benchmarkable: {', '.join(sorted(zoo)) or 'nothing'}")
     rows = []
     for fw in frameworks:
         for m in models:
             for b in batches:
                 if progress:
                     progress(f"[{fw}] {m} batch {b}")
-                opts = ",".join(torch_options) if fw == "torch" else ""
+                opts = ",".join(o for o in torch_options if o in descriptor(fw).bench_options)
                 code, so, se = run_child(["-m", "onespec.bench", fw, m, str(b), str(rounds), str(int(train)),
                                           str(int(fold)), str(budget_s), ms_mode, opts])
                 if code != 0:
@@ -380,7 +290,7 @@ def run(models, frameworks, batches, *, rounds: int = 5, train: bool = False, fo
                 row = json.loads(so.decode().strip().splitlines()[-1])
                 row.setdefault("peak_mb", {})
                 for side in row["build_s"]:
-                    if side.split()[-1] in TORCH_OPTIONS or side in row["peak_mb"]:
+                    if side.split()[-1] in options or side in row["peak_mb"]:
                         continue  # the same parameters as the network without the option, or measured
                     code, so, se = run_child(["-m", "onespec.bench", "--memory", fw, m, str(b), side,
                                               ms_mode])
@@ -418,9 +328,9 @@ def table(rows: list[dict]) -> str:
                              f"vs the reference, x {sp['vs reference ' + o]:.2f} vs the reference {o}")
                 out.append(line)
     out.append("ratio = onespec time / reference time (< 1: onespec faster), the median's and in parentheses the "
-               "lowest and highest of the rounds' own ratios; reference: torchvision, "
-               "paddle.vision.models, MindCV; folded x = reference time / folded time; a torch option's "
-               "row: both networks built with it")
+               "lowest and highest of the rounds' own ratios; reference: "
+               + ", ".join(dict.fromkeys(r["reference"] for r in rows)) + "; folded x = reference time / "
+               "folded time; a build option's row: both networks built with it")
     return "\n".join(out)
 
 
@@ -438,9 +348,11 @@ def _built_alone(framework, model, batch, train, fold, ms_mode, label) -> tuple[
     import importlib
     import resource
 
-    importlib.import_module({"torch": "torch", "paddle": "paddle", "mindspore": "mindspore"}[framework])
-    importlib.import_module({"torch": "torchvision", "paddle": "paddle.vision.models",
-                             "mindspore": "mindcv.models"}[framework])
+    from .backends import load_backend
+
+    load_backend(framework)
+    for module in descriptor(framework).bench_imports:
+        importlib.import_module(module)
     base = _rss_mb()
     (side,) = sides(framework, model, batch, train, fold, ms_mode, only={label})
     return side, round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base, 1)

@@ -10,12 +10,14 @@ from typing import Any
 
 from . import analyze, get_spec, list_models
 from .errors import OverrideError
-from .backends import FRAMEWORKS
+from .backends import VERBOSE_ENV, frameworks
 from .bench import MS_MODES, TORCH_OPTIONS
 from .convert import FORMATS, WRITABLE
 from .errors import OnespecError
 from .spec import ModelSpec
 from .zoo import entry
+
+FRAMEWORKS = frameworks()  # built-in and registered (ONESPEC_BACKENDS)
 
 
 def _value(text: str) -> Any:
@@ -409,6 +411,8 @@ def parser() -> argparse.ArgumentParser:
                         "a C++ compiler and compiles for ~30 s per model)")
     p.add_argument("--json", metavar="PATH", help="write the rows as JSON")
     p.set_defaults(fn=cmd_bench)
+    from .capture.command import add_parser as add_capture
+    add_capture(sub)
     p = sub.add_parser("eval", help="accuracy, per-class accuracy and confusion matrix of a checkpoint")
     _run_args(p, evaluation=True)
     p.set_defaults(fn=cmd_eval)
@@ -421,6 +425,9 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--deterministic", action="store_true",
                        help="deterministic kernels (torch cuDNN and algorithms, Paddle FLAGS_cudnn_deterministic, "
                             "MindSpore deterministic); recorded in the report's environment")
+    for p in sub.choices.values():
+        p.add_argument("--verbose", action="store_true", help="show the frameworks' own logs and warnings "
+                                                              "(also ONESPEC_VERBOSE=1)")
     return ap
 
 
@@ -431,6 +438,8 @@ def main(argv=None) -> int:
 
     exit_on_sigterm()
     args = parser().parse_args(argv)
+    if args.verbose:  # before any framework loads, here or in a child
+        os.environ[VERBOSE_ENV] = "1"
     if getattr(args, "tf32", None) or getattr(args, "deterministic", False):
         from .environment import set_flags
         set_flags(tf32=None if args.tf32 is None else args.tf32 == "on", deterministic=args.deterministic or None)

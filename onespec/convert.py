@@ -1,5 +1,6 @@
-"""Checkpoint conversion between torch ``.pth``, Paddle ``.pdparams``, MindSpore ``.ckpt``,
-canonical ``.npz`` and torchvision ``state_dict`` files, for any zoo model.
+"""Checkpoint conversion between the frameworks' native files (each backend's
+``FRAMEWORK.extensions``: torch ``.pth``, Paddle ``.pdparams``, MindSpore ``.ckpt``), canonical
+``.npz`` and the model libraries' files (torchvision, timm, PaddleClas, MindCV), for any zoo model.
 
 Each side runs in its own isolated interpreter (``python -I -m onespec.convert read|write ...``):
 the source framework reads the file into a network built from the spec (so names and shapes are
@@ -16,16 +17,27 @@ import json
 import os
 import sys
 
-from .backends import FRAMEWORKS
+from .backends import by_extension, frameworks
 from .errors import MissingFileError, OnespecError
 from .importers import LIBRARIES
 from .weights import StateError, check_state, load_state, save_state
 
-WRITABLE = FRAMEWORKS + ("canonical",)
 LIBRARY_FORMATS = tuple(LIBRARIES)
-# "onespec": the framework's file from its extension, in onespec's own names (no layout detection)
-FORMATS = WRITABLE + LIBRARY_FORMATS + ("onespec",)
-EXTENSIONS = {".pth": "torch", ".pt": "torch", ".pdparams": "paddle", ".ckpt": "mindspore", ".npz": "canonical"}
+
+
+def writable() -> tuple[str, ...]:
+    """The formats ``convert`` writes: every framework's (built-in and registered) and canonical."""
+    return frameworks() + ("canonical",)
+
+
+def formats() -> tuple[str, ...]:
+    """The formats ``convert`` reads; "onespec": the framework's file from its extension, in
+    onespec's own names (no layout detection)."""
+    return writable() + LIBRARY_FORMATS + ("onespec",)
+
+
+# the command line's choices (backends registered before onespec is imported included)
+WRITABLE, FORMATS = writable(), formats()
 
 
 class ConvertError(OnespecError, ValueError):
@@ -33,7 +45,9 @@ class ConvertError(OnespecError, ValueError):
 
 
 def format_of(path: str) -> str | None:
-    return EXTENSIONS.get(os.path.splitext(path)[1].lower())
+    """The format of ``path`` from its extension: a framework's, or canonical (``.npz``)."""
+    fw = by_extension(path)
+    return fw if fw is not None or not path.lower().endswith(".npz") else "canonical"
 
 
 def _spec(arch: str, overrides: dict):
@@ -56,10 +70,11 @@ def _framework(fmt: str) -> str:
 
 def _native(spec, framework: str) -> dict[str, tuple[str, bool]]:
     """canonical name -> (onespec's own name in ``framework``'s files, stored transposed)."""
-    from .importers import _conventions
+    from .backends import framework as descriptor
     from .weights import native_layout
 
-    return native_layout(spec, *_conventions(framework))
+    fw = descriptor(framework)
+    return native_layout(spec, fw.roles, fw.transposed)
 
 
 def _layouts(fmt: str, spec, partial: bool) -> list[tuple[str, dict[str, tuple[str, bool]]]]:
@@ -185,8 +200,8 @@ def write(fmt: str, arch: str, state: dict, path: str, overrides: dict | None = 
     if fmt == "canonical":
         save_state(state, path)
         return
-    if fmt not in FRAMEWORKS:
-        raise ConvertError(f"cannot write format {fmt!r}; choose from {', '.join(WRITABLE)}")
+    if fmt not in frameworks():
+        raise ConvertError(f"cannot write format {fmt!r}; choose from {', '.join(writable())}")
     backend = load_backend(fmt)
     net = backend.build(spec)
     backend.load_state(net, spec, state)
@@ -217,12 +232,12 @@ def convert(src: str, arch: str, to: str, out: str, from_: str | None = None, ov
     if from_ in (None, "onespec"):
         src_fmt = format_of(src)
         if src_fmt is None:
-            raise ConvertError(f"cannot tell the format of {src} from its extension; pass --from ({', '.join(FORMATS)})")
-    if src_fmt in FRAMEWORKS and from_ != "onespec":
+            raise ConvertError(f"cannot tell the format of {src} from its extension; pass --from ({', '.join(formats())})")
+    if src_fmt in frameworks() and from_ != "onespec":
         # a framework's file: onespec's layout or any library's of that framework, from the keys
         src_fmt = f"auto:{src_fmt}"
-    if src_fmt not in FORMATS and not src_fmt.startswith("auto:") or to not in WRITABLE:
-        raise ConvertError(f"convert reads {', '.join(FORMATS)} and writes {', '.join(WRITABLE)}")
+    if src_fmt not in formats() and not src_fmt.startswith("auto:") or to not in writable():
+        raise ConvertError(f"convert reads {', '.join(formats())} and writes {', '.join(writable())}")
     if not os.path.isfile(src):
         raise MissingFileError(src, "no such checkpoint")
     if os.path.isdir(out) or not os.path.isdir(os.path.dirname(os.path.abspath(out))):
@@ -257,16 +272,16 @@ def read_for(spec, path: str, fmt: str | None = None, here: str | None = None
 
     fmt = fmt or format_of(path)
     if fmt is None:
-        raise ConvertError(f"cannot tell the format of {path} from its extension; give the format ({', '.join(FORMATS)})")
-    if fmt not in FORMATS and not fmt.startswith("auto:"):
-        raise ConvertError(f"unknown checkpoint format {fmt!r}; choose from {', '.join(FORMATS)}")
+        raise ConvertError(f"cannot tell the format of {path} from its extension; give the format ({', '.join(formats())})")
+    if fmt not in formats() and not fmt.startswith("auto:"):
+        raise ConvertError(f"unknown checkpoint format {fmt!r}; choose from {', '.join(formats())}")
     if not os.path.isfile(path):
         raise MissingFileError(path, "no such checkpoint")
     if fmt == "onespec":
         fmt = format_of(path)
         if fmt is None:
             raise ConvertError(f"cannot tell the format of {path} from its extension")
-    elif fmt in FRAMEWORKS:
+    elif fmt in frameworks():
         fmt = f"auto:{fmt}"  # onespec's names or a library's, from the keys
     if fmt == "canonical" or _framework(fmt) == here:
         return read_partial(fmt, spec, path)

@@ -14,7 +14,6 @@ Dense standing for a 1x1 conv) is reshaped, never anything else. It maps numpy a
 """
 from __future__ import annotations
 
-import importlib
 import re
 from dataclasses import dataclass
 from typing import Callable, Mapping
@@ -550,13 +549,12 @@ def _library_layout(spec: ModelSpec, library: str, partial: bool = False) -> dic
 
 
 def _conventions(framework: str) -> tuple[dict, frozenset]:
-    """(tensor role -> last name, ops whose weight is stored transposed) of ``framework``, from its
-    backend (imports the framework: call it where its files are read)."""
-    if framework == "torch":
-        return {}, frozenset()
-    w = importlib.import_module(f"onespec.backends.{framework}.weights")
-    emit = importlib.import_module(f"onespec.backends.{framework}.emit")
-    return dict(getattr(w, "ROLES", {})), frozenset(getattr(emit, "TRANSPOSED", frozenset()))
+    """(tensor role -> last name, ops whose weight is stored transposed) of ``framework``: its
+    backend's ``FRAMEWORK`` (imports no framework)."""
+    from .backends import framework as descriptor
+
+    fw = descriptor(framework)
+    return dict(fw.roles), frozenset(fw.transposed)
 
 
 def torchvision_names(spec: ModelSpec, partial: bool = False) -> dict[str, str]:

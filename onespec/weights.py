@@ -93,6 +93,8 @@ def init_state(spec: ModelSpec, seed: int = 0, dtype=np.float32, scheme: str = "
                 v = g.standard_normal(t.shape) * np.sqrt(2.0 / (out * int(np.prod(t.shape[2:], dtype=np.int64))))
             elif t.role in ("gamma", "running_var"):
                 v = np.ones(t.shape)
+            elif t.role == "slope":  # PReLU's negative slope, He et al.'s 0.25
+                v = np.full(t.shape, 0.25)
             else:
                 v = np.zeros(t.shape)
             state[name] = v.astype(dtype)
@@ -104,6 +106,8 @@ def init_state(spec: ModelSpec, seed: int = 0, dtype=np.float32, scheme: str = "
             v = g.standard_normal(t.shape) / np.sqrt(fan_in)
         elif t.role in ("gamma", "running_var"):
             v = g.uniform(0.5, 1.5, t.shape)
+        elif t.role == "slope":
+            v = g.uniform(0.05, 0.5, t.shape)
         else:
             v = 0.1 * g.standard_normal(t.shape)
         state[name] = v.astype(dtype)

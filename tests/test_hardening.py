@@ -230,7 +230,7 @@ def test_mixed_ceil_mode_pool_is_rejected_by_a_named_rule():
 
 
 @pytest.mark.parametrize("name", ["forward", "training", "construct", "cells", "parameters", "state_dict", "eval",
-                                  "_private", "a.b", ""])
+                                  "_modules", "_cells", "_sub_layers", "__init__", "a.b", ""])
 def test_names_that_collide_with_framework_attributes_are_rejected(name):
     with pytest.raises(ValidationError, match=r"reserved|pattern"):
         _named(name)

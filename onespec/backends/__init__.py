@@ -1,18 +1,30 @@
 """Backends: one package per framework (``torch``, ``paddle``, ``mindspore``) and the float64
-``numpy`` reference, each implementing :class:`Backend` with the same module names.
+``numpy`` reference, each implementing :class:`Backend` with the same module names, and each
+describing itself with a :class:`Framework` (its package's ``FRAMEWORK``, importable without the
+framework: checkpoint extensions, weight conventions, log switches, bench zoo ...).
 
-``FRAMEWORKS`` and ``BACKENDS`` are the one list of them that everything imports (the CLI's
-choices, conformance, convert and the tests). Framework imports happen here, lazily, and nowhere
-in ``onespec.spec`` / ``onespec.zoo``.
+This package is the only place outside ``onespec/backends/<name>/`` that deals with frameworks,
+and it does so through those two declarations alone: code elsewhere asks :func:`framework` for a
+descriptor and :func:`load_backend` for a backend, never names one.
+
+``FRAMEWORKS`` and ``BACKENDS`` are the built-in ones. More are registered with :func:`register`
+or the ``ONESPEC_BACKENDS`` variable (``name=package`` pairs separated by ``os.pathsep``; a
+package is a module name importable in an isolated interpreter, or the path of a package
+directory), which every child process onespec starts inherits; :func:`frameworks` and
+:func:`backends` list built-in and registered ones (the CLI's choices). Framework imports happen
+here, lazily, and nowhere in ``onespec.spec`` / ``onespec.zoo``.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
 import sys
+import warnings
+from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 import numpy as np
 
@@ -20,7 +32,153 @@ from ..errors import BackendUnavailableError, OnespecError
 
 FRAMEWORKS = ("torch", "paddle", "mindspore")
 BACKENDS = FRAMEWORKS + ("numpy",)
-_PACKAGES = {"torch": "torch", "paddle": "paddlepaddle", "mindspore": "mindspore", "numpy": "numpy"}
+REGISTRY_ENV = "ONESPEC_BACKENDS"
+VERBOSE_ENV = "ONESPEC_VERBOSE"
+
+
+@dataclass(frozen=True)
+class Framework:
+    """What onespec's commands need to know about a backend before (or without) importing it.
+    Each backend package exports one as ``FRAMEWORK``; nothing here imports the framework."""
+    name: str
+    package: str  # what ``pip install`` needs, for the error when it is missing
+    imports: tuple[str, ...] = ()  # modules imported before the backend (the framework itself)
+    # native checkpoint extensions (lower case, with the dot); the first is what a run writes
+    extensions: tuple[str, ...] = ()
+    # tensor role -> last name in native files (a role absent keeps the canonical last name)
+    roles: Mapping[str, str] = field(default_factory=dict)
+    transposed: frozenset = frozenset()  # ops whose weight native files store transposed
+    reference: bool = False  # the float64 reference evaluator, not a framework users port to
+    # environment variables that silence the framework's own logs, set (unless the user set them,
+    # or ONESPEC_VERBOSE=1) for its import only
+    quiet_env: Mapping[str, str] = field(default_factory=dict)
+    # environment variables the framework reads at import for deterministic kernels
+    deterministic_env: tuple[str, ...] = ()
+    # frameworks imported first when installed (with an opt-out variable), and frameworks that,
+    # already imported, make this one unloadable (message)
+    import_first: tuple[str, ...] = ()
+    import_first_opt_out: str = ""
+    clashes_after: Mapping[str, str] = field(default_factory=dict)
+    cost: float = 1.0  # relative conformance-worker time on CPU, for ordering work
+    # ``onespec bench``: the framework's own zoo (its name, onespec zoo name -> its constructor),
+    # the importer library whose model options make onespec's network that zoo's architecture,
+    # the modules imported before a measurement, build options timed as extra sides, and run
+    # modes (``bench_modes[0]`` the default)
+    bench_zoo_name: str = ""
+    bench_zoo: Mapping[str, str] = field(default_factory=dict)
+    bench_library: str = ""
+    bench_imports: tuple[str, ...] = ()
+    bench_options: tuple[str, ...] = ()
+    bench_modes: tuple[str, ...] = ()
+    bench_isolated: bool = False  # each side timed in a process of its own
+    # ``onespec export`` formats this framework writes -> the artifact's suffix ("": a path prefix)
+    exports: Mapping[str, str] = field(default_factory=dict)
+    # ``build`` keywords for a network to export (a graph keeps the plain layout and ops a
+    # runtime picks its own kernels for)
+    export_build: Mapping[str, Any] = field(default_factory=dict)
+
+
+# where each contract name lives in a backend package (loaded on first use, see ``lazy_contract``)
+CONTRACT_HOMES = {
+    **dict.fromkeys(("build",), "emit"),
+    **dict.fromkeys(("count", "forward", "static_forward", "node_io", "run_node", "node_vjp", "param_names",
+                     "train_step"), "runtime"),
+    **dict.fromkeys(("native_names", "load_state", "get_state", "save", "read", "load"), "weights"),
+    **dict.fromkeys(("foreign_state", "session", "dist_start", "dist_end", "apply_numerics",
+                     "numerics_environment"), "host"),
+    "bench_harness": "bench",
+}
+
+
+def lazy_contract(package: str, name: str, extra: Mapping[str, str] | None = None) -> Callable[[str], Any]:
+    """A backend package's module ``__getattr__``: a contract name imports the framework (quietly,
+    in a safe order, :func:`load_backend`'s way) and then the package's module that defines it, so
+    that the package itself (its ``FRAMEWORK``) is light to import."""
+    homes = {**CONTRACT_HOMES, **(extra or {})}
+
+    def __getattr__(attr: str) -> Any:
+        if attr not in homes:
+            raise AttributeError(f"module {package!r} has no attribute {attr!r}")
+        _import_framework(name)
+        value = getattr(importlib.import_module(f"{package}.{homes[attr]}"), attr)
+        setattr(sys.modules[package], attr, value)
+        return value
+    return __getattr__
+
+
+def verbose() -> bool:
+    """Framework logs are shown (``--verbose`` or ``ONESPEC_VERBOSE=1``)."""
+    return os.environ.get(VERBOSE_ENV, "") not in ("", "0")
+
+
+def _registered() -> dict[str, str]:
+    out = {}
+    for item in filter(None, os.environ.get(REGISTRY_ENV, "").split(os.pathsep)):
+        name, sep, where = item.partition("=")
+        if not sep or not name.isidentifier() or not where:
+            raise UnknownBackendError(f"{REGISTRY_ENV}: {item!r} is not name=package")
+        out[name] = where
+    return out
+
+
+def register(name: str, package: str) -> None:
+    """Register backend ``name`` implemented by ``package`` (a module name or a package
+    directory) for this process and every process it starts."""
+    if name in BACKENDS:
+        raise UnknownBackendError(f"{name} is a built-in backend")
+    entries = {**_registered(), name: os.path.abspath(package) if os.path.isdir(package) else package}
+    os.environ[REGISTRY_ENV] = os.pathsep.join(f"{k}={v}" for k, v in entries.items())
+
+
+def frameworks() -> tuple[str, ...]:
+    """Built-in and registered frameworks (the backends that are not the reference)."""
+    return FRAMEWORKS + tuple(n for n in _registered() if not framework(n).reference)
+
+
+def backends() -> tuple[str, ...]:
+    """Every backend: built-in and registered."""
+    return BACKENDS + tuple(n for n in _registered() if n not in BACKENDS)
+
+
+def _package(name: str) -> ModuleType:
+    """The backend package of ``name`` (light: its ``FRAMEWORK``; contract names load on use)."""
+    if name in BACKENDS:
+        return importlib.import_module(f"onespec.backends.{name}")
+    where = _registered().get(name)
+    if where is None:
+        raise UnknownBackendError(f"unknown backend {name!r}; choose one of {', '.join(backends())}")
+    if not os.path.isdir(where):
+        return importlib.import_module(where)
+    modname = f"onespec_backend_{name}"
+    if modname not in sys.modules:
+        spec = importlib.util.spec_from_file_location(modname, os.path.join(where, "__init__.py"),
+                                                      submodule_search_locations=[where])
+        if spec is None:
+            raise UnknownBackendError(f"{REGISTRY_ENV}: {where} is not a package directory")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[modname] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[modname]
+            raise
+    return sys.modules[modname]
+
+
+def framework(name: str) -> Framework:
+    """The descriptor of backend ``name`` (imports no framework)."""
+    check_backend(name, backends())
+    fw = getattr(_package(name), "FRAMEWORK", None)
+    if not isinstance(fw, Framework) or fw.name != name:
+        raise UnknownBackendError(f"backend {name!r} declares no FRAMEWORK named {name!r}")
+    return fw
+
+
+def by_extension(path: str) -> str | None:
+    """The framework whose checkpoints have ``path``'s extension (the longest that matches)."""
+    low = path.lower()
+    hits = [(len(e), n) for n in frameworks() for e in framework(n).extensions if low.endswith(e)]
+    return max(hits)[1] if hits else None
 
 
 class Backend(Protocol):
@@ -75,36 +233,80 @@ class Backend(Protocol):
     def load(self, net, path: str) -> None:
         """Load a native checkpoint into ``net``; checked completely first."""
 
+    def foreign_state(self, net) -> dict[str, np.ndarray]:
+        """The tensors of any network of this framework (not only onespec's), by the names its
+        checkpoint would hold (``onespec diff --foreign``)."""
 
-# MindSpore 2.x loads its CPU kernels against its own oneDNN; if paddle's oneDNN is loaded
-# first the symbol lookup fails (undefined symbol: dnnl_threadpool_interop_stream_create).
-IMPORT_CLASH = (
-    "paddle was imported before mindspore in this process, and MindSpore cannot load its CPU kernels "
-    "after paddle's oneDNN (undefined symbol dnnl_threadpool_interop_stream_create). Import mindspore "
-    "(or onespec's mindspore backend) before paddle, or use one process per framework as "
-    "`onespec conformance` does."
-)
+    def session(self, net, spec, trainable: list[str], frozen_paths: tuple[str, ...]) -> Any:
+        """A training session on ``net`` (``onespec.training``): ``trainable`` canonical tensors
+        updated, ``frozen_paths`` held in eval mode; gradients averaged over the ranks of the
+        process group :func:`dist_start` joined (numpy: no autograd, raises)."""
+
+    def dist_start(self) -> tuple[int, int]:
+        """(rank, world size) after joining the process group of the launcher that started this
+        process (torchrun, paddle.distributed.launch, msrun; gloo on CPU)."""
+
+    def dist_end(self) -> None:
+        """Wait for every rank, then leave the process group cleanly."""
+
+    def apply_numerics(self, tf32: bool | None, deterministic: bool | None) -> None:
+        """Switch TF32 and deterministic kernels on or off (``None``: leave as is)."""
+
+    def numerics_environment(self) -> dict:
+        """{version, threads, device, determinism / TF32 flags ...}: what a report records."""
+
+    def bench_harness(self, mode: str) -> Any:
+        """The ``onespec bench`` harness in run mode ``mode``: ``reference(model)`` (the
+        framework zoo's network), ``inputs(shape, batch)``, ``forward(net, x)``,
+        ``stepper(net, x, y)`` (a training-step callable), ``speed(net, ndim, **option)``
+        (a build option of ``FRAMEWORK.bench_options`` applied)."""
+
+
+@contextlib.contextmanager
+def _quiet(fw: Framework):
+    """The framework's log switches (``quiet_env``) for its import, and its import-time Python
+    warnings ignored (Paddle's "No ccache found"), unless verbose; the user's own settings win
+    and the environment is restored after, since two frameworks read one variable differently
+    (GLOG_v is MindSpore's log level and Paddle's verbosity)."""
+    if verbose():
+        yield
+        return
+    saved = {k: os.environ.get(k) for k in fw.quiet_env}
+    for k, v in fw.quiet_env.items():
+        os.environ.setdefault(k, v)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _import_framework(name: str) -> None:
-    if name == "numpy":
+    fw = framework(name)
+    if not fw.imports or fw.imports[0] in sys.modules:
         return
-    if name == "mindspore" and "paddle" in sys.modules and "mindspore" not in sys.modules:
-        raise BackendUnavailableError(IMPORT_CLASH)
-    if (name == "paddle" and "paddle" not in sys.modules and "mindspore" not in sys.modules
-            and importlib.util.find_spec("mindspore") and not os.environ.get("ONESPEC_NO_MINDSPORE_PRELOAD")):
-        # Safe ordering: with both installed, load mindspore first so that a later mindspore
-        # build in this process still works. Too late if the user imported paddle already;
-        # then only a later mindspore build fails, with IMPORT_CLASH. Opt out with
-        # ONESPEC_NO_MINDSPORE_PRELOAD=1.
-        _import_framework("mindspore")
+    for other, message in fw.clashes_after.items():
+        if other in sys.modules:
+            raise BackendUnavailableError(message)
+    if not (fw.import_first_opt_out and os.environ.get(fw.import_first_opt_out)):
+        for first in fw.import_first:
+            if first in BACKENDS and first not in sys.modules and importlib.util.find_spec(first):
+                _import_framework(first)
     try:
-        importlib.import_module(name)
+        with _quiet(fw):
+            for module in fw.imports:
+                importlib.import_module(module)
     except ImportError as err:
-        if "dnnl" in str(err):
-            raise BackendUnavailableError(IMPORT_CLASH) from err
+        for other, message in fw.clashes_after.items():
+            if other in sys.modules:
+                raise BackendUnavailableError(message) from err
         raise BackendUnavailableError(
-            f"the {name} backend needs the {_PACKAGES[name]} package: pip install 'onespec[{name}]' ({err})"
+            f"the {name} backend needs the {fw.package} package: pip install 'onespec[{name}]' ({err})"
         ) from err
 
 
@@ -112,16 +314,18 @@ class UnknownBackendError(OnespecError, ValueError):
     pass
 
 
-def check_backend(name: str, allowed: tuple[str, ...] = BACKENDS) -> str:
+def check_backend(name: str, allowed: tuple[str, ...] | None = None) -> str:
+    allowed = backends() if allowed is None else allowed
     if name not in allowed:
         raise UnknownBackendError(f"unknown backend {name!r}; choose one of {', '.join(allowed)}")
     return name
 
 
-def load_backend(name: str) -> ModuleType:
+def load_backend(name: str) -> Backend:
+    """The backend ``name`` with its framework imported (quietly) and the numerics switches asked
+    for (``ONESPEC_TF32``, ``ONESPEC_DETERMINISTIC``) applied."""
     from ..environment import apply
 
-    check_backend(name)
     _import_framework(name)
-    apply(name)  # the TF32 / determinism switches asked for (ONESPEC_TF32, ONESPEC_DETERMINISTIC)
-    return importlib.import_module(f"onespec.backends.{name}")
+    apply(name)
+    return _package(name)

@@ -26,7 +26,10 @@ def emit(spec: ModelSpec, table: dict[str, Callable[..., Any]], root: Callable[[
             return make(n, shapes[path])
         return make(n, shapes[path], [(c.name, node(c, f"{path}.{c.name}")) for c in n.children()])
 
-    return root([(layer.name, node(layer, layer.name)) for layer in spec.layers])
+    kids = [(layer.name, node(layer, layer.name)) for layer in spec.layers]
+    if spec.wired:  # the top-level layers are a graph: its module is the network
+        return table["graph"](spec.root_graph(), tuple(spec.input_shape), kids)
+    return root(kids)
 
 
 def tally(tensors) -> tuple[int, int]:

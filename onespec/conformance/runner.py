@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..backends import FRAMEWORKS, check_backend
+from ..backends import FRAMEWORKS, check_backend, framework, frameworks
 from ..weights import StateError, init_state, load_state
 from ..zoo import get_spec, list_models
 from .numerics import update_errors
@@ -208,7 +208,7 @@ def run_specs(specs: dict, backends: list[str] | tuple[str, ...] = FRAMEWORKS, *
     from .numerics import distinct
 
     for b in backends:
-        check_backend(b, FRAMEWORKS)
+        check_backend(b, frameworks())
     def which(flag, what):
         if flag not in (True, False, "distinct"):
             raise ValueError(f"{what} must be True, False or 'distinct', not {flag!r}")
@@ -263,16 +263,11 @@ def run_specs(specs: dict, backends: list[str] | tuple[str, ...] = FRAMEWORKS, *
     return Report(results, seconds, environment)
 
 
-# Relative worker cost per framework on CPU (compilation dominates: paddle.jit.to_static and
-# MindSpore GRAPH_MODE take 2-3x torch.export), for ordering the work.
-_COST = {"paddle": 2.2, "mindspore": 2.0, "torch": 1.0}
-
-
 def _tasks(part: list[str], backends, jobs: int) -> list[tuple[str, list[str]]]:
     if jobs >= len(backends) or len(part) < 2:
         return [(b, part) for b in backends]
     halves = [part[0::2], part[1::2]]  # interleaved: both halves get big and small models
-    order = sorted(backends, key=lambda b: -_COST.get(b, 1.0))
+    order = sorted(backends, key=lambda b: -framework(b).cost)  # the slowest workers first
     return [(b, h) for h in halves for b in order]
 
 
@@ -306,7 +301,7 @@ def _run_worker(b, models, batch, seed, compiled, work_dir, numerics, stepped) -
            "--out", out, "--batch", str(batch), "--seed", str(seed), "--spec-dir", work_dir]
     cmd += ["--compiled", ",".join(compiled), "--stepped", ",".join(stepped)]
     cmd += ["--ref-dir", work_dir] if numerics else []
-    code, stdout, stderr = run_child(cmd, env={**os.environ, "GLOG_v": "3"})
+    code, stdout, stderr = run_child(cmd)
     if code != 0 or not os.path.exists(out):
         tail = (stderr or stdout).decode(errors="replace")[-2000:]
         return [{"model": m, "backend": b, "status": "error",

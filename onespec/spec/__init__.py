@@ -2,15 +2,18 @@
 from .analysis import Analysis, analyze
 from .model import ModelMeta, ModelSpec, NodeInfo, parse_spec, trace
 from .nodes import (
-    OPS, Act, AdaptiveAvgPool, AvgPool, BatchNorm, ChannelShuffle, Conv, ConvTranspose, Dropout, Flatten,
-    GlobalAvgPool, GroupNorm, HardSigmoid, Identity, LayerNorm, Linear, MaxPool, Node, Parallel, Reshape, Scale,
-    Sequential, Shape, ShiftMax, Tensor, Upsample,
+    OPS, Act, AdaptiveAvgPool, Affine, AvgPool, BatchNorm, ChannelShuffle, Conv, ConvTranspose, Dropout, Flatten,
+    GlobalAvgPool, Graph, GroupNorm, HardSigmoid, HardTanh, Identity, L2Normalize, LayerNorm, LayerScale, Linear,
+    MaxPool, Mean, Merge, Node, Pad, Parallel, Permute, PixelShuffle, PReLU, Reshape, Scale, Sequential, Shape,
+    ShiftMax, Slice, Softmax, Tensor, Upsample,
 )
 from .scaling import make_divisible, scale_channels
 
 __all__ = [
-    "OPS", "Act", "AdaptiveAvgPool", "Analysis", "AvgPool", "BatchNorm", "ChannelShuffle", "Conv", "ConvTranspose",
-    "Dropout", "Flatten", "GlobalAvgPool", "GroupNorm", "HardSigmoid", "Identity", "LayerNorm", "Linear", "MaxPool",
-    "ModelMeta", "ModelSpec", "Node", "NodeInfo", "Parallel", "Reshape", "Scale", "Sequential", "Shape", "ShiftMax",
-    "Tensor", "Upsample", "analyze", "make_divisible", "parse_spec", "scale_channels", "trace",
+    "OPS", "Act", "AdaptiveAvgPool", "Affine", "Analysis", "AvgPool", "BatchNorm", "ChannelShuffle", "Conv",
+    "ConvTranspose", "Dropout", "Flatten", "GlobalAvgPool", "Graph", "GroupNorm", "HardSigmoid", "HardTanh", "Identity",
+    "L2Normalize", "LayerNorm", "LayerScale", "Linear", "MaxPool", "Mean", "Merge", "ModelMeta", "ModelSpec", "Node",
+    "NodeInfo", "Pad", "Parallel", "Permute", "PixelShuffle", "PReLU", "Reshape", "Scale", "Sequential", "Shape",
+    "ShiftMax", "Slice", "Softmax", "Tensor", "Upsample", "analyze", "make_divisible", "parse_spec", "scale_channels",
+    "trace",
 ]

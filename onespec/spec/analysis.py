@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .model import ModelSpec, NodeInfo, root_output, trace
+from .model import ModelSpec, NodeInfo, output_of, trace
 from .nodes import Shape
 
 
@@ -37,6 +37,6 @@ class Analysis:
 
 def analyze(spec: ModelSpec) -> Analysis:
     rows = tuple(trace(spec))
-    out = root_output(rows)
+    out = output_of(spec, list(rows))
     return Analysis(spec.name, tuple(spec.input_shape), out, sum(r.params for r in rows),
                     sum(r.state for r in rows), sum(r.macs for r in rows), rows)

@@ -8,7 +8,7 @@ from typing import Any, Optional
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from ..errors import SpecError, validation_message
-from .nodes import Node, Shape, _Node, check_names
+from .nodes import Graph, Node, Shape, _Node, check_names
 
 
 class ModelMeta(BaseModel):
@@ -32,6 +32,20 @@ class ModelSpec(BaseModel):
     input_shape: tuple[StrictInt, ...]
     layers: list[Node]
     meta: ModelMeta
+    inputs: dict[str, list[str]] = Field(default_factory=dict, description="top-level wiring, as in a graph node: "
+                                         "the layers a layer reads (the input is 'x'); default the layer before")
+    outputs: list[str] = Field(default_factory=list, description="the layers whose outputs the network returns, "
+                                                                 "in order; default the last")
+
+    @property
+    def wired(self) -> bool:
+        """The top-level layers form a graph (explicit inputs or outputs), not a sequence."""
+        return bool(self.inputs or self.outputs)
+
+    def root_graph(self) -> Graph:
+        """The top-level layers as a graph node (for a wired spec); its name is no part of any path."""
+        return Graph.model_construct(name="network", nodes=self.layers, inputs=self.inputs, outputs=self.outputs,
+                                     input="x")
 
     @model_validator(mode="after")
     def _validate_graph(self) -> "ModelSpec":
@@ -43,7 +57,7 @@ class ModelSpec(BaseModel):
 
     @property
     def output_shape(self) -> Shape:
-        return root_output(trace(self))
+        return output_of(self, trace(self))
 
 
 @dataclass(frozen=True)
@@ -73,6 +87,8 @@ def _walk(node: _Node, x: Shape, path: str, depth: int, rows: list[NodeInfo]) ->
         return _walk(child, xi, f"{path}.{child.name}", depth + 1, rows)
 
     y = node.walk(x, path, visit)
+    if depth and _several(y):
+        raise SpecError(path, "graph", _SEVERAL)
     p, s, m = node.counts(x, y)
     rows[idx] = NodeInfo(path, node.op, depth, x, y, p, s, m, node)
     return y
@@ -85,13 +101,42 @@ def trace(spec: ModelSpec) -> list[NodeInfo]:
     if not spec.layers:
         raise SpecError("", "empty", "a model needs at least one layer")
     check_names(spec.layers, "")
-    for layer in spec.layers:
+    if spec.wired:
+        def visit(child: _Node, xi: Shape) -> Shape:
+            y = _walk(child, xi, child.name, 0, rows)
+            if _several(y):
+                raise SpecError(child.name, "graph", "a graph with several outputs cannot be a layer of a wired "
+                                                     "network; list its nodes' outputs in the network's outputs")
+            return y
+        spec.root_graph().walk(x, "", visit)
+        return rows
+    for i, layer in enumerate(spec.layers):
         x = _walk(layer, x, layer.name, 0, rows)
+        if _several(x) and i < len(spec.layers) - 1:
+            raise SpecError(layer.name, "graph", _SEVERAL)
     return rows
 
 
+_SEVERAL = "a graph with several outputs must be the network's last top-level layer"
+
+
+def _several(shape) -> bool:
+    """A tuple of shapes: the outputs of a graph with several, which no node consumes."""
+    return bool(shape) and isinstance(shape[0], tuple)
+
+
+def output_of(spec: ModelSpec, rows: list[NodeInfo]) -> Shape:
+    """The network's output shape from its walk: a tuple of shapes for several outputs."""
+    if not spec.wired:
+        return root_output(rows)
+    top = {r.path: r.out_shape for r in rows if r.depth == 0}
+    outs = spec.root_graph().output_names()
+    return top[outs[0]] if len(outs) == 1 else tuple(top[o] for o in outs)
+
+
 def root_output(rows: list[NodeInfo]) -> Shape:
-    """The network's output shape: that of the last top-level node of a walk."""
+    """The network's output shape: that of the last top-level node of a walk (a tuple of shapes
+    for a network with several outputs)."""
     return next(r.out_shape for r in reversed(rows) if r.depth == 0)
 
 

@@ -32,13 +32,15 @@ from typing import Annotated, Callable, Literal, Optional, Union, get_args
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
 from ..errors import SpecError
-from .reserved import RESERVED_NAMES
+from .reserved import PRIVATE_NAMES, RESERVED_NAMES
 
 Shape = tuple[int, ...]
 Int = StrictInt  # no bools, no floats, no strings where a count is meant
 IntOrTuple = Union[StrictInt, tuple[StrictInt, ...]]
 Padding = Union[StrictInt, tuple[StrictInt, ...], Literal["same"]]
-NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$|^[0-9]+$"
+# a letter (or "_" and a letter) then letters, digits, "_" or "-" (RegNet's ``block1-0``: torch, paddle
+# and mindspore all register such children and name their parameters with it), or a number
+NAME_PATTERN = r"^_?[A-Za-z][A-Za-z0-9_-]*$|^[0-9]+$"
 
 
 def _tup(v: IntOrTuple, n: int) -> tuple[int, ...]:
@@ -72,7 +74,7 @@ class _Node(BaseModel):
     def _not_reserved(cls, v: str) -> str:
         # rule "reserved": a child registered under a framework attribute's name (forward,
         # training, cells, construct, split, ...) shadows it or is dropped by that framework
-        if v in RESERVED_NAMES:
+        if v in RESERVED_NAMES or v in PRIVATE_NAMES:
             raise ValueError(f"[reserved] node name {v!r} is an attribute of torch/paddle/mindspore modules "
                              f"or of onespec's emitted modules; rename it")
         return v
@@ -305,24 +307,27 @@ class GroupNorm(_Node):
 
 class LayerNorm(_Node):
     """Layer normalization over the channel dimension at every position (ConvNeXt's
-    "channels first" LayerNorm); on (C,) features, over the features."""
+    "channels first" LayerNorm); on (C,) features, over the features. With ``last_axis`` over the
+    last dimension of any input (``nn.LayerNorm(d)`` on tokens or after a permute)."""
     op: Literal["layernorm"] = "layernorm"
     eps: float = 1e-5
     affine: StrictBool = True
+    last_axis: StrictBool = False
 
     def infer(self, x, path):
-        _need_rank(x, (1, 3), path, "layernorm")
+        _need_rank(x, (1, 2, 3, 4) if self.last_axis else (1, 3), path, "layernorm")
         _check_eps(path, self.eps)
         return x
 
     def tensors(self, x):
-        return _norm_tensors(x[0], self.affine, False)
+        return _norm_tensors(x[-1] if self.last_axis else x[0], self.affine, False)
 
 
 class Act(_Node):
-    """Parameter-free elementwise activation. ``swish`` is x * sigmoid(x)."""
+    """Parameter-free elementwise activation. ``swish`` is x * sigmoid(x); ``gelu`` is the exact
+    x * Phi(x) (Hendrycks & Gimpel, 2016), ``gelu_tanh`` its tanh approximation."""
     op: Literal["act"] = "act"
-    fn: Literal["relu", "relu6", "hardswish", "sigmoid", "swish", "tanh"]
+    fn: Literal["relu", "relu6", "hardswish", "sigmoid", "swish", "tanh", "gelu", "gelu_tanh"]
 
     def infer(self, x, path):
         return x
@@ -458,25 +463,27 @@ class Flatten(_Node):
 
 
 class Linear(_Node):
-    """Fully connected layer, weight [out, in] in onespec's canonical layout."""
+    """Fully connected layer, weight [out, in] in onespec's canonical layout. On (C,) features;
+    with ``last_axis`` on the last dimension of any input (every other position alike)."""
     op: Literal["linear"] = "linear"
     out_features: Int
     bias: StrictBool = True
     in_features: Optional[Int] = Field(None, description="optional; checked against the inferred input")
+    last_axis: StrictBool = False
 
     def infer(self, x, path):
-        _need_rank(x, (1,), path, "linear")
-        if self.in_features is not None and self.in_features != x[0]:
-            _fail(path, "channels", f"declares in_features={self.in_features} but receives {x[0]} features")
+        _need_rank(x, (1, 2, 3, 4) if self.last_axis else (1,), path, "linear")
+        if self.in_features is not None and self.in_features != x[-1]:
+            _fail(path, "channels", f"declares in_features={self.in_features} but receives {x[-1]} features")
         _positive(path, "out_features", self.out_features)
-        return (self.out_features,)
+        return (*x[:-1], self.out_features)
 
     def tensors(self, x):
-        w = Tensor("weight", (self.out_features, x[0]), "weight")
+        w = Tensor("weight", (self.out_features, x[-1]), "weight")
         return (w, Tensor("bias", (self.out_features,), "bias")) if self.bias else (w,)
 
     def macs(self, x, y):
-        return x[0] * self.out_features
+        return _prod(x) * self.out_features
 
 
 class Dropout(_Node):
@@ -519,6 +526,179 @@ class ChannelShuffle(_Node):
         if self.groups < 1 or x[0] % self.groups:
             _fail(path, "groups", f"groups={self.groups} must divide the {x[0]} input channels")
         return x
+
+
+def _axis(x: Shape, axis: int, path: str, what: str) -> int:
+    """``axis`` of a sample (0: channels; negative from the end) as a non-negative index."""
+    if not -len(x) <= axis < len(x):
+        _fail(path, "axis", f"{what} axis {axis} is outside the input {x} (sample dims, no batch)")
+    return axis % len(x)
+
+
+class PReLU(_Node):
+    """``max(0, x) + a * min(0, x)`` with a learned slope ``a`` per channel (dim 0 of a sample)
+    or one ``shared`` slope (He et al., 2015)."""
+    op: Literal["prelu"] = "prelu"
+    shared: StrictBool = False
+
+    def infer(self, x, path):
+        return x
+
+    def tensors(self, x):
+        return (Tensor("weight", (1 if self.shared else x[0],), "slope"),)
+
+
+class HardTanh(_Node):
+    """``clip(x, min_val, max_val)``; relu6 is (0, 6)."""
+    op: Literal["hardtanh"] = "hardtanh"
+    min_val: float = -1.0
+    max_val: float = 1.0
+
+    def infer(self, x, path):
+        if not (self.min_val < self.max_val and max(abs(self.min_val), abs(self.max_val)) < 1e6):
+            _fail(path, "hardtanh", f"min_val {self.min_val} must be below max_val {self.max_val}, both within 1e6")
+        return x
+
+
+class Softmax(_Node):
+    """Softmax along one ``axis`` of a sample (0: channels)."""
+    op: Literal["softmax"] = "softmax"
+    axis: Int = 0
+
+    def infer(self, x, path):
+        _axis(x, self.axis, path, "softmax")
+        return x
+
+
+class L2Normalize(_Node):
+    """``x / max(||x||_2, eps)`` along ``axis`` of a sample (torch's ``F.normalize``)."""
+    op: Literal["l2norm"] = "l2norm"
+    axis: Int = 0
+    eps: float = 1e-12
+
+    def infer(self, x, path):
+        _axis(x, self.axis, path, "l2norm")
+        if not 0 < self.eps < 1:
+            _fail(path, "eps", f"eps must be in (0, 1), got {self.eps}")
+        return x
+
+
+class Permute(_Node):
+    """Reorder the dims of a sample: output dim i is input dim ``dims[i]`` (no batch dim;
+    (C, H, W) -> (H, W, C) is ``dims=(1, 2, 0)``)."""
+    op: Literal["permute"] = "permute"
+    dims: tuple[Int, ...]
+
+    def infer(self, x, path):
+        if sorted(self.dims) != list(range(len(x))):
+            _fail(path, "permute", f"dims {self.dims} must order the {len(x)} dims of the input {x}")
+        return tuple(x[d] for d in self.dims)
+
+
+class Mean(_Node):
+    """Mean over ``axes`` of a sample, kept as size 1 with ``keepdim``."""
+    op: Literal["mean"] = "mean"
+    axes: tuple[Int, ...]
+    keepdim: StrictBool = False
+
+    def infer(self, x, path):
+        axes = sorted({_axis(x, a, path, "mean") for a in self.axes})
+        if not axes or len(axes) != len(self.axes) or (not self.keepdim and len(axes) == len(x)):
+            _fail(path, "axis", f"mean axes {self.axes} must be distinct and leave a dim of {x} (or keepdim)")
+        return tuple(1 if i in axes else n for i, n in enumerate(x) if self.keepdim or i not in axes)
+
+    def resolved(self, x: Shape) -> tuple[int, ...]:
+        return tuple(sorted(a % len(x) for a in self.axes))
+
+
+class Pad(_Node):
+    """Constant padding of the spatial dims: ``pads`` holds one ``(before, after)`` pair per
+    spatial dim, in order (H then W)."""
+    op: Literal["pad"] = "pad"
+    pads: tuple[tuple[Int, Int], ...]
+    value: float = 0.0
+
+    def infer(self, x, path):
+        _need_rank(x, (2, 3, 4), path, "pad")
+        if len(self.pads) != len(x) - 1 or min(min(p) for p in self.pads) < 0 or max(max(p) for p in self.pads) > 4096:
+            _fail(path, "pad", f"pads {self.pads} must give one (before, after) pair in [0, 4096] "
+                               f"per spatial dim of {x}")
+        return (x[0], *(n + b + a for n, (b, a) in zip(x[1:], self.pads)))
+
+
+class Affine(_Node):
+    """Constant ``x * scale + shift`` (input normalization inside a model, ``(x - 0.5) / 0.5``)."""
+    op: Literal["affine"] = "affine"
+    scale: float = 1.0
+    shift: float = 0.0
+
+    def infer(self, x, path):
+        if not (abs(self.scale) < 1e6 and abs(self.shift) < 1e6):
+            _fail(path, "affine", f"scale {self.scale} and shift {self.shift} must be within 1e6")
+        return x
+
+
+class LayerScale(_Node):
+    """Per-channel trainable scale ``x * gamma`` (CaiT's LayerScale, ConvNeXt's ``gamma``);
+    ``gamma`` broadcasts over dim 0 (channels) or, with ``last_axis``, over the last dim."""
+    op: Literal["layer_scale"] = "layer_scale"
+    last_axis: StrictBool = False
+
+    def infer(self, x, path):
+        return x
+
+    def tensors(self, x):
+        return (Tensor("gamma", (x[-1] if self.last_axis else x[0],), "gamma"),)
+
+
+class Slice(_Node):
+    """Dims ``start:stop`` of ``axis`` of a sample (0: a channel slice)."""
+    op: Literal["slice"] = "slice"
+    axis: Int = 0
+    start: Int
+    stop: Int
+
+    def infer(self, x, path):
+        a = _axis(x, self.axis, path, "slice")
+        if not 0 <= self.start < self.stop <= x[a]:
+            _fail(path, "slice", f"slice {self.start}:{self.stop} must be a non-empty part of the {x[a]} of axis {a}")
+        return (*x[:a], self.stop - self.start, *x[a + 1:])
+
+
+class PixelShuffle(_Node):
+    """(C * r^2, H, W) -> (C, H * r, W * r), torch's channel order (Shi et al., 2016)."""
+    op: Literal["pixel_shuffle"] = "pixel_shuffle"
+    factor: Int
+
+    def infer(self, x, path):
+        _need_rank(x, (3,), path, "pixel_shuffle")
+        r = self.factor
+        if r < 1 or x[0] % (r * r):
+            _fail(path, "groups", f"factor {r}: its square must divide the {x[0]} input channels")
+        return (x[0] // (r * r), x[1] * r, x[2] * r)
+
+
+class Merge(_Node):
+    """Several tensors of a :class:`Graph` into one: ``concat`` along ``axis`` (0: channels),
+    elementwise ``add``, ``mul`` or ``max`` (same rank; a dim of 1 broadcasts, as a gate of (C, 1, 1) over
+    (C, H, W)). Only a graph can feed it several inputs."""
+    op: Literal["merge"] = "merge"
+    mode: Literal["concat", "add", "mul", "max"]
+    axis: Int = 0
+
+    def infer(self, x, path):
+        if not x or not all(isinstance(s, tuple) for s in x) or len(x) < 2:
+            _fail(path, "merge", "a merge takes two or more tensors of a graph (inputs: [a, b, ...])")
+        first = x[0]
+        if self.mode != "concat":
+            out = tuple(max(d) for d in zip(*x)) if all(len(s) == len(first) for s in x) else None
+            if out is None or any(d not in (1, o) for s in x for d, o in zip(s, out)):
+                _fail(path, "merge", f"cannot {self.mode} inputs of shapes {list(x)}: they do not broadcast")
+            return out
+        a = _axis(first, self.axis, path, "concat")
+        if any(len(s) != len(first) or s[:a] + s[a + 1:] != first[:a] + first[a + 1:] for s in x[1:]):
+            _fail(path, "merge", f"cannot concat inputs of shapes {list(x)} along axis {a}: other dims differ")
+        return (*first[:a], sum(s[a] for s in x), *first[a + 1:])
 
 
 # ---------------------------------------------------------------------------- combinators
@@ -642,13 +822,79 @@ class ShiftMax(_Combinator):
         return 2 * self.fusions * _prod(x)
 
 
+class Graph(_Combinator):
+    """Named nodes with explicit inputs, for what nesting cannot say: DenseNet's concatenations,
+    U-Net's cross-stage skips, several outputs. ``inputs[name]`` lists the tensors a node reads:
+    the graph's input (named by ``input``) or earlier nodes; a node not listed reads the node
+    before it (the first, the graph's input). Only a :class:`Merge` reads several. ``outputs``
+    (default: the last node) are returned in order; a graph with several outputs must be the
+    network's last top-level layer, whose forward then returns a tuple."""
+    op: Literal["graph"] = "graph"
+    nodes: list["Node"]
+    inputs: dict[str, list[str]] = Field(default_factory=dict)
+    outputs: list[str] = Field(default_factory=list)
+    input: Union[str, list[str]] = Field("x", description="the name of the graph's input, or a list of names: "
+                                                         "a graph reading several tensors, like a merge")
+
+    def children(self):
+        return self.nodes
+
+    def input_names(self) -> list[str]:
+        return [self.input] if isinstance(self.input, str) else list(self.input)
+
+    def refs(self) -> list[list[str]]:
+        """The input references of each node, defaults resolved."""
+        prev = self.input_names()[:1] + [n.name for n in self.nodes[:-1]]
+        return [list(self.inputs.get(n.name, [p])) for n, p in zip(self.nodes, prev)]
+
+    def output_names(self) -> list[str]:
+        return list(self.outputs) or [self.nodes[-1].name]
+
+    def walk(self, x, path, visit):
+        if not self.nodes:
+            _fail(path, "empty", "a graph needs at least one node")
+        check_names(self.nodes, path)
+        names = {n.name for n in self.nodes}
+        ins = self.input_names()
+        if set(ins) & names or len(set(ins)) != len(ins) or not ins:
+            _fail(path, "name", f"the graph's inputs {ins} must be distinct and differ from its node names")
+        several = len(ins) > 1
+        if several != (bool(x) and isinstance(x[0], tuple)) or (several and len(x) != len(ins)):
+            _fail(path, "graph", f"the graph reads {len(ins)} tensor(s) {ins} but is given {x}")
+        for k in set(self.inputs) - names:
+            _fail(path, "graph", f"inputs lists {k!r}, which is no node of this graph")
+        env: dict[str, Shape] = dict(zip(ins, x)) if several else {ins[0]: x}
+        read: set[str] = set()
+        for node, refs in zip(self.nodes, self.refs()):
+            where = f"{path}.{node.name}" if path else node.name
+            for r in refs:
+                if r not in env:
+                    _fail(where, "graph", f"input {r!r} is " + ("a later node" if r in names else "no node")
+                          + f"; a node reads the graph inputs {ins} or nodes before it")
+            takes = len(node.input_names()) if isinstance(node, Graph) else 2 if isinstance(node, Merge) else 1
+            if not refs or (len(refs) > 1) != (takes > 1) or (isinstance(node, Graph) and len(refs) != takes):
+                _fail(where, "graph", f"reads {refs}: a merge reads two or more tensors, a graph as many as "
+                                      f"its inputs, any other node one")
+            read.update(refs)
+            env[node.name] = visit(node, tuple(env[r] for r in refs) if len(refs) > 1 else env[refs[0]])
+        outs = self.output_names()
+        for o in outs:
+            if o not in names:
+                _fail(path, "graph", f"output {o!r} is no node of this graph")
+        unused = [n.name for n in self.nodes if n.name not in read and n.name not in outs]
+        if unused:
+            _fail(path, "graph", f"the outputs of {unused} are never read; remove them or list them as outputs")
+        return env[outs[0]] if len(outs) == 1 else tuple(env[o] for o in outs)
+
+
 Node = Annotated[
     Union[Conv, ConvTranspose, BatchNorm, GroupNorm, LayerNorm, Act, HardSigmoid, MaxPool, AvgPool, GlobalAvgPool,
           AdaptiveAvgPool, Upsample, Flatten, Reshape, Linear, Dropout, Identity, ChannelShuffle,
-          Sequential, Parallel, Scale, ShiftMax],
+          PReLU, HardTanh, Softmax, L2Normalize, Permute, Mean, Pad, Affine, LayerScale, Slice, PixelShuffle, Merge,
+          Sequential, Parallel, Scale, ShiftMax, Graph],
     Field(discriminator="op"),
 ]
 OPS: dict[str, type[_Node]] = {c.model_fields["op"].default: c for c in get_args(get_args(Node)[0])}
 
-for _cls in (Sequential, Parallel, Scale, ShiftMax):
+for _cls in (Sequential, Parallel, Scale, ShiftMax, Graph):
     _cls.model_rebuild()

@@ -2,9 +2,10 @@
 ``mindspore.nn.Cell`` (class and instance attributes of torch 2.14, paddle 3.3 and MindSpore 2.10).
 A child registered under one of these names shadows the attribute (``forward``, ``training``) or
 is silently not registered (MindSpore ``cells``), so the spec rejects them (rule ``reserved``).
-onespec's own emitted modules keep their attributes private (``_merge``), and node names start
-with a letter, so they cannot collide. ``tests/spec/test_reserved.py`` checks this list against
-the installed frameworks."""
+Node names may begin with ``_`` (``_blocks``, as real models name attributes): then they must not
+be a private attribute of those base classes or of onespec's emitted modules (``_merge``,
+``_children_t``): ``PRIVATE_NAMES``. ``tests/spec/test_reserved.py`` checks both lists against
+the installed frameworks and onespec's backends."""
 
 RESERVED_NAMES = frozenset({
     "IGNORE_LIST", "T_destination", "add_flags", "add_flags_recursive", "add_module", "add_parameter",
@@ -36,4 +37,46 @@ RESERVED_NAMES = frozenset({
     "to_static_state_dict", "total_instance_count", "train", "trainable_params", "training", "type",
     "untrainable_params", "update_cell_prefix", "update_cell_type", "update_parameters_name", "xpu",
     "zero_grad",
+})
+
+PRIVATE_NAMES = frozenset({
+    "_a1", "_add_attr", "_add_init_args", "_add_mixed_precision_flag", "_amp_level", "_apply", "_auto_prefix",
+    "_b1", "_backward_hook", "_backward_hooks", "_backward_pre_hook", "_backward_pre_hooks", "_blocking",
+    "_bprop_debug", "_buffers", "_build_once", "_built", "_call_custom_bprop", "_call_impl", "_call_post_process",
+    "_call_pre_process", "_cast_to_low_precision", "_cell_backward_hook", "_cell_backward_pre_hook", "_cell_tag",
+    "_cells", "_check_construct_args", "_check_parameter_consistency", "_children_scope_recursive", "_children_t",
+    "_coef_shape", "_compile_cache", "_compile_phase", "_compiled", "_compiled_call_impl", "_complex_call",
+    "_construct_sig", "_create_time", "_customized_attrs", "_data_format", "_del_attr", "_dil", "_dtype",
+    "_dygraph_call_func", "_dynamic_shape_inputs", "_eps", "_exist_names", "_exist_objs", "_forward_hook",
+    "_forward_hook_always_called", "_forward_hook_with_kwargs", "_forward_hooks", "_forward_hooks_always_called",
+    "_forward_hooks_with_kwargs", "_forward_post_hooks", "_forward_post_hooks_always_called",
+    "_forward_post_hooks_with_kwargs_flag", "_forward_pre_hook", "_forward_pre_hook_with_kwargs",
+    "_forward_pre_hooks", "_forward_pre_hooks_with_kwargs", "_forward_pre_hooks_with_kwargs_flag", "_full_name",
+    "_fusions", "_gate_name", "_gc", "_get_attr_from_cell", "_get_backward_hooks", "_get_backward_pre_hooks",
+    "_get_cell_parallel_mode", "_get_compile_args", "_get_name", "_get_prims_recursively", "_groups",
+    "_has_config_recompute", "_has_mutable_args_list", "_helper", "_hw", "_id", "_identity", "_in_strategy",
+    "_init_b", "_init_check", "_init_flag", "_init_in_dynamic_mode", "_into", "_is_check_and_refresh",
+    "_is_full_backward_hook", "_is_recursion_hook", "_jit_backward_hook", "_jit_backward_pre_hook",
+    "_jit_config_dict", "_jit_forward_hook", "_jit_forward_pre_hook", "_jit_graph_name", "_kernel",
+    "_lazy_backward_hook", "_lazy_backward_pre_hook", "_lazy_construct_sig", "_lazy_forward_hook",
+    "_lazy_forward_hook_always_called", "_lazy_forward_hook_with_kwargs", "_lazy_forward_pre_hook",
+    "_lazy_forward_pre_hook_with_kwargs", "_lazy_load_state_dict_post_hooks", "_lazy_load_state_dict_pre_hooks",
+    "_lazy_non_persistent_buffers_set", "_lazy_state_dict_hooks", "_lazy_state_dict_pre_hooks",
+    "_lazy_user_parameters", "_load_from_state_dict", "_load_state_dict_post_hooks", "_load_state_dict_pre_hooks",
+    "_loaddict_holder", "_maybe_warn_non_full_backward_hook", "_merge", "_merged_shape", "_modules",
+    "_mp_comm_recompute", "_named_members", "_native_below", "_no_auto_lazy_inline",
+    "_non_persistable_buffer_names_set", "_non_persistent_buffers_set", "_obtain_parameters_buffers",
+    "_op_recorder", "_original_funcs", "_out_strategy", "_outs", "_pad", "_pad4", "_pad_hw",
+    "_parallel_optimizer_comm_recompute", "_parallel_parameter_merge_net_dict", "_parallel_parameter_name_list",
+    "_param_prefix", "_parameter_layout_dict", "_parameters", "_params", "_params_list", "_phase", "_phase_cache",
+    "_predict", "_primitives", "_recompute", "_recompute_cell", "_recompute_slice_activation", "_refs",
+    "_register_load_state_dict_pre_hook", "_register_state_dict_hook", "_replicate_for_data_parallel",
+    "_run_construct", "_run_forward_hook", "_run_forward_pre_hook", "_run_grad_construct", "_save_to_state_dict",
+    "_saved_tensors_pack_hook", "_saved_tensors_unpack_hook", "_scale", "_scope", "_self_check",
+    "_set_attr_for_cell", "_set_attr_for_object", "_set_attr_for_param_or_param_tuple",
+    "_set_attr_for_parameter_in_list_or_tuple", "_set_attr_for_params", "_set_jit_graph_name", "_set_op_attrs",
+    "_set_recompute_scope", "_set_scope", "_shard_fn", "_slow_forward", "_split", "_startup_program",
+    "_state_dict_hooks", "_state_dict_impl", "_state_dict_pre_hooks", "_str", "_sub_layers", "_symmetric",
+    "_to_impl", "_transform", "_update_local_parameters_name", "_user_parameters", "_version", "_view",
+    "_wrapped_call_impl"
 })

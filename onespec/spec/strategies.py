@@ -7,17 +7,21 @@ from hypothesis import strategies as st
 
 from ..errors import SpecError
 from .model import ModelMeta, ModelSpec
-from .nodes import (Act, AdaptiveAvgPool, AvgPool, BatchNorm, ChannelShuffle, Conv, ConvTranspose, Dropout, Flatten,
-                    GlobalAvgPool, GroupNorm, HardSigmoid, Identity, LayerNorm, Linear, MaxPool, Parallel, Reshape, Scale,
-                    Sequential, ShiftMax, Upsample)
+from .nodes import (Act, AdaptiveAvgPool, Affine, AvgPool, BatchNorm, ChannelShuffle, Conv, ConvTranspose, Dropout,
+                    Flatten, GlobalAvgPool, Graph, GroupNorm, HardSigmoid, HardTanh, Identity, L2Normalize, LayerNorm,
+                    LayerScale, Linear, MaxPool, Mean, Merge, Pad, Parallel, Permute, PixelShuffle, PReLU, Reshape, Scale,
+                    Sequential, ShiftMax, Slice, Softmax, Upsample)
 
 
 def _divisors(c: int) -> list[int]:
     return [d for d in range(1, c + 1) if c % d == 0]
 
 
+ACT_FNS = ("relu", "relu6", "hardswish", "sigmoid", "swish", "tanh", "gelu", "gelu_tanh")
 KINDS = ("conv", "bn", "gn", "ln", "act", "hsig", "shuffle", "identity", "dropout", "adaptive", "reshape",
-         "maxpool", "avgpool", "upsample", "convt", "residual", "concat", "se", "shiftmax")
+         "maxpool", "avgpool", "upsample", "convt", "residual", "concat", "se", "shiftmax",
+         "prelu", "hardtanh", "softmax", "l2norm", "pad", "affine", "layerscale", "slice", "pixelshuffle", "permute",
+         "mean", "graph")
 
 
 @st.composite
@@ -26,9 +30,10 @@ def image_layer(draw, c: int, hw: tuple[int, int], name: str, depth: int, kind: 
     h, w = hw
     # one fixed list (hypothesis draws indices; a context-dependent list skews them), then what
     # the input cannot take falls back to a conv
-    kind = kind or draw(st.sampled_from(KINDS))
+    if (kind := kind or draw(st.sampled_from(KINDS))) in _CAPTURE_OPS:
+        return draw(_capture_op(kind, c, hw, name))
     if (kind in ("maxpool", "avgpool") and min(h, w) < 2) or (kind in ("upsample", "convt") and max(h, w) > 8) \
-            or (kind in ("residual", "concat", "se", "shiftmax") and depth >= 2):
+            or (kind in ("residual", "concat", "se", "shiftmax", "graph") and depth >= 2):
         kind = "conv"
     if kind == "conv":
         k = draw(st.integers(1, min(3, h, w)))
@@ -50,7 +55,7 @@ def image_layer(draw, c: int, hw: tuple[int, int], name: str, depth: int, kind: 
     elif kind == "ln":
         node = LayerNorm(name=name, affine=draw(st.booleans()))
     elif kind == "act":
-        node = Act(name=name, fn=draw(st.sampled_from(["relu", "relu6", "hardswish", "sigmoid", "swish", "tanh"])))
+        node = Act(name=name, fn=draw(st.sampled_from(ACT_FNS)))
     elif kind == "hsig":
         node = HardSigmoid(name=name, slope=draw(st.sampled_from([1 / 6, 0.2, 0.1666667])))
     elif kind == "shuffle":
@@ -100,6 +105,45 @@ def image_layer(draw, c: int, hw: tuple[int, int], name: str, depth: int, kind: 
             name="gate", layers=[GlobalAvgPool(name="pool"), Flatten(name="flat"),
                                  Linear(name="fc", out_features=2 * f * c), HardSigmoid(name="hsig")]))
     return node
+
+
+_CAPTURE_OPS = ("prelu", "hardtanh", "softmax", "l2norm", "pad", "affine", "layerscale", "slice", "pixelshuffle",
+                "permute", "mean", "graph")
+
+
+@st.composite
+def _capture_op(draw, kind: str, c: int, hw: tuple[int, int], name: str):
+    """One of the ops captured models need, valid for input (c, *hw); a conv where it cannot be
+    (a slice of one channel, a pixel shuffle of a large map)."""
+    if (kind == "slice" and c < 2) or (kind == "pixelshuffle" and max(hw) > 8):
+        return Conv(name=name, out_channels=c, kernel=1)
+    if kind == "prelu":
+        return PReLU(name=name, shared=draw(st.booleans()))
+    if kind == "hardtanh":
+        return HardTanh(name=name, min_val=draw(st.sampled_from([-1.0, 0.0])), max_val=draw(st.sampled_from([1.0, 6.0])))
+    if kind in ("softmax", "l2norm"):
+        return (Softmax if kind == "softmax" else L2Normalize)(name=name, axis=draw(st.sampled_from([0, -1])))
+    if kind == "pad":
+        return Pad(name=name, pads=tuple((draw(st.integers(0, 2)), draw(st.integers(0, 2))) for _ in range(2)),
+                   value=draw(st.sampled_from([0.0, -1.0])))
+    if kind == "affine":
+        return Affine(name=name, scale=draw(st.sampled_from([0.5, 2.0])), shift=draw(st.sampled_from([-1.0, 0.5])))
+    if kind == "layerscale":
+        return LayerScale(name=name)
+    if kind == "slice":
+        start = draw(st.integers(0, c - 2))
+        return Slice(name=name, start=start, stop=draw(st.integers(start + 1, c)))
+    if kind == "pixelshuffle":  # after a conv to 4 channels, as in a super-resolution head
+        return Sequential(name=name, layers=[Conv(name="conv", out_channels=4 * draw(st.integers(1, 2)), kernel=1),
+                                             PixelShuffle(name="shuffle", factor=2)])
+    if kind == "permute":
+        return Permute(name=name, dims=(0, 2, 1))
+    if kind == "mean":
+        return Mean(name=name, axes=draw(st.sampled_from([(1,), (2,), (1, 2)])), keepdim=True)
+    mode = draw(st.sampled_from(["concat", "add", "mul", "max"]))  # graph: two convs of x merged, then an activation
+    return Graph(name=name, nodes=[
+        Conv(name="a", out_channels=c, kernel=1), Conv(name="b", out_channels=c, kernel=3, padding=1),
+        Merge(name="m", mode=mode), Act(name="act", fn="gelu")], inputs={"b": ["x"], "m": ["a", "b"]})
 
 
 @st.composite

@@ -207,8 +207,156 @@ class GlobalAvgPool(nn.Cell):
         return ops.mean(x, self.axes, True)
 
 
+class Gelu(nn.GELU):
+    def __init__(self):
+        super().__init__(approximate=False)  # MindSpore's default is the tanh approximation
+
+
+class GeluTanh(nn.GELU):
+    def __init__(self):
+        super().__init__(approximate=True)
+
+
+class PReLU(nn.Cell):
+    """max(0, x) + a * min(0, x), ``a`` per channel (axis 1) or shared, named ``weight``."""
+
+    def __init__(self, n, x):
+        super().__init__()
+        self.weight = ms.Parameter(ms.Tensor(np.full((1 if n.shared else x[0],), 0.25, np.float32)), name="weight")
+        self._view = (1,) if n.shared else (1, -1) + (1,) * (len(x) - 1)
+
+    def construct(self, x):
+        return ops.relu(x) + self.weight.reshape(self._view) * ops.minimum(x, 0.0)
+
+
+class LayerScale(nn.Cell):
+    def __init__(self, n, x):
+        super().__init__()
+        self.gamma = ms.Parameter(ms.Tensor(np.ones((x[-1] if n.last_axis else x[0],), np.float32)), name="gamma")
+        self._view = (-1,) if n.last_axis else (-1,) + (1,) * (len(x) - 1)
+
+    def construct(self, x):
+        return x * self.gamma.reshape(self._view)
+
+
+class HardTanh(nn.Cell):
+    def __init__(self, lo: float, hi: float):
+        super().__init__()
+        self.lo, self.hi = lo, hi
+
+    def construct(self, x):
+        return ops.clamp(x, self.lo, self.hi)
+
+
+class _Axis(nn.Cell):
+    def __init__(self, n, x):
+        super().__init__()
+        self.axis = n.axis % len(x) + 1
+
+
+class Softmax(_Axis):
+    def construct(self, x):
+        return ops.softmax(x, self.axis)
+
+
+class L2Normalize(_Axis):
+    def __init__(self, n, x):
+        super().__init__(n, x)
+        self.eps = n.eps
+
+    def construct(self, x):
+        return x / ops.clamp(ops.sqrt((x * x).sum(self.axis, keepdims=True)), min=self.eps)
+
+
+class Slice(_Axis):
+    def __init__(self, n, x):
+        super().__init__(n, x)
+        self.start, self.length = n.start, n.stop - n.start
+
+    def construct(self, x):
+        return ops.narrow(x, self.axis, self.start, self.length)
+
+
+class Permute(nn.Cell):
+    def __init__(self, dims):
+        super().__init__()
+        self.perm = (0,) + tuple(d + 1 for d in dims)
+
+    def construct(self, x):
+        return ops.transpose(x, self.perm)
+
+
+class Mean(nn.Cell):
+    def __init__(self, n, x):
+        super().__init__()
+        self.axes, self.keepdim = tuple(a + 1 for a in n.resolved(x)), n.keepdim
+
+    def construct(self, x):
+        return ops.mean(x, self.axes, self.keepdim)
+
+
+class Pad(nn.Cell):
+    def __init__(self, pads, value: float):
+        super().__init__()
+        self.pads, self.value = tuple(p for pair in reversed(pads) for p in pair), value  # last dim first
+
+    def construct(self, x):
+        return ops.pad(x, self.pads, mode="constant", value=self.value)
+
+
+class Affine(nn.Cell):
+    def __init__(self, scale: float, shift: float):
+        super().__init__()
+        self.scale, self.shift = scale, shift
+
+    def construct(self, x):
+        return x * self.scale + self.shift
+
+
+class PixelShuffle(nn.Cell):
+    def __init__(self, r: int):
+        super().__init__()
+        self.r = r
+
+    def construct(self, x):
+        return ops.pixel_shuffle(x, self.r)
+
+
+class Merge(nn.Cell):
+    def __init__(self, n, x):
+        super().__init__()
+        self.mode, self.axis = n.mode, n.axis % len(x[0]) + 1
+
+    def construct(self, *xs):
+        if self.mode == "concat":
+            return ops.cat(xs, self.axis)
+        y = xs[0]
+        for o in xs[1:]:
+            y = y + o if self.mode == "add" else y * o if self.mode == "mul" else ops.maximum(y, o)
+        return y
+
+
+class Graph(_Named):
+    """Children under their node names, each called on the tensors its node reads; several
+    outputs are returned as a tuple."""
+
+    def __init__(self, n, named):
+        super().__init__(named)
+        order = n.input_names() + [name for name, _ in named]
+        self._refs = tuple(tuple(order.index(r) for r in refs) for refs in n.refs())
+        self._outs = tuple(order.index(o) for o in n.output_names())
+
+    def construct(self, *xs):
+        env = list(xs)
+        for cell, refs in zip(self._children_t, self._refs):
+            env.append(cell(*[env[i] for i in refs]))
+        if len(self._outs) == 1:
+            return env[self._outs[0]]
+        return tuple(env[i] for i in self._outs)
+
+
 _ACTS = {"relu": nn.ReLU, "relu6": nn.ReLU6, "hardswish": nn.HSwish, "sigmoid": nn.Sigmoid,
-         "swish": nn.SiLU, "tanh": nn.Tanh}
+         "swish": nn.SiLU, "tanh": nn.Tanh, "gelu": Gelu, "gelu_tanh": GeluTanh}
 
 
 def _nd(shape) -> int:
@@ -352,7 +500,7 @@ EMIT = {
     "adaptive_avgpool": lambda n, x: nn.AdaptiveAvgPool2d(ntuple(n.output_size, 2)),
     "flatten": lambda n, x: nn.Flatten(),
     "reshape": lambda n, x: Reshape(n.shape),
-    "linear": lambda n, x: nn.Dense(x[0], n.out_features, has_bias=n.bias),
+    "linear": lambda n, x: nn.Dense(x[-1], n.out_features, has_bias=n.bias),
     "dropout": lambda n, x: Dropout(n.p),
     "identity": lambda n, x: nn.Identity(),
     "channel_shuffle": lambda n, x: ChannelShuffle(n.groups, x),
@@ -361,8 +509,22 @@ EMIT = {
         padding=_pad_sides(n.padding, 2), output_padding=ntuple(n.output_padding, 2),
         dilation=ntuple(n.dilation, 2), group=n.groups, has_bias=n.bias),
     "groupnorm": lambda n, x: _constant_affine(nn.GroupNorm(n.groups, x[0], eps=n.eps), n.affine, x[0]),
-    "layernorm": lambda n, x: _constant_affine(LayerNorm(x, n.eps), n.affine, x[0]),
+    "layernorm": lambda n, x: _constant_affine(LayerNorm((x[-1],) if n.last_axis else x, n.eps), n.affine,
+                                               x[-1] if n.last_axis else x[0]),
     "upsample": lambda n, x: Upsample(n, x),
+    "prelu": PReLU,
+    "hardtanh": lambda n, x: HardTanh(n.min_val, n.max_val),
+    "softmax": Softmax,
+    "l2norm": L2Normalize,
+    "permute": lambda n, x: Permute(n.dims),
+    "mean": Mean,
+    "pad": lambda n, x: Pad(n.pads, n.value),
+    "affine": lambda n, x: Affine(n.scale, n.shift),
+    "layer_scale": LayerScale,
+    "slice": Slice,
+    "pixel_shuffle": lambda n, x: PixelShuffle(n.factor),
+    "merge": Merge,
+    "graph": lambda n, x, kids: Graph(n, kids),
     "seq": lambda n, x, kids: Sequential(kids),
     "parallel": lambda n, x, kids: Parallel(kids, n.merge, n.split),
     "scale": lambda n, x, kids: Scale(*kids[0]),

@@ -13,6 +13,16 @@ def count(net) -> tuple[int, int]:
     return tally((p.shape, p.requires_grad) for _, p in net.parameters_and_names())
 
 
+def _sample_shape(o) -> tuple:
+    """Output shape without batch; a tuple of them for a network's several outputs."""
+    return tuple(_sample_shape(t) for t in o) if isinstance(o, (tuple, list)) else tuple(o.shape[1:])
+
+
+def _arrays(y):
+    """The output as numpy: a tuple of arrays for several outputs, in the network's order."""
+    return tuple(t.asnumpy() for t in y) if isinstance(y, (tuple, list)) else y.asnumpy()
+
+
 def forward(net, x: np.ndarray, record_shapes: bool = False):
     """Eval-mode PYNATIVE forward. Returns (output, {cell path: output shape without batch})."""
     shapes: dict[str, tuple] = {}
@@ -23,7 +33,7 @@ def forward(net, x: np.ndarray, record_shapes: bool = False):
         for path, cell in net.cells_and_names():
             if path:
                 handles.append(cell.register_forward_hook(
-                    lambda c, i, o, path=path: shapes.__setitem__(path, tuple(o.shape[1:]))))
+                    lambda c, i, o, path=path: shapes.__setitem__(path, _sample_shape(o))))
     net.set_train(False)
     try:
         y = net(ms.Tensor(x))
@@ -31,7 +41,7 @@ def forward(net, x: np.ndarray, record_shapes: bool = False):
         for h in handles:
             h.remove()
         ms.set_context(mode=prev)
-    return y.asnumpy(), shapes
+    return _arrays(y), shapes
 
 
 def static_forward(net, x: np.ndarray) -> np.ndarray:
@@ -40,7 +50,7 @@ def static_forward(net, x: np.ndarray) -> np.ndarray:
     ms.set_context(mode=ms.GRAPH_MODE)
     net.set_train(False)
     try:
-        return net(ms.Tensor(x)).asnumpy()
+        return _arrays(net(ms.Tensor(x)))
     finally:
         ms.set_context(mode=prev)
 

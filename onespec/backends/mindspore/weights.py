@@ -11,8 +11,9 @@ import mindspore as ms
 from ...errors import MissingFileError
 from ...spec import ModelSpec
 from ...weights import MAX_UNCHECKED_BYTES, StateError, atomic_write, check_native, check_state, checked, native_layout
+from . import FRAMEWORK
 
-ROLES = {"gamma": "gamma", "beta": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
+ROLES = FRAMEWORK.roles
 
 
 def native_names(spec: ModelSpec) -> dict[str, str]:

@@ -62,6 +62,16 @@ def _seq(m, x):
     return x
 
 
+def _graph(m, x):
+    n = m.node
+    ins = n.input_names()
+    env = dict(zip(ins, x)) if len(ins) > 1 else {ins[0]: x}
+    for (name, c), refs in zip(m.children.items(), n.refs()):
+        env[name] = c(env[refs[0]] if len(refs) == 1 else [env[r] for r in refs])
+    outs = n.output_names()
+    return env[outs[0]] if len(outs) == 1 else tuple(env[o] for o in outs)
+
+
 def _parallel(m, x):
     n = m.node
     ins = [x] * len(m.children) if n.split is None else np.split(x, np.cumsum(n.split)[:-1], axis=1)
@@ -85,7 +95,8 @@ EMIT = {
                                                              n.output_padding, n.dilation, n.groups)),
     "batchnorm": _leaf(_bn),
     "groupnorm": _leaf(lambda n, p, x: K.groupnorm(x, n.groups, n.eps, p.get("weight"), p.get("bias"))),
-    "layernorm": _leaf(lambda n, p, x: K.layernorm(x, n.eps, p.get("weight"), p.get("bias"))),
+    "layernorm": _leaf(lambda n, p, x: (K.layernorm_last if n.last_axis else K.layernorm)(
+        x, n.eps, p.get("weight"), p.get("bias"))),
     "act": _leaf(lambda n, p, x: K.ACTS[n.fn](x)),
     "hardsigmoid": _leaf(lambda n, p, x: np.clip(n.slope * x + n.offset, 0, 1)),
     "maxpool": _leaf(lambda n, p, x: K.maxpool(x, n.kernel, n.stride, n.pads(x.shape[1:]), n.ceil_mode)),
@@ -100,6 +111,20 @@ EMIT = {
     "dropout": _leaf(lambda n, p, x: x),
     "identity": _leaf(lambda n, p, x: x),
     "channel_shuffle": _leaf(lambda n, p, x: K.channel_shuffle(x, n.groups)),
+    "prelu": _leaf(lambda n, p, x: K.prelu(x, p["weight"])),
+    "hardtanh": _leaf(lambda n, p, x: np.clip(x, n.min_val, n.max_val)),
+    "softmax": _leaf(lambda n, p, x: K.softmax(x, n.axis % (x.ndim - 1) + 1)),
+    "l2norm": _leaf(lambda n, p, x: K.l2normalize(x, n.axis % (x.ndim - 1) + 1, n.eps)),
+    "permute": _leaf(lambda n, p, x: x.transpose(0, *(d + 1 for d in n.dims))),
+    "mean": _leaf(lambda n, p, x: x.mean(axis=tuple(a + 1 for a in n.resolved(x.shape[1:])), keepdims=n.keepdim)),
+    "pad": _leaf(lambda n, p, x: np.pad(x, [(0, 0), (0, 0), *n.pads], constant_values=n.value)),
+    "affine": _leaf(lambda n, p, x: x * n.scale + n.shift),
+    "layer_scale": _leaf(lambda n, p, x: x * (p["gamma"] if n.last_axis
+                                              else p["gamma"].reshape((-1,) + (1,) * (x.ndim - 2)))),
+    "slice": _leaf(lambda n, p, x: np.take(x, range(n.start, n.stop), axis=n.axis % (x.ndim - 1) + 1)),
+    "pixel_shuffle": _leaf(lambda n, p, x: K.pixel_shuffle(x, n.factor)),
+    "merge": _leaf(lambda n, p, xs: K.merge(xs, n.mode, n.axis % (xs[0].ndim - 1) + 1)),
+    "graph": lambda n, x, kids: Module(n, _graph, kids),
     "seq": lambda n, x, kids: Module(n, _seq, kids),
     "parallel": lambda n, x, kids: Module(n, _parallel, kids),
     "scale": lambda n, x, kids: Module(n, lambda m, v: v * m.kids()[0](v), kids),

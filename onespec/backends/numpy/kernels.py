@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from scipy.special import erf
 
 from ...spec.nodes import _window_out
 from ..tree import ntuple
@@ -108,6 +109,8 @@ ACTS = {
     "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
     "swish": lambda x: x / (1 + np.exp(-x)),
     "tanh": np.tanh,
+    "gelu": lambda x: gelu(x, False),
+    "gelu_tanh": lambda x: gelu(x, True),
 }
 
 
@@ -194,4 +197,43 @@ def shift_max(x, coef, groups, fusions, act_max, init_a, init_b):
     y = x * (coef[:, :c] + init_a[0]) + x2 * (coef[:, c:2 * c] + init_b[0])
     if fusions == 2:
         y = np.maximum(y, x * (coef[:, 2 * c:3 * c] + init_a[1]) + x2 * (coef[:, 3 * c:] + init_b[1]))
+    return y
+
+
+def gelu(x, approximate: bool):
+    if approximate:
+        return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+    return 0.5 * x * (1 + erf(x / math.sqrt(2)))
+
+
+def prelu(x, w):
+    w = w.reshape((1, -1) + (1,) * (x.ndim - 2)) if w.size > 1 else w.reshape(())
+    return np.maximum(x, 0) + w * np.minimum(x, 0)
+
+
+def softmax(x, axis):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def l2normalize(x, axis, eps):
+    return x / np.maximum(np.sqrt((x * x).sum(axis=axis, keepdims=True)), eps)
+
+
+def layernorm_last(x, eps, gamma, beta):
+    y = (x - x.mean(axis=-1, keepdims=True)) / np.sqrt(x.var(axis=-1, keepdims=True) + eps)
+    return y if gamma is None else y * gamma + beta
+
+
+def pixel_shuffle(x, r):
+    n, c, h, w = x.shape
+    return x.reshape(n, c // (r * r), r, r, h, w).transpose(0, 1, 4, 2, 5, 3).reshape(n, c // (r * r), h * r, w * r)
+
+
+def merge(xs, mode, axis):
+    if mode == "concat":
+        return np.concatenate(xs, axis=axis)
+    y = xs[0]
+    for o in xs[1:]:
+        y = y + o if mode == "add" else y * o if mode == "mul" else np.maximum(y, o)
     return y

@@ -11,10 +11,15 @@ def count(net) -> tuple[int, int]:
     return tally((v.shape, tr) for _, v, tr in net.named_tensors())
 
 
+def _sample_shape(o) -> tuple:
+    """Output shape without batch; a tuple of them for a network's several outputs."""
+    return tuple(_sample_shape(t) for t in o) if isinstance(o, (tuple, list)) else tuple(o.shape[1:])
+
+
 def forward(net, x: np.ndarray, record_shapes: bool = False):
     """Eval-mode forward in float64. Returns (output, {module path: output shape without batch})."""
     shapes: dict[str, tuple] = {}
-    hooks = [(m, lambda m, i, o, p=p: shapes.__setitem__(p, tuple(o.shape[1:])))
+    hooks = [(m, lambda m, i, o, p=p: shapes.__setitem__(p, _sample_shape(o)))
              for p, m in net.named_modules() if p and record_shapes]
     for m, h in hooks:
         m.hooks.append(h)

@@ -28,6 +28,7 @@ import paddle
 from paddle import _C_ops, nn
 
 from ...spec import ModelSpec
+from . import FRAMEWORK
 from ..tree import emit, fresh_branch, fresh_inputs, ntuple
 
 
@@ -198,12 +199,151 @@ def _inplace_act(base, kernel_, grad_from_output: bool):
     return Act
 
 
+class Gelu(nn.GELU):
+    def __init__(self):
+        super().__init__(approximate=False)
+
+
+class GeluTanh(nn.GELU):
+    def __init__(self):
+        super().__init__(approximate=True)
+
+
+class _Param(nn.Layer):
+    """A layer owning one 1-d parameter under a given attribute name (the canonical tensor name)."""
+
+    def __init__(self, attr: str, size: int, value: float):
+        super().__init__()
+        setattr(self, attr, self.create_parameter(
+            [size], default_initializer=nn.initializer.Constant(value)))
+
+
+class PReLU(_Param):
+    """max(0, x) + a * min(0, x), ``a`` per channel (axis 1) or shared."""
+
+    def __init__(self, n, x):
+        super().__init__("weight", 1 if n.shared else x[0], 0.25)
+        self._view = [1] if n.shared else [1, -1] + [1] * (len(x) - 1)
+
+    def forward(self, x):
+        return paddle.maximum(x, paddle.zeros([1], x.dtype)) + paddle.reshape(self.weight, self._view) * paddle.minimum(
+            x, paddle.zeros([1], x.dtype))
+
+
+class LayerScale(_Param):
+    def __init__(self, n, x):
+        super().__init__("gamma", x[-1] if n.last_axis else x[0], 1.0)
+        self._view = [-1] if n.last_axis else [-1] + [1] * (len(x) - 1)
+
+    def forward(self, x):
+        return x * paddle.reshape(self.gamma, self._view)
+
+
+class _Axis(nn.Layer):
+    def __init__(self, n, x):
+        super().__init__()
+        self.axis = n.axis % len(x) + 1
+
+
+class Softmax(_Axis):
+    def forward(self, x):
+        return nn.functional.softmax(x, axis=self.axis)
+
+
+class L2Normalize(_Axis):
+    def __init__(self, n, x):
+        super().__init__(n, x)
+        self.eps = n.eps
+
+    def forward(self, x):
+        return nn.functional.normalize(x, p=2, axis=self.axis, epsilon=self.eps)
+
+
+class Slice(_Axis):
+    def __init__(self, n, x):
+        super().__init__(n, x)
+        self.start, self.stop = n.start, n.stop
+
+    def forward(self, x):
+        return paddle.slice(x, axes=[self.axis], starts=[self.start], ends=[self.stop])
+
+
+class Permute(nn.Layer):
+    def __init__(self, dims):
+        super().__init__()
+        self.perm = [0] + [d + 1 for d in dims]
+
+    def forward(self, x):
+        return paddle.transpose(x, self.perm)
+
+
+class Mean(nn.Layer):
+    def __init__(self, n, x):
+        super().__init__()
+        self.axes, self.keepdim = [a + 1 for a in n.resolved(x)], n.keepdim
+
+    def forward(self, x):
+        return paddle.mean(x, axis=self.axes, keepdim=self.keepdim)
+
+
+class Pad(nn.Layer):
+    def __init__(self, pads, value: float):
+        super().__init__()
+        # Paddle's flat list for NC* inputs, like torch's: the last dim's (before, after) first
+        self.pads, self.value = [p for pair in reversed(pads) for p in pair], value
+
+    def forward(self, x):
+        return nn.functional.pad(x, self.pads, mode="constant", value=self.value)
+
+
+class Affine(nn.Layer):
+    def __init__(self, scale: float, shift: float):
+        super().__init__()
+        self.scale, self.shift = scale, shift
+
+    def forward(self, x):
+        return x * self.scale + self.shift
+
+
+class Merge(nn.Layer):
+    def __init__(self, n, x):
+        super().__init__()
+        self.mode, self.axis = n.mode, n.axis % len(x[0]) + 1
+
+    def forward(self, *xs):
+        if self.mode == "concat":
+            return paddle.concat(list(xs), axis=self.axis)
+        y = xs[0]
+        for o in xs[1:]:
+            y = y + o if self.mode == "add" else y * o if self.mode == "mul" else paddle.maximum(y, o)
+        return y
+
+
+class Graph(_Named):
+    """Children under their node names, each called on the tensors its node reads; several
+    outputs are returned as a tuple."""
+
+    def __init__(self, n, named):
+        super().__init__(named)
+        order = n.input_names() + [name for name, _ in named]
+        self._refs = tuple(tuple(order.index(r) for r in refs) for refs in n.refs())
+        self._outs = tuple(order.index(o) for o in n.output_names())
+
+    def forward(self, *xs):
+        env = list(xs)
+        for layer, refs in zip(self._children_t, self._refs):
+            env.append(layer(*[env[i] for i in refs]))
+        if len(self._outs) == 1:
+            return env[self._outs[0]]
+        return tuple(env[i] for i in self._outs)
+
+
 _ACTS = {"relu": _inplace_act(nn.ReLU, _C_ops.relu_, True),
          "relu6": _inplace_act(nn.ReLU6, lambda x: _C_ops.hardtanh_(x, 0.0, 6.0), False),
          "hardswish": nn.Hardswish,  # Paddle has no in-place hardswish
          "sigmoid": _inplace_act(nn.Sigmoid, _C_ops.sigmoid_, True),
          "swish": _inplace_act(nn.Silu, _C_ops.silu_, False),
-         "tanh": _inplace_act(nn.Tanh, _C_ops.tanh_, True)}
+         "tanh": _inplace_act(nn.Tanh, _C_ops.tanh_, True), "gelu": Gelu, "gelu_tanh": GeluTanh}
 
 
 def _nd(shape) -> int:
@@ -392,7 +532,7 @@ def _seq(n, x, kids):
     return Sequential(kids)
 
 
-TRANSPOSED = frozenset({"linear"})
+TRANSPOSED = FRAMEWORK.transposed  # Linear: [in, out]
 
 EMIT = {
     "conv": _conv,
@@ -401,8 +541,8 @@ EMIT = {
         output_padding=ntuple(n.output_padding, 2), dilation=ntuple(n.dilation, 2), groups=n.groups,
         bias_attr=None if n.bias else False),
     "groupnorm": _groupnorm,
-    "layernorm": lambda n, x: LayerNorm(x[0], epsilon=n.eps, weight_attr=_norm_attr(n.affine),
-                                        bias_attr=_norm_attr(n.affine)),
+    "layernorm": lambda n, x: (nn.LayerNorm if n.last_axis else LayerNorm)(
+        x[-1] if n.last_axis else x[0], epsilon=n.eps, weight_attr=_norm_attr(n.affine), bias_attr=_norm_attr(n.affine)),
     "upsample": _upsample,
     "batchnorm": _batchnorm,
     "act": lambda n, x: _ACTS[n.fn](),
@@ -413,10 +553,23 @@ EMIT = {
     "adaptive_avgpool": lambda n, x: nn.AdaptiveAvgPool2D(ntuple(n.output_size, 2)),
     "flatten": lambda n, x: nn.Flatten(start_axis=1),
     "reshape": lambda n, x: Reshape(n.shape),
-    "linear": lambda n, x: nn.Linear(x[0], n.out_features, bias_attr=None if n.bias else False),
+    "linear": lambda n, x: nn.Linear(x[-1], n.out_features, bias_attr=None if n.bias else False),
     "dropout": lambda n, x: nn.Dropout(n.p, mode="upscale_in_train"),
     "identity": lambda n, x: nn.Identity(),
     "channel_shuffle": lambda n, x: ChannelShuffle(n.groups, x),
+    "prelu": PReLU,
+    "hardtanh": lambda n, x: nn.Hardtanh(n.min_val, n.max_val),
+    "softmax": Softmax,
+    "l2norm": L2Normalize,
+    "permute": lambda n, x: Permute(n.dims),
+    "mean": Mean,
+    "pad": lambda n, x: Pad(n.pads, n.value),
+    "affine": lambda n, x: Affine(n.scale, n.shift),
+    "layer_scale": LayerScale,
+    "slice": Slice,
+    "pixel_shuffle": lambda n, x: nn.PixelShuffle(n.factor),
+    "merge": Merge,
+    "graph": lambda n, x, kids: Graph(n, kids),
     "seq": _seq,
     "parallel": lambda n, x, kids: Parallel(kids, n.merge, n.split, fresh_branch(n)),
     "scale": lambda n, x, kids: Scale(*kids[0]),

@@ -13,6 +13,16 @@ def count(net) -> tuple[int, int]:
     return tally((p.shape, p.trainable) for p in net.parameters())
 
 
+def _sample_shape(o) -> tuple:
+    """Output shape without batch; a tuple of them for a network's several outputs."""
+    return tuple(_sample_shape(t) for t in o) if isinstance(o, (tuple, list)) else tuple(o.shape[1:])
+
+
+def _arrays(y):
+    """The output as numpy: a tuple of arrays for several outputs, in the network's order."""
+    return tuple(t.numpy() for t in y) if isinstance(y, (tuple, list)) else y.numpy()
+
+
 def forward(net, x: np.ndarray, record_shapes: bool = False):
     """Eval-mode dygraph forward. Returns (output, {layer path: output shape without batch})."""
     shapes: dict[str, tuple] = {}
@@ -20,7 +30,7 @@ def forward(net, x: np.ndarray, record_shapes: bool = False):
     if record_shapes:
         for path, layer in net.named_sublayers():
             handles.append(layer.register_forward_post_hook(
-                lambda l, i, o, path=path: shapes.__setitem__(path, tuple(o.shape[1:]))))
+                lambda l, i, o, path=path: shapes.__setitem__(path, _sample_shape(o))))
     net.eval()
     try:
         with paddle.no_grad():
@@ -28,7 +38,7 @@ def forward(net, x: np.ndarray, record_shapes: bool = False):
     finally:
         for h in handles:
             h.remove()
-    return y.numpy(), shapes
+    return _arrays(y), shapes
 
 
 def static_forward(net, x: np.ndarray) -> np.ndarray:
@@ -37,7 +47,7 @@ def static_forward(net, x: np.ndarray) -> np.ndarray:
     spec = [paddle.static.InputSpec(shape=[None, *x.shape[1:]], dtype="float32")]
     static = paddle.jit.to_static(net, input_spec=spec, full_graph=True)
     with paddle.no_grad():
-        return static(paddle.to_tensor(x)).numpy()
+        return _arrays(static(paddle.to_tensor(x)))
 
 
 def param_names(net) -> list[str]:

@@ -17,9 +17,10 @@ from ...errors import MissingFileError
 from ...readers import NUMPY_ARRAYS, Budget, MiB, ReadError, read_bytes, unpickle
 from ...spec import ModelSpec
 from ...weights import MAX_UNCHECKED_BYTES, StateError, atomic_write, check_native, check_state, checked, native_layout
+from . import FRAMEWORK
 from .emit import TRANSPOSED
 
-ROLES = {"running_mean": "_mean", "running_var": "_variance"}
+ROLES = FRAMEWORK.roles
 
 
 def _layout(spec):

@@ -1,7 +1,16 @@
-"""PyTorch backend."""
-from .emit import build, speed_options
-from .runtime import count, forward, node_io, node_vjp, param_names, run_node, static_forward, train_step
-from .weights import get_state, load, load_state, native_names, read, save
+"""PyTorch backend (its contract names load torch on first use)."""
+from .. import CONTRACT_HOMES, Framework, lazy_contract
 
-__all__ = ["build", "count", "forward", "get_state", "load", "load_state", "native_names", "node_io", "node_vjp", "param_names", "read", "save", "speed_options",
-           "static_forward", "train_step"]
+_ZOO = ("mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small", "shufflenet_v2_x0_5", "shufflenet_v2_x1_0",
+        "squeezenet1_0", "squeezenet1_1", "resnet18", "resnet50", "vgg11", "vgg16", "vgg11_bn")
+
+FRAMEWORK = Framework(
+    name="torch", package="torch", imports=("torch",), extensions=(".pth", ".pt"),
+    cost=1.0,
+    bench_zoo_name="torchvision", bench_zoo={n: n for n in _ZOO}, bench_library="torchvision",
+    bench_imports=("torch", "torchvision"), bench_options=("channels_last", "compile"),
+    exports={"onnx": ".onnx", "torch-export": ".pt2"}, export_build={"channels_last": False},
+)
+
+__all__ = ["FRAMEWORK", *CONTRACT_HOMES, "speed_options"]
+__getattr__ = lazy_contract(__name__, "torch", {"speed_options": "emit"})

@@ -143,8 +143,125 @@ class ChannelShuffle(nn.Module):
         return x.unflatten(1, (self.groups, -1)).transpose(1, 2).flatten(1, 2)
 
 
+class GeluTanh(nn.GELU):
+    def __init__(self):
+        super().__init__(approximate="tanh")
+
+
+class _Axis(nn.Module):
+    """An op along one sample axis (``axis`` of the spec, batch dim added)."""
+
+    def __init__(self, n, x):
+        super().__init__()
+        self.dim = n.axis % len(x) + 1
+
+
+class Softmax(_Axis):
+    def forward(self, x):
+        return torch.softmax(x, self.dim)
+
+
+class L2Normalize(_Axis):
+    def __init__(self, n, x):
+        super().__init__(n, x)
+        self.eps = n.eps
+
+    def forward(self, x):
+        return F.normalize(x, dim=self.dim, eps=self.eps)
+
+
+class Slice(_Axis):
+    def __init__(self, n, x):
+        super().__init__(n, x)
+        self.start, self.length = n.start, n.stop - n.start
+
+    def forward(self, x):
+        return x.narrow(self.dim, self.start, self.length)
+
+
+class Permute(nn.Module):
+    def __init__(self, dims):
+        super().__init__()
+        self.dims = (0, *(d + 1 for d in dims))
+
+    def forward(self, x):
+        return x.permute(self.dims)
+
+
+class Mean(nn.Module):
+    def __init__(self, n, x):
+        super().__init__()
+        self.dims, self.keepdim = [a + 1 for a in n.resolved(x)], n.keepdim
+
+    def forward(self, x):
+        return x.mean(self.dims, keepdim=self.keepdim)
+
+
+class Pad(nn.Module):
+    def __init__(self, pads, value: float):
+        super().__init__()
+        self.pads, self.value = tuple(p for pair in reversed(pads) for p in pair), value  # F.pad: last dim first
+
+    def forward(self, x):
+        return F.pad(x, self.pads, value=self.value)
+
+
+class Affine(nn.Module):
+    def __init__(self, scale: float, shift: float):
+        super().__init__()
+        self.scale, self.shift = scale, shift
+
+    def forward(self, x):
+        return x * self.scale + self.shift
+
+
+class LayerScale(nn.Module):
+    """``x * gamma``, gamma over the channels (dim 1) or the last dim."""
+
+    def __init__(self, n, x):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(x[-1] if n.last_axis else x[0]))
+        self._view = (-1,) if n.last_axis else (-1,) + (1,) * (len(x) - 1)
+
+    def forward(self, x):
+        return x * self.gamma.view(self._view)
+
+
+class Merge(nn.Module):
+    def __init__(self, n, x):
+        super().__init__()
+        self.mode, self.dim = n.mode, n.axis % len(x[0]) + 1
+
+    def forward(self, *xs):
+        if self.mode == "concat":
+            return torch.cat(xs, self.dim)
+        y = xs[0]
+        for o in xs[1:]:
+            y = y + o if self.mode == "add" else y * o if self.mode == "mul" else torch.maximum(y, o)
+        return y
+
+
+class Graph(nn.Module):
+    """Children under their node names, each called on the tensors its node reads; several
+    outputs are returned as a tuple."""
+
+    def __init__(self, n, named):
+        super().__init__()
+        for name, m in named:
+            self.add_module(name, m)
+        order = n.input_names() + [name for name, _ in named]
+        self._refs = [tuple(order.index(r) for r in refs) for refs in n.refs()]
+        self._outs = tuple(order.index(o) for o in n.output_names())
+
+    def forward(self, *xs):
+        env = list(xs)
+        for m, refs in zip(self._modules.values(), self._refs):
+            env.append(m(*[env[i] for i in refs]))
+        return env[self._outs[0]] if len(self._outs) == 1 else tuple(env[i] for i in self._outs)
+
+
 _ACTS = {"relu": nn.ReLU, "relu6": nn.ReLU6, "hardswish": nn.Hardswish, "sigmoid": nn.Sigmoid,
-         "swish": nn.SiLU, "tanh": nn.Tanh}
+         "swish": nn.SiLU, "tanh": nn.Tanh, "gelu": nn.GELU, "gelu_tanh": GeluTanh}
 
 
 def _seq(n, x, kids):
@@ -243,7 +360,8 @@ EMIT = {
                                                       groups=n.groups, bias=n.bias, dilation=ntuple(n.dilation, 2)),
     "batchnorm": _batchnorm,
     "groupnorm": lambda n, x: GroupNorm(n.groups, x[0], eps=n.eps, affine=n.affine),
-    "layernorm": lambda n, x: LayerNorm(x[0], eps=n.eps, elementwise_affine=n.affine),
+    "layernorm": lambda n, x: (nn.LayerNorm(x[-1], eps=n.eps, elementwise_affine=n.affine) if n.last_axis
+                               else LayerNorm(x[0], eps=n.eps, elementwise_affine=n.affine)),
     "upsample": _upsample,
     "act": lambda n, x: _ACTS[n.fn](),
     "hardsigmoid": lambda n, x: HardSigmoid(n.slope, n.offset),
@@ -253,10 +371,23 @@ EMIT = {
     "adaptive_avgpool": lambda n, x: nn.AdaptiveAvgPool2d(ntuple(n.output_size, 2)),
     "flatten": lambda n, x: nn.Flatten(1),
     "reshape": lambda n, x: Reshape(n.shape),
-    "linear": lambda n, x: nn.Linear(x[0], n.out_features, bias=n.bias),
+    "linear": lambda n, x: nn.Linear(x[-1], n.out_features, bias=n.bias),
     "dropout": lambda n, x: nn.Dropout(n.p),
     "identity": lambda n, x: nn.Identity(),
     "channel_shuffle": lambda n, x: ChannelShuffle(n.groups),
+    "prelu": lambda n, x: nn.PReLU(1 if n.shared else x[0]),
+    "hardtanh": lambda n, x: nn.Hardtanh(n.min_val, n.max_val),
+    "softmax": Softmax,
+    "l2norm": L2Normalize,
+    "permute": lambda n, x: Permute(n.dims),
+    "mean": Mean,
+    "pad": lambda n, x: Pad(n.pads, n.value),
+    "affine": lambda n, x: Affine(n.scale, n.shift),
+    "layer_scale": LayerScale,
+    "slice": Slice,
+    "pixel_shuffle": lambda n, x: nn.PixelShuffle(n.factor),
+    "merge": Merge,
+    "graph": lambda n, x, kids: Graph(n, kids),
     "seq": _seq,
     "parallel": lambda n, x, kids: Parallel(kids, n.merge, n.split, fresh_branch(n)),
     "scale": lambda n, x, kids: Scale(*kids[0]),

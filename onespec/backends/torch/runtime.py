@@ -13,6 +13,16 @@ def count(net) -> tuple[int, int]:
     return trainable, state
 
 
+def _sample_shape(o) -> tuple:
+    """Output shape without batch; a tuple of them for a network's several outputs."""
+    return tuple(_sample_shape(t) for t in o) if isinstance(o, (tuple, list)) else tuple(o.shape[1:])
+
+
+def _arrays(y):
+    """The output as numpy: a tuple of arrays for several outputs, in the network's order."""
+    return tuple(t.numpy() for t in y) if isinstance(y, (tuple, list)) else y.numpy()
+
+
 def forward(net, x: np.ndarray, record_shapes: bool = False):
     """Eval-mode forward. Returns (output array, {module path: output shape without batch})."""
     shapes: dict[str, tuple] = {}
@@ -21,7 +31,7 @@ def forward(net, x: np.ndarray, record_shapes: bool = False):
         for path, mod in net.named_modules():
             if path:
                 handles.append(mod.register_forward_hook(
-                    lambda m, i, o, path=path: shapes.__setitem__(path, tuple(o.shape[1:]))))
+                    lambda m, i, o, path=path: shapes.__setitem__(path, _sample_shape(o))))
     net.eval()
     try:
         with torch.no_grad():
@@ -29,7 +39,7 @@ def forward(net, x: np.ndarray, record_shapes: bool = False):
     finally:
         for h in handles:
             h.remove()
-    return y.numpy(), shapes
+    return _arrays(y), shapes
 
 
 def static_forward(net, x: np.ndarray) -> np.ndarray:
@@ -37,7 +47,7 @@ def static_forward(net, x: np.ndarray) -> np.ndarray:
     net.eval()
     with torch.no_grad():
         prog = torch.export.export(net, (torch.from_numpy(x),))
-        return prog.module()(torch.from_numpy(x)).numpy()
+        return _arrays(prog.module()(torch.from_numpy(x)))
 
 
 def param_names(net) -> list[str]:

@@ -1,0 +1,95 @@
+"""Capture from torch: a module becomes a spec whose tensor names are the module's own
+``state_dict`` keys, proven equal to the module in torch, paddle and mindspore (each in its own
+process); what cannot be captured is reported at once, each problem with its module path."""
+import numpy as np
+import pytest
+
+from onespec.backends import FRAMEWORKS
+
+from conftest import require
+
+torch = pytest.importorskip("torch")
+
+from capture_models import UNet, _Branch, _Item, _randomized, _Twice, _Unsupported, build_face_heads  # noqa: E402
+
+
+def _capture_and_prove(module, shape, frameworks=FRAMEWORKS):
+    """Captured names are the module's keys, and the spec built in ``frameworks`` equals it."""
+    from onespec.capture import capture, reference_outputs
+    from onespec.capture.prove import prove
+
+    spec, state = capture(module, shape)
+    keys = {k for k in module.state_dict() if not k.endswith("num_batches_tracked")}
+    assert set(state) == keys, sorted(set(state) ^ keys)
+    x = np.random.default_rng(1).standard_normal((2, *shape)).astype(np.float32)
+    if frameworks == ("torch",):  # in this process: no child interpreter to start
+        from onespec.backends import load_backend
+        from onespec.capture.prove import TOLERANCE, relative_errors
+
+        tb = load_backend("torch")
+        net = tb.build(spec)
+        tb.load_state(net, spec, state)
+        errors = relative_errors(tb.forward(net, x)[0], reference_outputs(module, x))
+        result = {"torch": {"ok": max(errors) <= TOLERANCE, "errors": errors}}
+    else:
+        result = prove(spec, state, [x], [reference_outputs(module, x)], frameworks)[0]
+    assert all(r["ok"] for r in result.values()), result
+    return spec, result
+
+
+def test_face_heads_with_prelu_softmax_permute_pad_and_three_outputs():
+    """In torch here; the CLI test proves the same capture in every framework."""
+    require("torch")
+    spec, result = _capture_and_prove(build_face_heads(), (3, 16, 16), ("torch",))
+    assert spec.outputs == ["softmax", "flatten_1", "fc"] and spec.layers[0].name == "_stem"
+    ops = {r.op for r in __import__("onespec").analyze(spec).rows}
+    assert {"prelu", "pad", "permute", "softmax", "mean"} <= ops
+    assert len(result["torch"]["errors"]) == 3
+
+
+@pytest.mark.parametrize("frameworks", [("torch",), pytest.param(FRAMEWORKS, marks=pytest.mark.slow)])
+def test_unet_skips_become_a_graph(frameworks):
+    require(*frameworks)
+    spec, _ = _capture_and_prove(_randomized(UNet()), (3, 16, 16), frameworks)
+    assert spec.wired and [layer.name for layer in spec.layers][:3] == ["enc1", "pool", "enc2"]
+    assert spec.inputs["cat"] == ["up2", "enc2"]
+
+
+@pytest.mark.parametrize("frameworks", [("torch",), pytest.param(FRAMEWORKS, marks=pytest.mark.slow)])
+def test_torchvision_mnasnet_keeps_its_names(frameworks):
+    require(*frameworks)
+    tv = pytest.importorskip("torchvision")
+    spec, _ = _capture_and_prove(_randomized(tv.models.mnasnet0_5(num_classes=10)), (3, 32, 32), frameworks)
+    assert not spec.wired and spec.layers[0].name == "layers"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["densenet121", "googlenet", "mnasnet1_0", "regnet_x_400mf", "efficientnet_b0"])
+def test_torchvision_models_keep_their_names(name):
+    require(*FRAMEWORKS)
+    tv = pytest.importorskip("torchvision")
+    kw = {"aux_logits": False, "init_weights": True} if name == "googlenet" else {}
+    _capture_and_prove(_randomized(getattr(tv.models, name)(num_classes=10, **kw)), (3, 64, 64))
+
+
+@pytest.mark.parametrize("module, where, why", [
+    (_Item(), "<root>", ".item()"),
+    (_Branch(), "<root>", "data-dependent"),
+    (_Unsupported(), "block.1", "log_sigmoid"),
+    (_Twice(), "conv", "called more than once"),
+])
+def test_what_cannot_be_captured_names_the_module(module, where, why):
+    from onespec.capture import CaptureError, capture
+
+    with pytest.raises(CaptureError) as e:
+        capture(module.eval(), (3, 4, 4))
+    assert where in str(e.value) and why in str(e.value), str(e.value)
+
+
+def test_every_unsupported_op_is_listed_at_once():
+    from onespec.capture import CaptureError, capture
+
+    with pytest.raises(CaptureError) as e:
+        capture(_Unsupported().eval(), (3, 4, 4))
+    assert len(e.value.problems) == 2 and "block.1" in e.value.problems[0] and "tail" in e.value.problems[1]
+    assert "capture_models.py" in e.value.problems[0]  # the source line
