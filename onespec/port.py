@@ -61,7 +61,11 @@ def _state(spec, weights: str | None) -> tuple[dict, str]:
     if skipped or missing:
         raise PortError(f"{weights} does not fit {spec.name}: " + ", ".join((skipped + missing)[:5])
                         + f" ({len(skipped + missing)} tensors unmatched)")
-    digest = hashlib.sha256(open(weights, "rb").read()).hexdigest()
+    h = hashlib.sha256()
+    with open(weights, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    digest = h.hexdigest()
     return state, f"{os.path.basename(weights)} (sha256 {digest[:16]}...)"
 
 

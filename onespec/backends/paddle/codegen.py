@@ -18,6 +18,9 @@ IMPORTS = "import paddle\nfrom paddle import nn\n"
 # (ops it concerns, what is translated): a file states those of the ops its model uses
 CONVENTIONS = [
     (('batchnorm',), "BatchNorm momentum is 1 - m (Paddle weights the running value: 0.9 for torch's 0.1)."),
+    (('batchnorm',), "Not translated: in training, Paddle's BatchNorm updates its running variance with the "
+     "biased batch variance (torch, MindSpore and onespec's Paddle build use the unbiased one); "
+     "inference is unaffected."),
     (('avgpool',), "AvgPool's exclusive is the negation of torch's count_include_pad."),
     (('maxpool', 'avgpool'), "A ceil-mode pool whose extra window would start in the padding runs in floor mode (torch drops "
      "that window, Paddle keeps it)."),
