@@ -21,6 +21,20 @@ def call_text(head: str, items: list[str], indent: str, tail: str = ")", lead: i
     return [f"{indent}{head}("] + [f"{indent}{_IND}{it}," for it in items] + [f"{indent}{tail}"]
 
 
+def packed(cells: list[str], tail: str) -> list[str]:
+    """A table row ``(a, b, ...)``: on one line, or its values filling lines of WIDTH."""
+    one = f"{_IND}({', '.join(cells)}{tail}"
+    if len(one) <= WIDTH:
+        return [one]
+    lines, cur = [f"{_IND}("], ""
+    for c in cells:
+        if cur and len(_IND * 2) + len(cur) + len(c) + 2 > WIDTH:
+            lines.append(_IND * 2 + cur.rstrip())
+            cur = ""
+        cur += f"{c}, "
+    return lines + [_IND * 2 + cur.rstrip(), f"{_IND}{tail}"]
+
+
 class Writer:
     def __init__(self, m: Model):
         self.m, self.ops = m, m.ops
@@ -82,7 +96,7 @@ class Writer:
         rows = []
         for c in kids:
             cells = [repr(c.name)] + [text(resolve((rel + "." + c.name, p))) for p, _ in k.params]
-            rows += call_text("", cells, _IND, ",)," if len(cells) == 1 else "),")
+            rows += packed(cells, ",)," if len(cells) == 1 else "),")
         comment = textwrap.wrap(f"{k.cls} blocks of {path}: ({cols})", WIDTH - 2)
         self.tables.append("".join(f"# {c}\n" for c in comment) + f"{name} = [\n" + "\n".join(rows) + "\n]\n")
         return name
