@@ -169,8 +169,8 @@ def align(model, recipe: Recipe | str | None = None, *, backends=FRAMEWORKS, ste
         f.write(spec.model_dump_json())
     # the yardstick: the reference framework once more, from a start perturbed by one float32 rounding
     from ..weights import save_state
-    from .engine import _load_start
-    start, _ = _load_start(spec, recipes[backends[0]], backends[0])
+    from .engine import load_start
+    start, _ = load_start(spec, recipes[backends[0]], backends[0])
     save_state(start, os.path.join(out, "start.npz"))
     rng = np.random.default_rng(12345)
     pert_path = os.path.join(out, "perturbed-start.npz")
@@ -327,7 +327,7 @@ def compare(name: str, backends: list[str], out: str, recipes: dict, steps: int,
 
 
 def plot(rep: AlignReport, path: str) -> None:
-    plt = R._plt()
+    plt = R.pyplot()
     fig, ax = plt.subplots(1, 3, figsize=(15, 4.2))
     steps = [r["step"] for r in rep.rows]
     ref = rep.backends[0]
@@ -371,7 +371,7 @@ def _worker(argv) -> int:
     """One framework's side: ``python -m onespec.training.align BACKEND SPEC RECIPE OUT SNAPSHOTS``."""
     from .._proc import child_init
     from ..spec import parse_spec
-    from .engine import train
+    from .trainer import train
 
     child_init()
     backend, spec_path, recipe_path, out, snaps = argv

@@ -1,60 +1,24 @@
-"""The training and evaluation loop, one for every framework.
-
-The framework does only what must be native: the forward, the backward and tensor arithmetic
-(``onespec.backends.<name>.train.Session``). Everything that decides *what* is trained is here
-and framework-free: the batches (``onespec.data``), the initial state (``weights.init_state`` or
-a checkpoint), the per-step LR and momentum (``schedule``), the update rule (``optim``), the loss
-(cross-entropy against label-smoothed one-hot targets), gradient clipping, dropout seeds (one per
-step).
-
-Run directory (``out``): ``checkpoints/epoch_<n>.<ext>``, ``last``/``best`` native checkpoints,
-``optimizer.npz`` (the update rule's state), ``run.json`` (recipe, spec, progress),
-``metrics.jsonl`` (one row per step and per epoch), ``curves.png``. A run resumes from its
-directory where it stopped (an epoch's end, or the step ``max_steps`` stopped it at): data
-order, augmentation and dropout are functions of (seed, epoch, sample) and (seed, step), so
-the continued run computes what an uninterrupted one does.
+"""What a training run is made of: the model (resolved, its head replaced), the data sources and
+their transforms, the starting state (onespec's seeded init or a checkpoint) and the frozen
+paths, each checked before any framework trains. The loop is ``trainer``, the run directory
+``rundir``.
 """
 from __future__ import annotations
 
 import importlib
 import json
 import os
-import sys
-import time
-from dataclasses import dataclass, field
-
-import numpy as np
 
 from .. import data as D
-from ..backends import FRAMEWORKS, check_backend, load_backend
 from ..backends.tree import under
 from ..errors import OnespecError, OverrideError
 from ..spec import ModelSpec
-from ..weights import atomic_write, init_state, layout, load_state, save_state
-from . import optim, report
-from .recipe import Recipe, as_recipe
-from .schedule import schedule
-
-EXTENSIONS = {"torch": ".pth", "paddle": ".pdparams", "mindspore": ".ckpt"}
+from ..weights import init_state, layout
+from .recipe import Recipe
 
 
 class TrainError(OnespecError, ValueError):
     """A training or evaluation run cannot start or continue; names what and where."""
-
-
-@dataclass
-class History:
-    """What ``train`` returns: the epoch rows of ``metrics.jsonl`` and where the run lives."""
-    out: str
-    backend: str
-    epochs: list[dict] = field(default_factory=list)
-    steps: list[dict] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    rank: int = 0
-
-    @property
-    def final(self) -> dict:
-        return self.epochs[-1] if self.epochs else {}
 
 
 # --------------------------------------------------------------------------------- resolution
@@ -181,7 +145,7 @@ def model_for(model: "str | ModelSpec | None", recipe: Recipe, num_classes: int)
     return spec
 
 
-def _check_inputs(src, tf, spec: ModelSpec, what: str) -> None:
+def check_inputs(src, tf, spec: ModelSpec, what: str) -> None:
     """The first sample, after the transforms, has the model's input shape."""
     x, _ = D.make_batch(src, tf, 0, 0, [0])
     if tuple(x.shape[1:]) != tuple(spec.input_shape):
@@ -189,7 +153,8 @@ def _check_inputs(src, tf, spec: ModelSpec, what: str) -> None:
                          f"{tuple(spec.input_shape)}: set the transform sizes or the model's input_size")
 
 
-def _frozen(spec: ModelSpec, prefixes) -> tuple[str, ...]:
+def frozen_paths(spec: ModelSpec, prefixes) -> tuple[str, ...]:
+    """The recipe's freeze prefixes, each a node of ``spec``."""
     from ..spec import trace
     paths = {r.path for r in trace(spec)}
     for p in prefixes:
@@ -198,50 +163,7 @@ def _frozen(spec: ModelSpec, prefixes) -> tuple[str, ...]:
     return tuple(prefixes)
 
 
-def _dist() -> int:
-    """World size from the launcher's environment (torchrun, paddle.distributed.launch, msrun)."""
-    for w in ("WORLD_SIZE", "PADDLE_TRAINERS_NUM", "MS_WORKER_NUM"):
-        if os.environ.get(w, "").isdigit() and int(os.environ[w]) > 1:
-            return int(os.environ[w])
-    return 1
-
-
-def _init_dist(backend: str) -> tuple[int, int]:
-    """(rank, world) after joining the launcher's process group (gloo on CPU)."""
-    world = _dist()
-    if world == 1:
-        return 0, 1
-    load_backend(backend)
-    if backend == "torch":
-        import torch.distributed as dist
-        if not dist.is_initialized():
-            dist.init_process_group("gloo")
-        return dist.get_rank(), dist.get_world_size()
-    if backend == "paddle":
-        import paddle.distributed as dist
-        dist.init_parallel_env()
-        return dist.get_rank(), dist.get_world_size()
-    import mindspore as ms
-    from mindspore.communication import get_group_size, get_rank, init
-    ms.set_context(mode=ms.PYNATIVE_MODE)
-    init()
-    return get_rank(), get_group_size()
-
-
-def _end_dist(backend: str) -> None:
-    """Every rank waits for rank 0's evaluation and checkpoint, then leaves the group cleanly (a
-    torch rank exiting while gloo's threads run aborts with "terminate called without an active
-    exception")."""
-    if backend == "torch":
-        import torch.distributed as dist
-        dist.barrier()
-        dist.destroy_process_group()
-    elif backend == "paddle":
-        import paddle.distributed as dist
-        dist.barrier()
-
-
-def _load_start(spec: ModelSpec, recipe: Recipe, backend: str) -> tuple[dict, list[str]]:
+def load_start(spec: ModelSpec, recipe: Recipe, backend: str) -> tuple[dict, list[str]]:
     """Initial canonical state: onespec's seeded init, overlaid with the recipe's checkpoint."""
     from ..convert import read_for
 
@@ -249,7 +171,7 @@ def _load_start(spec: ModelSpec, recipe: Recipe, backend: str) -> tuple[dict, li
     if not recipe.weights:
         return state, []
     loaded, skipped, missing, unexpected = read_for(spec, recipe.weights, recipe.weights_format or None, here=backend)
-    _check_fits(spec, recipe.weights, layout(spec), loaded, skipped, missing, unexpected, partial=True)
+    check_fits(spec, recipe.weights, layout(spec), loaded, skipped, missing, unexpected, partial=True)
     frozen_skipped = [s.split(" ")[0] for s in skipped + missing if under(s.split(" ")[0], recipe.freeze)]
     if frozen_skipped:
         raise TrainError(f"{recipe.weights} has other shapes for frozen tensors, which would stay at their "
@@ -259,7 +181,7 @@ def _load_start(spec: ModelSpec, recipe: Recipe, backend: str) -> tuple[dict, li
                    + [f"{u} (in the file, not in the model)" for u in unexpected])
 
 
-def _check_fits(spec, path, want, loaded, skipped, missing, unexpected, partial: bool) -> None:
+def check_fits(spec, path, want, loaded, skipped, missing, unexpected, partial: bool) -> None:
     """A checkpoint of this architecture: every tensor named, none left over. With ``partial``
     (transfer learning: a new head) what does not fit is skipped and listed, as long as most of
     the model's tensors load; fewer means another architecture, an error."""
@@ -269,241 +191,3 @@ def _check_fits(spec, path, want, loaded, skipped, missing, unexpected, partial:
                  if items]
         raise TrainError(f"{path} is not a checkpoint of {spec.name} ({len(loaded)} of {len(want)} tensors fit): "
                          + "; ".join(parts))
-
-
-# --------------------------------------------------------------------------------- training
-def _targets(y: np.ndarray, k: int, smoothing: float) -> np.ndarray:
-    t = np.full((len(y), k), smoothing / k, np.float32)
-    t[np.arange(len(y)), y] += np.float32(1.0 - smoothing)
-    return t
-
-
-def _evaluate(sess, loader):
-    sess.set_train(False)
-    logits, labels = [], []
-    for x, y in loader.epoch(0):
-        logits.append(sess.predict(x))
-        labels.append(y)
-    logits, labels = np.concatenate(logits), np.concatenate(labels)
-    z = logits - logits.max(1, keepdims=True)
-    logp = z - np.log(np.exp(z).sum(1, keepdims=True))
-    loss = float(-logp[np.arange(len(labels)), labels].mean())
-    return logits, labels, loss
-
-
-def _write_rows(path: str, rows: list[dict]) -> None:
-    text = "".join(json.dumps(r) + "\n" for r in rows)
-    atomic_write(path, lambda tmp: open(tmp, "w").write(text), suffix=".jsonl")
-
-
-def train(model: str | ModelSpec | None = None, recipe: Recipe | str | None = None, *, backend: str = "torch",
-          out: str | None = None, overrides: dict | None = None, resume: bool = False,
-          progress: bool = True, snapshots: tuple[int, ...] = ()) -> History:
-    """Train ``model`` with ``recipe`` in ``backend``; returns the run's :class:`History`.
-    ``snapshots``: steps after which the canonical state is saved as ``snapshots/step_<n>.npz``
-    (step 0: the initial state), for ``onespec align``.
-
-    ``overrides`` are dotted recipe fields (``{"optimizer.lr": 0.01}``). All input (data, recipe,
-    checkpoint, freeze paths) is checked before the framework starts training."""
-    check_backend(backend, FRAMEWORKS)
-    recipe = as_recipe(recipe, overrides)
-    train_src, val_src = open_data(recipe)
-    k = len(train_src.classes)
-    spec = model_for(model, recipe, k)
-    tf_train, tf_eval = transforms_for(recipe, spec, True), transforms_for(recipe, spec, False)
-    _check_inputs(train_src, tf_train, spec, "training")
-    _check_inputs(val_src, tf_eval, spec, "validation")
-    frozen = _frozen(spec, recipe.freeze)
-    out = out or os.path.join("runs", f"{spec.name}-{backend}")
-    run_json = os.path.join(out, "run.json")
-    if os.path.exists(run_json) and not resume:
-        raise TrainError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-    if resume and not os.path.exists(run_json):
-        raise TrainError(f"cannot resume: {out} holds no run.json")
-
-    rank, world = _init_dist(backend)
-    lead = rank == 0
-    train_loader = D.Loader(train_src, tf_train, batch_size=recipe.batch_size, shuffle=True, seed=recipe.seed,
-                            drop_last=recipe.drop_last, workers=recipe.data.workers, prefetch=recipe.data.prefetch,
-                            rank=rank, world=world)
-    if len(train_loader) == 0:
-        raise TrainError(f"{len(train_src)} training samples make no batch of {recipe.batch_size * world}")
-    val_loader = D.Loader(val_src, tf_eval, batch_size=recipe.eval_batch_size or recipe.batch_size,
-                          shuffle=False, seed=recipe.seed, workers=recipe.data.workers, prefetch=recipe.data.prefetch)
-    spe = len(train_loader)
-    lrs, moms = schedule(recipe, spe)
-    total = len(lrs) if recipe.max_steps is None else min(len(lrs), recipe.max_steps)
-    state, skipped = _load_start(spec, recipe, backend)
-
-    be = load_backend(backend)
-    session_cls = importlib.import_module(f"onespec.backends.{backend}.train").Session
-    net = be.build(spec)
-    be.load_state(net, spec, state)
-    lay = layout(spec)
-    trainable = [c for c, t in lay.items() if t.trainable and not under(c, frozen)]
-    sess = session_cls(net, spec, trainable, frozen)
-    opt = recipe.optimizer
-    ostate = {c: optim.init(opt, p, sess) for c, p in sess.params.items()}
-    decay = {c: optim.decays(opt, lay[c].role) for c in sess.params}
-    ext = EXTENSIONS[backend]
-    ck_dir = os.path.join(out, "checkpoints")
-
-    rows: list[dict] = []
-    step, best = 0, -1.0
-    if resume:
-        with open(run_json) as f:
-            run = json.load(f)
-        if run.get("backend") != backend or run.get("spec") != json.loads(spec.model_dump_json()):
-            raise TrainError(f"{out} is a run of {run.get('spec', {}).get('name')} in {run.get('backend')}; "
-                             f"resume it with the same model and --backend")
-        mine = json.loads(recipe.model_dump_json())
-        theirs = dict(run.get("recipe", {}))
-        theirs["max_steps"] = mine["max_steps"]  # the one field a continued run may change
-        if theirs != mine:
-            diff = sorted(k for k in mine if mine[k] != theirs.get(k))
-            raise TrainError(f"{out} was trained with another recipe ({', '.join(diff)} differ); "
-                             f"resume with the recipe in its run.json (only max_steps may change)")
-        step, best = run["steps_done"], run["best"]
-        be.load(net, os.path.join(ck_dir, "last" + ext))
-        saved = load_state(os.path.join(out, "optimizer.npz"))
-        for c in sess.params:
-            for s in ostate[c]:
-                ostate[c][s] = sess.tensor(saved[f"{c}/{s}"])
-        with open(os.path.join(out, "metrics.jsonl")) as f:
-            rows = [r for r in map(json.loads, f) if r["step"] <= step and not r.get("partial")]
-    elif lead:
-        os.makedirs(ck_dir, exist_ok=True)
-
-    hist = History(out, backend, skipped=skipped, rank=rank)
-    if snapshots and lead:
-        os.makedirs(os.path.join(out, "snapshots"), exist_ok=True)
-        if 0 in snapshots and step == 0:
-            save_state(be.get_state(net, spec), os.path.join(out, "snapshots", "step_0.npz"))
-    bar = None
-    if progress and lead:
-        from tqdm import tqdm
-        bar = tqdm(total=total, initial=step, unit="step", dynamic_ncols=True, file=sys.stderr,
-                   desc=f"{spec.name} [{backend}]")
-    try:
-        first_epoch, offset = divmod(step, spe)
-        for epoch in range(first_epoch, recipe.epochs):
-            if step >= total:
-                break
-            sess.set_train(True)
-            t0, seen, correct, loss_sum, nb = time.perf_counter(), 0, 0, 0.0, 0
-            digest = None
-            for x, y in train_loader.epoch(epoch, offset if epoch == first_epoch else 0):
-                if step >= total:
-                    break
-                digest = D.digest(x, y, digest)
-                sess.seed(recipe.seed * 1_000_003 + step)  # per step: a resumed run draws the same dropout masks
-                loss, logits, grads = sess.step_grads(x, _targets(y, k, recipe.label_smoothing))
-                norm = float(np.sqrt(sum(sess.sumsq(g) for g in grads.values())))
-                f = optim.clip_factor(norm, recipe.clip_grad_norm)
-                lr, mom = float(lrs[step]), (None if moms is None else float(moms[step]))
-                with sess.no_grad():
-                    for c, p in sess.params.items():
-                        g = grads[c] * f if f < 1.0 else grads[c]
-                        sess.assign(p, optim.update(opt, p, g, ostate[c], lr, step + 1, sess, decay[c], mom))
-                step += 1
-                if step in snapshots and lead:
-                    save_state(be.get_state(net, spec), os.path.join(out, "snapshots", f"step_{step}.npz"))
-                nb += 1
-                seen += len(y)
-                correct += int((logits.argmax(1) == y).sum())
-                loss_sum += loss
-                rows.append({"kind": "step", "epoch": epoch, "step": step, "loss": loss, "lr": lr,
-                             "grad_norm": norm, **({"momentum": mom} if mom is not None else {})})
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.4f}", acc=f"{correct / seen:.3f}",
-                                    img_s=f"{seen * world / (time.perf_counter() - t0):.0f}", lr=f"{lr:.3g}")
-            elapsed = time.perf_counter() - t0
-            if not lead or nb == 0:
-                continue
-            logits, labels, val_loss = _evaluate(sess, val_loader)
-            res = report.classification(logits, labels, val_src.classes)
-            row = {"kind": "epoch", "epoch": epoch, "step": step, "train_loss": loss_sum / nb,
-                   "train_acc": correct / max(seen, 1), "val_loss": val_loss, "val_acc": res["top1"],
-                   "val_top5": res["top5"], "lr": float(lrs[step - 1]), "images_per_s": seen * world / elapsed,
-                   "seconds": elapsed, "data_digest": digest.hexdigest() if digest else ""}
-            if step % spe:
-                row["partial"] = True  # stopped by max_steps inside the epoch; a resume redoes its row
-            rows.append(row)
-            if bar is not None:
-                bar.write(f"epoch {epoch + 1}/{recipe.epochs}: train loss {row['train_loss']:.4f} acc "
-                          f"{100 * row['train_acc']:.2f}%  val loss {val_loss:.4f} top-1 {100 * res['top1']:.2f}% "
-                          f"top-5 {100 * res['top5']:.2f}%  {row['images_per_s']:.0f} img/s")
-            _save_epoch(be, net, sess, ostate, out, ck_dir, ext, epoch, row, res["top1"] > best, recipe, spec,
-                        backend, step, max(best, res["top1"]), rows)
-            best = max(best, res["top1"])
-    finally:
-        if bar is not None:
-            bar.close()
-        train_loader.close()
-        val_loader.close()
-    if world > 1:
-        _end_dist(backend)
-    hist.steps = [r for r in rows if r["kind"] == "step"]
-    hist.epochs = [r for r in rows if r["kind"] == "epoch"]
-    return hist
-
-
-def _save_epoch(be, net, sess, ostate, out, ck_dir, ext, epoch, row, is_best, recipe, spec, backend, step, best, rows):
-    """Everything of the epoch, each file atomically; run.json last, so a run interrupted while
-    saving resumes from the previous epoch."""
-    if (epoch + 1) % recipe.checkpoint_every == 0 or epoch + 1 == recipe.epochs:
-        be.save(net, os.path.join(ck_dir, f"epoch_{epoch + 1}{ext}"))
-    if is_best:
-        be.save(net, os.path.join(ck_dir, "best" + ext))
-    be.save(net, os.path.join(ck_dir, "last" + ext))
-    save_state({f"{c}/{s}": sess.numpy(v) for c, st in ostate.items() for s, v in st.items()} or
-               {"empty": np.zeros(0, np.float32)}, os.path.join(out, "optimizer.npz"))
-    _write_rows(os.path.join(out, "metrics.jsonl"), rows)
-    report.curves(rows, os.path.join(out, "curves.png"), f"{spec.name} in {backend}: {recipe.data.source}")
-    scored = [r for r in rows if r["kind"] == "epoch"]
-    report.write_json({"backend": backend, "epochs_done": epoch + (0 if row.get("partial") else 1),
-                       "steps_done": step, "best": best,
-                       "best_epoch": max(scored, key=lambda r: r["val_acc"])["epoch"] + 1,
-                       "recipe": json.loads(recipe.model_dump_json()),
-                       "spec": json.loads(spec.model_dump_json())}, os.path.join(out, "run.json"))
-
-
-# --------------------------------------------------------------------------------- evaluation
-def evaluate(model: str | ModelSpec | None = None, weights: str = "", recipe: Recipe | str | None = None, *,
-             backend: str = "torch", out: str | None = None, overrides: dict | None = None,
-             weights_format: str | None = None) -> dict:
-    """Top-1/top-5, per-class accuracy and the confusion matrix of ``weights`` on the recipe's
-    validation split; with ``out``, also ``eval.json`` and ``confusion.png`` there."""
-    from ..convert import read_for
-
-    check_backend(backend, FRAMEWORKS)
-    recipe = as_recipe(recipe, overrides)
-    _, val_src = open_data(recipe)
-    spec = model_for(model, recipe, len(val_src.classes))
-    tf = transforms_for(recipe, spec, False)
-    _check_inputs(val_src, tf, spec, "validation")
-    weights = weights or recipe.weights
-    if not weights:
-        raise TrainError("evaluation needs --weights (a checkpoint of the model)")
-    state, skipped, missing, unexpected = read_for(spec, weights, weights_format or recipe.weights_format or None, here=backend)
-    _check_fits(spec, weights, layout(spec), state, skipped, missing, unexpected, partial=False)
-    be = load_backend(backend)
-    net = be.build(spec)
-    be.load_state(net, spec, state)
-    sess = importlib.import_module(f"onespec.backends.{backend}.train").Session(net, spec, [], ())
-    loader = D.Loader(val_src, tf, batch_size=recipe.eval_batch_size or recipe.batch_size, shuffle=False,
-                      seed=recipe.seed, workers=recipe.data.workers, prefetch=recipe.data.prefetch)
-    t0 = time.perf_counter()
-    try:
-        logits, labels, loss = _evaluate(sess, loader)
-    finally:
-        loader.close()
-    res = report.classification(logits, labels, val_src.classes)
-    res.update(loss=loss, images_per_s=len(labels) / (time.perf_counter() - t0), backend=backend,
-               model=spec.name, weights=os.path.abspath(weights), data=recipe.data.source)
-    if out:
-        os.makedirs(out, exist_ok=True)
-        report.write_json(res, os.path.join(out, "eval.json"))
-        report.confusion(res, os.path.join(out, "confusion.png"), f"{spec.name} in {backend}")
-    return res

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 
@@ -23,11 +24,21 @@ def classification(logits: np.ndarray, labels: np.ndarray, classes: list[str]) -
             "classes": list(classes), "confusion": cm.tolist()}
 
 
-def _plt():
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (files only, no display)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
+
+
+def label(name: str, width: int = 40) -> str:
+    """A class name as plain text matplotlib can draw: bytes that were not UTF-8 (file names
+    decoded with surrogate escapes) as ``\\xNN``, control characters escaped, ``$`` not read as
+    mathtext, long names cut."""
+    text = "".join(c if c.isprintable() else f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF
+                   else repr(c)[1:-1] for c in str(name)).replace("$", r"\$")
+    return text if len(text) <= width else text[:width - 1] + "\u2026"
 
 
 def _save(fig, path: str) -> None:
@@ -35,8 +46,10 @@ def _save(fig, path: str) -> None:
 
 
 def curves(rows: list[dict], path: str, title: str) -> None:
-    """Loss (per step and per epoch), accuracy (train and validation) and LR per step."""
-    plt = _plt()
+    """Loss (per step and per epoch), accuracy (train and validation) and LR per step. Rows with a
+    value that is not finite are left out (a diverged run stops before it commits one)."""
+    plt = pyplot()
+    rows = [r for r in rows if all(math.isfinite(v) for v in r.values() if isinstance(v, float))]
     steps = [r for r in rows if r["kind"] == "step"]
     epochs = [r for r in rows if r["kind"] == "epoch"]
     fig, ax = plt.subplots(1, 3, figsize=(15, 4.2))
@@ -62,8 +75,9 @@ def curves(rows: list[dict], path: str, title: str) -> None:
     ax[0].set(xlabel="step", ylabel="cross-entropy", title="loss")
     ax[1].set(xlabel="epoch", ylabel="top-1 accuracy (%)", title="accuracy")
     ax[2].set(xlabel="step", ylabel="learning rate", title="learning rate")
-    ax[0].legend(fontsize=8)
-    ax[1].legend(fontsize=8)
+    for a in ax[:2]:
+        if a.get_legend_handles_labels()[0]:
+            a.legend(fontsize=8)
     for a in ax:
         a.grid(alpha=0.3)
     fig.suptitle(title)
@@ -74,7 +88,7 @@ def curves(rows: list[dict], path: str, title: str) -> None:
 
 def confusion(result: dict, path: str, title: str) -> None:
     """Row-normalised confusion matrix with counts; per-class accuracy in the row labels."""
-    plt = _plt()
+    plt = pyplot()
     cm = np.asarray(result["confusion"])
     classes = result["classes"]
     k = len(classes)
@@ -82,8 +96,8 @@ def confusion(result: dict, path: str, title: str) -> None:
     size = min(max(5, 0.45 * k + 3), 24)
     fig, ax = plt.subplots(figsize=(size, size * 0.9))
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(k), classes, rotation=90 if k > 10 else 0, fontsize=8)
-    ax.set_yticks(range(k), [f"{c} ({100 * result['per_class'][c]:.0f}%)" for c in classes], fontsize=8)
+    ax.set_xticks(range(k), [label(c) for c in classes], rotation=90 if k > 10 else 0, fontsize=8)
+    ax.set_yticks(range(k), [f"{label(c)} ({100 * result['per_class'][c]:.0f}%)" for c in classes], fontsize=8)
     if k <= 30:
         for i in range(k):
             for j in range(k):

@@ -129,8 +129,16 @@ def read(path: str) -> dict[str, np.ndarray]:
 
 def load(net, path: str) -> None:
     """Load a ``.pth`` state_dict into ``net``: checked against the net's own tensors first,
-    so a bad file leaves the net untouched."""
+    so a bad file leaves the net untouched. BatchNorm's ``num_batches_tracked`` counters are
+    taken from the file where it has them (a resumed run saves the checkpoint it would have
+    saved uninterrupted), and are not required."""
     sd = read(path)
-    sd = {k: v for k, v in sd.items() if not k.endswith("num_batches_tracked")}
+    counters = {k: v for k, v in sd.items() if k.endswith("num_batches_tracked")}
+    sd = {k: v for k, v in sd.items() if k not in counters}
     check_native(f"{path} does not fit this network", _own(net), sd)
     _assign(net, sd)
+    own = net.state_dict()
+    with torch.no_grad():
+        for k, v in counters.items():
+            if k in own and tuple(own[k].shape) == tuple(np.shape(v)):
+                own[k].copy_(torch.from_numpy(np.asarray(v, dtype=np.int64)))
