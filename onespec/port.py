@@ -85,12 +85,16 @@ def _torch_reference(spec, state, x, work: str) -> np.ndarray | None:
 
 
 def port(spec, backend: str, out_dir: str, weights: str | None = None, input_path: str | None = None,
-         source_name: str = "") -> dict:
+         source_name: str = "", captured=None) -> dict:
     """Port ``spec`` with ``weights`` to ``backend`` into ``out_dir``; returns the report (its
-    ``ok`` says whether the files were written)."""
+    ``ok`` says whether the files were written). ``captured``: ``(state, module)`` of a captured
+    torch module, whose own outputs are then a reference too."""
     ops = backend_ops(backend)
     x, input_said = _input(spec, input_path)
-    state, weights_said = _state(spec, weights)
+    if captured is not None:
+        state, weights_said = captured[0], f"the captured module's own parameters ({source_name})"
+    else:
+        state, weights_said = _state(spec, weights)
     source = codegen(spec, backend)
     os.makedirs(out_dir, exist_ok=True)
     if any(os.path.exists(os.path.join(out_dir, n)) for n in ("model.py", "port.json")):
@@ -105,6 +109,11 @@ def port(spec, backend: str, out_dir: str, weights: str | None = None, input_pat
             gen = _generated_output(r)
             rows.append((f"generated {backend}, eager", "onespec's torch build (the source's framework)",
                          rel_err(gen, ref), CROSS_TOLERANCE))
+        if captured is not None:
+            from .capture import reference_outputs
+            rows.append((f"generated {backend}, eager", f"the original module ({source_name})",
+                         rel_err(_generated_output(r), np.asarray(reference_outputs(captured[1], x), np.float64)),
+                         CROSS_TOLERANCE))
         ok = all(err <= tol for _, _, err, tol in rows)
         report = {"model": spec.name, "source": source_name or spec.name, "framework": r["framework"],
                   "checkpoint": weights_said, "input": input_said, "loader": r["loader"],

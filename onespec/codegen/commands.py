@@ -24,9 +24,19 @@ def cmd_codegen(args, overrides) -> int:
 
 
 def cmd_port(args, overrides) -> int:
-    from ..port import port
-    spec = _spec(args.source, overrides)
-    report = port(spec, args.to, args.output, args.weights, args.input, source_name=args.source)
+    from ..port import PortError, port
+    captured = None
+    if args.input_shape:  # SOURCE is MODULE:FUNCTION returning a torch module: captured first
+        from ..capture import capture
+        from ..capture.command import _shape, load_target
+        if args.weights or overrides:
+            raise PortError("a captured module brings its own weights and structure: drop --weights and --set")
+        module = load_target(args.source)
+        spec, state = capture(module, _shape(args.input_shape))
+        captured = (state, module)
+    else:
+        spec = _spec(args.source, overrides)
+    report = port(spec, args.to, args.output, args.weights, args.input, source_name=args.source, captured=captured)
     for r in report["rows"]:
         print(f"{r['output']:<34} vs {r['against']:<48} {r['max_rel_err']:.2e} "
               f"{'ok' if r['ok'] else 'FAILED'}")
@@ -50,6 +60,8 @@ def add_parsers(sub, overrides) -> None:
     p.add_argument("--to", required=True, choices=FRAMEWORKS)
     p.add_argument("--weights", help="checkpoint (torchvision state dict, any framework's, canonical)")
     p.add_argument("--input", help="a .npy input to check on (default: a random example input)")
+    p.add_argument("--input-shape", metavar="C,H,W", help="SOURCE is MODULE:FUNCTION returning a torch module: "
+                                                          "capture it at this input shape first")
     p.add_argument("-o", "--output", required=True, help="directory to write")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. --set num_classes=10")
     p.set_defaults(fn=lambda a: cmd_port(a, overrides(a.set)))
