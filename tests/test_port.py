@@ -61,3 +61,42 @@ def test_port_refuses_a_bad_input_in_one_line(tmp_path, capsys):
     assert main(["port", "squeezenet1_1", "--to", "torch", "--input", str(bad), "-o", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "does not fit the model's input" in err[0]
+
+
+PAPER_NET = '''
+import torch
+from torch import nn
+
+
+class PaperNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
+        self.block = nn.Sequential(nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU())
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(16, 5)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.pool(self.block(self.stem(x))), 1))
+
+
+def build():
+    torch.manual_seed(0)
+    net = PaperNet()
+    with torch.no_grad():
+        net.stem[1].running_mean.uniform_(-0.1, 0.1)
+        net.stem[1].running_var.uniform_(0.5, 1.5)
+    return net.eval()
+'''
+
+
+@pytest.mark.slow
+def test_port_from_a_captured_module(tmp_path):
+    require("torch", "paddle")
+    src = tmp_path / "paper_net.py"
+    src.write_text(PAPER_NET)
+    out = tmp_path / "port"
+    assert main(["port", f"{src}:build", "--input-shape", "3,16,16", "--to", "paddle", "-o", str(out)]) == 0
+    report = json.loads((out / "port.json").read_text())
+    assert report["ok"] and report["rows"][-1]["against"].startswith("the original module")
+    assert "class PaperNet(nn.Layer)" in (out / "model.py").read_text()

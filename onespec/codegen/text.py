@@ -1,6 +1,7 @@
 """The generated file's text: docstring, imports, helpers, stage tables, block classes, network."""
 from __future__ import annotations
 
+import re
 import textwrap
 
 from .layout import WIDTH, Code, Model, conventions, lit
@@ -198,7 +199,11 @@ def docstring(m: Model, cls: str) -> str:
 
 def write(m: Model) -> str:
     w = Writer(m)
-    cls = "".join(p[:1].upper() + p[1:] for p in m.spec.meta.family.replace("-", "_").split("_") if p) or "Network"
+    # a captured module keeps its own class name
+    named = m.spec.name if m.spec.meta.family == "captured" else m.spec.meta.family
+    cls = "".join(p[:1].upper() + p[1:] for p in re.split(r"[^A-Za-z0-9]+", named) if p) or "Network"
+    if not cls.isidentifier():
+        cls = "Network"
     if cls in {k.cls for k in m.classes}:
         cls += "Net"
     classes = [w.kind_class(k) for k in m.classes]
