@@ -154,7 +154,8 @@ class Writer:
         head = f"class {k.cls}({self.ops.BASE}):\n"
         sig = f"    def __init__(self{params}):"
         if len(sig) > WIDTH:
-            sig = "    def __init__(\n" + "".join(f"        {p},\n" for p in ["self"] + [p for p, _ in k.params]) + "    ):"
+            names = ["self"] + [p for p, _ in k.params]
+            sig = "    def __init__(\n" + "".join(f"        {p},\n" for p in names) + "    ):"
         said = textwrap.wrap(f'"""{doc}{" " if doc else ""}In the spec: {where}."""', WIDTH - 4)
         body = [f"    {line}" for line in said] + ["", sig, "        super().__init__()"]
         body += self.init_lines(n, k.paths[0], lambda key: k.slots[key])

@@ -21,10 +21,13 @@ IMPORTS = "import mindspore as ms\nfrom mindspore import nn, ops\n"
 # (ops it concerns, what is translated): a file states those of the ops its model uses
 CONVENTIONS = [
     (('batchnorm',), "BatchNorm momentum is 1 - m (MindSpore weights the running value: 0.9 for torch's 0.1)."),
-    (('conv', 'maxpool', 'avgpool'), "Convs and pools take pad_mode='pad' with the explicit padding (MindSpore's default 'same' would "
+    (('conv', 'maxpool', 'avgpool'), "Convs and pools take pad_mode='pad' with the explicit padding "
+     "(MindSpore's default 'same' would "
      "change shapes)."),
-    (('hardsigmoid',), "hardsigmoid is clamp(slope * x + offset, 0, 1) with the spec's slope (not MindSpore's HSigmoid)."),
-    (('batchnorm3d',), "3d BatchNorm runs as 2d BatchNorm over folded spatial dims (MindSpore's BatchNorm3d nests a cell "
+    (('hardsigmoid',), "hardsigmoid is clamp(slope * x + offset, 0, 1) with the spec's slope (not "
+     "MindSpore's HSigmoid)."),
+    (('batchnorm3d',), "3d BatchNorm runs as 2d BatchNorm over folded spatial dims (MindSpore's "
+     "BatchNorm3d nests a cell "
      "and so renames the parameters)."),
     ((), "Forwards iterate fixed tuples of cells, so the network compiles in GRAPH_MODE."),
 ]
@@ -168,7 +171,8 @@ LEAVES = {
                                         ("HardSigmoid",)),
     "act": lambda n, x, p: Call(_ACTS[n.fn]),
     "global_avgpool": lambda n, x, p: Call("GlobalAvgPool", (Arg("nd", len(x) - 1),), ("GlobalAvgPool",)),
-    "adaptive_avgpool": lambda n, x, p: Call("nn.AdaptiveAvgPool2d", (Arg("output_size", one(ntuple(n.output_size, 2))),)),
+    "adaptive_avgpool": lambda n, x, p: Call("nn.AdaptiveAvgPool2d",
+                                             (Arg("output_size", one(ntuple(n.output_size, 2))),)),
     "flatten": lambda n, x, p: Call("nn.Flatten"),
     "reshape": lambda n, x, p: Call("Reshape", (Arg("shape", tuple(n.shape)),), ("Reshape",)),
     "linear": lambda n, x, p: Call("nn.Dense", (Arg("in_channels", x[0]), Arg("out_channels", n.out_features),

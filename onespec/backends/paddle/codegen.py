@@ -22,7 +22,8 @@ CONVENTIONS = [
      "biased batch variance (torch, MindSpore and onespec's Paddle build use the unbiased one); "
      "inference is unaffected."),
     (('avgpool',), "AvgPool's exclusive is the negation of torch's count_include_pad."),
-    (('maxpool', 'avgpool'), "A ceil-mode pool whose extra window would start in the padding runs in floor mode (torch drops "
+    (('maxpool', 'avgpool'), "A ceil-mode pool whose extra window would start in the padding runs in "
+     "floor mode (torch drops "
      "that window, Paddle keeps it)."),
     (('linear',), "Linear weights are stored [in, out]; the checkpoint is already in Paddle's layout."),
     (('hardsigmoid',), "hardsigmoid passes the spec's slope and offset to Paddle's kernel."),
@@ -112,7 +113,8 @@ LEAVES = {
                                         ("HardSigmoid",)),
     "act": lambda n, x, p: Call(_ACTS[n.fn]),
     "global_avgpool": lambda n, x, p: Call(f"nn.AdaptiveAvgPool{len(x) - 1}D", (Arg("output_size", 1),)),
-    "adaptive_avgpool": lambda n, x, p: Call("nn.AdaptiveAvgPool2D", (Arg("output_size", one(ntuple(n.output_size, 2))),)),
+    "adaptive_avgpool": lambda n, x, p: Call("nn.AdaptiveAvgPool2D",
+                                             (Arg("output_size", one(ntuple(n.output_size, 2))),)),
     "flatten": lambda n, x, p: Call("nn.Flatten"),
     "reshape": lambda n, x, p: Call("Reshape", (Arg("shape", tuple(n.shape)),), ("Reshape",)),
     "linear": lambda n, x, p: Call("nn.Linear", (Arg("in_features", x[0]), Arg("out_features", n.out_features),
