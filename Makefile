@@ -42,7 +42,7 @@ fuzz: $(STAMP)
 
 # the heavy tests: whole-zoo numerics at the models' default input sizes (every model compiled and
 # stepped), the Paddle and MindSpore 2-process training launchers, every data source in every
-# framework, every export format for the five export models, the folded whole zoo in every framework,
+# framework, every export format for every zoo model at its default size, the folded whole zoo in every framework,
 # every torchvision / timm / MindCV / PaddleClas / MindSpore-zoo model imported and run in every framework
 slow: $(STAMP)
 	ONESPEC_REQUIRE_FRAMEWORKS=1 $(PY) -m pytest -q -m slow

@@ -27,16 +27,18 @@ _PR_SET_PDEATHSIG = 1
 _PARENT_ENV = "ONESPEC_PARENT_PID"
 
 
-def child_init() -> None:
-    """First thing in a child started by :func:`python_child`: ask for SIGTERM when the parent
-    dies (done here rather than in a ``preexec_fn``, which is unsafe once the parent has threads),
-    exit if it already has, and turn SIGTERM into ``SystemExit``."""
+def child_init(on_parent_death: int = signal.SIGTERM) -> None:
+    """First thing in a child started by :func:`python_child`: ask for SIGTERM (or
+    ``on_parent_death``: SIGKILL for a child whose files all live in its parent's guarded folder,
+    so that a long call inside a framework does not delay its end) when the parent dies (done here
+    rather than in a ``preexec_fn``, which is unsafe once the parent has threads), exit if it
+    already has, and turn SIGTERM into ``SystemExit``."""
     exit_on_sigterm()
     parent = os.environ.pop(_PARENT_ENV, None)
     if parent is None:  # run by hand, not by python_child
         return
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, on_parent_death)
     except Exception:  # not Linux: the child may outlive a SIGKILLed parent
         pass
     if os.getppid() != int(parent):  # the parent died before prctl took effect
@@ -129,10 +131,11 @@ _WATCHDOG = (
 
 
 @contextlib.contextmanager
-def guarded_tempdir(prefix: str = "onespec-"):
-    """A temporary directory removed on exit, on SIGTERM, and by a watchdog child if this
-    process is SIGKILLed (the watchdog sees its stdin pipe close and gets PDEATHSIG)."""
-    d = tempfile.mkdtemp(prefix=prefix)
+def guarded_tempdir(prefix: str = "onespec-", dir: str | None = None):
+    """A temporary directory (in ``dir``, default the system's) removed on exit, on SIGTERM, and
+    by a watchdog child if this process is SIGKILLed (the watchdog sees its stdin pipe close and
+    gets PDEATHSIG)."""
+    d = tempfile.mkdtemp(prefix=prefix, dir=dir)
     dog = python_child(["-c", _WATCHDOG, d], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
     try:

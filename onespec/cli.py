@@ -236,9 +236,10 @@ def cmd_diff(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import ExportError, export
+    from .export import ExportError, check_destination, export
     from .training.engine import resolve_model
 
+    check_destination(args.format, args.output)  # before the model and weights are read
     spec = resolve_model(args.model, _overrides(args.set))
     if args.weights:
         from .convert import read_for

@@ -79,14 +79,14 @@ def _native(spec, framework: str) -> dict[str, tuple[str, bool]]:
 
 def _layouts(fmt: str, spec, partial: bool) -> list[tuple[str, dict[str, tuple[str, bool]]]]:
     """The layouts a file of ``fmt`` may follow: (label, canonical -> (file name, transposed))."""
-    from .importers import _library_layout, libraries_for
+    from .importers import library_layout, libraries_for
 
     if fmt in LIBRARIES:
-        return [(fmt, _library_layout(spec, fmt, partial))]
+        return [(fmt, library_layout(spec, fmt, partial))]
     framework = _framework(fmt)
     out = [("onespec", _native(spec, framework))]
     if fmt.startswith("auto:"):
-        out += [(lib, _library_layout(spec, lib, partial=True)) for lib in libraries_for(spec.name, framework)]
+        out += [(lib, library_layout(spec, lib, partial=True)) for lib in libraries_for(spec.name, framework)]
     return out
 
 

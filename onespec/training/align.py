@@ -355,7 +355,7 @@ def plot(rep: AlignReport, path: str) -> None:
     fig.suptitle(f"onespec align {rep.model}: " + ("ALIGNED" if rep.ok else "NOT ALIGNED" + (": " + ", ".join(bad) if bad else "")),
                  color="green" if rep.ok else "red")
     fig.tight_layout()
-    R._save(fig, path)
+    R.save_png(fig, path)
     plt.close(fig)
 
 

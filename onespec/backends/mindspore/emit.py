@@ -1,14 +1,14 @@
 """Spec -> ``mindspore.nn.Cell``. The only place MindSpore conventions are applied:
-- convs, transposed convs and pools get ``pad_mode='pad'`` with the spec's explicit padding
+- convs and transposed convs get ``pad_mode='pad'`` with the spec's explicit padding
   (MindSpore's default 'same'/'valid' would change shapes or numbers), convs as
-  ``(top, bottom, left, right)`` from ``pads``; a pool with spec padding ``"same"`` gets MindSpore's
-  own ``pad_mode='same'`` (the spec's rule) with ``count_include_pad=False`` passed (AvgPool3d's
-  "same" counts the padding unless told, AvgPool2d's does not);
+  ``(top, bottom, left, right)`` from ``pads``; pools run MindSpore's 3d pooling primitives with
+  explicit padding (``Pool``: the padded ``nn`` pools do not survive a dynamic-batch MindIR export);
   ``group``/``has_bias``;
 - on CPU a 2d conv (kernel > 1x1) runs as its im2col matrix product (``Im2colConv2d``:
-  MindSpore's CPU conv kernel is 10-27x slower; a depthwise conv on a small map keeps it);
+  MindSpore's CPU conv kernel is an order of magnitude slower; a depthwise conv on a small map
+  keeps it);
 - on CPU a call of the network in PYNATIVE mode runs synchronously (``Network``: MindSpore's
-  launch queue makes a CPU forward 1.5-4x slower), the caller's setting restored after it;
+  launch queue slows a CPU forward several times over), the caller's setting restored after it;
 - BN momentum is ``1 - m``; 3d BN runs as 2d BN over folded spatial dims;
 - dropout draws its masks from ``mindspore.set_seed`` at each call (``Dropout``), not from seeds
   fixed when ``nn.Dropout`` is built;
@@ -44,7 +44,7 @@ class Sequential(_Named):
         return x
 
 
-def _blocking_switch():
+def blocking_switch():
     """A setter for PYNATIVE's synchronous launch, or None. ``set_context(pynative_synchronize=)``
     logs a deprecation warning on every call and its successor ``runtime.launch_blocking()`` cannot
     be undone, so this goes to the context parameter that both set (MindSpore 2.10); a MindSpore
@@ -62,14 +62,14 @@ class Network(Sequential):
     """The root cell. With ``sync``, a call in PYNATIVE mode runs with ``pynative_synchronize`` on
     (each kernel launched by the calling thread before the next op) and the caller's setting is
     restored after it, also on an error. Why: on CPU, MindSpore 2.10's asynchronous launch queue
-    makes a forward 1.5-4x slower, for MindCV's models as for onespec's (its queue threads poll for
-    work and compete with the kernels' thread pool: a ReLU on 1x64x56x56 takes 0.06 ms or, erratically, 2-4 ms;
-    folded mobilenet_v3_large b1: 460 vs 106 ms, on one core as on two). GRAPH_MODE, and
-    gradients taken after the forward, are left to MindSpore."""
+    slows a forward several times over, for MindCV's models as for onespec's: its queue threads
+    poll for work and compete with the kernels' thread pool, on one core as on two (figures:
+    docs/deploy.md, appendix A.10-A.11). GRAPH_MODE, and gradients taken after the forward, are
+    left to MindSpore."""
 
     def __init__(self, named, sync: bool = False):
         super().__init__(named)
-        self._blocking = _blocking_switch() if sync else None
+        self._blocking = blocking_switch() if sync else None
 
     def __call__(self, *args, **kwargs):
         if (self._blocking is None or ms.get_context("mode") != ms.PYNATIVE_MODE
@@ -370,17 +370,15 @@ def _pad_sides(padding, nd: int) -> tuple[int, ...]:
 
 class Im2colConv2d(nn.Conv2d):
     """A 2d conv computed as its im2col matrix product (``ops.unfold`` then ``ops.matmul``, one
-    per group): MindSpore 2.10's CPU conv kernel runs a k x k (k > 1) conv at ~0.6 GFLOP/s, 10-27x
-    slower than this (64 -> 64 channels, 3x3, 56x56, batch 1: 247 vs 20 ms; 16: 3.35 vs 0.20 s;
-    ResNet-50's 7x7 stem: 410 vs 15 ms), while its matmul is fast. The same function, parameters
+    per group): MindSpore 2.10's CPU conv kernel is an order of magnitude slower than this on a
+    k x k (k > 1) conv, while its matmul is fast (figures: docs/deploy.md). The same function, parameters
     and names as ``nn.Conv2d`` (a checkpoint loads either way); float32 results within rounding of
     the native kernel (relative 1e-6). Used on CPU only (``build(im2col=...)``).
 
     A depthwise conv's product is a batched (1 x k*k) @ (k*k x positions) matmul per channel:
-    2-3x faster than the native kernel on large maps (16x144x56x56: 256 vs 885 ms; 1x192x28x28:
-    8 vs 16 ms), slower on small ones, where many tiny matmuls cost more (16x576x14x14 stride 2
-    to 7x7: 120 vs 60 ms; 1x384x14x14: 16 vs 7 ms). So below ``native_below`` output positions
-    in the whole batch (batch x height x width) the call goes to the native kernel."""
+    faster than the native kernel on large maps, slower on small ones, where many tiny matmuls cost
+    more. So below ``native_below`` output positions in the whole batch (batch x height x width)
+    the call goes to the native kernel."""
 
     def __init__(self, *args, pads, native_below: int = 0, **kw):
         super().__init__(*args, **kw)
@@ -475,18 +473,58 @@ class Upsample(nn.Cell):
         return ops.interpolate(x, size=self.size, mode=self.mode, align_corners=self.align_corners)
 
 
-def _pool(cls2, cls3, **extra):
-    def make(n, x):
-        nd = _nd(x)
-        stride = n.kernel if n.stride is None else n.stride
-        kw = {k: getattr(n, k) for k in extra}
-        if n.padding == "same":  # MindSpore's own rule, the spec's; count_include_pad=False said explicitly:
-            # AvgPool3d's "same" counts the padding by default (AvgPool2d's does not)
-            return {2: cls2, 3: cls3}[nd](kernel_size=ntuple(n.kernel, nd), stride=ntuple(stride, nd),
-                                          pad_mode="same", **kw)
-        return {2: cls2, 3: cls3}[nd](kernel_size=ntuple(n.kernel, nd), stride=ntuple(stride, nd), pad_mode="pad",
-                                      padding=ntuple(n.padding, nd), ceil_mode=n.ceil_mode, **kw)
-    return make
+class Pool(nn.Cell):
+    """Max or average pool (2d or 3d) as MindSpore's 3d pooling primitive (a 2d pool on a
+    unit depth) with the spec's geometry worked out at build time, as in the numpy kernels:
+    explicit (before, after) padding per dim, the ceil-mode overhang added after, then floor mode.
+    ``nn.MaxPool2d``/``nn.AvgPool2d`` with ``pad_mode='pad'`` wrap their 3d primitive in ``x.ndim``
+    tests, tuple outputs and squeezes; in a dynamic-batch graph (``mindspore.export`` from
+    ``Tensor(shape=[None, ...])``) their output loses its rank (as does a squeeze of the 3d
+    primitive's output: the input and output are reshaped here), the tests become graph branches,
+    and the loaded MindIR fails (MindSpore 2.10: ``MaxPool3DWithArgmax`` "rank must be equal to 5,
+    but got 6", or a ``raise`` primitive with no shape rule downstream). ``MaxPool3D`` is also the
+    fastest form measured on CPU (docs/deploy.md).
+
+    An average pool sums (``divisor_override`` = the window size) and rescales by
+    ``prod(kernel) / count``, ``count`` being torch's divisor: the window's elements inside the
+    padded input (``count_include_pad``) or inside the input, never the ceil-mode overhang."""
+
+    def __init__(self, node, shape):
+        super().__init__()
+        nd = _nd(shape)
+        k = ntuple(node.kernel, nd)
+        s = ntuple(node.kernel if node.stride is None else node.stride, nd)
+        out = node.infer(tuple(shape), node.name)[1:]
+        pads = node.pads(tuple(shape))
+        # extra padding after so that the last (ceil-mode) window fits, as numpy's _pool_geometry
+        sides = [(b, a + max(0, (o - 1) * si + ki - (n + b + a)))
+                 for n, o, ki, si, (b, a) in zip(shape[1:], out, k, s, pads)]
+        # reshapes in and out, not expand_dims/squeeze: a dynamic batch then keeps a known rank
+        self._in = (-1, shape[0], 1, *shape[1:]) if nd == 2 else None
+        self._out = (-1, shape[0], *out)
+        if nd == 2:
+            k, s, sides = (1, *k), (1, *s), [(0, 0), *sides]
+        flat = tuple(v for side in sides for v in side)
+        self._rescale = None
+        if node.op == "maxpool":
+            self._pool = ops.MaxPool3D(kernel_size=k, strides=s, pad_mode="pad", pad_list=flat)
+            return
+        self._pool = ops.AvgPool3D(kernel_size=k, strides=s, pad_mode="pad", pad=flat,
+                                   divisor_override=int(np.prod(k)))
+        count = np.ones(out, np.float64)
+        for d, (n, o, ki, si, (b, a)) in enumerate(zip(shape[1:], out, k[-nd:], s[-nd:], pads)):
+            lo, hi = (0, n + b + a) if node.count_include_pad else (b, b + n)
+            starts = np.arange(o) * si
+            per_dim = np.minimum(starts + ki, hi) - np.maximum(starts, lo)
+            count = count * per_dim.reshape([-1 if i == d else 1 for i in range(nd)])
+        if not np.all(count == np.prod(k)):
+            self._rescale = ms.Tensor((np.prod(k) / count)[None, None].astype(np.float32))
+
+    def construct(self, x):
+        y = ops.reshape(self._pool(x if self._in is None else ops.reshape(x, self._in)), self._out)
+        if self._rescale is not None:
+            y = y * self._rescale
+        return y
 
 
 EMIT = {
@@ -494,8 +532,8 @@ EMIT = {
     "batchnorm": _batchnorm,
     "act": lambda n, x: _ACTS[n.fn](),
     "hardsigmoid": lambda n, x: HardSigmoid(n.slope, n.offset),
-    "maxpool": _pool(nn.MaxPool2d, nn.MaxPool3d),
-    "avgpool": _pool(nn.AvgPool2d, nn.AvgPool3d, count_include_pad=True),
+    "maxpool": Pool,
+    "avgpool": Pool,
     "global_avgpool": lambda n, x: GlobalAvgPool(_nd(x)),
     "adaptive_avgpool": lambda n, x: nn.AdaptiveAvgPool2d(ntuple(n.output_size, 2)),
     "flatten": lambda n, x: nn.Flatten(),
