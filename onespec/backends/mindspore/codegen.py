@@ -21,14 +21,12 @@ IMPORTS = "import mindspore as ms\nfrom mindspore import nn, ops\n"
 # (ops it concerns, what is translated): a file states those of the ops its model uses
 CONVENTIONS = [
     (('batchnorm',), "BatchNorm momentum is 1 - m (MindSpore weights the running value: 0.9 for torch's 0.1)."),
-    (('conv', 'maxpool', 'avgpool'), "Convs and pools take pad_mode='pad' with the explicit padding "
-     "(MindSpore's default 'same' would "
-     "change shapes)."),
-    (('hardsigmoid',), "hardsigmoid is clamp(slope * x + offset, 0, 1) with the spec's slope (not "
-     "MindSpore's HSigmoid)."),
-    (('batchnorm3d',), "3d BatchNorm runs as 2d BatchNorm over folded spatial dims (MindSpore's "
-     "BatchNorm3d nests a cell "
-     "and so renames the parameters)."),
+    (('conv', 'maxpool', 'avgpool'), "Convs and pools take pad_mode='pad' with the explicit padding (MindSpore's "
+     "default 'same' would change shapes)."),
+    (('hardsigmoid',), "hardsigmoid is clamp(slope * x + offset, 0, 1) with the spec's slope (not MindSpore's "
+     "HSigmoid)."),
+    (('batchnorm3d',), "3d BatchNorm runs as 2d BatchNorm over folded spatial dims (MindSpore's BatchNorm3d nests "
+     "a cell and so renames the parameters)."),
     ((), "Forwards iterate fixed tuples of cells, so the network compiles in GRAPH_MODE."),
 ]
 DOCS = {"parallel": "Branches on the same input, merged.", "scale": "x times a gate computed from x.",

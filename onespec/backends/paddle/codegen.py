@@ -19,12 +19,11 @@ IMPORTS = "import paddle\nfrom paddle import nn\n"
 CONVENTIONS = [
     (('batchnorm',), "BatchNorm momentum is 1 - m (Paddle weights the running value: 0.9 for torch's 0.1)."),
     (('batchnorm',), "Not translated: in training, Paddle's BatchNorm updates its running variance with the "
-     "biased batch variance (torch, MindSpore and onespec's Paddle build use the unbiased one); "
-     "inference is unaffected."),
+     "biased batch variance (torch, MindSpore and onespec's Paddle build use the unbiased one); inference is "
+     "unaffected."),
     (('avgpool',), "AvgPool's exclusive is the negation of torch's count_include_pad."),
-    (('maxpool', 'avgpool'), "A ceil-mode pool whose extra window would start in the padding runs in "
-     "floor mode (torch drops "
-     "that window, Paddle keeps it)."),
+    (('maxpool', 'avgpool'), "A ceil-mode pool whose extra window would start in the padding runs in floor mode "
+     "(torch drops that window, Paddle keeps it)."),
     (('linear',), "Linear weights are stored [in, out]; the checkpoint is already in Paddle's layout."),
     (('hardsigmoid',), "hardsigmoid passes the spec's slope and offset to Paddle's kernel."),
     (('dropout',), "Dropout is upscale_in_train (inverted dropout, torch's)."),

@@ -19,7 +19,8 @@ IMPORTS = "from collections import OrderedDict\n\nimport torch\nfrom torch impor
 CONVENTIONS = [
     (('batchnorm',), "BatchNorm momentum 0.1 is the weight of the new batch statistic (torch's own convention)."),
     (('conv', 'maxpool', 'avgpool'), "Padding is explicit and symmetric on every conv and pool."),
-    (('hardsigmoid',), "hardsigmoid is clamp(slope * x + offset, 0, 1); torch's nn.Hardsigmoid where slope is 1/6."),
+    (('hardsigmoid',), "hardsigmoid is clamp(slope * x + offset, 0, 1); torch's nn.Hardsigmoid where slope is "
+     "1/6."),
 ]
 DOCS = {"parallel": "Branches on the same input, merged.", "scale": "x times a gate computed from x.",
         "shift_max": "Dynamic Shift-Max (MicroNet).", "seq": "Layers applied in order."}
