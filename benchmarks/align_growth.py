@@ -17,13 +17,13 @@ import numpy as np
 
 from onespec.training import load_recipe, train
 from onespec.training.align import without_dropout
-from onespec.training.engine import _model_overrides, resolve_model
+from onespec.models import for_recipe
 from onespec.weights import init_state, load_state, save_state
 
 
 def run(model: str, steps: int, d: str) -> None:
     recipe = load_recipe(None, {"max_steps": steps})
-    spec = without_dropout(resolve_model(model, _model_overrides(recipe), 10))
+    spec = without_dropout(for_recipe(model, recipe, 10))
     base = init_state(spec, 0, scheme="train")
     rng = np.random.default_rng(1)
     pert = {k: (v * (1 + 1e-7 * rng.standard_normal(v.shape))).astype(np.float32) for k, v in base.items()}

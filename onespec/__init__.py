@@ -9,50 +9,47 @@ from typing import Any, Union
 
 from .backends import BACKENDS, FRAMEWORKS
 from .errors import BackendUnavailableError, MissingFileError, OnespecError, OverrideError, SpecError, UnknownModelError
-from .spec import Analysis, ModelSpec, analyze as _analyze
+from .models import ModelRef, load_spec, resolve
+from .spec import Analysis, ModelSpec, analyze as _analyze, parse_spec
 from .weights import init_state
 from .zoo import get_spec, list_models
 
 __version__ = "0.1.0"
 
-
-def _resolve(spec_or_name: Union[ModelSpec, str], overrides: dict[str, Any]) -> ModelSpec:
-    if isinstance(spec_or_name, ModelSpec):
-        if overrides:
-            raise OverrideError("overrides apply to zoo names only; pass onespec.get_spec(name, **overrides)")
-        return spec_or_name
-    if isinstance(spec_or_name, str):
-        return get_spec(spec_or_name, **overrides)
-    raise SpecError("", "input", f"expected a ModelSpec or a zoo model name, got {type(spec_or_name).__name__}")
+Model = Union[ModelSpec, str, ModelRef]
 
 
-def analyze(spec_or_name: Union[ModelSpec, str], **overrides: Any) -> Analysis:
-    """Trainable params (``.params``), BN state (``.state``), MACs (``.macs``) and per-node rows."""
-    return _analyze(_resolve(spec_or_name, overrides))
+def analyze(model: Model, **overrides: Any) -> Analysis:
+    """Trainable params (``.params``), BN state (``.state``), MACs (``.macs``) and per-node rows
+    of a zoo name, spec file, ``module:function`` or ``ModelSpec`` (``onespec.models``)."""
+    return _analyze(resolve(model, overrides, origin="keyword argument"))
 
 
-def build(spec_or_name: Union[ModelSpec, str], backend: str = "torch", **overrides: Any):
-    """A native network: ``torch.nn.Module``, ``paddle.nn.Layer`` or ``mindspore.nn.Cell``.
+def build(model: Model, backend: str = "torch", **overrides: Any):
+    """A native network: ``torch.nn.Module``, ``paddle.nn.Layer`` or ``mindspore.nn.Cell``, of a
+    zoo name, spec file, ``module:function`` (runs that code) or ``ModelSpec``.
 
     Module paths equal spec node paths, so parameter names read ``features.fire2.squeeze.weight``
     in every framework.
     """
     from .backends import load_backend
 
-    spec = _resolve(spec_or_name, overrides)
+    spec = resolve(model, overrides, origin="keyword argument")
     return load_backend(backend).build(spec)
 
 
 __all__ = [
-    "Analysis", "BACKENDS", "FRAMEWORKS", "BackendUnavailableError", "MissingFileError", "ModelSpec", "OnespecError", "OverrideError", "SpecError",
-    "UnknownModelError", "analyze", "build", "fold", "get_spec", "init_state", "list_models",
+    "Analysis", "BACKENDS", "FRAMEWORKS", "BackendUnavailableError", "MissingFileError", "ModelRef", "ModelSpec",
+    "OnespecError", "OverrideError", "SpecError", "UnknownModelError", "analyze", "build", "evaluate", "fold",
+    "get_spec", "init_state", "list_models", "load_spec", "parse_spec", "resolve", "train",
 ]
 
 
-def train(model=None, recipe=None, *, backend: str = "torch", out=None, overrides=None, resume: bool = False,
-          progress: bool = True):
-    """Train a zoo model / spec file / ``module:function`` / ``ModelSpec`` with a recipe (a
-    ``Recipe``, a YAML path, or None for the defaults: scikit-learn's digits) in ``backend``.
+def train(model: Model | None = None, recipe=None, *, backend: str = "torch", out=None, overrides=None,
+          resume: bool = False, progress: bool = True):
+    """Train a zoo model / spec file / ``module:function`` (runs that code) / ``ModelSpec`` (a
+    ``ModelRef`` adds model overrides) with a recipe (a ``Recipe``, a YAML path, or None for the
+    defaults: scikit-learn's digits) in ``backend``; ``overrides`` are dotted recipe fields.
     Returns the run's ``History`` (epoch and step rows, the run directory)."""
     from .training import train as _train
     return _train(model, recipe, backend=backend, out=out, overrides=overrides, resume=resume, progress=progress)

@@ -17,9 +17,13 @@ ratio onespec / reference (< 1: onespec faster) with the range of the rounds' ow
 of a framework's ``bench_options`` (torch's ``channels_last``, ``compile``) adds onespec's network
 and the zoo's built with it (a like-for-like ratio), and with ``fold`` the folded network built
 with it.
+
+A spec file or ``module:function`` (``onespec.models``) has no zoo counterpart: its rows time
+onespec's networks alone (no reference, no ratio).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
@@ -77,10 +81,11 @@ def sides(framework: str, model: str, batch: int, train: bool, fold: bool, ms_mo
     (``only``: those labels), each built, run once, and wrapped in timed callables."""
     import onespec
     from .backends import load_backend
+    from .models import resolve
 
     be = load_backend(framework)
     fw = be.bench_harness(_mode(framework, ms_mode))
-    spec = onespec.get_spec(model, **spec_options(framework, model))
+    spec = resolve(model, spec_options(framework, model))
 
     def folded(**option):
         f, st = onespec.fold(spec, onespec.init_state(spec, 0))
@@ -98,7 +103,7 @@ def sides(framework: str, model: str, batch: int, train: bool, fold: bool, ms_mo
                        f"reference {o}": lambda o=o: reference(**{o: True}),
                        f"onespec folded {o}": lambda o=o: folded(**{o: True})})
     out = []
-    for label in side_labels(fold, options):
+    for label in side_labels(fold, options, has_reference(framework, model)):
         if only and label not in only:
             continue
         make = makers[label]
@@ -113,12 +118,18 @@ def sides(framework: str, model: str, batch: int, train: bool, fold: bool, ms_mo
     return out
 
 
-def side_labels(fold: bool, options=()) -> list[str]:
-    """The sides :func:`sides` builds, in order."""
-    labels = ["onespec", "reference"] + (["onespec folded"] if fold else [])
+def side_labels(fold: bool, options=(), reference: bool = True) -> list[str]:
+    """The sides :func:`sides` builds, in order (``reference``: the zoo's network among them)."""
+    refs = ["reference"] if reference else []
+    labels = ["onespec", *refs] + (["onespec folded"] if fold else [])
     for o in options:
-        labels += [f"onespec {o}", f"reference {o}"] + ([f"onespec folded {o}"] if fold else [])
+        labels += [f"onespec {o}", *[f"{r} {o}" for r in refs]] + ([f"onespec folded {o}"] if fold else [])
     return labels
+
+
+def has_reference(framework: str, model: str) -> bool:
+    """Whether the framework's zoo holds ``model`` (a spec file or module:function: never)."""
+    return model in descriptor(framework).bench_zoo
 
 
 class _Isolated:
@@ -182,7 +193,10 @@ def spec_options(framework: str, model: str) -> dict:
     importer overrides for the reference library (MindCV's ResNets pool their stem "same",
     its ShuffleNet V2 is Megvii's, its MobileNetV3 pads depthwise convs "same"), so that the two
     sides compute the same function."""
+    from .models import kind
     from .zoo.registry import entry
+    if kind(model) != "zoo":
+        return {}
     imp = entry(model).importers.get(descriptor(framework).bench_library)
     return dict(imp.overrides) if imp else {}
 
@@ -202,11 +216,12 @@ def measure(framework: str, model: str, batch: int, *, rounds: int = 5, train: b
     mode = _mode(framework, ms_mode)
     shown = f" {mode}" if fw.bench_modes and mode != fw.bench_modes[0] else ""
     row = {"framework": framework + shown, "model": model, "batch": batch,
-           "reference": fw.bench_zoo_name, "spec_options": spec_options(framework, model)}
+           "reference": fw.bench_zoo_name if has_reference(framework, model) else None,
+           "spec_options": spec_options(framework, model)}
     isolated = []
     try:
         if fw.bench_isolated:
-            for label in side_labels(fold, options):  # one at a time: build times undisturbed
+            for label in side_labels(fold, options, has_reference(framework, model)):  # one at a time
                 isolated.append(_Isolated(framework, model, batch, train, fold, ms_mode, label))
             timers = {kind: {s.name: s.timer(kind) for s in isolated if kind == "eval" or s.trains}
                       for kind in ("eval", "train")}
@@ -239,6 +254,8 @@ def _time_rounds(row, timers, rounds, budget_s, train, options) -> None:
                 times[k].append(f(iters))
         med = {k: statistics.median(v) for k, v in times.items()}
         row[kind] = {k: round(v * 1000, 3) for k, v in med.items()}  # ms
+        if "reference" not in med:
+            continue  # a model of the user's: onespec's sides alone
         row[f"{kind}_ratio"] = round(med["onespec"] / med["reference"], 3)
         # the same ratio round by round (both sides of a round ran back to back): a median ratio
         # whose range straddles 1.00 is not told apart from parity by this run
@@ -269,9 +286,27 @@ def run(models, frameworks, batches, *, rounds: int = 5, train: bool = False, fo
     bad = [o for o in torch_options if o not in options]
     if bad:
         raise BenchError(f"unknown build option {', '.join(bad)}; choose from {', '.join(options) or 'none'}")
+    from .models import kind, resolve, spec_file
+    specs = {m: resolve(m) for m in models}  # a bad model fails here, before any framework starts
+    code = [m for m in models if kind(m) == "code"]
+    if code:  # the children read the resolved specs: the user's code runs here only
+        with contextlib.ExitStack() as stack:
+            paths = {m: stack.enter_context(spec_file(specs[m])) for m in code}
+            names = {p: m for m, p in paths.items()}
+
+            def said(msg: str) -> None:
+                for p, m in names.items():
+                    msg = msg.replace(p, m)
+                progress(msg)
+            rows = run([paths.get(m, m) for m in models], frameworks, batches, rounds=rounds, train=train, fold=fold,
+                       budget_s=budget_s, ms_mode=ms_mode, progress=said if progress else None,
+                       torch_options=torch_options)
+        for r in rows:
+            r["model"] = names.get(r["model"], r["model"])
+        return rows
     for fw in frameworks:
         zoo = descriptor(fw).bench_zoo
-        unknown = [m for m in models if m not in zoo]
+        unknown = [m for m in models if kind(m) == "zoo" and m not in zoo]
         if unknown:
             raise BenchError(f"{fw} has no zoo reference for {', '.join(unknown)}; "
                              f"benchmarkable: {', '.join(sorted(zoo)) or 'nothing'}")
@@ -310,12 +345,13 @@ def table(rows: list[dict]) -> str:
     out = [f"{'framework':<14} {'model':<20} {'batch':>5} {'onespec ms':>11} {'reference ms':>13} "
            f"{'ratio (rounds)':>16} {'train ratio (rounds)':>20} {'folded x':>9} {'build s (onespec/ref)':>22} "
            f"{'peak MB (onespec/ref)':>22}"]
+    nan = float("nan")
     for r in rows:
         ev = r["eval"]
         fo = f"{r['folded_speedup']:.2f}" if "folded_speedup" in r else "-"
         out.append(f"{r['framework']:<14} {r['model']:<20} {r['batch']:>5} {ev['onespec']:>11.2f} "
-                   f"{ev['reference']:>13.2f} {ratio(r, 'eval'):>16} {ratio(r, 'train'):>20} {fo:>9} "
-                   f"{r['build_s']['onespec']:>10.2f}/{r['build_s']['reference']:<11.2f} "
+                   f"{ev.get('reference', nan):>13.2f} {ratio(r, 'eval'):>16} {ratio(r, 'train'):>20} {fo:>9} "
+                   f"{r['build_s']['onespec']:>10.2f}/{r['build_s'].get('reference', nan):<11.2f} "
                    f"{r['peak_mb'].get('onespec', float('nan')):>10.0f}/"
                    f"{r['peak_mb'].get('reference', float('nan')):<10.0f}")
         for kind in ("eval", "train"):
@@ -329,7 +365,8 @@ def table(rows: list[dict]) -> str:
                 out.append(line)
     out.append("ratio = onespec time / reference time (< 1: onespec faster), the median's and in parentheses the "
                "lowest and highest of the rounds' own ratios; reference: "
-               + ", ".join(dict.fromkeys(r["reference"] for r in rows)) + "; folded x = reference time / "
+               + (", ".join(dict.fromkeys(r["reference"] for r in rows if r.get("reference"))) or "none")
+               + "; folded x = reference time / "
                "folded time; a build option's row: both networks built with it")
     return "\n".join(out)
 

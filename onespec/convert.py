@@ -51,13 +51,9 @@ def format_of(path: str) -> str | None:
 
 
 def _spec(arch: str, overrides: dict):
-    """A zoo model, or ``@path``: a spec JSON file (how the training loop passes its spec on)."""
-    if arch.startswith("@"):
-        from .spec import parse_spec
-        with open(arch[1:], "rb") as f:
-            return parse_spec(f.read())
-    from .zoo import get_spec
-    return get_spec(arch, **overrides)
+    """The model ``arch`` names (a zoo name, spec file or module:function: ``onespec.models``)."""
+    from .models import resolve
+    return resolve(arch, overrides, origin="--set")
 
 
 def _framework(fmt: str) -> str:
@@ -79,14 +75,14 @@ def _native(spec, framework: str) -> dict[str, tuple[str, bool]]:
 
 def _layouts(fmt: str, spec, partial: bool) -> list[tuple[str, dict[str, tuple[str, bool]]]]:
     """The layouts a file of ``fmt`` may follow: (label, canonical -> (file name, transposed))."""
-    from .importers import _library_layout, libraries_for
+    from .importers import library_layout, libraries_for
 
     if fmt in LIBRARIES:
-        return [(fmt, _library_layout(spec, fmt, partial))]
+        return [(fmt, library_layout(spec, fmt, partial))]
     framework = _framework(fmt)
     out = [("onespec", _native(spec, framework))]
     if fmt.startswith("auto:"):
-        out += [(lib, _library_layout(spec, lib, partial=True)) for lib in libraries_for(spec.name, framework)]
+        out += [(lib, library_layout(spec, lib, partial=True)) for lib in libraries_for(spec.name, framework)]
     return out
 
 
@@ -145,6 +141,7 @@ def read(fmt: str, arch: str, path: str, overrides: dict | None = None) -> tuple
     Imports the framework: call it in a process meant for that framework."""
     from .backends import load_backend
     from .importers import import_overrides, libraries_for, match
+    from .models import kind
 
     overrides = dict(overrides or {})
     spec = _spec(arch, overrides)
@@ -156,7 +153,7 @@ def read(fmt: str, arch: str, path: str, overrides: dict | None = None) -> tuple
     backend = load_backend(framework)
     if fmt in LIBRARIES or fmt.startswith("auto:"):
         raw = backend.read(path)
-        libs = [fmt] if fmt in LIBRARIES else libraries_for(spec.name, framework)
+        libs = [fmt] if fmt in LIBRARIES else libraries_for(spec.name, framework) if kind(arch) == "zoo" else []
         tried = []
         if fmt.startswith("auto:"):
             own = {n for n, _ in _native(spec, framework).values()}
@@ -242,7 +239,11 @@ def convert(src: str, arch: str, to: str, out: str, from_: str | None = None, ov
         raise MissingFileError(src, "no such checkpoint")
     if os.path.isdir(out) or not os.path.isdir(os.path.dirname(os.path.abspath(out))):
         raise ConvertError(f"cannot write {out}: not a file in an existing directory")
-    _spec(arch, overrides)  # a bad arch or override fails here, before any framework starts
+    spec = _spec(arch, overrides)  # a bad arch or override fails here, before any framework starts
+    from .models import kind, spec_file
+    if kind(arch) == "code":  # the children read the resolved spec: the user's code runs once, here
+        with spec_file(spec) as path:
+            return convert(src, path, to, out, from_, {})
     if src_fmt in LIBRARY_FORMATS:
         from .importers import importable
         if arch not in importable(src_fmt):
@@ -266,8 +267,6 @@ def read_for(spec, path: str, fmt: str | None = None, here: str | None = None
     In this process for canonical files and files of framework ``here`` (the one this process
     runs), else in an isolated child of the file's framework (Paddle and MindSpore never share a
     process)."""
-    import tempfile
-
     import numpy as np
 
     fmt = fmt or format_of(path)
@@ -285,11 +284,9 @@ def read_for(spec, path: str, fmt: str | None = None, here: str | None = None
         fmt = f"auto:{fmt}"  # onespec's names or a library's, from the keys
     if fmt == "canonical" or _framework(fmt) == here:
         return read_partial(fmt, spec, path)
-    with tempfile.TemporaryDirectory(prefix="onespec-spec-") as d:
-        sp = os.path.join(d, "spec.json")
-        with open(sp, "w") as f:
-            f.write(spec.model_dump_json())
-        data = _step(["partial", fmt, "@" + sp, os.path.abspath(path), "-", "{}"])
+    from .models import spec_file
+    with spec_file(spec) as sp:
+        data = _step(["partial", fmt, sp, os.path.abspath(path), "-", "{}"])
     with np.load(io.BytesIO(data), allow_pickle=False) as z:
         state = {k: z[k] for k in z.files if k != "__report__"}
         report = json.loads(bytes(z["__report__"]).decode())

@@ -44,11 +44,11 @@ def set_flags(tf32: bool | None = None, deterministic: bool | None = None) -> No
 
 def apply(framework: str) -> None:
     """Apply ``ONESPEC_TF32`` / ``ONESPEC_DETERMINISTIC`` to ``framework`` (already imported)."""
-    from .backends import _package
+    from .backends import backend_package
 
     tf32, det = _flag(TF32), _flag(DETERMINISTIC)
     if tf32 is not None or det is not None:
-        _package(framework).apply_numerics(tf32, det)
+        backend_package(framework).apply_numerics(tf32, det)
 
 
 def describe(frameworks=()) -> dict:

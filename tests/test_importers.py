@@ -194,10 +194,10 @@ def test_recipes_start_from_the_library_checkpoint(library_checkpoints, recipe, 
     layout read from its keys, in the file's framework), every tensor loaded but the new head's."""
     from onespec.convert import read_for
     from onespec.training import load_recipe
-    from onespec.training.engine import model_for
+    from onespec.models import for_recipe
     r = load_recipe(os.path.join(HERE, "..", "recipes", recipe + ".yaml"))
     d = next(c[0] for c in library_checkpoints if c[0].rsplit("/", 1)[1].startswith(library) and c[1] == r.model)
-    spec = model_for(None, r, 26)
+    spec = for_recipe(None, r, 26)
     state, skipped, missing, unexpected = read_for(spec, f"{d}/{r.model}{'.ckpt' if library != 'paddleclas' else '.pdparams'}")
     head = {"mobilenetv2_garbage": ("classifier.fc.weight", "classifier.fc.bias"),
             "micronet_imagenet": ("classifier.fc2.linear.weight", "classifier.fc2.linear.bias",

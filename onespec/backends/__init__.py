@@ -140,7 +140,7 @@ def backends() -> tuple[str, ...]:
     return BACKENDS + tuple(n for n in _registered() if n not in BACKENDS)
 
 
-def _package(name: str) -> ModuleType:
+def backend_package(name: str) -> ModuleType:
     """The backend package of ``name`` (light: its ``FRAMEWORK``; contract names load on use)."""
     if name in BACKENDS:
         return importlib.import_module(f"onespec.backends.{name}")
@@ -168,7 +168,7 @@ def _package(name: str) -> ModuleType:
 def framework(name: str) -> Framework:
     """The descriptor of backend ``name`` (imports no framework)."""
     check_backend(name, backends())
-    fw = getattr(_package(name), "FRAMEWORK", None)
+    fw = getattr(backend_package(name), "FRAMEWORK", None)
     if not isinstance(fw, Framework) or fw.name != name:
         raise UnknownBackendError(f"backend {name!r} declares no FRAMEWORK named {name!r}")
     return fw
@@ -328,4 +328,4 @@ def load_backend(name: str) -> Backend:
 
     _import_framework(name)
     apply(name)
-    return _package(name)
+    return backend_package(name)

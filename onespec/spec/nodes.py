@@ -119,7 +119,9 @@ def _need_rank(x: Shape, ranks: tuple[int, ...], path: str, what: str) -> None:
               + ("; add a flatten before it" if 1 in ranks and len(x) > 1 else ""))
 
 
-def _window_out(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
+def window_out(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
+    """Output length of a window of kernel ``k``, stride ``s``, padding ``p`` and dilation ``d``
+    over ``size`` (0 when it does not fit), rounding up with ``ceil_mode`` as PyTorch does."""
     span = d * (k - 1) + 1
     num = size + 2 * p - span
     if num < 0:
@@ -162,7 +164,7 @@ def _check_window(path: str, nd: int, kernel, stride, padding, dilation=1) -> tu
 
 def _spatial(path: str, x: Shape, k, s, p, d, ceil_mode=False, same=False) -> tuple[int, ...]:
     out = (tuple(-(-n // si) for n, si in zip(x[1:], s)) if same
-           else tuple(_window_out(n, *a, ceil_mode) for n, *a in zip(x[1:], k, s, p, d)))
+           else tuple(window_out(n, *a, ceil_mode) for n, *a in zip(x[1:], k, s, p, d)))
     if min(out) < 1:
         _fail(path, "empty", f"input {x} is too small for kernel {k}, stride {s}, padding {p}: "
                              f"output spatial size would be {out}; use a larger input_size")
@@ -384,7 +386,7 @@ class _Pool(_Node):
         nd = len(x) - 1
         k, s, p = (_tup(v, nd) for v in (self.kernel, self.kernel if self.stride is None else self.stride,
                                           self.padding))
-        return [_window_out(n, ki, si, pi, 1, True) != _window_out(n, ki, si, pi, 1, False)
+        return [window_out(n, ki, si, pi, 1, True) != window_out(n, ki, si, pi, 1, False)
                 for n, ki, si, pi in zip(x[1:], k, s, p)]
 
     def effective_ceil(self, x: Shape) -> bool:

@@ -146,7 +146,8 @@ def align(model, recipe: Recipe | str | None = None, *, backends=FRAMEWORKS, ste
     ``diagnose``: when a framework parts with identical recipes, run ``onespec diff`` (train mode,
     backward, from the run's start state) on it, and on the reference if it is clean."""
     from .._proc import run_child
-    from .engine import model_for, open_data
+    from ..models import for_recipe
+    from .engine import open_data
 
     backends = [check_backend(b, FRAMEWORKS) for b in backends]
     if len(backends) < 2 or len(set(backends)) != len(backends):
@@ -159,7 +160,7 @@ def align(model, recipe: Recipe | str | None = None, *, backends=FRAMEWORKS, ste
     base = _abs_paths(base.model_copy(update={"max_steps": steps, "data": base.data.model_copy(update={"workers": 0})}))
     recipes = {b: load_recipe(None, per_backend.get(b, {}), base=json.loads(base.model_dump_json())) for b in backends}
     train_src, _ = open_data(base)  # every input checked before any framework starts
-    spec = model_for(model, base, len(train_src.classes))
+    spec = for_recipe(model, base, len(train_src.classes))
     spec = without_dropout(spec)
     out = out or f"align-{spec.name}"
     os.makedirs(out, exist_ok=True)
@@ -355,7 +356,7 @@ def plot(rep: AlignReport, path: str) -> None:
     fig.suptitle(f"onespec align {rep.model}: " + ("ALIGNED" if rep.ok else "NOT ALIGNED" + (": " + ", ".join(bad) if bad else "")),
                  color="green" if rep.ok else "red")
     fig.tight_layout()
-    R._save(fig, path)
+    R.save_png(fig, path)
     plt.close(fig)
 
 

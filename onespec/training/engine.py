@@ -1,17 +1,16 @@
-"""What a training run is made of: the model (resolved, its head replaced), the data sources and
-their transforms, the starting state (onespec's seeded init or a checkpoint) and the frozen
-paths, each checked before any framework trains. The loop is ``trainer``, the run directory
+"""What a training run is made of besides its model (which ``onespec.models.for_recipe``
+resolves and fits with the recipe's head): the data sources and their transforms, the starting
+state (onespec's seeded init or a checkpoint) and the frozen paths, each checked before any
+framework trains. The loop is ``trainer``, the run directory
 ``rundir``.
 """
 from __future__ import annotations
 
-import importlib
-import json
 import os
 
 from .. import data as D
 from ..backends.tree import under
-from ..errors import OnespecError, OverrideError
+from ..errors import OnespecError
 from ..spec import ModelSpec
 from ..weights import init_state, layout
 from .recipe import Recipe
@@ -21,89 +20,7 @@ class TrainError(OnespecError, ValueError):
     """A training or evaluation run cannot start or continue; names what and where."""
 
 
-# --------------------------------------------------------------------------------- resolution
-def resolve_model(model: str, overrides: dict | None = None, num_classes: int | None = None) -> ModelSpec:
-    """A zoo name (``num_classes`` filled in from the data unless given), a spec file
-    (``.json``/``.yaml``/``.yml``) or ``module:function`` returning a ``ModelSpec``."""
-    from ..spec import parse_spec
-    from ..zoo import get_spec, list_models
-
-    overrides = dict(overrides or {})
-    if not model:
-        raise TrainError("no model: name a zoo model, a spec file or module:function")
-    if model in list_models():
-        if num_classes is not None and "num_classes" not in overrides:
-            overrides["num_classes"] = num_classes
-        spec = get_spec(model, **overrides)
-    elif os.path.isfile(model):
-        if overrides:
-            raise OverrideError(f"overrides apply to zoo models, not to the spec file {model}")
-        with open(model, "rb") as f:
-            text = f.read()
-        if model.endswith((".yaml", ".yml")):
-            import yaml
-            try:
-                text = json.dumps(yaml.safe_load(text))
-            except yaml.YAMLError as err:
-                raise TrainError(f"{model}: not valid YAML ({str(err).splitlines()[0]})") from None
-        spec = parse_spec(text)
-    elif ":" in model:
-        mod, _, fn = model.partition(":")
-        try:
-            obj = getattr(importlib.import_module(mod), fn)
-        except (ImportError, AttributeError) as err:
-            raise TrainError(f"cannot load {model}: {err}") from None
-        spec = obj(**overrides)
-        if not isinstance(spec, ModelSpec):
-            raise TrainError(f"{model} returned a {type(spec).__name__}, not a ModelSpec")
-    else:
-        from ..errors import UnknownModelError
-        raise UnknownModelError(f"{model!r} is neither a zoo model (onespec list), a spec file nor module:function")
-    if num_classes is not None and spec.output_shape != (num_classes,):
-        raise TrainError(f"{spec.name} outputs {spec.output_shape}, the data has {num_classes} classes")
-    return spec
-
-
-def replace_head(spec: ModelSpec, head, num_classes: int) -> ModelSpec:
-    """``spec`` with its last Linear replaced by ``head``'s MLP (same node name, new children)."""
-    from ..spec.nodes import Act, Dropout, Linear, Sequential
-
-    def swap(layers):
-        for i in range(len(layers) - 1, -1, -1):
-            node = layers[i]
-            if isinstance(node, Linear):
-                body = []
-                for j, h in enumerate(head.hidden, 1):
-                    body += [Linear(name=f"fc{j}", out_features=h), Act(name=f"{head.act}{j}", fn=head.act)]
-                    if head.dropout:
-                        body.append(Dropout(name=f"dropout{j}", p=head.dropout))
-                body.append(Linear(name=f"fc{len(head.hidden) + 1}", out_features=num_classes))
-                return layers[:i] + [Sequential(name=node.name, layers=body)] + layers[i + 1:]
-            if isinstance(node, Sequential):
-                inner = swap(list(node.layers))
-                if inner is not None:
-                    return layers[:i] + [node.model_copy(update={"layers": inner})] + layers[i + 1:]
-            if hasattr(node, "children") and not isinstance(node, Sequential) and node.children():
-                return None  # a head inside a parallel/residual branch is not a classifier head
-        return None
-
-    new = swap(list(spec.layers))
-    if new is None:
-        raise TrainError(f"recipe head: {spec.name} has no final Linear to replace")
-    meta = spec.meta.model_copy(update={"num_classes": num_classes})
-    return ModelSpec(name=spec.name, input_shape=spec.input_shape, layers=new, meta=meta)
-
-
-def _model_overrides(recipe: Recipe) -> dict:
-    """The recipe's zoo overrides plus ``input_size`` from ``image_size`` (digits: 32 by default,
-    as 8x8 digits blown up to 224 only cost time)."""
-    ov = dict(recipe.overrides)
-    size = recipe.image_size or (32 if recipe.data.source == "digits" else None)
-    if size and "input_size" not in ov:
-        ov["input_size"] = size
-    return ov
-
-
+# --------------------------------------------------------------------------------- inputs
 def open_data(recipe: Recipe):
     """(train source, validation source), every file checked."""
     d = recipe.data
@@ -128,21 +45,6 @@ def transforms_for(recipe: Recipe, spec: ModelSpec, train: bool):
     if train and recipe.train_transforms is None:
         return tuple(base + [D.Normalize()])
     return tuple(base + (norm or [D.Normalize()]))
-
-
-def model_for(model: "str | ModelSpec | None", recipe: Recipe, num_classes: int) -> ModelSpec:
-    """The network a recipe trains: ``model`` (a ``ModelSpec``, or resolved by ``resolve_model``,
-    default the recipe's), its classifier replaced by the recipe's ``head``, checked to output
-    ``num_classes``."""
-    if isinstance(model, ModelSpec):
-        spec = model
-    else:
-        spec = resolve_model(model or recipe.model, _model_overrides(recipe), None if recipe.head else num_classes)
-    if recipe.head:
-        spec = replace_head(spec, recipe.head, num_classes)
-    if spec.output_shape != (num_classes,):
-        raise TrainError(f"{spec.name} outputs {spec.output_shape}, the data has {num_classes} classes")
-    return spec
 
 
 def check_inputs(src, tf, spec: ModelSpec, what: str) -> None:

@@ -41,7 +41,8 @@ def label(name: str, width: int = 40) -> str:
     return text if len(text) <= width else text[:width - 1] + "\u2026"
 
 
-def _save(fig, path: str) -> None:
+def save_png(fig, path: str) -> None:
+    """Write matplotlib figure ``fig`` to ``path`` as a PNG, atomically."""
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"), suffix=".png")
 
 
@@ -82,7 +83,7 @@ def curves(rows: list[dict], path: str, title: str) -> None:
         a.grid(alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path)
     plt.close(fig)
 
 
@@ -108,7 +109,7 @@ def confusion(result: dict, path: str, title: str) -> None:
            title=f"{title}\ntop-1 {100 * result['top1']:.2f}% of {result['samples']}")
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path)
     plt.close(fig)
 
 

@@ -30,7 +30,8 @@ from ..backends.tree import under
 from ..spec import ModelSpec
 from ..weights import layout, load_state, save_state
 from . import optim, report
-from .engine import TrainError, check_fits, check_inputs, frozen_paths, load_start, model_for, open_data, transforms_for
+from ..models import for_recipe
+from .engine import TrainError, check_fits, check_inputs, frozen_paths, load_start, open_data, transforms_for
 from .recipe import Recipe, as_recipe
 from .rundir import RunDir, crash_point
 from .schedule import schedule
@@ -289,7 +290,7 @@ def train(model: str | ModelSpec | None = None, recipe: Recipe | str | None = No
     check_backend(backend, frameworks())
     recipe = as_recipe(recipe, overrides)
     sources = open_data(recipe)
-    spec = model_for(model, recipe, len(sources[0].classes))
+    spec = for_recipe(model, recipe, len(sources[0].classes))
     check_inputs(sources[0], transforms_for(recipe, spec, True), spec, "training")
     check_inputs(sources[1], transforms_for(recipe, spec, False), spec, "validation")
     frozen = frozen_paths(spec, recipe.freeze)
@@ -349,7 +350,7 @@ def evaluate(model: str | ModelSpec | None = None, weights: str = "", recipe: Re
     check_backend(backend, frameworks())
     recipe = as_recipe(recipe, overrides)
     _, val_src = open_data(recipe)
-    spec = model_for(model, recipe, len(val_src.classes))
+    spec = for_recipe(model, recipe, len(val_src.classes))
     tf = transforms_for(recipe, spec, False)
     check_inputs(val_src, tf, spec, "validation")
     weights = weights or recipe.weights

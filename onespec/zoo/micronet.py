@@ -11,9 +11,12 @@ applies only when ``g1 * g2 == 2 * stem_ch``, which none of M0-M3 satisfies (the
 """
 from __future__ import annotations
 
+import re
+
 from pydantic import BaseModel, ConfigDict
 
 from ..errors import OverrideError
+from ..importers import Tree, per_node
 from ..spec import (Act, BatchNorm, ChannelShuffle, Conv, Dropout, Flatten, GlobalAvgPool, HardSigmoid, Identity,
                     Linear, Parallel, Sequential, ShiftMax, make_divisible)
 from .common import InputSize, check_classes, image_shape, model
@@ -210,8 +213,36 @@ def build(*, name: str, variant: str, num_classes: int = 1000, input_size: Input
         variant=variant)
 
 
+# --- checkpoint layouts: a library's module path for each canonical tensor (onespec.importers) ---
+# PaddleClas DYMicroBlock's ``layers`` indices by block kind (PaddleClas's micronet.py): depthwise
+# first (spatial, act, shuffle, shuffle, pw, act, ...), pointwise only (pw, act), pointwise-depthwise-pointwise
+_PADDLECLAS_LAYERS = {"spatial": {"spatial": 0, "act1": 1, "pw": 4, "act2": 5},
+                      "pw": {"pw": 0, "act1": 1},
+                      "pw1": {"pw1": 0, "act1": 1, "spatial": 3, "act2": 5, "pw2": 7, "act3": 8}}
+
+
+@per_node
+def _paddleclas(t: Tree, node: str) -> str:
+    """PaddleClas ``MicroNet_M*``: ``features.0.stem.0.conv.<k>`` (stem), ``features.<i>.layers.<k>``
+    (``_PADDLECLAS_LAYERS``; a conv unit's ``conv.<k>``, a dynamic shift-max's ``fc.0`` / ``fc.2``),
+    ``classifier.0`` / ``classifier.2`` (SwishLinear: ``linear.0`` Linear, ``linear.1`` BN)."""
+    m = re.fullmatch(r"classifier\.(fc[12])\.(linear|bn)", node)
+    if m:
+        return f"classifier.{0 if m.group(1) == 'fc1' else 2}.linear.{0 if m.group(2) == 'linear' else 1}"
+    if node.startswith("features.stem."):
+        return f"features.0.stem.0.conv.{t.leaf_pos('features.stem', node)}"
+    m = re.fullmatch(r"features\.block(\d+)(\.body)?\.(\w+)\.(.+)", node)  # .body: a residual block
+    block, part, rest = f"features.block{m.group(1)}{m.group(2) or ''}", m.group(3), m.group(4)
+    kids = [k.rsplit(".", 1)[1] for k in t.children[block]]
+    kind = "pw1" if "pw1" in kids else "spatial" if "spatial" in kids else "pw"
+    prefix = f"features.{m.group(1)}.layers.{_PADDLECLAS_LAYERS[kind][part]}"
+    if rest.startswith("gate."):
+        return f"{prefix}.fc.{0 if rest == 'gate.fc1' else 2}"
+    return f"{prefix}.conv.{t.leaf_pos(f'{block}.{part}', node)}"
+
+
 for _v, _p, _m in (("m0", 1.0, 4), ("m1", 1.8, 6), ("m2", 2.4, 12), ("m3", 2.6, 21)):
     register(f"micronet_{_v}", build, f"MicroNet {_v.upper()} (dynamic shift-max, micro-factorized convs)",
-             variant=_v, importers={"paddleclas": Import("paddleclas_micronet", model=f"MicroNet_{_v.upper()}")},
+             variant=_v, importers={"paddleclas": Import(_paddleclas, model=f"MicroNet_{_v.upper()}")},
              references=(Reference("MicroNet paper Table 2 (params 0.1M, MAdds 1M)", params=int(_p * 1e6),
                                                params_rtol=0.05 / _p, macs=_m, macs_rtol=0.8 / _m),))

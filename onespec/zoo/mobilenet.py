@@ -2,8 +2,11 @@
 MobileNet V2 (Sandler et al., 2018, arXiv:1801.04381, Table 2)."""
 from __future__ import annotations
 
+import re
+
 from pydantic import BaseModel, ConfigDict
 
+from ..importers import Tree, per_node
 from ..spec import Dropout, Flatten, GlobalAvgPool, Identity, Linear, Parallel, Sequential
 from ..spec import make_divisible, scale_channels
 from .common import InputSize, check_classes, conv_bn_act, image_shape, model
@@ -103,15 +106,113 @@ def build_v2(*, name: str, num_classes: int = 1000, width: float = 1.0, input_si
         **({"expand_t1": True} if expand_t1 else {}))
 
 
+# --- checkpoint layouts: a library's module path for each canonical tensor (onespec.importers) ---
+def _torchvision_v2(t: Tree, name: str) -> str:
+    """torchvision's ``mobilenet_v2``: ``features.<i>`` over the stem, every block and the last
+    conv; a block's ``conv.<j>`` (a Conv2dNormActivation's ``.0`` conv / ``.1`` BN), ``classifier.<i>``."""
+    node, leaf = name.rsplit(".", 1)
+    if node.startswith("classifier."):
+        return f"classifier.{t.pos(node)}.{leaf}"
+    blocks = [p for s in t.children["features"] for p in (t.children[s] if ".stage" in s else [s])]
+    m = re.fullmatch(r"(features\.(?:stem|last_conv|stage\d+\.block\d+))(?:\.body)?\.?(\w*)\.?(conv|bn)?", node)
+    block, part, kind = m.group(1), m.group(2), m.group(3)
+    idx = blocks.index(block)
+    if block.endswith(("stem", "last_conv")):
+        return f"features.{idx}.{0 if part == 'conv' else 1}.{leaf}"
+    body = block + (".body" if block + ".body" in t.paths else "")
+    parts = [p.rsplit(".", 1)[1] for p in t.children[body]]
+    i = parts.index(part)
+    if part != "project":  # Conv2dNormActivation: .0 conv, .1 bn
+        return f"features.{idx}.conv.{i}.{0 if kind == 'conv' else 1}.{leaf}"
+    return f"features.{idx}.conv.{i + (0 if kind == 'conv' else 1)}.{leaf}"
+
+
+def mindcv_sequential(stem_units: int, body: str, last: str, head: dict[str, str]):
+    """MindCV's MobileNets: ``features`` is one SequentialCell (stem conv, bn, act; the blocks;
+    the last conv, bn, act), each block a list (at ``<block><body>``) whose index counts
+    activations too; an SE module is one entry (``conv_reduce`` / ``conv_expand``)."""
+    @per_node
+    def rule(t: Tree, node: str) -> str:
+        if node in head:
+            return head[node]
+        se = re.fullmatch(r"(.+\.se)\.gate\.(fc[12])", node)
+        if se:
+            return f"{rule_node(t, se.group(1) + '.gate')}.{'conv_reduce' if se.group(2) == 'fc1' else 'conv_expand'}"
+        return rule_node(t, node)
+
+    def rule_node(t: Tree, node: str) -> str:
+        kids = t.children["features"]
+        top = next(k for k in kids if node == k or node.startswith(k + "."))
+        if top == "features.stem":
+            return f"features.{t.unit_pos(top, node)}"
+        blocks = [b for k in kids[1:] for b in (t.children[k] if t.is_stage(k) else [k])]
+        if top == last:
+            return f"features.{stem_units + len(blocks) - 1 + t.unit_pos(top, node)}"
+        block = next(b for b in blocks if node.startswith(b + "."))
+        return f"features.{stem_units + blocks.index(block)}{body}.{t.unit_pos(block, node)}"
+    return rule
+
+
+_mindcv_v1 = mindcv_sequential(3, "", "", {"fc": "classifier"})
+_mindcv_v2 = mindcv_sequential(3, ".layers", "features.last_conv", {"classifier.fc": "classifier.1"})
+
+
+def _mindspore_zoo_v2(t: Tree, name: str) -> str:
+    """The MindSpore model zoo's MobileNetV2 (official/cv/MobileNetV2, the garbage-classification
+    fine-tuning tutorial's starting point) as its training script saves it: ``MobileNetV2Backbone``
+    and ``MobileNetV2Head`` joined by a cell without prefix, so ``features.<i>`` (a ConvBNReLU's
+    conv / BN at ``.features.0`` / ``.features.1``; an inverted residual's at ``.conv.<j>``) and
+    ``head.1`` (the Dense after the global pool; ``has_dropout=False``, the scripts' default).
+    Torchvision's indices otherwise: derived from its rule."""
+    tv = _torchvision_v2(t, name)
+    if tv.startswith("classifier."):
+        return "head.1." + tv.rsplit(".", 1)[1]
+    m = re.fullmatch(r"features\.(\d+)\.(?:conv\.(\d+)\.)?([01])\.(\w+)", tv)
+    if m:  # a ConvBNReLU (torchvision's Conv2dNormActivation)
+        inner = f"conv.{m.group(2)}." if m.group(2) is not None else ""
+        return f"features.{m.group(1)}.{inner}features.{m.group(3)}.{m.group(4)}"
+    return tv  # the projection conv / BN: features.<i>.conv.<j>
+
+
+@per_node
+def _paddleclas_v1(t: Tree, node: str) -> str:
+    """PaddleClas ``MobileNetV1``: ``conv`` (stem), ``blocks.<i>.depthwise_conv`` /
+    ``pointwise_conv`` (ConvBNLayer: ``.conv`` / ``.bn``), ``fc``."""
+    if node == "fc":
+        return "fc"
+    m = re.fullmatch(r"features\.(?:stem|block(\d+)\.(dw|pw))\.(conv|bn)", node)
+    if m.group(1) is None:
+        return f"conv.{m.group(3)}"
+    part = "depthwise_conv" if m.group(2) == "dw" else "pointwise_conv"
+    return f"blocks.{int(m.group(1)) - 1}.{part}.{m.group(3)}"
+
+
+@per_node
+def _paddleclas_v2(t: Tree, node: str) -> str:
+    """PaddleClas ``MobileNetV2`` (model_zoo): ``conv1`` (stem), stages ``conv2``..``conv8`` with
+    ``_first_block`` and ``conv<s>_<i>`` (from 2), each ``_expand_conv`` / ``_bottleneck_conv`` /
+    ``_linear_conv`` (ConvBNLayer: ``_conv`` / ``_batch_norm``), ``conv9`` (last conv), ``out``."""
+    if node == "classifier.fc":
+        return "out"
+    leaf = {"conv": "_conv", "bn": "_batch_norm"}
+    m = re.fullmatch(r"features\.(stem|last_conv)\.(conv|bn)", node)
+    if m:
+        return f"{'conv1' if m.group(1) == 'stem' else 'conv9'}.{leaf[m.group(2)]}"
+    m = re.fullmatch(r"features\.stage(\d)\.block(\d+)(?:\.body)?\.(expand|dw|project)\.(conv|bn)", node)
+    s, i = int(m.group(1)) + 1, int(m.group(2))
+    part = {"expand": "_expand_conv", "dw": "_bottleneck_conv", "project": "_linear_conv"}[m.group(3)]
+    return f"conv{s}.{'_first_block' if i == 0 else f'conv{s}_{i + 1}'}.{part}.{leaf[m.group(4)]}"
+
+
 register("mobilenet_v1", build_v1, "MobileNet V1, width multiplier via width=1.0/0.75/0.5/0.25",
-         importers={"mindcv": Import("mindcv_mobilenet_v1", model="mobilenet_v1_100"),
-                    "paddleclas": Import("paddleclas_mobilenet_v1", model="MobileNetV1")}, references=tuple(
+         importers={"mindcv": Import(_mindcv_v1, model="mobilenet_v1_100"),
+                    "paddleclas": Import(_paddleclas_v1, model="MobileNetV1")}, references=tuple(
     Reference("MobileNet V1 paper Table 6 (params 0.1M, mult-adds 1M)", params=int(p * 1e6), params_rtol=0.05 / p,
               macs=m, macs_rtol=1 / m, overrides={"width": w})
     for w, p, m in ((1.0, 4.2, 569), (0.75, 2.6, 325), (0.5, 1.3, 149), (0.25, 0.5, 41))))
 register("mobilenet_v2", build_v2, "MobileNet V2 (t, c, n, s table), torchvision rounding",
-         importers={"torchvision": "mobilenet_v2", "mindcv": Import("mindcv_mobilenet_v2", model="mobilenet_v2_100"),
-                    "mindspore_zoo": "mindspore_zoo_mobilenet_v2",
-                    "paddleclas": Import("paddleclas_mobilenet_v2", {"expand_t1": True}, "MobileNetV2")},
+         importers={"torchvision": _torchvision_v2, "mindcv": Import(_mindcv_v2, model="mobilenet_v2_100"),
+                    "mindspore_zoo": _mindspore_zoo_v2,
+                    "paddleclas": Import(_paddleclas_v2, {"expand_t1": True}, "MobileNetV2")},
          references=(Reference("torchvision model docs; MobileNet V2 paper (300M MAdds)", params=3_504_872, macs=300,
                                macs_rtol=0.01),))

@@ -3,14 +3,17 @@ torchvision's mobilenet_v3_large / _small: BN eps 1e-3 momentum 0.01, SE squeeze
 ``make_divisible(exp // 4, 8)`` with biased 1x1 convs, ReLU then hardsigmoid (x+3)/6."""
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from ..importers import Tree, per_node
 from ..spec import (Act, Conv, Dropout, Flatten, GlobalAvgPool, HardSigmoid, Identity, Linear, Parallel, Scale,
                     Sequential, make_divisible, scale_channels)
 from ..errors import OverrideError
 from .common import InputSize, check_classes, conv_bn_act, image_shape, model, variant
+from .mobilenet import mindcv_sequential
 from .registry import Import, Reference, register
 
 BN = {"eps": 1e-3, "momentum": 0.01}
@@ -119,23 +122,98 @@ def build(*, name: str, size: Literal["large", "small"], num_classes: int = 1000
 # PaddleClas's MobileNetV3_*_x1_0 (its Dropout(mode="downscale_in_infer") scales by 0.8 at
 # inference: folded into the last Linear on import)
 _PADDLECLAS = {"bn_eps": 1e-5, "expand_always": True, "se_divisor": 1, "se_slope": 0.2, "head_bias": False}
+
+
+# --- checkpoint layouts: a library's module path for each canonical tensor (onespec.importers) ---
+def _torchvision(t: Tree, name: str) -> str:
+    """torchvision's ``mobilenet_v3_*``: ``features.<i>``, a block's ``block.<j>`` (conv / BN at
+    ``.0`` / ``.1``, SE ``fc1`` / ``fc2``), ``classifier.<i>``."""
+    node, leaf = name.rsplit(".", 1)
+    if node.startswith("classifier."):
+        return f"classifier.{t.pos(node)}.{leaf}"
+    m = re.fullmatch(r"features\.(\w+)(?:\.body)?(?:\.(\w+))?(?:\.gate)?\.(conv|bn|fc1|fc2)", node)
+    block, part, kind = f"features.{m.group(1)}", m.group(2), m.group(3)
+    idx = t.pos(block)
+    if part is None:  # stem / last_conv
+        return f"features.{idx}.{0 if kind == 'conv' else 1}.{leaf}"
+    body = block + (".body" if block + ".body" in t.paths else "")
+    i = [p.rsplit(".", 1)[1] for p in t.children[body]].index(part)
+    if part == "se":
+        return f"features.{idx}.block.{i}.{kind}.{leaf}"
+    return f"features.{idx}.block.{i}.{0 if kind == 'conv' else 1}.{leaf}"
+
+
+@per_node
+def _timm(t: Tree, node: str) -> str:
+    """timm's ``mobilenetv3_*_100``: ``conv_stem``/``bn1``, ``blocks.<stage>.<i>`` (a stage is a run
+    of blocks with one output width: its arch-def rows), ``conv_head`` (a biased 1x1 conv where
+    torchvision has ``classifier.0``), ``classifier``."""
+    if node in ("features.stem.conv", "features.stem.bn"):
+        return "conv_stem" if node.endswith("conv") else "bn1"
+    if node == "classifier.fc1":
+        return "conv_head"
+    if node == "classifier.fc2":
+        return "classifier"
+    blocks = t.children["features"][1:]
+    stages: list[list[str]] = []
+    for b in blocks:
+        if not stages or t.out_channels(b) != t.out_channels(stages[-1][-1]):
+            stages.append([])
+        stages[-1].append(b)
+    block = next(b for b in blocks if node == b or node.startswith(b + "."))
+    s = next(i for i, st in enumerate(stages) if block in st)
+    prefix = f"blocks.{s}.{stages[s].index(block)}"
+    if block.endswith("last_conv"):
+        return f"{prefix}.{'conv' if node.endswith('conv') else 'bn1'}"
+    m = re.fullmatch(r"(?:\.body)?\.(expand|dw|project|se\.gate)\.(conv|bn|fc1|fc2)", node[len(block):])
+    part, kind = m.group(1), m.group(2)
+    if part == "se.gate":
+        return f"{prefix}.se.{'conv_reduce' if kind == 'fc1' else 'conv_expand'}"
+    expands = t.has(f"{block}.body.expand") or t.has(f"{block}.expand")
+    names = ({"expand": ("conv_pw", "bn1"), "dw": ("conv_dw", "bn2"), "project": ("conv_pwl", "bn3")} if expands
+             else {"dw": ("conv_dw", "bn1"), "project": ("conv_pw", "bn2")})  # DepthwiseSeparableConv
+    return f"{prefix}.{names[part][0 if kind == 'conv' else 1]}"
+
+
+_mindcv = mindcv_sequential(3, ".layers", "features.last_conv",
+                           {"classifier.fc1": "classifier.0", "classifier.fc2": "classifier.3"})
+
+
+@per_node
+def _paddleclas(t: Tree, node: str) -> str:
+    """PaddleClas ``MobileNetV3_*`` (legendary_models): ``conv`` (stem), ``blocks.<i>`` with
+    ``expand_conv`` / ``bottleneck_conv`` / ``linear_conv`` (ConvBNLayer: ``.conv`` / ``.bn``) and
+    ``mid_se.conv1`` / ``conv2``, ``last_second_conv``, ``last_conv`` (a 1x1 conv for the first head
+    Linear), ``fc``."""
+    head = {"classifier.fc1": "last_conv", "classifier.fc2": "fc"}
+    if node in head:
+        return head[node]
+    m = re.fullmatch(r"features\.(stem|last_conv)\.(conv|bn)", node)
+    if m:
+        return f"{'conv' if m.group(1) == 'stem' else 'last_second_conv'}.{m.group(2)}"
+    m = re.fullmatch(r"features\.block(\d+)(?:\.body)?\.(expand|dw|project|se\.gate)\.(conv|bn|fc1|fc2)", node)
+    part = {"expand": "expand_conv", "dw": "bottleneck_conv", "project": "linear_conv", "se.gate": "mid_se"}[m.group(2)]
+    leaf = {"fc1": "conv1", "fc2": "conv2"}.get(m.group(3), m.group(3))
+    return f"blocks.{int(m.group(1)) - 1}.{part}.{leaf}"
+
+
 register("mobilenet_v3_large", build, "MobileNet V3 Large (k, exp, c, se, act, s table)", size="large",
-         importers={"torchvision": "mobilenet_v3",
-                    "timm": Import("timm_mobilenet_v3", {"bn_eps": 1e-5}, "mobilenetv3_large_100"),
-                    "mindcv": Import("mindcv_mobilenet_v3", {"bn_eps": 1e-5, "dw_padding": "same"},
+         importers={"torchvision": _torchvision,
+                    "timm": Import(_timm, {"bn_eps": 1e-5}, "mobilenetv3_large_100"),
+                    "mindcv": Import(_mindcv, {"bn_eps": 1e-5, "dw_padding": "same"},
                                      "mobilenet_v3_large_100"),
-                    "paddleclas": Import("paddleclas_mobilenet_v3", _PADDLECLAS, "MobileNetV3_large_x1_0",
+                    "paddleclas": Import(_paddleclas, _PADDLECLAS, "MobileNetV3_large_x1_0",
                                          {"classifier.fc2.weight": 0.8})},
          references=(Reference("torchvision model docs; MobileNet V3 paper Table 3 (219M MAdds)", params=5_483_032,
                                macs=219, macs_rtol=0.02),
                      Reference("PaddleClas MobileNetV3_large_x1_0 (parameter count of its network)", params=5_480_206,
                                overrides=_PADDLECLAS)))
 register("mobilenet_v3_small", build, "MobileNet V3 Small (k, exp, c, se, act, s table)", size="small",
-         importers={"torchvision": "mobilenet_v3",
-                    "timm": Import("timm_mobilenet_v3", {"bn_eps": 1e-5}, "mobilenetv3_small_100"),
-                    "mindcv": Import("mindcv_mobilenet_v3", {"bn_eps": 1e-5, "dw_padding": "same"},
+         importers={"torchvision": _torchvision,
+                    "timm": Import(_timm, {"bn_eps": 1e-5}, "mobilenetv3_small_100"),
+                    "mindcv": Import(_mindcv, {"bn_eps": 1e-5, "dw_padding": "same"},
                                      "mobilenet_v3_small_100"),
-                    "paddleclas": Import("paddleclas_mobilenet_v3", {**_PADDLECLAS, "last_channel": 1280},
+                    "paddleclas": Import(_paddleclas, {**_PADDLECLAS, "last_channel": 1280},
                                          "MobileNetV3_small_x1_0", {"classifier.fc2.weight": 0.8})},
          references=(Reference("torchvision model docs; MobileNet V3 paper Table 3 (56M MAdds)", params=2_542_856,
                                macs=56, macs_rtol=0.02),

@@ -40,14 +40,14 @@ class Reference:
 
 @dataclass(frozen=True)
 class Import:
-    """How a library's checkpoints of a model are read: the name-map ``rule`` in
-    ``onespec.importers`` and the model ``overrides`` its layout needs (timm's SE-ResNets:
-    ``se_divisor=8``), so that the import is exact; ``model``: the library's name for it
+    """How a library's checkpoints of a model are read: the name-map ``rule`` (an
+    ``onespec.importers.Rule``, written in the family's module) and the model ``overrides`` its
+    layout needs (timm's SE-ResNets: ``se_divisor=8``), so that the import is exact; ``model``: the library's name for it
     (default: the zoo name), which the tests build; ``scales``: canonical tensor -> factor
     applied on import, where the library's eval network scales an activation that onespec's
     does not (Paddle's ``Dropout(mode="downscale_in_infer")`` multiplies by 1 - p at inference:
     folded into the next layer's weight)."""
-    rule: str
+    rule: Callable[[Any, str], str]
     overrides: dict[str, Any] = field(default_factory=dict)
     model: str = ""
     scales: dict[str, float] = field(default_factory=dict)
@@ -74,7 +74,7 @@ _REGISTRY: dict[str, Entry] = {}
 
 
 def register(name: str, builder: Builder, summary: str = "", *, references: tuple[Reference, ...] = (),
-             importers: dict[str, str | Import] | None = None, **defaults: Any) -> None:
+             importers: dict[str, Callable | Import] | None = None, **defaults: Any) -> None:
     """Register ``name`` -> ``builder(**defaults, **overrides)`` with its reference figures and
     importer name maps. A duplicate name raises."""
     if name in _REGISTRY:

@@ -4,11 +4,13 @@ gate (reduction r = 16, biased FCs, ReLU then sigmoid) after each residual body'
 before the addition."""
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from ..errors import OverrideError
+from ..importers import Tree, per_node
 from ..spec import (Act, Conv, Flatten, GlobalAvgPool, Identity, Linear, MaxPool, Parallel, Scale, Sequential,
                     make_divisible, scale_channels)
 from .common import InputSize, check_classes, conv_bn_act, image_shape, model, variant
@@ -102,16 +104,62 @@ def _se_params(depth: int, r: int = 16) -> int:
 
 
 _TV_PARAMS = {18: 11_689_512, 34: 21_797_672, 50: 25_557_032, 101: 44_549_160, 152: 60_192_808}
+
+
+# --- checkpoint layouts: a library's module path for each canonical tensor (onespec.importers) ---
+def _torchvision(t: Tree, name: str) -> str:
+    """torchvision's ``resnet*`` (also timm's, and timm's ``seresnet*`` with ``se.fc1`` /
+    ``se.fc2``): ``conv1`` / ``bn1``, ``layer<s>.<i>.conv<k>`` / ``bn<k>``, ``downsample.0`` / ``.1``, ``fc``."""
+    node, leaf = name.rsplit(".", 1)
+    if node in ("stem.conv", "stem.bn"):
+        return f"{'conv1' if node == 'stem.conv' else 'bn1'}.{leaf}"
+    if node == "fc":
+        return name
+    m = re.fullmatch(r"(layer\d)\.block(\d+)\.residual\.(?:body\.conv(\d)\.(conv|bn)|shortcut\.(conv|bn)|"
+                     r"body\.se\.gate\.(fc[12]))", node)
+    if m.group(6):  # SE-ResNet (timm): layerN.i.se.fc1 / fc2
+        return f"{m.group(1)}.{m.group(2)}.se.{m.group(6)}.{leaf}"
+    if m.group(3):
+        return f"{m.group(1)}.{m.group(2)}.{m.group(4)}{m.group(3)}.{leaf}"
+    return f"{m.group(1)}.{m.group(2)}.downsample.{0 if m.group(5) == 'conv' else 1}.{leaf}"
+
+
+def _mindcv(t: Tree, name: str) -> str:
+    """MindCV ``resnet*`` and ``seresnet*``: torchvision's / timm's names but the shortcut
+    (``down_sample`` in ResNet, ``downsample`` in SENet), SENet's stem (``layer0.0`` / ``layer0.1``)
+    and SE module (``se_module.conv_reduce`` / ``conv_expand``, Dense layers), ``classifier``."""
+    n = _torchvision(t, name)
+    n = re.sub(r"^fc\.", "classifier.", n)
+    n = re.sub(r"\.se\.fc([12])\.", lambda m: f".se_module.conv_{'reduce' if m.group(1) == '1' else 'expand'}.", n)
+    if any(p.endswith(".se") for p in t.paths):
+        return re.sub(r"^(conv1|bn1)\.", lambda m: f"layer0.{0 if m.group(1) == 'conv1' else 1}.", n)
+    return n.replace(".downsample.", ".down_sample.")
+
+
+@per_node
+def _paddleclas(t: Tree, node: str) -> str:
+    """PaddleClas ``ResNet*`` (legendary_models): ``stem.0``, ``blocks.<i>`` numbered across stages,
+    ``conv0..2`` and ``short`` (each a ConvBNLayer: ``.conv`` / ``.bn``), ``fc``."""
+    if node in ("stem.conv", "stem.bn"):
+        return f"stem.0.{node[5:]}"
+    if node == "fc":
+        return "fc"
+    m = re.fullmatch(r"(layer\d)\.(block\d+)\.residual\.(?:body\.conv(\d)|shortcut)\.(conv|bn)", node)
+    part = "short" if m.group(3) is None else f"conv{int(m.group(3)) - 1}"
+    i = t.across(r"layer\d", f"{m.group(1)}.{m.group(2)}")
+    return f"blocks.{i}.{part}.{m.group(4)}"
+
+
 for _d in DEPTHS:
     register(f"resnet{_d}", build, f"ResNet-{_d}", depth=_d,
-             importers={"torchvision": "resnet", "timm": "resnet",
-                        "paddleclas": Import("paddleclas_resnet", {"first_shortcut_conv": True} if _d < 50 else {},
+             importers={"torchvision": _torchvision, "timm": _torchvision,
+                        "paddleclas": Import(_paddleclas, {"first_shortcut_conv": True} if _d < 50 else {},
                                              f"ResNet{_d}"),
-                        "mindcv": Import("mindcv_resnet", {"maxpool_padding": "same"})},
+                        "mindcv": Import(_mindcv, {"maxpool_padding": "same"})},
              references=(Reference("torchvision model docs (ResNet v1.5)", params=_TV_PARAMS[_d]),))
     register(f"se_resnet{_d}", build, f"SE-ResNet-{_d} (r=16)", depth=_d, se_reduction=16,
-             importers={"timm": Import("resnet", {"se_divisor": 8}, f"seresnet{_d}"),
-                        "mindcv": Import("mindcv_resnet", {"se_divisor": 8, "maxpool_padding": "same"},
+             importers={"timm": Import(_torchvision, {"se_divisor": 8}, f"seresnet{_d}"),
+                        "mindcv": Import(_mindcv, {"se_divisor": 8, "maxpool_padding": "same"},
                                          f"seresnet{_d}")},
              references=(Reference("torchvision ResNet count + one SE block (2C^2/r + C/r + C) per residual "
                                    "block, SE paper Sec. 3", params=_se_params(_d)),)

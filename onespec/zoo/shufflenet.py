@@ -2,22 +2,16 @@
 ShuffleNet V2 (Ma et al., 2018, arXiv:1807.11164, Table 5; structure as torchvision)."""
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
 
 from ..errors import OverrideError
+from ..importers import Tree, per_node
 from ..spec import (Act, AvgPool, ChannelShuffle, Flatten, GlobalAvgPool, Identity, Linear, MaxPool, Parallel,
                     Sequential, scale_channels)
 from .common import InputSize, check_classes, conv_bn_act, image_shape, model, variant
 from .registry import Import, Reference, register
-
-
-class ShuffleStage(BaseModel):
-    """One stage: output channels ``c``, ``n`` units, the first with stride 2."""
-    model_config = ConfigDict(frozen=True)
-    c: int
-    n: int
 
 
 # ---------------------------------------------------------------------------------- V2
@@ -154,17 +148,87 @@ _V2_REFERENCES["x1_0"] += (Reference("ShuffleNet V2 transfer-learning blog (torc
                                      params=1_263_854, overrides={"num_classes": 10}),)
 
 _MINDCV_V2 = {"x0_5": 1_365_792, "x1_0": 2_278_760, "x1_5": 3_506_720, "x2_0": 7_402_600}
+
+
+# --- checkpoint layouts: a library's module path for each canonical tensor (onespec.importers) ---
+def _torchvision_v2(t: Tree, name: str) -> str:
+    """torchvision's ``shufflenet_v2_*``: ``conv1`` / ``conv5`` and each branch as sequences
+    numbered in order, ``stage<s>.<i>.branch1`` / ``branch2``, ``fc``."""
+    node, leaf = name.rsplit(".", 1)
+    m = re.fullmatch(r"(stage\d)\.unit(\d+)\.branches\.(branch[12])\.(.+)", node)
+    if m:
+        branch = f"{m.group(1)}.unit{m.group(2)}.branches.{m.group(3)}"
+        return f"{m.group(1)}.{m.group(2)}.{m.group(3)}.{t.leaf_pos(branch, node)}.{leaf}"
+    if node.startswith(("conv1.", "conv5.")):
+        top = node.split(".")[0]
+        return f"{top}.{t.leaf_pos(top, node)}.{leaf}"
+    if node == "fc":
+        return name
+    raise KeyError(name)
+
+
+@per_node
+def _mindcv_v2(t: Tree, node: str) -> str:
+    """MindCV ``shufflenet_v2_*`` (Megvii's layout): ``first_conv.0`` / ``.1``, units numbered
+    across stages as ``features.<i>`` with ``branch_main`` (pw, BN, ReLU, dw, BN, pw, BN, ReLU) and
+    ``branch_proj`` (dw, BN, pw, BN, ReLU; stride-2 units), ``conv_last.0`` / ``.1``, ``classifier``."""
+    if node == "fc":
+        return "classifier"
+    if node.startswith(("conv1.", "conv5.")):
+        return f"{'first_conv' if node.startswith('conv1') else 'conv_last'}.{0 if node.endswith('conv') else 1}"
+    m = re.fullmatch(r"(stage\d\.unit\d+)\.branches\.(branch[12])\..+", node)
+    branch, i = f"{m.group(1)}.branches.{m.group(2)}", t.across(r"stage\d", m.group(1))
+    return (f"features.{i}.{'branch_main' if m.group(2) == 'branch2' else 'branch_proj'}"
+            f".{t.leaf_pos(branch, node)}")
+
+
+@per_node
+def _mindcv_v1(t: Tree, node: str) -> str:
+    """MindCV ``shufflenet_v1_g*`` (Megvii's layout): ``first_conv.0`` / ``.1``, units numbered
+    across stages as ``features.<i>``, ``branch_main_1`` (1x1 group conv, BN, ReLU) and
+    ``branch_main_2`` (depthwise conv, BN, 1x1 group conv, BN), ``classifier``."""
+    if node == "fc":
+        return "classifier"
+    if node.startswith("conv1."):
+        return f"first_conv.{0 if node.endswith('conv') else 1}"
+    m = re.fullmatch(r"(stage\d\.unit\d+)\.merge\.body\.(gconv1|dw|gconv2)\.(conv|bn)", node)
+    part = {"gconv1": ("branch_main_1", 0), "dw": ("branch_main_2", 0), "gconv2": ("branch_main_2", 2)}[m.group(2)]
+    i = t.across(r"stage\d", m.group(1))
+    return f"features.{i}.{part[0]}.{part[1] + (0 if m.group(3) == 'conv' else 1)}"
+
+
+@per_node
+def _paddleclas_v2(t: Tree, node: str) -> str:
+    """PaddleClas ``ShuffleNetV2_*``: ``_conv1``, blocks ``<stage>_<i>`` (from 1) with
+    ``_conv_dw_1``/``_conv_linear_1`` (branch 1) and ``_conv_pw[_2]``/``_conv_dw[_2]``/
+    ``_conv_linear[_2]`` (branch 2; ``_2`` in a stride-2 unit), ``_last_conv``, ``_fc``; a
+    ConvBNLayer's parts are ``_conv`` / ``_batch_norm``."""
+    if node == "fc":
+        return "_fc"
+    leaf = {"conv": "_conv", "bn": "_batch_norm"}[node.rsplit(".", 1)[1]]
+    if node.startswith(("conv1.", "conv5.")):
+        return f"{'_conv1' if node.startswith('conv1') else '_last_conv'}.{leaf}"
+    m = re.fullmatch(r"stage(\d)\.unit(\d+)\.branches\.(branch[12])\.(dw|pw|pw1|pw2)\.(conv|bn)", node)
+    stage, unit, branch, part = m.group(1), int(m.group(2)), m.group(3), m.group(4)
+    down = t.op[f"stage{stage}.unit{unit}.branches.branch1"] != "identity"
+    if branch == "branch1":
+        name = {"dw": "_conv_dw_1", "pw": "_conv_linear_1"}[part]
+    else:
+        name = {"pw1": "_conv_pw", "dw": "_conv_dw", "pw2": "_conv_linear"}[part] + ("_2" if down else "")
+    return f"{stage}_{unit + 1}.{name}.{leaf}"
+
+
 for _size in V2_CHANNELS:
     register(f"shufflenet_v2_{_size}", build_v2, f"ShuffleNet V2 {_size.replace('_', '.')[1:]}x", size=_size,
-             importers={"torchvision": "shufflenet_v2",
-                        "paddleclas": Import("paddleclas_shufflenet_v2", model=f"ShuffleNetV2_{_size}"),
-                        "mindcv": Import("mindcv_shufflenet_v2", {"megvii": True})},
+             importers={"torchvision": _torchvision_v2,
+                        "paddleclas": Import(_paddleclas_v2, model=f"ShuffleNetV2_{_size}"),
+                        "mindcv": Import(_mindcv_v2, {"megvii": True})},
              references=_V2_REFERENCES[_size] + (Reference(f"MindCV shufflenet_v2_{_size} (parameter count of its "
                                                            "network)", params=_MINDCV_V2[_size],
                                                            overrides={"megvii": True}),))
 _MINDCV_V1 = {"megvii_shuffle": True, "pool_padding": "same", "fc_bias": False}
 register("shufflenet_v1", build_v1, "ShuffleNet V1 (groups 1/2/3/4/8, width 0.5-2.0; default g=3, 1x)",
-         importers={"mindcv": Import("mindcv_shufflenet_v1", _MINDCV_V1, "shufflenet_v1_g3_10")},
+         importers={"mindcv": Import(_mindcv_v1, _MINDCV_V1, "shufflenet_v1_g3_10")},
          references=(Reference("MindCV shufflenet_v1_g3_10 (parameter count of its network)", params=1_864_728,
                                overrides=_MINDCV_V1),
     Reference("ShuffleNet V1 paper Table 2 (1.9M)", params=1_900_000, params_rtol=0.03),

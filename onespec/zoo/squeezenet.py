@@ -8,10 +8,12 @@ also adds a 1x1 conv bypass (with bias, no activation) around fire2, fire4, fire
 """
 from __future__ import annotations
 
+import re
 from typing import Literal, Union
 
 from pydantic import BaseModel, ConfigDict
 
+from ..importers import Tree, per_node
 from ..spec import Act, Conv, Dropout, Flatten, GlobalAvgPool, Identity, MaxPool, Parallel, Sequential
 from ..spec import scale_channels
 from ..errors import OverrideError
@@ -118,15 +120,46 @@ def build(*, name: str, version: Literal["1_0", "1_1"], bypass: Literal["none", 
 # PaddleClas's dropout before the final conv is downscale_in_infer (x 0.5 at inference): folded
 # into that conv's weight (relu(W (x / 2) + b) = relu((W / 2) x + b))
 _PADDLECLAS_DROPOUT = {"classifier.final_conv.weight": 0.5}
+
+
+# --- checkpoint layouts: a library's module path for each canonical tensor (onespec.importers) ---
+def _torchvision(t: Tree, name: str) -> str:
+    """torchvision's ``squeezenet1_*`` (also MindCV's): ``features.<i>`` and ``classifier.<i>`` by
+    position, a fire module's ``squeeze`` / ``expand1x1`` / ``expand3x3``."""
+    node, leaf = name.rsplit(".", 1)
+    m = re.fullmatch(r"features\.(\w+?)(?:\.(squeeze|expand\.(expand1x1|expand3x3)\.conv))?", node)
+    if m:
+        idx = t.pos(f"features.{m.group(1)}")
+        sub = "" if m.group(2) is None else "." + (m.group(3) or "squeeze")
+        return f"features.{idx}{sub}.{leaf}"
+    if node == "classifier.final_conv":
+        return f"classifier.{t.pos(node)}.{leaf}"
+    raise KeyError(name)
+
+
+@per_node
+def _paddleclas(t: Tree, node: str) -> str:
+    """PaddleClas ``SqueezeNet1_*``: ``_conv`` (conv1), fire modules ``_conv1`` .. ``_conv8``
+    (squeeze ``._conv._conv``, expand 1x1 / 3x3 ``._conv_path1._conv`` / ``._conv_path2._conv``),
+    ``_conv9`` (the final 1x1 conv)."""
+    if node == "features.conv1":
+        return "_conv"
+    if node == "classifier.final_conv":
+        return "_conv9"
+    m = re.fullmatch(r"features\.fire(\d)\.(squeeze|expand\.expand1x1\.conv|expand\.expand3x3\.conv)", node)
+    part = {"squeeze": "_conv", "expand.expand1x1.conv": "_conv_path1", "expand.expand3x3.conv": "_conv_path2"}
+    return f"_conv{int(m.group(1)) - 1}.{part[m.group(2)]}._conv"
+
+
 register("squeezenet1_0", build, "SqueezeNet 1.0 (paper Table 1)", version="1_0",
-         importers={"torchvision": "squeezenet", "mindcv": Import("squeezenet", {"ceil_mode": False}),
-                    "paddleclas": Import("paddleclas_squeezenet", {"ceil_mode": False}, "SqueezeNet1_0",
+         importers={"torchvision": _torchvision, "mindcv": Import(_torchvision, {"ceil_mode": False}),
+                    "paddleclas": Import(_paddleclas, {"ceil_mode": False}, "SqueezeNet1_0",
                                          scales=_PADDLECLAS_DROPOUT)},
          references=(Reference("torchvision model docs; SqueezeNet paper Table 1 (1.25M)", params=1_248_424),))
 register("squeezenet1_1", build, "SqueezeNet 1.1 (2.4x fewer MACs, same accuracy)", version="1_1",
-         importers={"torchvision": "squeezenet",
-                    "mindcv": Import("squeezenet", {"ceil_mode": False, "conv1_padding": 1}),
-                    "paddleclas": Import("paddleclas_squeezenet", {"ceil_mode": False, "conv1_padding": 1},
+         importers={"torchvision": _torchvision,
+                    "mindcv": Import(_torchvision, {"ceil_mode": False, "conv1_padding": 1}),
+                    "paddleclas": Import(_paddleclas, {"ceil_mode": False, "conv1_padding": 1},
                                          "SqueezeNet1_1", scales=_PADDLECLAS_DROPOUT)},
          references=(
              Reference("torchvision model docs", params=1_235_496),

@@ -5,10 +5,12 @@ adaptive average pool to 7x7, classifier 25088 -> 4096 -> 4096 -> classes with d
 classifier 512 -> 100 -> 10 on 32x32 inputs."""
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from ..importers import Tree, flat, per_node
 from ..spec import Act, AdaptiveAvgPool, BatchNorm, Conv, Dropout, Flatten, Linear, MaxPool, Sequential
 from ..spec import scale_channels
 from .common import InputSize, check_classes, image_shape, model
@@ -78,16 +80,33 @@ def build_cifar(*, name: str, num_classes: int = 10, width: float = 1.0, input_s
 
 _TV_PARAMS = {11: 132_863_336, 13: 133_047_848, 16: 138_357_544, 19: 143_667_240}
 _TV_PARAMS_BN = {11: 132_868_840, 13: 133_053_736, 16: 138_365_992, 19: 143_678_248}
+
+
+# --- checkpoint layouts: a library's module path for each canonical tensor (onespec.importers) ---
+def _torchvision(t: Tree, name: str) -> str:
+    """torchvision's ``vgg*`` (also MindCV's): ``features.<i>`` / ``classifier.<i>``, every module
+    of the container numbered in order."""
+    top = name.split(".", 1)[0]
+    return flat(top)(t, name)
+
+
+@per_node
+def _paddleclas(t: Tree, node: str) -> str:
+    """PaddleClas ``VGG*``: ``conv_block_<stage>.conv<i>`` (no biases), ``fc1``..``fc3``."""
+    m = re.fullmatch(r"features\.stage(\d)\.conv(\d)\.conv|classifier\.(fc[123])", node)
+    return m.group(3) or f"conv_block_{m.group(1)}.conv{m.group(2)}"
+
+
 for _depth, _cfg in (("11", "A"), ("13", "B"), ("16", "D"), ("19", "E")):
     register(f"vgg{_depth}", build, f"VGG{_depth} (config {_cfg})", cfg=_cfg,
-             importers={"torchvision": "vgg", "mindcv": Import("vgg", {"conv_bias": False}),
+             importers={"torchvision": _torchvision, "mindcv": Import(_torchvision, {"conv_bias": False}),
                         # PaddleClas's dropouts are downscale_in_infer (x 0.5 at inference): folded
                         # into the weights of the Linear layers that follow them
-                        "paddleclas": Import("paddleclas_vgg", {"conv_bias": False}, f"VGG{_depth}",
+                        "paddleclas": Import(_paddleclas, {"conv_bias": False}, f"VGG{_depth}",
                                              scales={"classifier.fc2.weight": 0.5, "classifier.fc3.weight": 0.5})},
              references=(Reference("torchvision model docs", params=_TV_PARAMS[int(_depth)]),))
     register(f"vgg{_depth}_bn", build, f"VGG{_depth} with BatchNorm (config {_cfg})", cfg=_cfg, batch_norm=True,
-             importers={"torchvision": "vgg"},
+             importers={"torchvision": _torchvision},
              references=(Reference("torchvision model docs", params=_TV_PARAMS_BN[int(_depth)]),))
 register("vgg11_cifar", build_cifar, "CIFAR-10 VGG11 of the Ascend VGG tutorial (dropout after each conv, "
          "512-100-10 head)", references=(Reference("VGG11-on-CIFAR-10 tutorial (torchsummary)", params=9_272_790),))

@@ -1,5 +1,5 @@
 """Property-based cross-framework tests: random valid specs drawn from every op and combinator
-(``onespec.spec.strategies``). For each, trainable params, state, every intermediate shape, the
+(``tests/strategies.py``). For each, trainable params, state, every intermediate shape, the
 eager and compiled outputs (1e-4 vs the numpy backend), the weight round trip and one SGD step
 agree in torch, paddle and mindspore. ``ONESPEC_PROPERTY_SPECS`` sets the count (``make fuzz``:
 1,000, each compiled and stepped), plus one spec starting with each layer kind of the strategy;
@@ -15,9 +15,8 @@ from onespec.backends import FRAMEWORKS
 from onespec.backends import numpy as npb
 from onespec.conformance import run_specs
 from onespec.spec import OPS
-from onespec.spec.strategies import KINDS, specs
-
 from conftest import REPORTS, require
+from strategies import KINDS, specs
 
 N = int(os.environ.get("ONESPEC_PROPERTY_SPECS", "20"))
 QUICK = settings(max_examples=N, database=None, derandomize=True, deadline=None,
@@ -39,8 +38,8 @@ def test_numpy_backend_agrees_with_the_spec(spec):
     assert shapes == a.shapes()
 
 
-def test_random_specs_agree_across_frameworks():
-    require(*FRAMEWORKS)
+def _drawn() -> list:
+    """The property run's specs: ``N`` random ones and one starting with each kind."""
     drawn = []
 
     @QUICK
@@ -57,8 +56,17 @@ def test_random_specs_agree_across_frameworks():
             drawn.append(spec)
 
         one()
-    ops = {r.op for s in drawn for r in onespec.analyze(s).rows}
+    return drawn
+
+
+def test_the_property_run_holds_every_registered_op():
+    ops = {r.op for s in _drawn() for r in onespec.analyze(s).rows}
     assert ops == set(OPS), f"strategy never drew {set(OPS) - ops}"
+
+
+def test_random_specs_agree_across_frameworks():
+    require(*FRAMEWORKS)
+    drawn = _drawn()
     t0 = time.perf_counter()
     # make test: compiled programs and SGD steps for the fewest specs holding every op configuration
     # drawn; make fuzz (ONESPEC_PROPERTY_SPECS set): for every spec

@@ -65,7 +65,7 @@ def test_rules_of_the_new_ops(layers, path, rule):
     assert f"{path}: [{rule}]" in str(e.value), str(e.value)
 
 
-@pytest.mark.slow  # make test: the property specs draw each of these ops (onespec.spec.strategies)
+@pytest.mark.slow  # make test: the property specs draw each of these ops (tests/strategies.py)
 def test_new_ops_agree_in_every_framework():
     """Eager and compiled outputs against the float64 numpy reference, and one SGD step."""
     require(*FRAMEWORKS)

@@ -17,8 +17,9 @@ def test_align_passes_the_same_recipe_and_names_a_different_one(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(__file__))}
     out = tmp_path / "al"
     r = subprocess.run([sys.executable, "-m", "onespec", "align", "fixtures_data:tiny", "--steps", "4",
-                        "--set", "optimizer.name=sgd", "--set", "optimizer.lr=0.05",
-                        "--set", "optimizer.weight_decay=0.0005", "--set-for", "paddle:optimizer.weight_decay=0.001",
+                        "--recipe-set", "optimizer.name=sgd", "--recipe-set", "optimizer.lr=0.05",
+                        "--recipe-set", "optimizer.weight_decay=0.0005",
+                        "--recipe-set-for", "paddle:optimizer.weight_decay=0.001",
                         "--out", str(out)], capture_output=True, text=True, env=env)
     assert r.returncode == 1, r.stderr[-2000:]
     assert "NOT ALIGNED" in r.stdout and "same batches in every framework: yes" in r.stdout

@@ -17,7 +17,7 @@ from onespec.training import load_recipe, train
 pytestmark = pytest.mark.frameworks
 BIN = os.path.dirname(sys.executable)
 ONESPEC = shutil.which("onespec", path=BIN) or os.path.join(BIN, "onespec")
-ARGS = ["train", "fixtures_data:tiny", "--max-steps", "4", "--batch-size", "8", "--set", "overrides.bn=false",
+ARGS = ["train", "fixtures_data:tiny", "--max-steps", "4", "--batch-size", "8", "--set", "bn=false",
         "--no-progress"]
 
 

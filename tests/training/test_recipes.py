@@ -8,7 +8,8 @@ import pytest
 
 from onespec import data as D
 from onespec.training import load_recipe
-from onespec.training.engine import model_for, transforms_for
+from onespec.models import for_recipe
+from onespec.training.engine import transforms_for
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "recipes")
 RECIPES = sorted(glob.glob(os.path.join(ROOT, "*.yaml")))
@@ -29,7 +30,7 @@ def test_defaults_are_the_digits_recipe():
 def test_recipe_builds_its_model_and_inputs(path):
     r = load_recipe(path)
     k = 7
-    spec = model_for(None, r, k)
+    spec = for_recipe(None, r, k)
     assert spec.output_shape == (k,)
     if r.data.source == "mat":
         assert spec.input_shape == (1, r.data.pca, r.data.patch, r.data.patch)

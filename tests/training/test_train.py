@@ -167,8 +167,8 @@ def _cli(*args, cwd=None):
 def test_cli_train_eval_and_one_line_errors(tmp_path):
     require("torch")
     out = str(tmp_path / "run")
-    r = _cli("train", "fixtures_data:tiny", "--max-steps", "4", "--out", out, "--set", "optimizer.lr=0.01",
-             "--set", "image_size=16", "--no-progress")
+    r = _cli("train", "fixtures_data:tiny", "--max-steps", "4", "--out", out, "--recipe-set", "optimizer.lr=0.01",
+             "--recipe-set", "image_size=16", "--no-progress")
     assert r.returncode == 0, r.stderr
     assert "validation top-1" in r.stdout and os.path.exists(os.path.join(out, "metrics.jsonl"))
     r = _cli("eval", "fixtures_data:tiny", "--weights", os.path.join(out, "checkpoints", "best.pth"), "--out", out)
@@ -177,7 +177,8 @@ def test_cli_train_eval_and_one_line_errors(tmp_path):
     r = _cli("train", "fixtures_data:tiny", "--max-steps", "4", "--out", out)
     assert r.returncode == 2 and "already holds a run" in r.stderr
     cases = [(["--source", "imagefolder", "--data", str(tmp_path / "missing")], "no such data folder"),
-             (["--set", "optimiser.lr=1"], "optimiser"),
+             (["--recipe-set", "optimiser.lr=1"], "optimiser"),
+             (["--set", "optimizer.lr=1"], "--recipe-set optimizer.lr=1"),
              (["--freeze", "backbone"], "has no node 'backbone'")]
     for extra, msg in cases:
         r = _cli("train", "fixtures_data:tiny", "--out", str(tmp_path / "e"), *extra)

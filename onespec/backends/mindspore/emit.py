@@ -5,9 +5,10 @@
   explicit padding (``Pool``: the padded ``nn`` pools do not survive a dynamic-batch MindIR export);
   ``group``/``has_bias``;
 - on CPU a 2d conv (kernel > 1x1) runs as its im2col matrix product (``Im2colConv2d``:
-  MindSpore's CPU conv kernel is 10-27x slower; a depthwise conv on a small map keeps it);
+  MindSpore's CPU conv kernel is an order of magnitude slower; a depthwise conv on a small map
+  keeps it);
 - on CPU a call of the network in PYNATIVE mode runs synchronously (``Network``: MindSpore's
-  launch queue makes a CPU forward 1.5-4x slower), the caller's setting restored after it;
+  launch queue slows a CPU forward several times over), the caller's setting restored after it;
 - BN momentum is ``1 - m``; 3d BN runs as 2d BN over folded spatial dims;
 - dropout draws its masks from ``mindspore.set_seed`` at each call (``Dropout``), not from seeds
   fixed when ``nn.Dropout`` is built;
@@ -43,7 +44,7 @@ class Sequential(_Named):
         return x
 
 
-def _blocking_switch():
+def blocking_switch():
     """A setter for PYNATIVE's synchronous launch, or None. ``set_context(pynative_synchronize=)``
     logs a deprecation warning on every call and its successor ``runtime.launch_blocking()`` cannot
     be undone, so this goes to the context parameter that both set (MindSpore 2.10); a MindSpore
@@ -61,14 +62,14 @@ class Network(Sequential):
     """The root cell. With ``sync``, a call in PYNATIVE mode runs with ``pynative_synchronize`` on
     (each kernel launched by the calling thread before the next op) and the caller's setting is
     restored after it, also on an error. Why: on CPU, MindSpore 2.10's asynchronous launch queue
-    makes a forward 1.5-4x slower, for MindCV's models as for onespec's (its queue threads poll for
-    work and compete with the kernels' thread pool: a ReLU on 1x64x56x56 takes 0.06 ms or, erratically, 2-4 ms;
-    folded mobilenet_v3_large b1: 460 vs 106 ms, on one core as on two). GRAPH_MODE, and
-    gradients taken after the forward, are left to MindSpore."""
+    slows a forward several times over, for MindCV's models as for onespec's: its queue threads
+    poll for work and compete with the kernels' thread pool, on one core as on two (figures:
+    docs/deploy.md, appendix A.10-A.11). GRAPH_MODE, and gradients taken after the forward, are
+    left to MindSpore."""
 
     def __init__(self, named, sync: bool = False):
         super().__init__(named)
-        self._blocking = _blocking_switch() if sync else None
+        self._blocking = blocking_switch() if sync else None
 
     def __call__(self, *args, **kwargs):
         if (self._blocking is None or ms.get_context("mode") != ms.PYNATIVE_MODE
@@ -369,17 +370,15 @@ def _pad_sides(padding, nd: int) -> tuple[int, ...]:
 
 class Im2colConv2d(nn.Conv2d):
     """A 2d conv computed as its im2col matrix product (``ops.unfold`` then ``ops.matmul``, one
-    per group): MindSpore 2.10's CPU conv kernel runs a k x k (k > 1) conv at ~0.6 GFLOP/s, 10-27x
-    slower than this (64 -> 64 channels, 3x3, 56x56, batch 1: 247 vs 20 ms; 16: 3.35 vs 0.20 s;
-    ResNet-50's 7x7 stem: 410 vs 15 ms), while its matmul is fast. The same function, parameters
+    per group): MindSpore 2.10's CPU conv kernel is an order of magnitude slower than this on a
+    k x k (k > 1) conv, while its matmul is fast (figures: docs/deploy.md). The same function, parameters
     and names as ``nn.Conv2d`` (a checkpoint loads either way); float32 results within rounding of
     the native kernel (relative 1e-6). Used on CPU only (``build(im2col=...)``).
 
     A depthwise conv's product is a batched (1 x k*k) @ (k*k x positions) matmul per channel:
-    2-3x faster than the native kernel on large maps (16x144x56x56: 256 vs 885 ms; 1x192x28x28:
-    8 vs 16 ms), slower on small ones, where many tiny matmuls cost more (16x576x14x14 stride 2
-    to 7x7: 120 vs 60 ms; 1x384x14x14: 16 vs 7 ms). So below ``native_below`` output positions
-    in the whole batch (batch x height x width) the call goes to the native kernel."""
+    faster than the native kernel on large maps, slower on small ones, where many tiny matmuls cost
+    more. So below ``native_below`` output positions in the whole batch (batch x height x width)
+    the call goes to the native kernel."""
 
     def __init__(self, *args, pads, native_below: int = 0, **kw):
         super().__init__(*args, **kw)

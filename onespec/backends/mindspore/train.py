@@ -1,8 +1,8 @@
 """Training session on an emitted MindSpore network: the pieces ``onespec.training`` needs.
 
 Conventions translated here: PYNATIVE mode, synchronous on CPU (``pynative_synchronize``, set
-like the mode for the process: MindSpore's launch queue slows a CPU training step 1.3-1.6x and
-is left out only if no op has gone through it yet; ``onespec.backends.mindspore.emit.Network``);
+like the mode for the process: MindSpore's launch queue slows a CPU training step and is left
+out only if no op has gone through it yet; ``onespec.backends.mindspore.emit.Network``);
 gradients from ``mindspore.value_and_grad`` over the
 trainable parameters only; ``requires_grad=False`` and ``set_train(False)`` for frozen subtrees
 (their BatchNorm moving statistics stay fixed too; ``set_train(True)`` on the root would reset
@@ -19,7 +19,7 @@ import mindspore as ms
 from mindspore import ops
 
 from ..tree import under
-from .emit import _blocking_switch
+from .emit import blocking_switch
 from .weights import native_names
 
 
@@ -29,7 +29,7 @@ class Session:
 
     def __init__(self, net, spec, trainable: list[str], frozen_paths: tuple[str, ...]):
         ms.set_context(mode=ms.PYNATIVE_MODE)
-        if ms.get_context("device_target") == "CPU" and (blocking := _blocking_switch()) is not None:
+        if ms.get_context("device_target") == "CPU" and (blocking := blocking_switch()) is not None:
             blocking(True)
         self.net = net
         names = native_names(spec)

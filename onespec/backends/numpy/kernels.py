@@ -10,7 +10,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.special import erf
 
-from ...spec.nodes import _window_out
+from ...spec.nodes import window_out
 from ..tree import ntuple
 
 
@@ -52,7 +52,7 @@ def _pool_geometry(x, kernel, stride, pads, ceil_mode):
     nd = x.ndim - 2
     k = ntuple(kernel, nd)
     s = ntuple(kernel if stride is None else stride, nd)
-    out = [_window_out(L, ki, si, b, 1, ceil_mode) if b == a else (L + b + a - ki) // si + 1
+    out = [window_out(L, ki, si, b, 1, ceil_mode) if b == a else (L + b + a - ki) // si + 1
            for L, ki, si, (b, a) in zip(x.shape[2:], k, s, pads)]
     # extra right padding so the last (ceil-mode) window fits
     extra = [max(0, (o - 1) * si + ki - (L + b + a)) for o, si, ki, L, (b, a) in zip(out, s, k, x.shape[2:], pads)]

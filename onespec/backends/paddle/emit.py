@@ -35,8 +35,7 @@ from ..tree import emit, fresh_branch, fresh_inputs, ntuple
 def _grad_free(*tensors) -> bool:
     """Eager and no gradient wanted through these operands: in-place kernels are safe. Paddle takes
     every new CPU tensor from glibc's malloc, which maps large blocks afresh, so a new output pays
-    its page faults: relu on 16x144x56x56 takes 10.4 ms, in place 2.7 ms (with
-    ``MALLOC_MMAP_THRESHOLD_`` raised, 3.9 ms)."""
+    its page faults, several times what an in-place kernel costs."""
     if not paddle.in_dynamic_mode():
         return False
     return not paddle.is_grad_enabled() or all(t.stop_gradient for t in tensors if t is not None)
@@ -140,7 +139,7 @@ class HardSigmoid(nn.Layer):
 
     def forward(self, x):
         # Paddle's own kernel takes any slope and offset: the same float32 numbers as
-        # clip(x * slope + offset, 0, 1), one pass instead of three (16x960x14x14: 1.0 vs 3.2 ms),
+        # clip(x * slope + offset, 0, 1), one pass instead of three,
         # and one hard_sigmoid op that Paddle Inference's oneDNN passes fuse
         return nn.functional.hardsigmoid(x, slope=self.slope, offset=self.offset)
 
@@ -153,8 +152,8 @@ class ChannelShuffle(nn.Layer):
     def forward(self, x):
         if x.ndim == 4 and paddle.in_dynamic_mode():
             # Paddle's own kernel: the same permutation; eager, the reshape of the transposed view
-            # below runs Paddle's strided copy (16x116x28x28: 20.6 vs 1.7 ms; half of ShuffleNet
-            # V2's time). Static programs keep the reshapes: paddle2onnx aborts on channel_shuffle,
+            # below runs Paddle's strided copy, half of paddle.vision's ShuffleNet V2 time. Static
+            # programs keep the reshapes: paddle2onnx aborts on channel_shuffle,
             # and Paddle Inference detects the pattern itself
             return nn.functional.channel_shuffle(x, self.groups)
         c, rest = self.shape[0], self.shape[1:]
@@ -176,7 +175,7 @@ class GlobalAvgPool(nn.Layer):
     def forward(self, x):
         # an adaptive pool, not a mean: Paddle Inference runs pool2d in oneDNN but falls back to
         # the plain kernel for a reduce_mean, with layout reorders around it (MobileNetV3's eight
-        # SE blocks: 2.5x paddle.vision's time in the predictor)
+        # SE blocks pay it eight times)
         if x.ndim in (4, 5):
             pool = nn.functional.adaptive_avg_pool2d if x.ndim == 4 else nn.functional.adaptive_avg_pool3d
             return pool(x, 1)
@@ -358,10 +357,9 @@ def _padding(n, x):
 
 def _bias_added(base, conv, data_format: str):
     """A biased conv whose bias is added by the fastest exact kernel: Paddle's own conv adds it
-    with a broadcasting ``elementwise_add`` that on CPU costs more than the conv from batch 2 on
-    (depthwise 3x3, 96 channels, 56x56, batch 16: conv 19 ms, broadcast add 28 ms, add of the bias
-    expanded to the output's shape 19 ms, ``affine_channel`` with scale 1 9 ms, the same as an
-    inference BatchNorm; batch 1, 96 x 112x112: 0.68 / 0.93 / 0.42 ms). Without gradients (eval
+    with a broadcasting ``elementwise_add`` that on CPU costs more than the conv from batch 2 on;
+    an add of the bias expanded to the output's shape costs less, and ``affine_channel`` with
+    scale 1 (the kernel of an inference BatchNorm) least (figures: docs/deploy.md). Without gradients (eval
     under ``no_grad``: what makes folded networks pay) ``affine_channel``; with gradients the
     expanded add from batch 2 on and Paddle's own add at batch 1, because ``affine_channel``'s
     backward returns a wrong bias gradient (ones) when its scale needs none (Paddle 3.3). The same
@@ -410,7 +408,7 @@ def _unbiased_running_var(base):
     a copy of the running variance; its updated copy ``v' = m v + (1 - m) b`` (b: the biased batch
     variance) gives the spec's update ``m v + (1 - m) k b`` (k = n / (n - 1)) as ``k v' - m (k - 1) v``:
     C numbers, no extra pass over the activations, three small ops per BN (a copy, ``scale_``,
-    ``add_``; 42 vs 50 us a forward and backward at 1x96x14x14 against the six of copying both). The variance buffer
+    ``add_``) against the six of copying both. The variance buffer
     is never an input of the autograd graph, so Paddle's inplace-version check is not involved."""
 
     class BatchNorm(base, _InPlace):
@@ -418,8 +416,8 @@ def _unbiased_running_var(base):
             if not self.training:
                 if self.inplace and x.ndim == 4 and self._data_format == "NCHW" and _grad_free(x, self.weight, self.bias):
                     # x * s + (b - mean s), s = w / sqrt(var + eps), in place on a new input; by
-                    # _C_ops, since at batch 1 these C-sized ops cost more than the affine itself
-                    # (Python wrappers: 12.0 vs 10.4 us a BN at 1x116x28x28)
+                    # _C_ops, since at batch 1 these C-sized ops' Python wrappers cost more than the
+                    # affine itself
                     s = _C_ops.rsqrt(_C_ops.scale(self._variance, 1.0, self._epsilon, True))
                     s = s if self.weight is None else _C_ops.multiply(s, self.weight)
                     t = _C_ops.multiply(self._mean, s)

@@ -101,7 +101,7 @@ def node_vjp(net, spec, path: str, x: np.ndarray, gy: np.ndarray, train: bool = 
     gradient ``gy``: (output, input gradient, {canonical tensor name: gradient}) for its trainable
     tensors, Linear weights transposed back to the canonical [out, in]."""
     from ..tree import under
-    from .weights import _layout
+    from .weights import file_layout
 
     layer = dict(net.named_sublayers())[path] if path else net
     net.train() if train else net.eval()
@@ -112,7 +112,7 @@ def node_vjp(net, spec, path: str, x: np.ndarray, gy: np.ndarray, train: bool = 
     y = layer(xt.clone())  # not the leaf itself: an in-place layer may overwrite its input
     (y * paddle.to_tensor(np.ascontiguousarray(gy, np.float32))).sum().backward()
     grads = {}
-    for c, (n, transposed) in _layout(spec).items():
+    for c, (n, transposed) in file_layout(spec).items():
         p = params.get(n)
         if p is None or p.stop_gradient or (path and not under(c, (path,))):
             continue

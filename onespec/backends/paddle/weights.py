@@ -23,12 +23,13 @@ from .emit import TRANSPOSED
 ROLES = FRAMEWORK.roles
 
 
-def _layout(spec):
+def file_layout(spec):
+    """canonical name -> (onespec's name in a paddle file, stored transposed)."""
     return native_layout(spec, ROLES, TRANSPOSED)
 
 
 def native_names(spec: ModelSpec) -> dict[str, str]:
-    return {k: n for k, (n, _) in _layout(spec).items()}
+    return {k: n for k, (n, _) in file_layout(spec).items()}
 
 
 def _own(net) -> dict[str, tuple]:
@@ -38,7 +39,7 @@ def _own(net) -> dict[str, tuple]:
 def load_state(net, spec: ModelSpec, state) -> None:
     check_state(spec, state)
     native = {n: np.ascontiguousarray(np.asarray(state[k], np.float32).T if t else np.asarray(state[k], np.float32))
-              for k, (n, t) in _layout(spec).items()}
+              for k, (n, t) in file_layout(spec).items()}
     check_native(f"{spec.name} state does not fit this paddle network", _own(net), native)
     _assign(net, native)
 
@@ -50,7 +51,7 @@ def _assign(net, native) -> None:
 def get_state(net, spec: ModelSpec) -> dict[str, np.ndarray]:
     sd = net.state_dict()
     out = {}
-    for k, (n, t) in _layout(spec).items():
+    for k, (n, t) in file_layout(spec).items():
         v = sd[n].numpy()
         out[k] = np.ascontiguousarray(v.T if t else v).copy()
     return out
