@@ -516,6 +516,10 @@ def _io(be, net, x, train: bool = False):
 
 
 def _foreign_state(net, framework: str) -> dict[str, np.ndarray]:
+    method = "parameters_and_names" if framework == "mindspore" else "state_dict"
+    if not callable(getattr(net, method, None)):  # a function that returned None, a class, a tuple
+        raise DiffError(f"the foreign network is a {type(net).__name__}, not a {framework} network "
+                        f"(it has no {method}())")
     if framework == "torch":
         return {k: v.detach().numpy() for k, v in net.state_dict().items()}
     if framework == "paddle":

@@ -4,7 +4,8 @@ A child registered under one of these names shadows the attribute (``forward``, 
 is silently not registered (MindSpore ``cells``), so the spec rejects them (rule ``reserved``).
 Node names may begin with ``_`` (``_blocks``, as real models name attributes): then they must not
 be a private attribute of those base classes or of onespec's emitted modules (``_merge``,
-``_children_t``): ``PRIVATE_NAMES``. ``tests/spec/test_reserved.py`` checks both lists against
+``_children_t``): ``PRIVATE_NAMES``. A public method of an emitted combinator is reserved too:
+``shift`` (Shift-Max's group shift; a gate named so would replace it). ``tests/spec/test_reserved.py`` checks both lists against
 the installed frameworks and onespec's backends."""
 
 RESERVED_NAMES = frozenset({
@@ -32,7 +33,7 @@ RESERVED_NAMES = frozenset({
     "register_state_dict_post_hook", "register_state_dict_pre_hook", "remove_redundant_parameters",
     "requires_grad", "requires_grad_", "run_construct", "set_boost", "set_broadcast_flag", "set_comm_fusion",
     "set_data_parallel", "set_dict", "set_extra_state", "set_grad", "set_inputs", "set_jit_config",
-    "set_mixed_precision_type", "set_state_dict", "set_sublayer", "set_submodule", "set_train", "shard",
+    "set_mixed_precision_type", "set_state_dict", "set_sublayer", "set_submodule", "set_train", "shard", "shift",
     "sharded_state_dict", "share_memory", "state_dict", "sublayers", "to", "to_empty", "to_float",
     "to_static_state_dict", "total_instance_count", "train", "trainable_params", "training", "type",
     "untrainable_params", "update_cell_prefix", "update_cell_type", "update_parameters_name", "xpu",
