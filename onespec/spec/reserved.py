@@ -5,7 +5,8 @@ is silently not registered (MindSpore ``cells``), so the spec rejects them (rule
 Node names may begin with ``_`` (``_blocks``, as real models name attributes): then they must not
 be a private attribute of those base classes or of onespec's emitted modules (``_merge``,
 ``_children_t``): ``PRIVATE_NAMES``. A public method of an emitted combinator is reserved too:
-``shift`` (Shift-Max's group shift; a gate named so would replace it). ``tests/spec/test_reserved.py`` checks both lists against
+``shift`` (Shift-Max's group shift; a gate named so would replace it).
+``tests/spec/test_reserved.py`` checks both lists against
 the installed frameworks and onespec's backends."""
 
 RESERVED_NAMES = frozenset({
@@ -68,7 +69,8 @@ PRIVATE_NAMES = frozenset({
     "_mp_comm_recompute", "_named_members", "_native_below", "_no_auto_lazy_inline",
     "_non_persistable_buffer_names_set", "_non_persistent_buffers_set", "_obtain_parameters_buffers",
     "_op_recorder", "_original_funcs", "_out", "_out_strategy", "_outs", "_pad", "_pad4", "_pad_hw",
-    "_parallel_optimizer_comm_recompute", "_pool", "_rescale", "_parallel_parameter_merge_net_dict", "_parallel_parameter_name_list",
+    "_parallel_optimizer_comm_recompute", "_pool", "_rescale", "_parallel_parameter_merge_net_dict",
+    "_parallel_parameter_name_list",
     "_param_prefix", "_parameter_layout_dict", "_parameters", "_params", "_params_list", "_phase", "_phase_cache",
     "_predict", "_primitives", "_recompute", "_recompute_cell", "_recompute_slice_activation", "_refs",
     "_register_load_state_dict_pre_hook", "_register_state_dict_hook", "_replicate_for_data_parallel",
