@@ -82,6 +82,12 @@ def _taken(fmt: str, out: str) -> list[str]:
                   if n.startswith(stem + ".") and os.path.isdir(os.path.join(folder, n)))
 
 
+def check_options(batch: int, opset: int) -> None:
+    """Refuse, before any work, a batch or ONNX opset that no export can use."""
+    if batch < 1 or opset < 1:
+        raise ExportError(f"batch and opset must be positive integers, not batch={batch} opset={opset}")
+
+
 def check_destination(fmt: str, out: str) -> str:
     """Refuse, before any work, an ``out`` that an export of ``fmt`` cannot be put at: an unknown
     format, an empty path, a folder (or a path ending in a separator), a missing or unwritable
@@ -122,6 +128,7 @@ def export(spec: ModelSpec, state: dict, fmt: str, out: str, *, fold: bool = Fal
     from .weights import check_state, save_state
 
     directory = check_destination(fmt, out)
+    check_options(batch, opset)
     check_state(spec, state)
     if fold:
         from .folding import fold as _fold

@@ -55,7 +55,10 @@ def diff_foreign(spec: ModelSpec, net, framework: str, *, tensor_map: dict[str, 
     reference's input to its node. Names the first foreign module (and node) that differs."""
     check_backend(framework)
     be, ref_be = load_backend(framework), load_backend("numpy")
-    raw = be.foreign_state(net)
+    try:
+        raw = be.foreign_state(net)
+    except (AttributeError, TypeError) as err:  # a function that returned None, a class, a tuple
+        raise DiffError(f"the foreign network is a {type(net).__name__}, not a {framework} network ({err})") from err
     scales: dict[str, float] = {}
     if tensor_map is None:
         tensor_map, scales = library_map(spec, framework, raw)
