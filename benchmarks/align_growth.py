@@ -2,8 +2,8 @@
 tolerances. Trains a model twice in one framework (torch), once from onespec's init and once from
 that init perturbed by a relative 1e-7 (one float32 rounding), on the same batches without
 dropout, and prints per step the relative loss difference and the relative parameter distance.
-A port that agrees with the reference framework as well as two float32 roundings agree with each
-other is aligned; ``TOL`` in ``onespec/training/align.py`` sits above these curves.
+How much a model and recipe amplify rounding: why ``onespec align`` measures its tolerance in
+every run (float32 against float64, ``onespec/training/align.py``) rather than fixing one.
 
     python benchmarks/align_growth.py [MODEL ...] [--steps 20]
 """

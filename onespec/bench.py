@@ -279,6 +279,12 @@ def run(models, frameworks, batches, *, rounds: int = 5, train: bool = False, fo
     ``ms_mode``: the run mode of the frameworks that have modes."""
     from ._proc import run_child
 
+    if not batches or any(b < 1 for b in batches):
+        raise BenchError(f"batch sizes must be positive integers, not {list(batches)}")
+    if rounds < 1:
+        raise BenchError(f"rounds must be at least 1, not {rounds}")
+    if not 0 < budget_s < float("inf"):  # NaN fails too
+        raise BenchError(f"budget must be a positive number of seconds, not {budget_s}")
     modes, options = _union_of(frameworks, "bench_modes"), _union_of(frameworks, "bench_options")
     if modes and ms_mode not in modes:
         moded = [fw for fw in frameworks if descriptor(fw).bench_modes]

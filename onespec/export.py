@@ -82,6 +82,12 @@ def _taken(fmt: str, out: str) -> list[str]:
                   if n.startswith(stem + ".") and os.path.isdir(os.path.join(folder, n)))
 
 
+def check_options(batch: int, opset: int) -> None:
+    """Refuse, before any work, a batch or ONNX opset that no export can use."""
+    if batch < 1 or opset < 1:
+        raise ExportError(f"batch and opset must be positive integers, not batch={batch} opset={opset}")
+
+
 def check_destination(fmt: str, out: str) -> str:
     """Refuse, before any work, an ``out`` that an export of ``fmt`` cannot be put at: an unknown
     format, an empty path, a folder (or a path ending in a separator), a missing or unwritable
@@ -124,6 +130,7 @@ def export(spec: ModelSpec, state: dict, fmt: str, out: str, *, fold: bool = Fal
 
     single_output(spec, "export")
     directory = check_destination(fmt, out)
+    check_options(batch, opset)
     check_state(spec, state)
     if fold:
         from .folding import fold as _fold
@@ -221,13 +228,13 @@ def _build(be, fmt: str, spec: ModelSpec):
 def _locate(fmt: str, spec: ModelSpec, state: dict, be, writer, batch: int, opset: int, work: str) -> str:
     """The first leaf node, in execution order, that ``fmt`` cannot express on its own: whose
     export fails, or whose artifact does not run or gives another output than the framework."""
-    from .conformance.diff import _node_spec
+    from .conformance.diff import node_spec
     from .weights import layout
 
     some_passed = False
     progress = open(os.path.join(work, "locating.txt"), "a")
     for i, info in enumerate(r for r in trace(spec) if r.is_leaf):
-        one, name = _node_spec(spec, info.path)
+        one, name = node_spec(spec, info.path)
         # an exporter may kill the process (paddle2onnx: SIGFPE): the parent reads the last line
         progress.write(f"{info.path} ({info.op})\n")
         progress.flush()

@@ -237,10 +237,13 @@ class Backend(Protocol):
         """The tensors of any network of this framework (not only onespec's), by the names its
         checkpoint would hold (``onespec diff --foreign``)."""
 
-    def session(self, net, spec, trainable: list[str], frozen_paths: tuple[str, ...]) -> Any:
+    def session(self, net, spec, trainable: list[str], frozen_paths: tuple[str, ...],
+                precision: str = "float32") -> Any:
         """A training session on ``net`` (``onespec.training``): ``trainable`` canonical tensors
         updated, ``frozen_paths`` held in eval mode; gradients averaged over the ranks of the
-        process group :func:`dist_start` joined (numpy: no autograd, raises)."""
+        process group :func:`dist_start` joined (numpy: no autograd, raises). ``precision``
+        ``"float64"`` (where the backend offers it) trains without float32 rounding: ``onespec
+        align``'s yardstick; any other precision than the backend's raises ``OnespecError``."""
 
     def dist_start(self) -> tuple[int, int]:
         """(rank, world size) after joining the process group of the launcher that started this

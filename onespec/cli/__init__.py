@@ -1,5 +1,5 @@
 """``onespec`` command line: list, show, schema, conformance, convert, train, eval, align, diff, export, bench,
-capture. A thin layer over the library, one module per subcommand (or per small group).
+capture, codegen, port. A thin layer over the library, one module per subcommand (or per small group).
 
 A model is a zoo name, a spec file or ``module:function`` in every command (``onespec.models``);
 ``--set KEY=VALUE`` is a model option everywhere, ``--recipe-set FIELD=VALUE`` a recipe field."""
@@ -25,6 +25,8 @@ def _numerics_switches(p) -> None:
 def parser() -> argparse.ArgumentParser:
     from ..backends import frameworks
     from ..capture.command import add_parser as add_capture
+    from ..codegen.commands import add_parsers as add_codegen
+    from .common import model_sets
 
     FRAMEWORKS = frameworks()  # built-in and registered (ONESPEC_BACKENDS)
     ap = argparse.ArgumentParser(prog="onespec", description=__doc__)
@@ -37,6 +39,7 @@ def parser() -> argparse.ArgumentParser:
     export.register(sub)
     bench.register(sub, FRAMEWORKS)
     add_capture(sub)
+    add_codegen(sub, model_sets)
     for name in ("conformance", "train", "eval", "align", "diff"):
         _numerics_switches(sub.choices[name])
     for p in sub.choices.values():

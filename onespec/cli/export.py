@@ -7,9 +7,10 @@ from .common import MODEL_HELP, add_set, resolve
 
 
 def cmd_export(args) -> int:
-    from ..export import ExportError, check_destination, export
+    from ..export import ExportError, check_destination, check_options, export
 
     check_destination(args.format, args.output)  # before the model and weights are read
+    check_options(args.batch, args.opset)
     spec = resolve(args.model, args.set)
     if args.weights:
         from ..convert import read_for

@@ -207,6 +207,8 @@ def run_specs(specs: dict, backends: list[str] | tuple[str, ...] = FRAMEWORKS, *
 
     from .numerics import distinct
 
+    if batch < 1:
+        raise ValueError(f"conformance batch must be a positive integer, not {batch}")
     for b in backends:
         check_backend(b, frameworks())
     def which(flag, what):

@@ -4,7 +4,9 @@ A child registered under one of these names shadows the attribute (``forward``, 
 is silently not registered (MindSpore ``cells``), so the spec rejects them (rule ``reserved``).
 Node names may begin with ``_`` (``_blocks``, as real models name attributes): then they must not
 be a private attribute of those base classes or of onespec's emitted modules (``_merge``,
-``_children_t``): ``PRIVATE_NAMES``. ``tests/spec/test_reserved.py`` checks both lists against
+``_children_t``): ``PRIVATE_NAMES``. A public method of an emitted combinator is reserved too:
+``shift`` (Shift-Max's group shift; a gate named so would replace it).
+``tests/spec/test_reserved.py`` checks both lists against
 the installed frameworks and onespec's backends."""
 
 RESERVED_NAMES = frozenset({
@@ -32,7 +34,7 @@ RESERVED_NAMES = frozenset({
     "register_state_dict_post_hook", "register_state_dict_pre_hook", "remove_redundant_parameters",
     "requires_grad", "requires_grad_", "run_construct", "set_boost", "set_broadcast_flag", "set_comm_fusion",
     "set_data_parallel", "set_dict", "set_extra_state", "set_grad", "set_inputs", "set_jit_config",
-    "set_mixed_precision_type", "set_state_dict", "set_sublayer", "set_submodule", "set_train", "shard",
+    "set_mixed_precision_type", "set_state_dict", "set_sublayer", "set_submodule", "set_train", "shard", "shift",
     "sharded_state_dict", "share_memory", "state_dict", "sublayers", "to", "to_empty", "to_float",
     "to_static_state_dict", "total_instance_count", "train", "trainable_params", "training", "type",
     "untrainable_params", "update_cell_prefix", "update_cell_type", "update_parameters_name", "xpu",
@@ -54,7 +56,7 @@ PRIVATE_NAMES = frozenset({
     "_forward_pre_hooks", "_forward_pre_hooks_with_kwargs", "_forward_pre_hooks_with_kwargs_flag", "_full_name",
     "_fusions", "_gate_name", "_gc", "_get_attr_from_cell", "_get_backward_hooks", "_get_backward_pre_hooks",
     "_get_cell_parallel_mode", "_get_compile_args", "_get_name", "_get_prims_recursively", "_groups",
-    "_has_config_recompute", "_has_mutable_args_list", "_helper", "_hw", "_id", "_identity", "_in_strategy",
+    "_has_config_recompute", "_has_mutable_args_list", "_helper", "_hw", "_id", "_identity", "_in", "_in_strategy",
     "_init_b", "_init_check", "_init_flag", "_init_in_dynamic_mode", "_into", "_is_check_and_refresh",
     "_is_full_backward_hook", "_is_recursion_hook", "_jit_backward_hook", "_jit_backward_pre_hook",
     "_jit_config_dict", "_jit_forward_hook", "_jit_forward_pre_hook", "_jit_graph_name", "_kernel",
@@ -66,8 +68,9 @@ PRIVATE_NAMES = frozenset({
     "_loaddict_holder", "_maybe_warn_non_full_backward_hook", "_merge", "_merged_shape", "_modules",
     "_mp_comm_recompute", "_named_members", "_native_below", "_no_auto_lazy_inline",
     "_non_persistable_buffer_names_set", "_non_persistent_buffers_set", "_obtain_parameters_buffers",
-    "_op_recorder", "_original_funcs", "_out_strategy", "_outs", "_pad", "_pad4", "_pad_hw",
-    "_parallel_optimizer_comm_recompute", "_parallel_parameter_merge_net_dict", "_parallel_parameter_name_list",
+    "_op_recorder", "_original_funcs", "_out", "_out_strategy", "_outs", "_pad", "_pad4", "_pad_hw",
+    "_parallel_optimizer_comm_recompute", "_pool", "_rescale", "_parallel_parameter_merge_net_dict",
+    "_parallel_parameter_name_list",
     "_param_prefix", "_parameter_layout_dict", "_parameters", "_params", "_params_list", "_phase", "_phase_cache",
     "_predict", "_primitives", "_recompute", "_recompute_cell", "_recompute_slice_activation", "_refs",
     "_register_load_state_dict_pre_hook", "_register_state_dict_hook", "_replicate_for_data_parallel",

@@ -103,7 +103,7 @@ class Trainer:
     the schedule, committing each epoch to a ``RunDir`` (rank 0 only)."""
 
     def __init__(self, spec: ModelSpec, recipe: Recipe, backend: str, sources, frozen: tuple[str, ...],
-                 state: dict, rank: int = 0, world: int = 1):
+                 state: dict, rank: int = 0, world: int = 1, precision: str = "float32"):
         train_src, self.val_src = sources
         self.spec, self.recipe, self.backend, self.rank, self.world = spec, recipe, backend, rank, world
         self.classes = len(train_src.classes)
@@ -125,7 +125,7 @@ class Trainer:
         self.be.load_state(self.net, spec, state)
         lay = layout(spec)
         trainable = [c for c, t in lay.items() if t.trainable and not under(c, frozen)]
-        self.sess = self.be.session(self.net, spec, trainable, frozen)
+        self.sess = self.be.session(self.net, spec, trainable, frozen, precision)
         opt = recipe.optimizer
         self.ostate = {c: optim.init(opt, p, self.sess) for c, p in self.sess.params.items()}
         self.decay = {c: optim.decays(opt, lay[c].role) for c in self.sess.params}
@@ -279,10 +279,11 @@ def check_same_run(out: str, run: dict, spec: ModelSpec, recipe: Recipe, backend
 
 def train(model: str | ModelSpec | None = None, recipe: Recipe | str | None = None, *, backend: str = "torch",
           out: str | None = None, overrides: dict | None = None, resume: bool = False,
-          progress: bool = True, snapshots: tuple[int, ...] = ()) -> History:
+          progress: bool = True, snapshots: tuple[int, ...] = (), precision: str = "float32") -> History:
     """Train ``model`` with ``recipe`` in ``backend``; returns the run's :class:`History`.
     ``snapshots``: steps after which the canonical state is saved as ``snapshots/step_<n>.npz``
-    (step 0: the initial state), for ``onespec align``.
+    (step 0: the initial state), for ``onespec align``; ``precision``: ``float64`` where the
+    backend's session offers it (align's rounding-free yardstick).
 
     ``overrides`` are dotted recipe fields (``{"optimizer.lr": 0.01}``). All input (data, recipe,
     checkpoint, freeze paths) is checked before the framework starts training; the run directory
@@ -298,7 +299,7 @@ def train(model: str | ModelSpec | None = None, recipe: Recipe | str | None = No
     be = load_backend(backend)
     rank, world = dist_start(be)
     state, skipped = load_start(spec, recipe, backend)
-    trainer = Trainer(spec, recipe, backend, sources, frozen, state, rank, world)
+    trainer = Trainer(spec, recipe, backend, sources, frozen, state, rank, world, precision)
     rundir = RunDir(out, trainer.ext)
     bar = None
     try:

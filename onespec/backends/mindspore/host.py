@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import mindspore as ms
 
+from ...errors import OnespecError
+
 
 def apply_numerics(tf32: bool | None, deterministic: bool | None) -> None:
     if deterministic is not None:
@@ -23,8 +25,10 @@ def foreign_state(net) -> dict[str, np.ndarray]:
     return {p.name: p.asnumpy() for _, p in net.parameters_and_names()}
 
 
-def session(net, spec, trainable, frozen_paths):
+def session(net, spec, trainable, frozen_paths, precision: str = "float32"):
     from .train import Session
+    if precision != "float32":
+        raise OnespecError(f"mindspore trains in float32 only, not {precision!r}")
     return Session(net, spec, trainable, frozen_paths)
 
 

@@ -19,8 +19,10 @@ def foreign_state(net) -> dict[str, np.ndarray]:
     return {f"{path}.{k}": v for path, m in net.named_modules() for k, v in m.params.items()}
 
 
-def session(net, spec, trainable, frozen_paths):
+def session(net, spec, trainable, frozen_paths, precision: str = "float32"):
     from .train import Session
+    if precision != "float32":
+        raise OnespecError(f"numpy trains in float32 only, not {precision!r}")
     return Session(net, spec, trainable, frozen_paths)
 
 

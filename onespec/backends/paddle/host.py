@@ -7,6 +7,8 @@ import os
 import numpy as np
 import paddle
 
+from ...errors import OnespecError
+
 _DETERMINISTIC = ("FLAGS_cudnn_deterministic", "FLAGS_embedding_deterministic")
 
 
@@ -32,8 +34,10 @@ def foreign_state(net) -> dict[str, np.ndarray]:
     return {k: np.asarray(v.numpy()) for k, v in net.state_dict().items()}
 
 
-def session(net, spec, trainable, frozen_paths):
+def session(net, spec, trainable, frozen_paths, precision: str = "float32"):
     from .train import Session
+    if precision != "float32":
+        raise OnespecError(f"paddle trains in float32 only, not {precision!r}")
     return Session(net, spec, trainable, frozen_paths)
 
 

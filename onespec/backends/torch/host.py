@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ...errors import OnespecError
+
 
 def apply_numerics(tf32: bool | None, deterministic: bool | None) -> None:
     if tf32 is not None:
@@ -29,9 +31,11 @@ def foreign_state(net) -> dict[str, np.ndarray]:
     return {k: v.detach().numpy() for k, v in net.state_dict().items()}
 
 
-def session(net, spec, trainable, frozen_paths):
-    from .train import Session
-    return Session(net, spec, trainable, frozen_paths)
+def session(net, spec, trainable, frozen_paths, precision: str = "float32"):
+    from .train import PRECISIONS, Session
+    if precision not in PRECISIONS:
+        raise OnespecError(f"torch trains in {' or '.join(PRECISIONS)}, not {precision!r}")
+    return Session(net, spec, trainable, frozen_paths, precision=precision)
 
 
 def dist_start() -> tuple[int, int]:

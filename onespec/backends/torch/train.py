@@ -3,6 +3,8 @@
 Conventions translated here: ``requires_grad=False`` and eval mode for frozen subtrees (so their
 BatchNorm statistics stay fixed too); gradients averaged over ``torch.distributed`` ranks when a
 process group is initialised (``torchrun``); dropout seeded through ``torch.manual_seed``.
+``precision="float64"`` trains the same network in double precision: ``onespec align``'s
+yardstick, the same steps without float32 rounding.
 """
 from __future__ import annotations
 
@@ -13,13 +15,17 @@ import torch.nn.functional as F
 from ..tree import under
 from .weights import native_names
 
+PRECISIONS = ("float32", "float64")  # what ``Session(precision=...)`` accepts
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
 
 class Session:
     sqrt = staticmethod(torch.sqrt)
     zeros_like = staticmethod(torch.zeros_like)
 
-    def __init__(self, net, spec, trainable: list[str], frozen_paths: tuple[str, ...]):
-        self.net = net
+    def __init__(self, net, spec, trainable: list[str], frozen_paths: tuple[str, ...], precision: str = "float32"):
+        self.dtype = _DTYPES[precision]
+        self.net = net.to(self.dtype)
         names = native_names(spec)
         own = dict(net.named_parameters())
         self.params = {c: own[names[c]] for c in trainable}
@@ -41,8 +47,8 @@ class Session:
         """Train-mode forward and backward of mean soft-target cross-entropy."""
         for p in self.params.values():
             p.grad = None
-        logits = self.net(torch.from_numpy(x))
-        loss = -(torch.from_numpy(target) * F.log_softmax(logits, dim=1)).sum(1).mean()
+        logits = self.net(torch.from_numpy(x).to(self.dtype))
+        loss = -(torch.from_numpy(target).to(self.dtype) * F.log_softmax(logits, dim=1)).sum(1).mean()
         loss.backward()
         grads = {c: (p.grad if p.grad is not None else torch.zeros_like(p)) for c, p in self.params.items()}
         loss = loss.detach()
@@ -55,7 +61,7 @@ class Session:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return self.net(torch.from_numpy(x)).numpy()
+            return self.net(torch.from_numpy(x).to(self.dtype)).numpy()
 
     def sumsq(self, t) -> float:
         return float((t.detach() * t.detach()).sum())

@@ -1,0 +1,206 @@
+"""Source text of each op for generated MindSpore files (``onespec.codegen``): the classes and
+arguments of ``emit.py``, written out (convs as ``nn.Conv2d``: the emitter's im2col form on CPU is
+the same function, faster there). Importing this module imports no framework."""
+from __future__ import annotations
+
+from ...codegen.layout import Arg, Call, check_supported, one
+from ..tree import ntuple
+
+FRAMEWORK = "mindspore"
+BASE = "nn.Cell"
+FORWARD = "construct"
+SEQUENTIAL = "Sequential"
+CAT = "ops.cat({}, 1)"
+MAXIMUM = "ops.maximum({}, {})"
+SPLIT = "ops.split({}, {}, 1)"
+LOADER = ("``mindspore.load_param_into_net(net, mindspore.load_checkpoint(path), strict_load=True)`` "
+          "(nothing left unloaded)")
+RESERVED = frozenset({"Sequential", "HardSigmoid", "Reshape", "Cell", "Network", "ChannelShuffle", "GlobalAvgPool",
+                      "BatchNorm3d"})
+IMPORTS = "import mindspore as ms\nfrom mindspore import nn, ops\n"
+# (ops it concerns, what is translated): a file states those of the ops its model uses
+CONVENTIONS = [
+    (('batchnorm',), "BatchNorm momentum is 1 - m (MindSpore weights the running value: 0.9 for torch's 0.1)."),
+    (('conv', 'maxpool', 'avgpool'), "Convs and pools take pad_mode='pad' with the explicit padding (MindSpore's "
+     "default 'same' would change shapes)."),
+    (('hardsigmoid',), "hardsigmoid is clamp(slope * x + offset, 0, 1) with the spec's slope (not MindSpore's "
+     "HSigmoid)."),
+    (('batchnorm3d',), "3d BatchNorm runs as 2d BatchNorm over folded spatial dims (MindSpore's BatchNorm3d nests "
+     "a cell and so renames the parameters)."),
+    ((), "Forwards iterate fixed tuples of cells, so the network compiles in GRAPH_MODE."),
+]
+DOCS = {"parallel": "Branches on the same input, merged.", "scale": "x times a gate computed from x.",
+        "shift_max": "Dynamic Shift-Max (MicroNet).", "seq": "Layers applied in order."}
+
+HELPERS = {
+    "Sequential": '''class Sequential(nn.Cell):
+    """Layers applied in order, registered under their names."""
+
+    def __init__(self, *named):
+        super().__init__()
+        for name, cell in named:
+            setattr(self, name, cell)
+        self.layers = tuple(cell for _, cell in named)
+
+    def construct(self, x):
+        for cell in self.layers:
+            x = cell(x)
+        return x
+''',
+    "HardSigmoid": '''class HardSigmoid(nn.Cell):
+    """clamp(slope * x + offset, 0, 1)."""
+
+    def __init__(self, slope, offset):
+        super().__init__()
+        self.slope, self.offset = slope, offset
+
+    def construct(self, x):
+        return ops.clamp(x * self.slope + self.offset, 0.0, 1.0)
+''',
+    "Reshape": '''class Reshape(nn.Cell):
+    def __init__(self, shape):
+        super().__init__()
+        self.shape = (-1,) + tuple(shape)
+
+    def construct(self, x):
+        return ops.reshape(x, self.shape)
+''',
+    "GlobalAvgPool": '''class GlobalAvgPool(nn.Cell):
+    """Mean over the spatial dims, kept as size 1."""
+
+    def __init__(self, nd):
+        super().__init__()
+        self.axes = tuple(range(2, 2 + nd))
+
+    def construct(self, x):
+        return ops.mean(x, self.axes, True)
+''',
+    "ChannelShuffle": '''class ChannelShuffle(nn.Cell):
+    """(groups, C / groups) channels -> (C / groups, groups); shape is one sample's."""
+
+    def __init__(self, groups, shape):
+        super().__init__()
+        c, rest = shape[0], tuple(shape[1:])
+        self.split_shape = (-1, groups, c // groups) + rest
+        self.merged_shape = (-1, c) + rest
+        self.perm = (0, 2, 1) + tuple(range(3, 3 + len(rest)))
+
+    def construct(self, x):
+        x = ops.transpose(ops.reshape(x, self.split_shape), self.perm)
+        return ops.reshape(x, self.merged_shape)
+''',
+    "BatchNorm3d": '''class BatchNorm3d(nn.BatchNorm2d):
+    """3d BN as 2d BN over (N, C, D*H, W): per-channel statistics either way."""
+
+    def __init__(self, shape, **kw):
+        super().__init__(shape[0], **kw)
+        c, d, h, w = shape
+        self.folded, self.unfolded = (-1, c, d * h, w), (-1, c, d, h, w)
+
+    def construct(self, x):
+        y = nn.BatchNorm2d.construct(self, ops.reshape(x, self.folded))
+        return ops.reshape(y, self.unfolded)
+''',
+    "shift_max": '''def shift_max(x, coefficients, shape, groups, fusions, scale, init_a, init_b):
+    """max_k(a_k * x + b_k * shift(x)); shift rolls the channels, seen as (groups, C / groups),
+    by one along both axes."""
+    c, hw = shape[0], tuple(shape[1:])
+    y = (ops.reshape(coefficients, (-1, 2 * fusions * c, 1, 1)) - 0.5) * scale
+    s = ops.reshape(x, (-1, groups, c // groups) + hw)
+    if groups > 1:
+        s = ops.cat((s[:, 1:], s[:, :1]), 1)
+    if c // groups > 1:
+        s = ops.cat((s[:, :, 1:], s[:, :, :1]), 2)
+    x2 = ops.reshape(s, (-1, c) + hw)
+    out = x * (y[:, :c] + init_a[0]) + x2 * (y[:, c:2 * c] + init_b[0])
+    if fusions == 2:
+        second = x * (y[:, 2 * c:3 * c] + init_a[1]) + x2 * (y[:, 3 * c:] + init_b[1])
+        out = ops.maximum(out, second)
+    return out
+''',
+}
+
+_ACTS = {"relu": "nn.ReLU", "relu6": "nn.ReLU6", "hardswish": "nn.HSwish", "sigmoid": "nn.Sigmoid",
+         "swish": "nn.SiLU", "tanh": "nn.Tanh"}
+
+
+def register(name: str, value: str) -> str:
+    return f"setattr(self, {name}, {value})"
+
+
+def _conv(n, x, path):
+    nd = len(x) - 1
+    pads = n.pads(x)
+    flat = tuple(p for pair in pads for p in pair)
+    return Call(f"nn.Conv{nd}d", (
+        Arg("in_channels", x[0]), Arg("out_channels", n.out_channels), Arg("kernel_size", one(ntuple(n.kernel, nd))),
+        Arg("stride", one(ntuple(n.stride, nd)), True, 1), Arg("pad_mode", "pad", True),
+        Arg("padding", one(flat), True), Arg("dilation", one(ntuple(n.dilation, nd)), True, 1),
+        Arg("group", n.groups, True, 1), Arg("has_bias", n.bias, True)))
+
+
+def _bn(n, x, path):
+    check_supported(n.affine, path, "batchnorm without affine parameters")
+    kw = (Arg("eps", n.eps, True, 1e-5), Arg("momentum", round(1.0 - n.momentum, 12), True, 0.9))
+    if len(x) == 4:
+        return Call("BatchNorm3d", (Arg("shape", tuple(x)),) + kw, ("BatchNorm3d",))
+    cls = {1: "nn.BatchNorm1d", 2: "nn.BatchNorm1d", 3: "nn.BatchNorm2d"}[len(x)]
+    return Call(cls, (Arg("num_features", x[0]),) + kw)
+
+
+def _pool(n, x, path):
+    nd = len(x) - 1
+    stride = n.kernel if n.stride is None else n.stride
+    check_supported(n.padding != "same", path, "a pool with padding 'same'")
+    args = (Arg("kernel_size", one(ntuple(n.kernel, nd)), True), Arg("stride", one(ntuple(stride, nd)), True),
+            Arg("pad_mode", "pad", True), Arg("padding", one(ntuple(n.padding, nd)), True, 0),
+            Arg("ceil_mode", n.ceil_mode, True, False))
+    if n.op == "avgpool":
+        return Call(f"nn.AvgPool{nd}d", args + (Arg("count_include_pad", n.count_include_pad, True, True),))
+    return Call(f"nn.MaxPool{nd}d", args)
+
+
+LEAVES = {
+    "conv": _conv,
+    "batchnorm": _bn,
+    "maxpool": _pool,
+    "avgpool": _pool,
+    "hardsigmoid": lambda n, x, p: Call("HardSigmoid", (Arg("slope", n.slope), Arg("offset", n.offset)),
+                                        ("HardSigmoid",)),
+    "act": lambda n, x, p: Call(_ACTS[n.fn]),
+    "global_avgpool": lambda n, x, p: Call("GlobalAvgPool", (Arg("nd", len(x) - 1),), ("GlobalAvgPool",)),
+    "adaptive_avgpool": lambda n, x, p: Call("nn.AdaptiveAvgPool2d",
+                                             (Arg("output_size", one(ntuple(n.output_size, 2))),)),
+    "flatten": lambda n, x, p: Call("nn.Flatten"),
+    "reshape": lambda n, x, p: Call("Reshape", (Arg("shape", tuple(n.shape)),), ("Reshape",)),
+    "linear": lambda n, x, p: Call("nn.Dense", (Arg("in_channels", x[0]), Arg("out_channels", n.out_features),
+                                                Arg("has_bias", n.bias, True, True))),
+    "dropout": lambda n, x, p: Call("nn.Dropout", (Arg("p", n.p, True),)),
+    "identity": lambda n, x, p: Call("nn.Identity"),
+    "channel_shuffle": lambda n, x, p: Call("ChannelShuffle", (Arg("groups", n.groups), Arg("shape", tuple(x))),
+                                            ("ChannelShuffle",)),
+}
+
+
+def leaf(n, x, path: str) -> Call:
+    check_supported(n.op in LEAVES, path, f"op {n.op!r}")
+    return LEAVES[n.op](n, x, path)
+
+
+WEIGHTS_EXT = "ckpt"
+# the generated side of ``onespec.codegen.verify``: load_param_into_net(strict_load=True) with
+# nothing left over, PYNATIVE output, GRAPH_MODE's
+RUN = '''import mindspore as ms
+ms.set_context(mode=ms.PYNATIVE_MODE)
+net = mod.build()
+left, unused = ms.load_param_into_net(net, ms.load_checkpoint(WEIGHTS), strict_load=True)
+if left or unused:
+    raise SystemExit(f"load_param_into_net: not loaded {left}, unused {unused}")
+net.set_train(False)
+x = ms.Tensor(np.load(X))
+np.save(OUT + ".eager.npy", net(x).asnumpy())
+ms.set_context(mode=ms.GRAPH_MODE)
+np.save(OUT + ".compiled.npy", net(x).asnumpy())
+json.dump({"loader": "load_param_into_net(strict_load=True)", "compiler": "GRAPH_MODE",
+           "framework": "mindspore " + ms.__version__}, open(OUT + ".json", "w"))
+'''

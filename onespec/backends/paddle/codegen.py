@@ -1,0 +1,148 @@
+"""Source text of each op for generated Paddle files (``onespec.codegen``): the classes and
+arguments of ``emit.py``, written out. Importing this module imports no framework."""
+from __future__ import annotations
+
+from ...codegen.layout import Arg, Call, check_supported, one, symmetric_padding
+from ..tree import ntuple
+
+FRAMEWORK = "paddle"
+BASE = "nn.Layer"
+FORWARD = "forward"
+SEQUENTIAL = "nn.Sequential"
+CAT = "paddle.concat({}, axis=1)"
+MAXIMUM = "paddle.maximum({}, {})"
+SPLIT = "paddle.split({}, {}, axis=1)"
+LOADER = "``net.set_state_dict(paddle.load(path))`` (nothing missing or unexpected)"
+RESERVED = frozenset({"HardSigmoid", "Reshape", "Layer", "Network"})
+IMPORTS = "import paddle\nfrom paddle import nn\n"
+# (ops it concerns, what is translated): a file states those of the ops its model uses
+CONVENTIONS = [
+    (('batchnorm',), "BatchNorm momentum is 1 - m (Paddle weights the running value: 0.9 for torch's 0.1)."),
+    (('batchnorm',), "Not translated: in training, Paddle's BatchNorm updates its running variance with the "
+     "biased batch variance (torch, MindSpore and onespec's Paddle build use the unbiased one); inference is "
+     "unaffected."),
+    (('avgpool',), "AvgPool's exclusive is the negation of torch's count_include_pad."),
+    (('maxpool', 'avgpool'), "A ceil-mode pool whose extra window would start in the padding runs in floor mode "
+     "(torch drops that window, Paddle keeps it)."),
+    (('linear',), "Linear weights are stored [in, out]; the checkpoint is already in Paddle's layout."),
+    (('hardsigmoid',), "hardsigmoid passes the spec's slope and offset to Paddle's kernel."),
+    (('dropout',), "Dropout is upscale_in_train (inverted dropout, torch's)."),
+]
+DOCS = {"parallel": "Branches on the same input, merged.", "scale": "x times a gate computed from x.",
+        "shift_max": "Dynamic Shift-Max (MicroNet).", "seq": "Layers applied in order."}
+
+HELPERS = {
+    "HardSigmoid": '''class HardSigmoid(nn.Layer):
+    """clip(slope * x + offset, 0, 1)."""
+
+    def __init__(self, slope, offset):
+        super().__init__()
+        self.slope, self.offset = slope, offset
+
+    def forward(self, x):
+        return nn.functional.hardsigmoid(x, slope=self.slope, offset=self.offset)
+''',
+    "Reshape": '''class Reshape(nn.Layer):
+    def __init__(self, shape):
+        super().__init__()
+        self.shape = [-1] + list(shape)
+
+    def forward(self, x):
+        return paddle.reshape(x, self.shape)
+''',
+    "shift_max": '''def shift_max(x, coefficients, shape, groups, fusions, scale, init_a, init_b):
+    """max_k(a_k * x + b_k * shift(x)); shift rolls the channels, seen as (groups, C / groups),
+    by one along both axes."""
+    c, hw = shape[0], list(shape[1:])
+    y = (paddle.reshape(coefficients, [-1, 2 * fusions * c, 1, 1]) - 0.5) * scale
+    s = paddle.reshape(x, [-1, groups, c // groups] + hw)
+    if groups > 1:
+        s = paddle.concat([s[:, 1:], s[:, :1]], axis=1)
+    if c // groups > 1:
+        s = paddle.concat([s[:, :, 1:], s[:, :, :1]], axis=2)
+    x2 = paddle.reshape(s, [-1, c] + hw)
+    out = x * (y[:, :c] + init_a[0]) + x2 * (y[:, c:2 * c] + init_b[0])
+    if fusions == 2:
+        second = x * (y[:, 2 * c:3 * c] + init_a[1]) + x2 * (y[:, 3 * c:] + init_b[1])
+        out = paddle.maximum(out, second)
+    return out
+''',
+}
+
+_ACTS = {"relu": "nn.ReLU", "relu6": "nn.ReLU6", "hardswish": "nn.Hardswish", "sigmoid": "nn.Sigmoid",
+         "swish": "nn.Silu", "tanh": "nn.Tanh"}
+
+
+def register(name: str, value: str) -> str:
+    return f"self.add_sublayer({name}, {value})"
+
+
+def _conv(n, x, path):
+    nd = len(x) - 1
+    return Call(f"nn.Conv{nd}D", (
+        Arg("in_channels", x[0]), Arg("out_channels", n.out_channels), Arg("kernel_size", one(ntuple(n.kernel, nd))),
+        Arg("stride", one(ntuple(n.stride, nd)), True, 1), Arg("padding", symmetric_padding(n, x, path), True, 0),
+        Arg("dilation", one(ntuple(n.dilation, nd)), True, 1), Arg("groups", n.groups, True, 1),
+        Arg("bias_attr", None if n.bias else False, True, None)))
+
+
+def _bn(n, x, path):
+    check_supported(n.affine, path, "batchnorm without affine parameters")
+    cls = {1: "nn.BatchNorm1D", 2: "nn.BatchNorm1D", 3: "nn.BatchNorm2D", 4: "nn.BatchNorm3D"}[len(x)]
+    return Call(cls, (Arg("num_features", x[0]), Arg("momentum", round(1.0 - n.momentum, 12), True, 0.9),
+                      Arg("epsilon", n.eps, True, 1e-5)))
+
+
+def _pool(n, x, path):
+    nd = len(x) - 1
+    stride = n.kernel if n.stride is None else n.stride
+    args = (Arg("kernel_size", one(ntuple(n.kernel, nd))), Arg("stride", one(ntuple(stride, nd))),
+            Arg("padding", symmetric_padding(n, x, path), True, 0), Arg("ceil_mode", n.effective_ceil(x), True, False))
+    if n.op == "avgpool":
+        return Call(f"nn.AvgPool{nd}D", args + (Arg("exclusive", not n.count_include_pad, True, True),))
+    return Call(f"nn.MaxPool{nd}D", args)
+
+
+LEAVES = {
+    "conv": _conv,
+    "batchnorm": _bn,
+    "maxpool": _pool,
+    "avgpool": _pool,
+    "hardsigmoid": lambda n, x, p: Call("HardSigmoid", (Arg("slope", n.slope), Arg("offset", n.offset)),
+                                        ("HardSigmoid",)),
+    "act": lambda n, x, p: Call(_ACTS[n.fn]),
+    "global_avgpool": lambda n, x, p: Call(f"nn.AdaptiveAvgPool{len(x) - 1}D", (Arg("output_size", 1),)),
+    "adaptive_avgpool": lambda n, x, p: Call("nn.AdaptiveAvgPool2D",
+                                             (Arg("output_size", one(ntuple(n.output_size, 2))),)),
+    "flatten": lambda n, x, p: Call("nn.Flatten"),
+    "reshape": lambda n, x, p: Call("Reshape", (Arg("shape", tuple(n.shape)),), ("Reshape",)),
+    "linear": lambda n, x, p: Call("nn.Linear", (Arg("in_features", x[0]), Arg("out_features", n.out_features),
+                                                 Arg("bias_attr", None if n.bias else False, True, None))),
+    "dropout": lambda n, x, p: Call("nn.Dropout", (Arg("p", n.p),)),
+    "identity": lambda n, x, p: Call("nn.Identity"),
+    "channel_shuffle": lambda n, x, p: Call("nn.ChannelShuffle", (Arg("groups", n.groups),)),
+}
+
+
+def leaf(n, x, path: str) -> Call:
+    check_supported(n.op in LEAVES, path, f"op {n.op!r}")
+    return LEAVES[n.op](n, x, path)
+
+
+WEIGHTS_EXT = "pdparams"
+# the generated side of ``onespec.codegen.verify``: set_state_dict with nothing missing or
+# unexpected, eager output, paddle.jit.to_static's
+RUN = '''import paddle
+net = mod.build()
+missing, unexpected = net.set_state_dict(paddle.load(WEIGHTS))
+if missing or unexpected:
+    raise SystemExit(f"set_state_dict: missing {missing}, unexpected {unexpected}")
+net.eval()
+x = paddle.to_tensor(np.load(X))
+with paddle.no_grad():
+    np.save(OUT + ".eager.npy", net(x).numpy())
+    static = paddle.jit.to_static(net, full_graph=True)
+    np.save(OUT + ".compiled.npy", static(x).numpy())
+json.dump({"loader": "set_state_dict (nothing missing or unexpected)", "compiler": "paddle.jit.to_static",
+           "framework": "paddle " + paddle.__version__}, open(OUT + ".json", "w"))
+'''

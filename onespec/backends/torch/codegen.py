@@ -1,0 +1,158 @@
+"""Source text of each op for generated torch files (``onespec.codegen``): the classes and
+arguments of ``emit.py``, written out. Importing this module imports no framework."""
+from __future__ import annotations
+
+from ...codegen.layout import Arg, Call, check_supported, one, symmetric_padding
+from ..tree import ntuple
+
+FRAMEWORK = "torch"
+BASE = "nn.Module"
+FORWARD = "forward"
+SEQUENTIAL = "Sequential"
+CAT = "torch.cat({}, 1)"
+MAXIMUM = "torch.maximum({}, {})"
+SPLIT = "torch.split({}, {}, 1)"
+LOADER = "``net.load_state_dict(torch.load(path), strict=True)``"
+RESERVED = frozenset({"Sequential", "HardSigmoid", "Reshape", "Module", "Network"})
+IMPORTS = "from collections import OrderedDict\n\nimport torch\nfrom torch import nn\n"
+# (ops it concerns, what is translated): a file states those of the ops its model uses
+CONVENTIONS = [
+    (('batchnorm',), "BatchNorm momentum 0.1 is the weight of the new batch statistic (torch's own convention)."),
+    (('conv', 'maxpool', 'avgpool'), "Padding is explicit and symmetric on every conv and pool."),
+    (('hardsigmoid',), "hardsigmoid is clamp(slope * x + offset, 0, 1); torch's nn.Hardsigmoid where slope is "
+     "1/6."),
+]
+DOCS = {"parallel": "Branches on the same input, merged.", "scale": "x times a gate computed from x.",
+        "shift_max": "Dynamic Shift-Max (MicroNet).", "seq": "Layers applied in order."}
+
+HELPERS = {
+    "Sequential": '''class Sequential(nn.Sequential):
+    """Layers applied in order, registered under their names."""
+
+    def __init__(self, *named):
+        super().__init__(OrderedDict(named))
+''',
+    "HardSigmoid": '''class HardSigmoid(nn.Module):
+    """clamp(slope * x + offset, 0, 1)."""
+
+    def __init__(self, slope, offset):
+        super().__init__()
+        self.slope, self.offset = slope, offset
+
+    def forward(self, x):
+        return (x * self.slope + self.offset).clamp(0.0, 1.0)
+''',
+    "Reshape": '''class Reshape(nn.Module):
+    def __init__(self, shape):
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, x):
+        return x.reshape((-1,) + self.shape)
+''',
+    "ChannelShuffle": '''class ChannelShuffle(nn.Module):
+    """(groups, C / groups) channels -> (C / groups, groups)."""
+
+    def __init__(self, groups):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x):
+        return x.unflatten(1, (self.groups, -1)).transpose(1, 2).flatten(1, 2)
+''',
+    "shift_max": '''def shift_max(x, coefficients, shape, groups, fusions, scale, init_a, init_b):
+    """max_k(a_k * x + b_k * shift(x)); shift rolls the channels, seen as (groups, C / groups),
+    by one along both axes."""
+    c = shape[0]
+    y = (coefficients.reshape(-1, 2 * fusions * c, 1, 1) - 0.5) * scale
+    s = x.unflatten(1, (groups, c // groups))
+    if groups > 1:
+        s = torch.cat([s[:, 1:], s[:, :1]], 1)
+    if c // groups > 1:
+        s = torch.cat([s[:, :, 1:], s[:, :, :1]], 2)
+    x2 = s.flatten(1, 2)
+    out = x * (y[:, :c] + init_a[0]) + x2 * (y[:, c:2 * c] + init_b[0])
+    if fusions == 2:
+        second = x * (y[:, 2 * c:3 * c] + init_a[1]) + x2 * (y[:, 3 * c:] + init_b[1])
+        out = torch.maximum(out, second)
+    return out
+''',
+}
+
+_ACTS = {"relu": "nn.ReLU", "relu6": "nn.ReLU6", "hardswish": "nn.Hardswish", "sigmoid": "nn.Sigmoid",
+         "swish": "nn.SiLU", "tanh": "nn.Tanh"}
+
+
+def register(name: str, value: str) -> str:
+    return f"self.add_module({name}, {value})"
+
+
+def _conv(n, x, path):
+    nd = len(x) - 1
+    return Call(f"nn.Conv{nd}d", (
+        Arg("in_channels", x[0]), Arg("out_channels", n.out_channels), Arg("kernel_size", one(ntuple(n.kernel, nd))),
+        Arg("stride", one(ntuple(n.stride, nd)), True, 1), Arg("padding", symmetric_padding(n, x, path), True, 0),
+        Arg("dilation", one(ntuple(n.dilation, nd)), True, 1), Arg("groups", n.groups, True, 1),
+        Arg("bias", n.bias, True, True)))
+
+
+def _bn(n, x, path):
+    check_supported(n.affine, path, "batchnorm without affine parameters")
+    cls = {1: "nn.BatchNorm1d", 2: "nn.BatchNorm1d", 3: "nn.BatchNorm2d", 4: "nn.BatchNorm3d"}[len(x)]
+    return Call(cls, (Arg("num_features", x[0]), Arg("eps", n.eps, True, 1e-5), Arg("momentum", n.momentum, True, 0.1)))
+
+
+def _pool(n, x, path):
+    nd = len(x) - 1
+    stride = n.kernel if n.stride is None else n.stride
+    args = (Arg("kernel_size", one(ntuple(n.kernel, nd))), Arg("stride", one(ntuple(stride, nd))),
+            Arg("padding", symmetric_padding(n, x, path), True, 0), Arg("ceil_mode", n.ceil_mode, True, False))
+    if n.op == "avgpool":
+        return Call(f"nn.AvgPool{nd}d", args + (Arg("count_include_pad", n.count_include_pad, True, True),))
+    return Call(f"nn.MaxPool{nd}d", args)
+
+
+def _hardsigmoid(n, x, path):
+    if abs(n.slope - 1 / 6) < 1e-12 and n.offset == 0.5:
+        return Call("nn.Hardsigmoid")
+    return Call("HardSigmoid", (Arg("slope", n.slope), Arg("offset", n.offset)), ("HardSigmoid",))
+
+
+LEAVES = {
+    "conv": _conv,
+    "batchnorm": _bn,
+    "maxpool": _pool,
+    "avgpool": _pool,
+    "hardsigmoid": _hardsigmoid,
+    "act": lambda n, x, p: Call(_ACTS[n.fn]),
+    "global_avgpool": lambda n, x, p: Call(f"nn.AdaptiveAvgPool{len(x) - 1}d", (Arg("output_size", 1),)),
+    "adaptive_avgpool": lambda n, x, p: Call("nn.AdaptiveAvgPool2d",
+                                             (Arg("output_size", one(ntuple(n.output_size, 2))),)),
+    "flatten": lambda n, x, p: Call("nn.Flatten"),
+    "reshape": lambda n, x, p: Call("Reshape", (Arg("shape", tuple(n.shape)),), ("Reshape",)),
+    "linear": lambda n, x, p: Call("nn.Linear", (Arg("in_features", x[0]), Arg("out_features", n.out_features),
+                                                 Arg("bias", n.bias, True, True))),
+    "dropout": lambda n, x, p: Call("nn.Dropout", (Arg("p", n.p),)),
+    "identity": lambda n, x, p: Call("nn.Identity"),
+    "channel_shuffle": lambda n, x, p: Call("ChannelShuffle", (Arg("groups", n.groups),), ("ChannelShuffle",)),
+}
+
+
+def leaf(n, x, path: str) -> Call:
+    check_supported(n.op in LEAVES, path, f"op {n.op!r}")
+    return LEAVES[n.op](n, x, path)
+
+WEIGHTS_EXT = "pth"
+# the generated side of ``onespec.codegen.verify``: strict load, eager output, torch.export's
+RUN = '''import torch
+net = mod.build()
+net.load_state_dict(torch.load(WEIGHTS, weights_only=True), strict=True)
+net.eval()
+x = torch.from_numpy(np.load(X))
+with torch.no_grad():
+    np.save(OUT + ".eager.npy", net(x).numpy())
+    program = torch.export.export(net, (x,))
+    np.save(OUT + ".compiled.npy", program.module()(x).numpy())
+json.dump({"loader": "load_state_dict(strict=True)", "compiler": "torch.export",
+           "framework": "torch " + torch.__version__}, open(OUT + ".json", "w"))
+'''
