@@ -34,11 +34,12 @@ numerics: $(STAMP)
 test: $(STAMP)
 	ONESPEC_REQUIRE_FRAMEWORKS=1 $(PY) -m pytest -q -n 2 --dist loadfile --durations=15
 
-# 100,000 fuzzed spec documents, 1,000 random specs through all three frameworks and 20,000
-# mutants of every data file and checkpoint format onespec reads (~60 min)
+# 100,000 fuzzed spec documents, 1,000 random specs through all three frameworks, 20,000
+# mutants of every data file and checkpoint format onespec reads and 20,000 mutated recipes (~65 min)
 fuzz: $(STAMP)
 	ONESPEC_REQUIRE_FRAMEWORKS=1 ONESPEC_FUZZ_DOCS=100000 ONESPEC_PROPERTY_SPECS=1000 ONESPEC_FUZZ_FILES=20000 \
-		$(PY) -m pytest -q tests/spec/test_fuzz.py tests/conformance/test_properties.py tests/data/test_fuzz_files.py
+		ONESPEC_FUZZ_RECIPES=20000 $(PY) -m pytest -q tests/spec/test_fuzz.py tests/conformance/test_properties.py \
+		tests/data/test_fuzz_files.py tests/training/test_recipe_fuzz.py
 
 # the heavy tests: whole-zoo numerics at the models' default input sizes (every model compiled and
 # stepped), the Paddle and MindSpore 2-process training launchers, every data source in every

@@ -144,18 +144,6 @@ def _write(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
-_LOAD = {
-    "torch": "import torch\nfrom model import build\n\nnet = build()\n"
-             "net.load_state_dict(torch.load(\"weights.pth\"), strict=True)\nnet.eval()",
-    "paddle": "import paddle\nfrom model import build\n\nnet = build()\n"
-              "missing, unexpected = net.set_state_dict(paddle.load(\"weights.pdparams\"))\n"
-              "assert not missing and not unexpected\nnet.eval()",
-    "mindspore": "import mindspore as ms\nfrom model import build\n\nnet = build()\n"
-                 "left, unused = ms.load_param_into_net(net, ms.load_checkpoint(\"weights.ckpt\"), "
-                 "strict_load=True)\nassert not left and not unused\nnet.set_train(False)",
-}
-
-
 def _readme(spec, ops, report: dict, backend: str) -> str:
     meta = spec.meta
     rows = "\n".join(f"| {r['output']} | {r['against']} | {r['max_rel_err']:.2e} | {r['tolerance']:.0e} | "
@@ -180,7 +168,7 @@ absolute value of the reference output.
 ## Loading it
 
 ```python
-{_LOAD[backend]}
+{ops.LOAD_EXAMPLE}
 ```
 
 Input: float32, shape (N, {', '.join(map(str, spec.input_shape))}), channels first.

@@ -32,9 +32,19 @@ def children_of(pid: int, at_least: int = 1, timeout: float = 120) -> list[int]:
     return children
 
 
+def is_alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie counts as ended; the state follows the command name,
+    which may hold spaces and parentheses)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def alive(pids) -> list[int]:
-    """Those of ``pids`` still running (zombies count as ended)."""
-    return [p for p in pids if os.path.exists(f"/proc/{p}") and open(f"/proc/{p}/stat").read().split()[2] != "Z"]
+    """Those of ``pids`` still running."""
+    return [p for p in pids if is_alive(p)]
 
 
 def wait_until(done, tries: int = 100) -> None:

@@ -22,6 +22,7 @@ from onespec.spec.nodes import AdaptiveAvgPool, AvgPool, Conv, Flatten, Linear, 
 from onespec.zoo import entry
 from onespec.zoo.common import model
 
+from commands import is_alive
 from conftest import require
 
 pytestmark = pytest.mark.frameworks
@@ -214,14 +215,6 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def _kill_export_at(delay: float | None, out_dir, timeout: float = 300) -> tuple[bool, list[str]]:
     """Start ``onespec export`` into ``out_dir`` and SIGKILL it ``delay`` seconds after its export
     child starts (None: let it finish); returns (killed, names in ``out_dir``) once every process it
@@ -241,9 +234,9 @@ def _kill_export_at(delay: float | None, out_dir, timeout: float = 300) -> tuple
         time.sleep(0.02)
     killed = proc.wait(timeout=max(1.0, t_end - time.monotonic())) == -signal.SIGKILL
     deadline = time.monotonic() + 20
-    while any(_alive(p) for p in seen) and time.monotonic() < deadline:
+    while any(is_alive(p) for p in seen) and time.monotonic() < deadline:
         time.sleep(0.1)
-    left = [p for p in seen if _alive(p)]
+    left = [p for p in seen if is_alive(p)]
     for p in left:  # not to leave them to the next test
         os.kill(p, signal.SIGKILL)
     assert not left, f"processes outlived the killed export: {left}"

@@ -15,6 +15,7 @@ import time
 import numpy as np
 import pytest
 
+from commands import is_alive
 from conftest import require
 from fixtures_data import tiny
 from onespec.training import TrainError, load_recipe, train
@@ -71,14 +72,6 @@ def _children(pid: int) -> set[int]:
     return out
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def _started(out: str) -> bool:
     return os.path.lexists(os.path.join(out, "current")) or os.path.exists(os.path.join(out, "in-progress"))
 
@@ -103,9 +96,9 @@ def _run_killed(out: str, *, kill_at: str | None = None, delay: float | None = N
         return False
     assert proc.returncode == -signal.SIGKILL, err[-2000:]
     deadline = time.monotonic() + 10
-    while any(_alive(p) for p in seen) and time.monotonic() < deadline:
+    while any(is_alive(p) for p in seen) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not [p for p in seen if _alive(p)], f"processes left after the kill: {sorted(seen)}"
+    assert not [p for p in seen if is_alive(p)], f"processes left after the kill: {sorted(seen)}"
     return True
 
 

@@ -187,6 +187,11 @@ def leaf(n, x, path: str) -> Call:
     return LEAVES[n.op](n, x, path)
 
 
+# how a user loads a port (the README onespec port writes)
+LOAD_EXAMPLE = ("import mindspore as ms\nfrom model import build\n\nnet = build()\n"
+                 "left, unused = ms.load_param_into_net(net, ms.load_checkpoint(\"weights.ckpt\"), "
+                 "strict_load=True)\nassert not left and not unused\nnet.set_train(False)")
+
 WEIGHTS_EXT = "ckpt"
 # the generated side of ``onespec.codegen.verify``: load_param_into_net(strict_load=True) with
 # nothing left over, PYNATIVE output, GRAPH_MODE's

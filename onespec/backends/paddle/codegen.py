@@ -129,6 +129,11 @@ def leaf(n, x, path: str) -> Call:
     return LEAVES[n.op](n, x, path)
 
 
+# how a user loads a port (the README onespec port writes)
+LOAD_EXAMPLE = ("import paddle\nfrom model import build\n\nnet = build()\n"
+              "missing, unexpected = net.set_state_dict(paddle.load(\"weights.pdparams\"))\n"
+              "assert not missing and not unexpected\nnet.eval()")
+
 WEIGHTS_EXT = "pdparams"
 # the generated side of ``onespec.codegen.verify``: set_state_dict with nothing missing or
 # unexpected, eager output, paddle.jit.to_static's

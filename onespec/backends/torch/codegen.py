@@ -142,6 +142,10 @@ def leaf(n, x, path: str) -> Call:
     check_supported(n.op in LEAVES, path, f"op {n.op!r}")
     return LEAVES[n.op](n, x, path)
 
+# how a user loads a port (the README onespec port writes)
+LOAD_EXAMPLE = ("import torch\nfrom model import build\n\nnet = build()\n"
+             "net.load_state_dict(torch.load(\"weights.pth\"), strict=True)\nnet.eval()")
+
 WEIGHTS_EXT = "pth"
 # the generated side of ``onespec.codegen.verify``: strict load, eager output, torch.export's
 RUN = '''import torch
