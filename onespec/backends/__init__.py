@@ -60,6 +60,9 @@ class Framework:
     import_first_opt_out: str = ""
     clashes_after: Mapping[str, str] = field(default_factory=dict)
     cost: float = 1.0  # relative conformance-worker time on CPU, for ordering work
+    # the variable the framework's launcher (torchrun, paddle.distributed.launch, msrun) sets to
+    # the number of processes: above 1, a run joins the launcher's process group
+    launcher_world_env: str = ""
     # ``onespec bench``: the framework's own zoo (its name, onespec zoo name -> its constructor),
     # the importer library whose model options make onespec's network that zoo's architecture,
     # the modules imported before a measurement, build options timed as extra sides, and run

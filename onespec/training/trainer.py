@@ -56,14 +56,14 @@ class History:
 
 
 # the process count each framework's launcher (torchrun, paddle.distributed.launch, msrun) sets
-LAUNCHER_WORLD_ENV = ("WORLD_SIZE", "PADDLE_TRAINERS_NUM", "MS_WORKER_NUM")
 
 
-def dist_start(be) -> tuple[int, int]:
+def dist_start(backend: str) -> tuple[int, int]:
     """(rank, world): the launcher's process group joined when one started this process."""
-    if not any(os.environ.get(v, "").isdigit() and int(os.environ[v]) > 1 for v in LAUNCHER_WORLD_ENV):
+    var = framework(backend).launcher_world_env
+    if not (var and os.environ.get(var, "").isdigit() and int(os.environ[var]) > 1):
         return 0, 1
-    return be.dist_start()
+    return load_backend(backend).dist_start()
 
 
 def targets(y: np.ndarray, k: int, smoothing: float) -> np.ndarray:
@@ -297,7 +297,7 @@ def train(model: str | ModelSpec | None = None, recipe: Recipe | str | None = No
     frozen = frozen_paths(spec, recipe.freeze)
     out = out or os.path.join("runs", f"{spec.name}-{backend}")
     be = load_backend(backend)
-    rank, world = dist_start(be)
+    rank, world = dist_start(backend)
     state, skipped = load_start(spec, recipe, backend)
     trainer = Trainer(spec, recipe, backend, sources, frozen, state, rank, world, precision)
     rundir = RunDir(out, trainer.ext)
