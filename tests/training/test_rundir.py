@@ -235,12 +235,13 @@ def test_damaged_bookkeeping_is_named_and_a_new_run_refuses_an_old_one(tmp_path)
 
 
 def test_a_diverging_run_stops_at_its_step_and_keeps_the_last_good_checkpoint(tmp_path):
-    """Epoch 1 at a sane LR, then the LR times 1e31: the run stops at the first step whose loss
-    or gradient is not finite; the committed state stays epoch 1's, curves included."""
+    """Epoch 1 at a sane LR, then the LR times 1e33 (gamma 1000, the recipe's largest, at eleven
+    milestones): the run stops at the first step whose loss or gradient is not finite; the
+    committed state stays epoch 1's, curves included."""
     require("torch")
     out = str(tmp_path / "run")
     with pytest.raises(TrainError, match=r"step 1[2-9] \(epoch 2\): the loss is") as err:
-        _train(out, **{"schedule.name": "step", "schedule.milestones": [1], "schedule.gamma": 1e31})
+        _train(out, **{"schedule.name": "step", "schedule.milestones": [1] * 11, "schedule.gamma": 1000})
     assert "last good checkpoint is" in str(err.value) and "(step 11)" in str(err.value)
     run = json.load(open(os.path.join(out, "run.json")))
     assert run["steps_done"] == 11 and os.path.exists(os.path.join(out, "in-progress"))
@@ -249,7 +250,8 @@ def test_a_diverging_run_stops_at_its_step_and_keeps_the_last_good_checkpoint(tm
     assert all(torch.isfinite(v.float()).all() for v in sd.values())
     assert os.path.getsize(os.path.join(out, "curves.png")) > 10_000
     with pytest.raises(TrainError, match=r"step [1-9] \(epoch 1\): the loss is .*; no epoch was committed"):
-        _train(str(tmp_path / "lr"), **{"optimizer.lr": 1e30})
+        _train(str(tmp_path / "lr"), **{"optimizer.lr": 1e3, "schedule.name": "step",
+                                          "schedule.milestones": [0] * 10, "schedule.gamma": 1000})
     assert not os.path.lexists(tmp_path / "lr" / "current")
 
 
