@@ -217,7 +217,9 @@ def run_diff(cases: list[tuple[ModelSpec, tuple[str, ...]]], out: str) -> list[d
         jp = os.path.join(out, "diff", f"jobs-{b}.json")
         with open(jp, "w") as f:
             json.dump(js, f)
-        code, so, se = run_child([os.path.abspath(__file__), "--diff-worker", b, jp])
+        here = os.path.abspath(__file__)  # this script, run as __main__ in an isolated child
+        code, so, se = run_child(["-c", f"import runpy, sys; sys.argv[0] = {here!r}; "
+                                        f"runpy.run_path({here!r}, run_name='__main__')", "--diff-worker", b, jp])
         if code != 0:
             raise SystemExit(f"diff worker {b} failed: {se.decode(errors='replace')[-2000:]}")
         results += json.loads(so.decode().strip().splitlines()[-1])
