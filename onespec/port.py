@@ -4,8 +4,8 @@ The checkpoint (a torchvision state dict, any framework's, or a canonical file) 
 onespec's canonical state; the framework's source is generated (``onespec.codegen``); the
 generated file, run where onespec cannot be imported, loads the native checkpoint with the
 framework's own strict loader and is compared with onespec's build in that framework and with
-onespec's torch build of the same state (what the source computes) on the example input or the
-user's. Only when every comparison is within tolerance does ``DIR`` receive ``model.py``,
+onespec's build of the same state in the source's framework (the checkpoint's; torch for a
+captured module) on the example input or the user's. Only when every comparison is within tolerance does ``DIR`` receive ``model.py``,
 ``weights.<ext>``, ``README.md`` and ``port.json``; otherwise ``DIR`` receives the report alone
 and the command exits 1.
 """
@@ -69,15 +69,26 @@ def _state(spec, weights: str | None) -> tuple[dict, str]:
     return state, f"{os.path.basename(weights)} (sha256 {digest[:16]}...)"
 
 
-def _torch_reference(spec, state, x, work: str) -> np.ndarray | None:
-    """onespec's torch build of the state on ``x``: what the source (torch) computes."""
+def source_framework(weights: str | None, captured) -> str:
+    """The framework the source computes in: a captured module's (torch, the capture frontend),
+    else the checkpoint's by its extension, else the first built-in framework."""
+    from .backends import by_extension, frameworks
+    if captured is not None:
+        return "torch"  # onespec.capture traces torch modules
+    return (by_extension(weights) if weights else None) or frameworks()[0]
+
+
+def _source_reference(spec, state, x, work: str, fw: str) -> np.ndarray:
+    """onespec's build of the state in the source's framework ``fw`` on ``x``."""
+    from .backends import framework
     from .codegen.verify import _ONESPEC, _ROOT, _run
-    paths = [os.path.join(work, n) for n in ("spec.json", "state.npz", "w.pth", "x.npy", "y.npy")]
+    names = ("spec.json", "state.npz", "w" + framework(fw).extensions[0], "x.npy", "y.npy")
+    paths = [os.path.join(work, n) for n in names]
     with open(paths[0], "w") as f:
         f.write(spec.model_dump_json())
     np.savez(paths[1], **state)
     np.save(paths[3], x)
-    _run(["-c", _ONESPEC, _ROOT, "torch", *paths[:1], paths[1], paths[2], paths[3], paths[4]], "onespec's torch build")
+    _run(["-c", _ONESPEC, _ROOT, fw, *paths[:1], paths[1], paths[2], paths[3], paths[4]], f"onespec's {fw} build")
     y = np.load(paths[4]).astype(np.float64)
     for p in paths:
         os.remove(p)
@@ -104,11 +115,11 @@ def port(spec, backend: str, out_dir: str, weights: str | None = None, input_pat
         r = check(spec, backend, work, state, x, source)
         rows = [(f"generated {backend}, eager", f"onespec's {backend} build", r["eager"], TOLERANCE),
                 (f"generated {backend}, {r['compiler']}", f"onespec's {backend} build", r["compiled"], TOLERANCE)]
-        if backend != "torch":
-            ref = _torch_reference(spec, state, x, work)
-            gen = _generated_output(r)
-            rows.append((f"generated {backend}, eager", "onespec's torch build (the source's framework)",
-                         rel_err(gen, ref), CROSS_TOLERANCE))
+        src = source_framework(weights, captured)
+        if backend != src:
+            ref = _source_reference(spec, state, x, work, src)
+            rows.append((f"generated {backend}, eager", f"onespec's {src} build (the source's framework)",
+                         rel_err(_generated_output(r), ref), CROSS_TOLERANCE))
         if captured is not None:
             from .capture import reference_outputs
             rows.append((f"generated {backend}, eager", f"the original module ({source_name})",
@@ -173,6 +184,6 @@ absolute value of the reference output.
 
 Input: float32, shape (N, {', '.join(map(str, spec.input_shape))}), channels first.
 
-## Conventions that differ from the source's framework (torch)
+## Conventions translated from onespec's spec (which follows torch's)
 
 """ + "\n".join(f"- {c}" for c in conventions(spec, ops)) + "\n"
