@@ -45,11 +45,9 @@ def random_specs(n: int, seed: int = 0) -> list[ModelSpec]:
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import strategies as st
 
-    try:
-        from onespec.spec.strategies import specs
-    except ImportError:  # the strategy lives with the tests
-        sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
-        from strategies import specs
+    # the property strategy lives with the tests (tests/strategies.py)
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+    from strategies import specs
     drawn: list[ModelSpec] = []
 
     @settings(max_examples=n * 3, derandomize=True, database=None, phases=[Phase.generate], deadline=None,
@@ -77,9 +75,9 @@ def _trainable(spec: ModelSpec, i: int) -> ModelSpec:
 
 
 def zoo_specs(names) -> list[ModelSpec]:
-    from onespec.training.engine import resolve_model
+    from onespec.models import resolve
 
-    return [resolve_model(n, {"input_size": 32}, 10) for n in names]
+    return [resolve(n, {"input_size": 32}, num_classes=10) for n in names]
 
 
 def inject(spec: ModelSpec, kind: str) -> tuple[ModelSpec | None, dict, str | None]:

@@ -95,9 +95,9 @@ def test_mobilenet_v2_with_trained_statistics_passes_train_mode_and_backward(bac
     """MobileNetV2's expand BNs after a block without a shortcut see centred inputs: the false alarm
     torchvision's pretrained weights raised in every framework."""
     require("torch", backend)
-    from onespec.training.engine import resolve_model
+    from onespec.models import resolve
 
-    spec = resolve_model("mobilenet_v2", {"input_size": 32}, None)
+    spec = resolve("mobilenet_v2", {"input_size": 32})
     state = trained_statistics(spec)
     assert np.abs(state["features.stage2.block0.expand.bn.running_mean"]).mean() < 1e-6
     weights = tmp_path / "trained.npz"
