@@ -257,8 +257,8 @@ def _time_rounds(row, timers, rounds, budget_s, train, options) -> None:
         if "reference" not in med:
             continue  # a model of the user's: onespec's sides alone
         row[f"{kind}_ratio"] = round(med["onespec"] / med["reference"], 3)
-        # the same ratio round by round (both sides of a round ran back to back): a median ratio
-        # whose range straddles 1.00 is not told apart from parity by this run
+        # the ratio within each timing round (both sides timed back to back): a median ratio
+        # whose per-round range straddles 1.00 is not told apart from parity by this run
         per_round = [o / r for o, r in zip(times["onespec"], times["reference"])]
         row[f"{kind}_ratio_range"] = [round(min(per_round), 3), round(max(per_round), 3)]
         if "onespec folded" in med:
