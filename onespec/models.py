@@ -126,6 +126,19 @@ def _show(key: str, o: Override) -> str:
     return f"{key}={o.value!r} ({o.origin})"
 
 
+@contextlib.contextmanager
+def _first_on_path(folder: str):
+    """``folder`` first on ``sys.path`` for an import (unless it is there already)."""
+    added = folder not in sys.path
+    if added:
+        sys.path.insert(0, folder)
+    try:
+        yield
+    finally:
+        if added:
+            sys.path.remove(folder)
+
+
 def load_code(ref: str, what: str = "model") -> Callable:
     """The callable named by ``module:function`` or ``path/to/file.py:function`` (imported: this
     runs the module's code). The current folder is searched first, as ``python -m`` does."""
@@ -138,17 +151,12 @@ def load_code(ref: str, what: str = "model") -> Callable:
                 raise MissingFileError(mod_name, f"{what} {ref}: no such Python file")
             spec = importlib.util.spec_from_file_location(os.path.basename(mod_name)[:-3] or "module", mod_name)
             module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
+            sys.modules[spec.name] = module  # as python runs a script: classes know their module
+            with _first_on_path(os.path.dirname(os.path.abspath(mod_name))):  # it imports its siblings
+                spec.loader.exec_module(module)
         else:
-            here = os.getcwd()
-            added = here not in sys.path
-            if added:
-                sys.path.insert(0, here)
-            try:
+            with _first_on_path(os.getcwd()):
                 module = importlib.import_module(mod_name)
-            finally:
-                if added:
-                    sys.path.remove(here)
         fn = getattr(module, fn_name)
     except OnespecError:
         raise

@@ -4,11 +4,8 @@ every framework on the example input (and on ``--input x.npy``, a batch of the u
 only then are ``DIR/spec.json``, ``DIR/weights.npz`` and ``DIR/report.json`` / ``report.md`` written."""
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import os
-import sys
 import time
 
 import numpy as np
@@ -33,28 +30,10 @@ def add_parser(sub) -> None:
 
 
 def load_target(target: str):
-    """The module ``FUNCTION()`` returns; ``MODULE`` is a dotted name or a path to a .py file."""
-    if ":" not in target:
-        raise CaptureError([f"{target!r}: give MODULE:FUNCTION, e.g. mypaper.models:build_net"])
-    mod_name, fn_name = target.rsplit(":", 1)
-    try:
-        if mod_name.endswith(".py"):
-            spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(mod_name))[0], mod_name)
-            if spec is None or not os.path.exists(mod_name):
-                raise CaptureError([f"{mod_name}: no such file"])
-            mod = importlib.util.module_from_spec(spec)
-            # as python runs a script: its folder first on the path, so it imports its siblings
-            sys.path.insert(0, os.path.dirname(os.path.abspath(mod_name)))
-            sys.modules[spec.name] = mod
-            spec.loader.exec_module(mod)
-        else:
-            mod = importlib.import_module(mod_name)
-    except ImportError as err:
-        raise CaptureError([f"cannot import {mod_name}: {err}"]) from None
-    fn = getattr(mod, fn_name, None)
-    if not callable(fn):
-        raise CaptureError([f"{mod_name} has no function {fn_name!r}"])
-    return fn()
+    """The module ``FUNCTION()`` returns (``onespec.models.load_code``: ``MODULE`` is a dotted
+    name or a path to a .py file)."""
+    from ..models import load_code
+    return load_code(target, "capture")()
 
 
 def _shape(text: str) -> tuple[int, ...]:
