@@ -79,6 +79,9 @@ class Framework:
     # ``build`` keywords for a network to export (a graph keeps the plain layout and ops a
     # runtime picks its own kernels for)
     export_build: Mapping[str, Any] = field(default_factory=dict)
+    # ``onespec capture``: the qualified names of the framework's model base classes (a model whose
+    # class derives from one is captured by this backend's ``trace``)
+    model_bases: tuple[str, ...] = ()
 
 
 # where each contract name lives in a backend package (loaded on first use, see ``lazy_contract``)
@@ -90,6 +93,7 @@ CONTRACT_HOMES = {
     **dict.fromkeys(("foreign_state", "session", "dist_start", "dist_end", "apply_numerics",
                      "numerics_environment"), "host"),
     "bench_harness": "bench",
+    **dict.fromkeys(("trace", "reference_outputs", "state_keys"), "capture"),
 }
 
 
@@ -175,6 +179,12 @@ def framework(name: str) -> Framework:
     if not isinstance(fw, Framework) or fw.name != name:
         raise UnknownBackendError(f"backend {name!r} declares no FRAMEWORK named {name!r}")
     return fw
+
+
+def by_model(model) -> str | None:
+    """The framework whose model base class ``model``'s class derives from (imports nothing)."""
+    names = {f"{c.__module__}.{c.__qualname__}" for c in type(model).__mro__}
+    return next((n for n in frameworks() if names & set(framework(n).model_bases)), None)
 
 
 def by_extension(path: str) -> str | None:
@@ -266,6 +276,18 @@ class Backend(Protocol):
         framework zoo's network), ``inputs(shape, batch)``, ``forward(net, x)``,
         ``stepper(net, x, y)`` (a training-step callable), ``speed(net, ndim, **option)``
         (a build option of ``FRAMEWORK.bench_options`` applied)."""
+
+    # capture (frameworks that declare ``FRAMEWORK.model_bases``)
+    def trace(self, model, input_shape: tuple[int, ...]) -> Any:
+        """``onespec.capture.ir.Trace`` of the eval-mode ``model`` run on a batch of 2 samples of
+        ``input_shape``; raises ``onespec.capture.ir.CaptureError`` listing every op or module that
+        cannot be captured, with its module path and source line."""
+
+    def reference_outputs(self, model, x: np.ndarray) -> Any:
+        """The eval-mode ``model``'s outputs on ``x`` (numpy), a tuple for several."""
+
+    def state_keys(self, model) -> list[str]:
+        """The model's own checkpoint keys (bookkeeping counters left out)."""
 
 
 @contextlib.contextmanager

@@ -1,5 +1,6 @@
 """``onespec capture MODULE:FUNCTION --input-shape C,H,W -o DIR``: ``FUNCTION()`` (from an
-importable module or a ``.py`` file) returns a ``torch.nn.Module``; its capture is proven in
+importable module or a ``.py`` file) returns a model of a framework onespec captures from (a
+``torch.nn.Module``, see ``onespec.capture.framework_of``); its capture is proven in
 every framework on the example input (and on ``--input x.npy``, a batch of the user's data) and
 only then are ``DIR/spec.json``, ``DIR/weights.npz`` and ``DIR/report.json`` / ``report.md`` written."""
 from __future__ import annotations
@@ -11,15 +12,15 @@ import time
 import numpy as np
 
 from ..backends import FRAMEWORKS
-from .trace import CaptureError
+from .ir import CaptureError
 
 MAX_INPUT_BYTES = 256 << 20
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("capture", help="a model's own torch module -> an onespec spec and weights, proven equal in "
+    p = sub.add_parser("capture", help="a model's own network (a torch module ...) -> an onespec spec and weights, proven equal in "
                                        "every framework (writes nothing otherwise)")
-    p.add_argument("target", metavar="MODULE:FUNCTION", help="FUNCTION() returns the torch.nn.Module "
+    p.add_argument("target", metavar="MODULE:FUNCTION", help="FUNCTION() returns the model (a torch.nn.Module ...) "
                    "(MODULE: an importable name or a .py file)")
     p.add_argument("--input-shape", required=True, help="one sample's shape, no batch dim, e.g. 3,224,224")
     p.add_argument("-o", "--out", required=True, help="folder for spec.json, weights.npz and report.json/.md")
@@ -60,7 +61,7 @@ def _inputs(path: str | None, shape) -> list[np.ndarray]:
 def run(args) -> int:
     from ..spec import analyze
     from ..weights import save_state
-    from . import capture, reference_outputs
+    from . import capture, framework_of, reference_outputs, state_keys
     from .prove import TOLERANCE, prove
 
     shape = _shape(args.input_shape)
@@ -69,7 +70,8 @@ def run(args) -> int:
     t0 = time.perf_counter()
     spec, state = capture(module, shape)
     seconds = time.perf_counter() - t0
-    proofs = prove(spec, state, xs, [reference_outputs(module, x) for x in xs], args.backends, here="torch")
+    proofs = prove(spec, state, xs, [reference_outputs(module, x) for x in xs], args.backends,
+                   here=framework_of(module))
     failed = [f"{fw} on {'the example input' if i == 0 else args.input}: "
               + (r.get("error") or f"relative error {max(r['errors']):.2e} > {TOLERANCE:g}")
               for i, p in enumerate(proofs) for fw, r in p.items() if not r["ok"]]
@@ -77,7 +79,7 @@ def run(args) -> int:
         raise CaptureError(["the captured spec differs from the module, nothing written: " + f for f in failed])
     os.makedirs(args.out, exist_ok=True)
     a = analyze(spec)
-    keys = sorted(k for k in module.state_dict() if not k.endswith("num_batches_tracked"))
+    keys = state_keys(module)
     report = {"target": args.target, "input_shape": list(shape), "capture_seconds": round(seconds, 2),
               "params": a.params, "state": a.state, "macs": a.macs, "tensors": len(state),
               "names_are_the_modules_keys": sorted(state) == keys, "tolerance": TOLERANCE,

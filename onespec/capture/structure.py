@@ -12,7 +12,7 @@ import numpy as np
 from ..spec import ModelMeta, ModelSpec
 from ..spec import nodes as N
 from ..spec.reserved import PRIVATE_NAMES, RESERVED_NAMES
-from .trace import CaptureError, Leaf, Trace
+from .ir import CaptureError, Leaf, Trace
 
 
 @dataclass

@@ -10,7 +10,7 @@ FRAMEWORK = Framework(
     bench_zoo_name="torchvision", bench_zoo={n: n for n in _ZOO}, bench_library="torchvision",
     bench_imports=("torch", "torchvision"), bench_options=("channels_last", "compile"),
     exports={"onnx": ".onnx", "torch-export": ".pt2"}, export_build={"channels_last": False},
-    launcher_world_env="WORLD_SIZE",
+    launcher_world_env="WORLD_SIZE", model_bases=("torch.nn.modules.module.Module",),
 )
 
 __all__ = ["FRAMEWORK", *CONTRACT_HOMES, "speed_options"]

@@ -14,41 +14,11 @@ raised at once (:class:`CaptureError`).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import OnespecError
-from . import aten
-
-
-class CaptureError(OnespecError):
-    """The module cannot be captured; every reason is listed with its module path and source line."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__(f"cannot capture the module ({len(problems)} problem{'s' * (len(problems) > 1)}):\n  "
-                         + "\n  ".join(problems))
-
-
-@dataclass
-class Leaf:
-    """One op: its path (module path of its native module), the onespec node (unnamed), the
-    export names of the tensors it reads and makes, and its parameters (canonical -> key)."""
-    path: str
-    node: object
-    ins: list[str]
-    out: str
-    params: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Trace:
-    leaves: list[Leaf]
-    input: str
-    outputs: list[str]
-    state: dict[str, np.ndarray]           # original state_dict key -> value
-    shapes: dict[str, tuple]               # export name -> sample shape
+from ...capture.ir import CaptureError, Leaf, Trace, fuse_channel_norms
+from . import capture_aten as aten
 
 
 def _where(node) -> str:
@@ -129,34 +99,7 @@ def _walk(graph, params: dict, user_in: list[str], sd, outputs: list[str]) -> Tr
     if w.problems:
         raise CaptureError(sorted(set(w.problems), key=w.problems.index))
     outs = [w.alias.get(o, o) for o in outputs]
-    return Trace(_channel_norms(w.leaves, outs), user_in[0], outs, sd, w.shapes)
-
-
-def _channel_norms(leaves: list[Leaf], outputs: list[str]) -> list[Leaf]:
-    """permute (C,H,W -> H,W,C), layer norm over the last dim, permute back, each read only by
-    the next: one layer norm over the channels (torchvision's LayerNorm2d, ConvNeXt's
-    channels-first LayerNorm), a node where the norm's parameters put it."""
-    from ..spec import nodes as N
-
-    readers: dict[str, int] = {}
-    for lf in leaves:
-        for t in lf.ins:
-            readers[t] = readers.get(t, 0) + 1
-    out, i = [], 0
-    while i < len(leaves):
-        a, b, c = (leaves[i:i + 3] + [None, None])[:3]
-        if (c is not None and isinstance(a.node, N.Permute) and a.node.dims == (1, 2, 0)
-                and isinstance(b.node, N.LayerNorm) and b.node.last_axis and b.ins == [a.out]
-                and isinstance(c.node, N.Permute) and c.node.dims == (2, 0, 1) and c.ins == [b.out]
-                and readers.get(a.out) == 1 and readers.get(b.out) == 1 and a.out not in outputs
-                and b.out not in outputs):
-            norm = N.LayerNorm(name="op", eps=b.node.eps, affine=b.node.affine)
-            out.append(Leaf(b.path, norm, a.ins, c.out, b.params))
-            i += 3
-            continue
-        out.append(leaves[i])
-        i += 1
-    return out
+    return Trace(fuse_channel_norms(w.leaves, outs), user_in[0], outs, sd, w.shapes)
 
 
 class _Walker:
@@ -262,7 +205,7 @@ class _Walker:
 
 
 def _slice(axis, start, stop):
-    from ..spec import nodes as N
+    from ...spec import nodes as N
     return N.Slice(name="op", axis=axis, start=start, stop=stop)
 
 
@@ -300,3 +243,17 @@ def _leaf_path(node, owner) -> str:
         if n:
             path += f"_{n}"
     return f"{path}.\0{node.name}" if path else f"\0{node.name}"
+
+
+def reference_outputs(model, x: np.ndarray):
+    """The module's eval-mode outputs on ``x`` (numpy), a tuple for several."""
+    import torch
+
+    with torch.no_grad():
+        y = model.eval()(torch.from_numpy(x))
+    return tuple(t.numpy() for t in y) if isinstance(y, (tuple, list)) else y.numpy()
+
+
+def state_keys(model) -> list[str]:
+    """The module's own checkpoint keys (its ``state_dict``), bookkeeping counters left out."""
+    return sorted(k for k in model.state_dict() if not k.endswith("num_batches_tracked"))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..spec import nodes as N
+from ...spec import nodes as N
 
 DROP = "drop"
 
