@@ -14,7 +14,7 @@ from __future__ import annotations
 from ..spec import ModelMeta
 from .ir import CaptureError
 
-__all__ = ["CaptureError", "capture", "framework_of", "reference_outputs", "state_keys"]
+__all__ = ["CaptureError", "capture", "framework_of", "original_names", "reference_outputs", "state_keys"]
 
 
 def framework_of(model) -> str:
@@ -42,6 +42,16 @@ def capture(module, input_shape, name: str | None = None):
     meta = ModelMeta(family="captured", source=f"{cls.__module__}.{cls.__qualname__}")
     tr = load_backend(framework_of(module)).trace(module, tuple(input_shape))
     return build_spec(tr, name or cls.__name__, input_shape, meta)
+
+
+def original_names(spec, framework: str) -> dict[str, str]:
+    """canonical tensor name -> its name in the captured model's own checkpoint: the spec's alias,
+    else the framework's own name for it (Paddle's ``_mean`` for ``running_mean``)."""
+    from ..backends import framework as descriptor
+    from ..weights import native_layout
+
+    fw = descriptor(framework)
+    return {c: spec.aliases.get(c, n) for c, (n, _) in native_layout(spec, fw.roles, fw.transposed).items()}
 
 
 def reference_outputs(module, x):

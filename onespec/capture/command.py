@@ -61,7 +61,7 @@ def _inputs(path: str | None, shape) -> list[np.ndarray]:
 def run(args) -> int:
     from ..spec import analyze
     from ..weights import save_state
-    from . import capture, framework_of, reference_outputs, state_keys
+    from . import capture, framework_of, original_names, reference_outputs, state_keys
     from .prove import TOLERANCE, prove
 
     shape = _shape(args.input_shape)
@@ -70,8 +70,8 @@ def run(args) -> int:
     t0 = time.perf_counter()
     spec, state = capture(module, shape)
     seconds = time.perf_counter() - t0
-    proofs = prove(spec, state, xs, [reference_outputs(module, x) for x in xs], args.backends,
-                   here=framework_of(module))
+    fw = framework_of(module)
+    proofs = prove(spec, state, xs, [reference_outputs(module, x) for x in xs], args.backends, here=fw)
     failed = [f"{fw} on {'the example input' if i == 0 else args.input}: "
               + (r.get("error") or f"relative error {max(r['errors']):.2e} > {TOLERANCE:g}")
               for i, p in enumerate(proofs) for fw, r in p.items() if not r["ok"]]
@@ -82,7 +82,7 @@ def run(args) -> int:
     keys = state_keys(module)
     report = {"target": args.target, "input_shape": list(shape), "capture_seconds": round(seconds, 2),
               "params": a.params, "state": a.state, "macs": a.macs, "tensors": len(state),
-              "names_are_the_modules_keys": sorted(state) == keys, "tolerance": TOLERANCE,
+              "names_are_the_modules_keys": sorted(original_names(spec, fw).values()) == keys, "tolerance": TOLERANCE,
               "proof": [{"input": "example" if i == 0 else args.input, "frameworks": p} for i, p in enumerate(proofs)]}
     _write(os.path.join(args.out, "spec.json"), spec.model_dump_json(indent=1))
     save_state(state, os.path.join(args.out, "weights.npz"))

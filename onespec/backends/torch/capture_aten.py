@@ -9,25 +9,11 @@ has no onespec equivalent.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Callable
 
+from ...capture.ir import DROP, Op, Unsupported
 from ...spec import nodes as N
-
-DROP = "drop"
-
-
-class Unsupported(Exception):
-    """This node cannot become an onespec op; the message says why."""
-
-
-@dataclass
-class Op:
-    """One leaf: ``node`` (named later), the graph tensors it reads, the parameters it owns as
-    (canonical tensor name, original state_dict key)."""
-    node: Any
-    ins: list
-    params: list = field(default_factory=list)
 
 
 @dataclass

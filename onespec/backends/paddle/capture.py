@@ -1,0 +1,299 @@
+"""A ``paddle.nn.Layer`` -> its ops in execution order, each placed in the layer that ran it.
+
+``paddle.jit.to_static``'s program keeps no layer paths, so the forward is recorded
+(``onespec.capture.record``): forward pre/post hooks on every sublayer (paths from
+``named_sublayers``), each layer of a class in ``LAYERS`` (or a subclass that keeps its
+``forward``) one op translated from its attributes, the functions in ``FUNCTIONS`` and the
+Tensor operators in ``OPERATORS`` intercepted while the forward runs, and every other
+``paddle._C_ops`` op that reads a recorded tensor reported where it was called. Parameters keep
+their ``state_dict`` keys; batch norm statistics are Paddle's own ``_mean`` / ``_variance``
+(``FRAMEWORK.roles``) and a Linear's [in, out] weight is transposed to the canonical [out, in].
+
+Paddle's inference semantics kept: ``Dropout(mode="downscale_in_infer")`` multiplies by
+``1 - p`` at inference (an affine); ``Hardsigmoid``'s slope is 0.1666667, not 1/6; Paddle's BN
+momentum m is onespec's ``1 - m``.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+from paddle import nn
+
+from ...capture.ir import DROP, Op, Unsupported
+from ...capture.record import Call, Recorder
+from ...spec import nodes as N
+from . import FRAMEWORK
+
+
+def _one(v):
+    v = tuple(v) if isinstance(v, (list, tuple)) else (v,)
+    return v[0] if len(set(v)) == 1 else v
+
+
+def _nchw(layer) -> None:
+    fmt = getattr(layer, "_data_format", None) or getattr(layer, "data_format", None) or "NCHW"
+    if fmt not in ("NCHW", "NCL", "NC"):
+        raise Unsupported(f"data format {fmt} (onespec is channels-first)")
+
+
+def _conv(layer, c: Call) -> Op:
+    _nchw(layer)
+    if layer._padding_mode != "zeros":
+        raise Unsupported(f"{layer._padding_mode} padding")
+    pad = list(layer._updated_padding) if layer._padding_algorithm == "EXPLICIT" else layer._padding_algorithm
+    if pad == "SAME":
+        pad = "same"
+    elif pad == "VALID":
+        pad = 0
+    elif len(pad) == 4:  # [top, bottom, left, right]
+        if pad[0] != pad[1] or pad[2] != pad[3]:
+            raise Unsupported(f"asymmetric padding {pad}")
+        pad = [pad[0], pad[2]]
+    w = layer.weight.shape
+    node = N.Conv(name="op", out_channels=w[0], kernel=_one(w[2:]), stride=_one(layer._stride),
+                  padding=pad if pad == "same" else _one(pad), dilation=_one(layer._dilation), groups=layer._groups,
+                  bias=layer.bias is not None)
+    return Op(node, [c.args[0]], [("weight", layer.weight)] + ([("bias", layer.bias)] if layer.bias is not None else []))
+
+
+def _batch_norm(layer, c: Call) -> Op:
+    _nchw(layer)
+    if getattr(layer, "_act", None):
+        raise Unsupported(f"a BatchNorm with a fused act={layer._act!r}")
+    affine = layer.weight is not None
+    node = N.BatchNorm(name="op", eps=float(layer._epsilon), momentum=round(1.0 - float(layer._momentum), 9), affine=affine)
+    params = [("weight", layer.weight), ("bias", layer.bias)] if affine else []
+    return Op(node, [c.args[0]], params + [("running_mean", layer._mean), ("running_var", layer._variance)])
+
+
+def _linear(layer, c: Call) -> Op:
+    node = N.Linear(name="op", out_features=layer.weight.shape[1], bias=layer.bias is not None,
+                    last_axis=len(c.shape(c.args[0])) > 1)
+    return Op(node, [c.args[0]], [("weight", layer.weight)] + ([("bias", layer.bias)] if layer.bias is not None else []))
+
+
+def _dropout(p, mode, x) -> Op | str:
+    """Paddle's ``downscale_in_infer`` scales by ``1 - p`` at inference; ``upscale_in_train`` is the
+    identity there."""
+    if mode == "downscale_in_infer" and float(p) != 0.0:
+        return Op(N.Affine(name="op", scale=1.0 - float(p)), [x])
+    return DROP
+
+
+def _flatten(x_shape, start: int, stop: int, out, x) -> Op:
+    rank = len(x_shape) + 1
+    start, stop = start % rank, stop % rank
+    if start == 0:
+        raise Unsupported("a flatten that merges the batch dim")
+    node = N.Flatten(name="op") if (start, stop) == (1, rank - 1) else N.Reshape(name="op", shape=out)
+    return Op(node, [x])
+
+
+def _pool(cls, layer, c: Call, **extra) -> Op:
+    _nchw(layer)
+    if getattr(layer, "return_mask", False) or getattr(layer, "divisor", None):
+        raise Unsupported("a pool returning its mask or with a divisor override")
+    k = layer.ksize
+    return Op(cls(name="op", kernel=_one(k), stride=_one(layer.stride if layer.stride is not None else k),
+                  padding=_one(layer.padding), ceil_mode=bool(layer.ceil_mode), **extra), [c.args[0]])
+
+
+def _adaptive(size, x) -> Op:
+    size = _one(size)
+    return Op(N.GlobalAvgPool(name="op") if size == 1 else N.AdaptiveAvgPool(name="op", output_size=size), [x])
+
+
+def _act(fn: str):
+    return lambda layer, c: Op(N.Act(name="op", fn=fn), [c.args[0]])
+
+
+def _hardsigmoid(slope=0.1666667, offset=0.5):
+    return lambda x: Op(N.HardSigmoid(name="op", slope=float(slope), offset=float(offset)), [x])
+
+
+# layer class -> its translation from the layer's attributes and the call's input
+LAYERS = {
+    nn.Conv2D: _conv, nn.BatchNorm2D: _batch_norm, nn.BatchNorm1D: _batch_norm, nn.BatchNorm: _batch_norm,
+    nn.Linear: _linear,
+    nn.ReLU: _act("relu"), nn.ReLU6: _act("relu6"), nn.Hardswish: _act("hardswish"), nn.Sigmoid: _act("sigmoid"),
+    nn.Silu: _act("swish"), nn.Swish: _act("swish"), nn.Tanh: _act("tanh"),
+    nn.GELU: lambda m, c: Op(N.Act(name="op", fn="gelu_tanh" if m._approximate in (True, "tanh") else "gelu"), [c.args[0]]),
+    nn.Hardsigmoid: lambda m, c: _hardsigmoid()(c.args[0]),
+    nn.Hardtanh: lambda m, c: Op(N.Act(name="op", fn="relu6") if (m._min, m._max) == (0.0, 6.0)
+                                 else N.HardTanh(name="op", min_val=float(m._min), max_val=float(m._max)), [c.args[0]]),
+    nn.PReLU: lambda m, c: Op(N.PReLU(name="op", shared=m._num_parameters == 1), [c.args[0]], [("weight", m._weight)]),
+    nn.Softmax: lambda m, c: Op(N.Softmax(name="op", axis=_axis(m._axis, c.shape(c.args[0]))), [c.args[0]]),
+    nn.AdaptiveAvgPool2D: lambda m, c: _adaptive(m._output_size, c.args[0]),
+    nn.MaxPool2D: lambda m, c: _pool(N.MaxPool, m, c),
+    nn.AvgPool2D: lambda m, c: _pool(N.AvgPool, m, c, count_include_pad=not m.exclusive),
+    nn.Dropout: lambda m, c: _dropout(m.p, m.mode, c.args[0]),
+    nn.Flatten: lambda m, c: _flatten(c.shape(c.args[0]), m.start_axis, m.stop_axis, c.shape(c.out), c.args[0]),
+    nn.Identity: lambda m, c: DROP,
+}
+
+
+def _layer(layer):
+    """The translation of ``layer``: its class's, or its nearest table base class's where it
+    keeps that class's forward (PaddleClas's AdaptiveAvgPool2D overrides it: not a leaf)."""
+    for cls in type(layer).__mro__:
+        if cls in LAYERS:
+            return LAYERS[cls] if type(layer).forward is cls.forward else None
+    return None
+
+
+def _axis(d: int, x_shape) -> int:
+    d = d % (len(x_shape) + 1)
+    if d == 0:
+        raise Unsupported("it works along the batch dim")
+    return d - 1
+
+
+def _binary(mode: str, reflected: bool = False):
+    """add/mul of two recorded tensors (a merge), or of a tensor and a number (an affine)."""
+    def make(c: Call) -> Op:
+        x, y = c.arg(0, "x"), c.arg(1, "y")
+        if reflected:
+            x, y = y, x
+        if isinstance(x, (int, float)) and mode in ("add", "mul"):
+            x, y = y, x
+        if isinstance(y, (int, float)) and not isinstance(y, bool):
+            y = float(y)
+            if isinstance(x, (int, float)):
+                raise Unsupported("arithmetic on two numbers")
+            node = {"add": dict(shift=y), "mul": dict(scale=y), "sub": dict(shift=-y), "div": dict(scale=1.0 / y)}[mode]
+            return Op(N.Affine(name="op", **node), [x])
+        if mode in ("sub", "div"):
+            raise Unsupported(f"{mode} of two tensors")
+        if len(c.shape(x)) != len(c.shape(y)):
+            raise Unsupported(f"{mode} of tensors of different ranks {c.shape(x)} and {c.shape(y)}")
+        return Op(N.Merge(name="op", mode=mode), [x, y])
+    return make
+
+
+def _concat(c: Call) -> Op:
+    ts = list(c.arg(0, "x"))
+    if len(ts) == 1:
+        return DROP
+    return Op(N.Merge(name="op", mode="concat", axis=_axis(c.arg(1, "axis", 0), c.shape(ts[0]))), ts)
+
+
+def _mean(c: Call) -> Op:
+    x = c.arg(0, "x")
+    axes, keep = c.arg(1, "axis"), bool(c.arg(2, "keepdim", False))
+    rank = len(c.shape(x)) + 1
+    if axes is None:
+        raise Unsupported("a mean over every dim, the batch included")
+    axes = tuple(sorted(_axis(a, c.shape(x)) for a in (axes if isinstance(axes, (list, tuple)) else [axes])))
+    if keep and rank == 4 and axes == (1, 2):
+        return Op(N.GlobalAvgPool(name="op"), [x])
+    return Op(N.Mean(name="op", axes=axes, keepdim=keep), [x])
+
+
+def _reshape(c: Call) -> Op:
+    x, out = c.arg(0, "x"), c.shape(c.out)
+    if not c.out.shape or c.out.shape[0] != x.shape[0]:
+        raise Unsupported("a reshape that changes the batch dim")
+    return Op(N.Flatten(name="op") if len(out) == 1 else N.Reshape(name="op", shape=out), [x])
+
+
+def _transpose(c: Call) -> Op:
+    perm = [p % len(c.out.shape) for p in c.arg(1, "perm")]
+    if perm[0] != 0:
+        raise Unsupported("a transpose that moves the batch dim")
+    return Op(N.Permute(name="op", dims=tuple(p - 1 for p in perm[1:])), [c.arg(0, "x")])
+
+
+def _f_act(fn: str):
+    return lambda c: Op(N.Act(name="op", fn=fn), [c.arg(0, "x")])
+
+
+# (module, function name) -> its translation; ``paddle.Tensor`` holds the same function as a method
+FUNCTIONS = {
+    "add": _binary("add"), "multiply": _binary("mul"), "subtract": _binary("sub"), "divide": _binary("div"),
+    "concat": _concat, "mean": _mean, "transpose": _transpose,
+    "flatten": lambda c: _flatten(c.shape(c.arg(0, "x")), c.arg(1, "start_axis", 0), c.arg(2, "stop_axis", -1),
+                                  c.shape(c.out), c.arg(0, "x")),
+    "reshape": _reshape,
+}
+FUNCTIONALS = {
+    "relu": _f_act("relu"), "relu6": _f_act("relu6"), "hardswish": _f_act("hardswish"), "sigmoid": _f_act("sigmoid"),
+    "silu": _f_act("swish"), "swish": _f_act("swish"), "tanh": _f_act("tanh"),
+    "hardsigmoid": lambda c: _hardsigmoid(c.arg(1, "slope", 0.1666667), c.arg(2, "offset", 0.5))(c.arg(0, "x")),
+    "gelu": lambda c: Op(N.Act(name="op", fn="gelu_tanh" if c.arg(1, "approximate", False) in (True, "tanh")
+                               else "gelu"), [c.arg(0, "x")]),
+    "softmax": lambda c: Op(N.Softmax(name="op", axis=_axis(c.arg(1, "axis", -1), c.shape(c.arg(0, "x")))), [c.arg(0, "x")]),
+    "adaptive_avg_pool2d": lambda c: _adaptive(c.arg(1, "output_size"), c.arg(0, "x")),
+    "dropout": lambda c: _dropout(c.arg(1, "p", 0.5), c.arg(5, "mode", "upscale_in_train"), c.arg(0, "x")),
+}
+# Tensor operator -> (op name, its translation)
+OPERATORS = {"__add__": ("add", _binary("add")), "__radd__": ("add", _binary("add", True)),
+             "__mul__": ("mul", _binary("mul")), "__rmul__": ("mul", _binary("mul", True)),
+             "__sub__": ("sub", _binary("sub")), "__truediv__": ("div", _binary("div"))}
+# reading a tensor's value into Python
+VALUE_READS = ("item", "numpy", "tolist", "__bool__", "__float__", "__int__")
+
+
+def _intercept(rec: Recorder) -> None:
+    """Every ``paddle._C_ops`` op watched first; then the translated functions and operators on
+    top (their own ``_C_ops`` calls run inside them, unrecorded)."""
+    for name in dir(paddle._C_ops):
+        if not name.startswith("_") and callable(getattr(paddle._C_ops, name)):
+            rec.patch(paddle._C_ops, name, rec.watch(f"paddle op {name}"))
+    for name in (n for n in VALUE_READS if hasattr(paddle.Tensor, n)):
+        rec.patch(paddle.Tensor, name, rec.watch(name, f"`.{name}()` reads a tensor's value into Python: the "
+                                                       f"forward depends on the data"))
+    for name, translate in FUNCTIONS.items():
+        wrapper = rec.function(name, translate)(getattr(paddle, name))
+        rec.patch(paddle, name, lambda _, w=wrapper: w)
+        if getattr(paddle.Tensor, name, None) is not None:
+            rec.patch(paddle.Tensor, name, lambda _, w=wrapper: w)
+    for name, translate in FUNCTIONALS.items():
+        rec.patch(F, name, rec.function(name, translate))
+    for name, (op, translate) in OPERATORS.items():
+        rec.patch(paddle.Tensor, name, rec.function(op, translate))
+
+
+def trace(model, input_shape):
+    """The leaves of ``model`` (eval mode) run on a batch of 2 samples of ``input_shape``."""
+    model.eval()
+    sd = model.state_dict()
+    params = {id(t): k for k, t in sd.items()}
+    rec = Recorder(list(model.named_sublayers(include_self=True)), params, lambda t: isinstance(t, paddle.Tensor),
+                   lambda t: t.shape, _layer, (os.path.dirname(paddle.__file__),))
+    hooks = []
+    for _, layer in model.named_sublayers(include_self=True):
+        hooks.append(layer.register_forward_pre_hook(lambda m, a: rec.enter(m)))
+        hooks.append(layer.register_forward_post_hook(lambda m, a, o: rec.leave(m, a, o)))
+    x = paddle.to_tensor(np.random.default_rng(0).standard_normal((2, *input_shape)).astype(np.float32))
+    try:
+        _intercept(rec)
+        rec.start(x)
+        with paddle.no_grad():
+            out = model(x)
+    except Exception as err:  # the model's own failure under recording: where it happened
+        raise rec.error(err) from None
+    finally:
+        rec.restore()
+        for h in hooks:
+            h.remove()
+    state = {k: t.numpy() for k, t in sd.items()}
+    tr = rec.finish(out, state, FRAMEWORK.roles)
+    for lf in tr.leaves:
+        if isinstance(lf.node, N.Linear):
+            state[lf.params["weight"]] = np.ascontiguousarray(state[lf.params["weight"]].T)
+    return tr
+
+
+def reference_outputs(model, x: np.ndarray):
+    """The layer's eval-mode outputs on ``x`` (numpy), a tuple for several."""
+    with paddle.no_grad():
+        y = model.eval()(paddle.to_tensor(x))
+    return tuple(t.numpy() for t in y) if isinstance(y, (tuple, list)) else y.numpy()
+
+
+def state_keys(model) -> list[str]:
+    """The layer's own checkpoint keys (its ``state_dict``)."""
+    return sorted(model.state_dict())

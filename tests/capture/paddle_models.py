@@ -1,0 +1,55 @@
+"""Paddle networks for the capture tests (paddle only: ``onespec capture paddle_models.py:FUNCTION``
+imports this file as a user's model code)."""
+import numpy as np
+import paddle
+from paddle import nn
+
+
+class _SE(nn.Layer):
+    def __init__(self, c):
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2D(1)
+        self.reduce = nn.Conv2D(c, c // 2, 1)
+        self.relu = nn.ReLU()
+        self.expand = nn.Conv2D(c // 2, c, 1)
+        self.gate = nn.Hardsigmoid()
+
+    def forward(self, x):
+        return paddle.multiply(x=x, y=self.gate(self.expand(self.relu(self.reduce(self.pool(x))))))
+
+
+class SmallLCNet(nn.Layer):
+    """PP-LCNet's parts: conv-BN-hardswish, a squeeze-excite multiply, a residual ``+``, Paddle's
+    downscale-in-infer dropout (a scale by 1 - p at inference), flatten and a [in, out] Linear; a
+    sublayer named with a leading ``_``."""
+
+    def __init__(self):
+        super().__init__()
+        self._stem = nn.Sequential(nn.Conv2D(3, 8, 3, stride=2, padding=1, bias_attr=False), nn.BatchNorm2D(8),
+                                   nn.Hardswish())
+        self.dw = nn.Conv2D(8, 8, 5, padding=2, groups=8)
+        self.se = _SE(8)
+        self.pool = nn.AdaptiveAvgPool2D(1)
+        self.dropout = nn.Dropout(p=0.2, mode="downscale_in_infer")
+        self.flatten = nn.Flatten()
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        x = self._stem(x)
+        x = self.se(self.dw(x)) + x
+        return self.fc(self.flatten(self.dropout(self.pool(x))))
+
+
+def randomized(net):
+    """Non-trivial BN statistics and affine terms, so that every tensor's mapping shows."""
+    rng = np.random.default_rng(0)
+    for k, t in net.state_dict().items():
+        if k.endswith(("_variance", "_mean")) or (len(t.shape) == 1 and k.endswith("weight")):
+            lo = 0.5 if not k.endswith("_mean") else -0.2
+            t.set_value(rng.uniform(lo, 1.5 if lo > 0 else 0.2, t.shape).astype(np.float32))
+    return net.eval()
+
+
+def build_small_lcnet():
+    paddle.seed(0)
+    return randomized(SmallLCNet())
