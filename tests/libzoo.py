@@ -120,6 +120,7 @@ def paddleclas_model(name: str):
     if getattr(logger, "_logger", None) is None:
         logger.init_logger()
     for module in ("legendary_models.resnet", "legendary_models.mobilenet_v1", "legendary_models.mobilenet_v3",
+                   "legendary_models.pp_lcnet",
                    "legendary_models.vgg", "model_zoo.micronet", "model_zoo.mobilenet_v2", "model_zoo.shufflenet_v2",
                    "model_zoo.squeezenet"):
         m = importlib.import_module("paddleclas.ppcls.arch.backbone." + module)

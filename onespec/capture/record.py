@@ -152,9 +152,8 @@ class Recorder:
                 out = fn(*args, **kwargs)
                 if self.active and not self.depth:
                     ins = [t for t in _tensors(args, kwargs, self.is_tensor) if self._known(t)]
-                    if ins:
-                        if not any(self.names.get(id(t)) == _FAILED for t in ins):
-                            self._problem(why or f"{name} has no onespec equivalent")
+                    if ins:  # each such op is its own problem, after a failed one too
+                        self._problem(why or f"{name} has no onespec equivalent")
                         for t in _tensors((out,), {}, self.is_tensor):
                             self._name(t, _FAILED)
                 return out

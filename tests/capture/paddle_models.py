@@ -53,3 +53,40 @@ def randomized(net):
 def build_small_lcnet():
     paddle.seed(0)
     return randomized(SmallLCNet())
+
+
+class _Unknown(nn.Layer):
+    """Two ops onespec has no equivalent for, in two places, and a value read into Python."""
+
+    def __init__(self):
+        super().__init__()
+        self.block = nn.Sequential(nn.Conv2D(3, 3, 1), nn.LogSigmoid())
+        self.tail = nn.ELU()
+
+    def forward(self, x):
+        return self.tail(self.block(x))
+
+
+class _Item(nn.Layer):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2D(3, 3, 1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return y * float(y.mean().item())
+
+
+def build_unknown():
+    return _Unknown().eval()
+
+
+def build_pplcnet():
+    """PaddleClas's PP-LCNet_x1_0 (not in onespec's zoo), random weights and BN statistics."""
+    import os
+    import sys
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from libzoo import paddleclas_model
+
+    paddle.seed(0)
+    return randomized(paddleclas_model("PPLCNet_x1_0"))
