@@ -22,15 +22,11 @@ import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
+from ...capture import ops
 from ...capture.ir import DROP, Op, Unsupported
 from ...capture.record import Call, Recorder
 from ...spec import nodes as N
 from . import FRAMEWORK
-
-
-def _one(v):
-    v = tuple(v) if isinstance(v, (list, tuple)) else (v,)
-    return v[0] if len(set(v)) == 1 else v
 
 
 def _nchw(layer) -> None:
@@ -53,8 +49,8 @@ def _conv(layer, c: Call) -> Op:
             raise Unsupported(f"asymmetric padding {pad}")
         pad = [pad[0], pad[2]]
     w = layer.weight.shape
-    node = N.Conv(name="op", out_channels=w[0], kernel=_one(w[2:]), stride=_one(layer._stride),
-                  padding=pad if pad == "same" else _one(pad), dilation=_one(layer._dilation), groups=layer._groups,
+    node = N.Conv(name="op", out_channels=w[0], kernel=ops.one(w[2:]), stride=ops.one(layer._stride),
+                  padding=pad if pad == "same" else ops.one(pad), dilation=ops.one(layer._dilation), groups=layer._groups,
                   bias=layer.bias is not None)
     return Op(node, [c.args[0]], [("weight", layer.weight)] + ([("bias", layer.bias)] if layer.bias is not None else []))
 
@@ -83,31 +79,15 @@ def _dropout(p, mode, x) -> Op | str:
     return DROP
 
 
-def _flatten(x_shape, start: int, stop: int, out, x) -> Op:
-    rank = len(x_shape) + 1
-    start, stop = start % rank, stop % rank
-    if start == 0:
-        raise Unsupported("a flatten that merges the batch dim")
-    node = N.Flatten(name="op") if (start, stop) == (1, rank - 1) else N.Reshape(name="op", shape=out)
-    return Op(node, [x])
-
-
 def _pool(cls, layer, c: Call, **extra) -> Op:
     _nchw(layer)
     if getattr(layer, "return_mask", False) or getattr(layer, "divisor", None):
         raise Unsupported("a pool returning its mask or with a divisor override")
-    k = layer.ksize
-    return Op(cls(name="op", kernel=_one(k), stride=_one(layer.stride if layer.stride is not None else k),
-                  padding=_one(layer.padding), ceil_mode=bool(layer.ceil_mode), **extra), [c.args[0]])
-
-
-def _adaptive(size, x) -> Op:
-    size = _one(size)
-    return Op(N.GlobalAvgPool(name="op") if size == 1 else N.AdaptiveAvgPool(name="op", output_size=size), [x])
+    return ops.pool(cls, c.args[0], layer.ksize, layer.stride, layer.padding, layer.ceil_mode, **extra)
 
 
 def _act(fn: str):
-    return lambda layer, c: Op(N.Act(name="op", fn=fn), [c.args[0]])
+    return lambda layer, c: ops.act(fn, c.args[0])
 
 
 def _hardsigmoid(slope=0.1666667, offset=0.5):
@@ -122,15 +102,14 @@ LAYERS = {
     nn.Silu: _act("swish"), nn.Swish: _act("swish"), nn.Tanh: _act("tanh"),
     nn.GELU: lambda m, c: Op(N.Act(name="op", fn="gelu_tanh" if m._approximate in (True, "tanh") else "gelu"), [c.args[0]]),
     nn.Hardsigmoid: lambda m, c: _hardsigmoid()(c.args[0]),
-    nn.Hardtanh: lambda m, c: Op(N.Act(name="op", fn="relu6") if (m._min, m._max) == (0.0, 6.0)
-                                 else N.HardTanh(name="op", min_val=float(m._min), max_val=float(m._max)), [c.args[0]]),
+    nn.Hardtanh: lambda m, c: ops.hardtanh(c.args[0], m._min, m._max),
     nn.PReLU: lambda m, c: Op(N.PReLU(name="op", shared=m._num_parameters == 1), [c.args[0]], [("weight", m._weight)]),
-    nn.Softmax: lambda m, c: Op(N.Softmax(name="op", axis=_axis(m._axis, c.shape(c.args[0]))), [c.args[0]]),
-    nn.AdaptiveAvgPool2D: lambda m, c: _adaptive(m._output_size, c.args[0]),
+    nn.Softmax: lambda m, c: Op(N.Softmax(name="op", axis=ops.axis(m._axis, c.shape(c.args[0]))), [c.args[0]]),
+    nn.AdaptiveAvgPool2D: lambda m, c: ops.adaptive(c.args[0], m._output_size),
     nn.MaxPool2D: lambda m, c: _pool(N.MaxPool, m, c),
     nn.AvgPool2D: lambda m, c: _pool(N.AvgPool, m, c, count_include_pad=not m.exclusive),
     nn.Dropout: lambda m, c: _dropout(m.p, m.mode, c.args[0]),
-    nn.Flatten: lambda m, c: _flatten(c.shape(c.args[0]), m.start_axis, m.stop_axis, c.shape(c.out), c.args[0]),
+    nn.Flatten: lambda m, c: ops.flatten(c.args[0], c.shape(c.args[0]), m.start_axis, m.stop_axis, c.shape(c.out)),
     nn.Identity: lambda m, c: DROP,
 }
 
@@ -144,79 +123,26 @@ def _layer(layer):
     return None
 
 
-def _axis(d: int, x_shape) -> int:
-    d = d % (len(x_shape) + 1)
-    if d == 0:
-        raise Unsupported("it works along the batch dim")
-    return d - 1
-
-
 def _binary(mode: str, reflected: bool = False):
-    """add/mul of two recorded tensors (a merge), or of a tensor and a number (an affine)."""
     def make(c: Call) -> Op:
         x, y = c.arg(0, "x"), c.arg(1, "y")
-        if reflected:
-            x, y = y, x
-        if isinstance(x, (int, float)) and mode in ("add", "mul"):
-            x, y = y, x
-        if isinstance(y, (int, float)) and not isinstance(y, bool):
-            y = float(y)
-            if isinstance(x, (int, float)):
-                raise Unsupported("arithmetic on two numbers")
-            node = {"add": dict(shift=y), "mul": dict(scale=y), "sub": dict(shift=-y), "div": dict(scale=1.0 / y)}[mode]
-            return Op(N.Affine(name="op", **node), [x])
-        if mode in ("sub", "div"):
-            raise Unsupported(f"{mode} of two tensors")
-        if len(c.shape(x)) != len(c.shape(y)):
-            raise Unsupported(f"{mode} of tensors of different ranks {c.shape(x)} and {c.shape(y)}")
-        return Op(N.Merge(name="op", mode=mode), [x, y])
+        return ops.binary(mode, *((y, x) if reflected else (x, y)), c.shape)
     return make
 
 
-def _concat(c: Call) -> Op:
-    ts = list(c.arg(0, "x"))
-    if len(ts) == 1:
-        return DROP
-    return Op(N.Merge(name="op", mode="concat", axis=_axis(c.arg(1, "axis", 0), c.shape(ts[0]))), ts)
-
-
-def _mean(c: Call) -> Op:
-    x = c.arg(0, "x")
-    axes, keep = c.arg(1, "axis"), bool(c.arg(2, "keepdim", False))
-    rank = len(c.shape(x)) + 1
-    if axes is None:
-        raise Unsupported("a mean over every dim, the batch included")
-    axes = tuple(sorted(_axis(a, c.shape(x)) for a in (axes if isinstance(axes, (list, tuple)) else [axes])))
-    if keep and rank == 4 and axes == (1, 2):
-        return Op(N.GlobalAvgPool(name="op"), [x])
-    return Op(N.Mean(name="op", axes=axes, keepdim=keep), [x])
-
-
-def _reshape(c: Call) -> Op:
-    x, out = c.arg(0, "x"), c.shape(c.out)
-    if not c.out.shape or c.out.shape[0] != x.shape[0]:
-        raise Unsupported("a reshape that changes the batch dim")
-    return Op(N.Flatten(name="op") if len(out) == 1 else N.Reshape(name="op", shape=out), [x])
-
-
-def _transpose(c: Call) -> Op:
-    perm = [p % len(c.out.shape) for p in c.arg(1, "perm")]
-    if perm[0] != 0:
-        raise Unsupported("a transpose that moves the batch dim")
-    return Op(N.Permute(name="op", dims=tuple(p - 1 for p in perm[1:])), [c.arg(0, "x")])
-
-
 def _f_act(fn: str):
-    return lambda c: Op(N.Act(name="op", fn=fn), [c.arg(0, "x")])
+    return lambda c: ops.act(fn, c.arg(0, "x"))
 
 
 # (module, function name) -> its translation; ``paddle.Tensor`` holds the same function as a method
 FUNCTIONS = {
     "add": _binary("add"), "multiply": _binary("mul"), "subtract": _binary("sub"), "divide": _binary("div"),
-    "concat": _concat, "mean": _mean, "transpose": _transpose,
-    "flatten": lambda c: _flatten(c.shape(c.arg(0, "x")), c.arg(1, "start_axis", 0), c.arg(2, "stop_axis", -1),
-                                  c.shape(c.out), c.arg(0, "x")),
-    "reshape": _reshape,
+    "concat": lambda c: ops.concat(c.arg(0, "x"), c.arg(1, "axis", 0), c.shape),
+    "mean": lambda c: ops.mean(c.arg(0, "x"), c.shape(c.arg(0, "x")), c.arg(1, "axis"), c.arg(2, "keepdim", False)),
+    "transpose": lambda c: ops.permute(c.arg(0, "x"), c.arg(1, "perm"), len(c.out.shape)),
+    "flatten": lambda c: ops.flatten(c.arg(0, "x"), c.shape(c.arg(0, "x")), c.arg(1, "start_axis", 0),
+                                     c.arg(2, "stop_axis", -1), c.shape(c.out)),
+    "reshape": lambda c: ops.reshape(c.arg(0, "x"), c.arg(0, "x").shape[0], list(c.out.shape)),
 }
 FUNCTIONALS = {
     "relu": _f_act("relu"), "relu6": _f_act("relu6"), "hardswish": _f_act("hardswish"), "sigmoid": _f_act("sigmoid"),
@@ -224,8 +150,8 @@ FUNCTIONALS = {
     "hardsigmoid": lambda c: _hardsigmoid(c.arg(1, "slope", 0.1666667), c.arg(2, "offset", 0.5))(c.arg(0, "x")),
     "gelu": lambda c: Op(N.Act(name="op", fn="gelu_tanh" if c.arg(1, "approximate", False) in (True, "tanh")
                                else "gelu"), [c.arg(0, "x")]),
-    "softmax": lambda c: Op(N.Softmax(name="op", axis=_axis(c.arg(1, "axis", -1), c.shape(c.arg(0, "x")))), [c.arg(0, "x")]),
-    "adaptive_avg_pool2d": lambda c: _adaptive(c.arg(1, "output_size"), c.arg(0, "x")),
+    "softmax": lambda c: Op(N.Softmax(name="op", axis=ops.axis(c.arg(1, "axis", -1), c.shape(c.arg(0, "x")))), [c.arg(0, "x")]),
+    "adaptive_avg_pool2d": lambda c: ops.adaptive(c.arg(0, "x"), c.arg(1, "output_size")),
     "dropout": lambda c: _dropout(c.arg(1, "p", 0.5), c.arg(5, "mode", "upscale_in_train"), c.arg(0, "x")),
 }
 # Tensor operator -> (op name, its translation)
