@@ -1,0 +1,220 @@
+"""A ``mindspore.nn.Cell`` -> its ops in execution order, each placed in the cell that ran it.
+
+MindSpore's graphs (GRAPH_MODE's compiled graph, a MindIR export) keep no cell paths a spec can
+be nested by, so the forward is recorded in PYNATIVE mode (``onespec.capture.record``): forward
+pre/post hooks on every cell (paths from ``cells_and_names``), each cell of a class in ``LAYERS``
+(or a subclass that keeps its ``construct``: MindCV's Dropout) one op translated from its
+attributes, the functions in ``FUNCTIONS`` and the Tensor operators and methods in ``METHODS``
+intercepted while the forward runs; any other ``mindspore.ops`` function reading a recorded
+tensor is reported where it was called, and any other op's result where a recorded op reads it
+(tensors are tracked by identity). Parameters keep their checkpoint names
+(``Parameter.name``); batch norm tensors are MindSpore's own ``gamma`` / ``beta`` /
+``moving_mean`` / ``moving_variance`` (``FRAMEWORK.roles``).
+
+MindSpore's semantics kept: a BatchNorm cell stores ``momentum`` already as the new batch's
+weight (onespec's convention); ``pad_mode="same"`` is the symmetric explicit padding where
+it is symmetric (odd kernels at stride 1) and refused otherwise; ``Dropout`` is the identity at
+inference; ``HSigmoid`` is relu6(x + 3) / 6.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+import os
+
+import mindspore as ms
+import numpy as np
+from mindspore import nn, ops
+
+from ...capture import ops as O
+from ...capture.ir import DROP, Op, Unsupported
+from ...capture.record import Call, Recorder
+from ...spec import nodes as N
+from . import FRAMEWORK
+
+
+def _nchw(cell) -> None:
+    fmt = getattr(cell, "data_format", None) or getattr(cell, "format", None) or "NCHW"
+    if fmt != "NCHW":
+        raise Unsupported(f"data format {fmt} (onespec is channels-first)")
+
+
+def _same(in_hw, kernel, stride, dilation) -> tuple[int, int]:
+    """MindSpore's ``same`` padding per spatial dim, where it is symmetric."""
+    out = []
+    for n, k, s, d in zip(in_hw, kernel, stride, dilation):
+        total = max((math.ceil(n / s) - 1) * s + (k - 1) * d + 1 - n, 0)
+        if total % 2:
+            raise Unsupported(f"pad_mode 'same' pads {total} rows/columns unevenly (kernel {k}, stride {s}); "
+                              f"onespec pads both sides alike")
+        out.append(total // 2)
+    return tuple(out)
+
+
+def _conv(cell, c: Call) -> Op:
+    _nchw(cell)
+    mode = cell.pad_mode.lower()
+    if mode == "same":
+        pad = _same(c.shape(c.args[0])[1:], cell.kernel_size, cell.stride, cell.dilation)
+    elif mode == "valid":
+        pad = 0
+    else:
+        pad = cell.padding if isinstance(cell.padding, int) else tuple(cell.padding)
+        if isinstance(pad, tuple):  # (top, bottom, left, right)
+            if pad[0] != pad[1] or pad[2] != pad[3]:
+                raise Unsupported(f"asymmetric padding {pad}")
+            pad = (pad[0], pad[2])
+    w = cell.weight.shape
+    node = N.Conv(name="op", out_channels=w[0], kernel=O.one(w[2:]), stride=O.one(cell.stride), padding=O.one(pad),
+                  dilation=O.one(cell.dilation), groups=cell.group, bias=bool(cell.has_bias))
+    return Op(node, [c.args[0]], [("weight", cell.weight)] + ([("bias", cell.bias)] if cell.has_bias else []))
+
+
+def _batch_norm(cell, c: Call) -> Op:
+    _nchw(cell)
+    if cell.use_batch_statistics:
+        raise Unsupported("use_batch_statistics=True: it normalizes by the batch's statistics at inference")
+    node = N.BatchNorm(name="op", eps=float(cell.eps), momentum=round(float(cell.momentum), 9))
+    return Op(node, [c.args[0]], [("weight", cell.gamma), ("bias", cell.beta), ("running_mean", cell.moving_mean),
+                                  ("running_var", cell.moving_variance)])
+
+
+def _dense(cell, c: Call) -> Op:
+    if cell.activation_flag:
+        raise Unsupported(f"a Dense with a fused activation ({type(cell.activation).__name__})")
+    node = N.Linear(name="op", out_features=cell.weight.shape[0], bias=bool(cell.has_bias),
+                    last_axis=len(c.shape(c.args[0])) > 1)
+    return Op(node, [c.args[0]], [("weight", cell.weight)] + ([("bias", cell.bias)] if cell.has_bias else []))
+
+
+def _pool(cls, cell, c: Call, **extra) -> Op:
+    _nchw(cell)
+    if cell.pad_mode.upper() != "VALID" or getattr(cell, "use_pad", False) or getattr(cell, "return_indices", False):
+        raise Unsupported(f"a pool with pad_mode {cell.pad_mode} (VALID pools are captured)")
+    return O.pool(cls, c.args[0], cell.kernel_size, cell.stride, 0, False, **extra)
+
+
+def _act(fn: str):
+    return lambda cell, c: O.act(fn, c.args[0])
+
+
+# cell class -> its translation from the cell's attributes and the call's input
+LAYERS = {
+    nn.Conv2d: _conv, nn.BatchNorm2d: _batch_norm, nn.BatchNorm1d: _batch_norm, nn.Dense: _dense,
+    nn.ReLU: _act("relu"), nn.ReLU6: _act("relu6"), nn.HSwish: _act("hardswish"), nn.Sigmoid: _act("sigmoid"),
+    nn.Tanh: _act("tanh"), nn.SiLU: _act("swish"),
+    nn.GELU: lambda m, c: O.act("gelu_tanh" if m.approximate in (True, "tanh") else "gelu", c.args[0]),
+    nn.HSigmoid: lambda m, c: Op(N.HardSigmoid(name="op"), [c.args[0]]),
+    nn.Flatten: lambda m, c: O.flatten(c.args[0], c.shape(c.args[0]), m.start_dim, m.end_dim, c.shape(c.out)),
+    nn.MaxPool2d: lambda m, c: _pool(N.MaxPool, m, c),
+    nn.AvgPool2d: lambda m, c: _pool(N.AvgPool, m, c),
+    nn.Dropout: lambda m, c: DROP, nn.Identity: lambda m, c: DROP,
+}
+
+
+def _layer(cell):
+    """The translation of ``cell``: its class's, or its nearest table base class's where it keeps
+    that class's ``construct``."""
+    for cls in type(cell).__mro__:
+        if cls in LAYERS:
+            return LAYERS[cls] if type(cell).construct is cls.construct else None
+    return None
+
+
+def _binary(mode: str, reflected: bool = False):
+    def make(c: Call) -> Op:
+        x, y = c.arg(0, "input"), c.arg(1, "other")
+        return O.binary(mode, *((y, x) if reflected else (x, y)), c.shape)
+    return make
+
+
+def _mean(c: Call) -> Op:
+    x = c.arg(0, "x" if "x" in c.kwargs else "input")
+    return O.mean(x, c.shape(x), c.arg(1, "axis"), c.arg(2, "keep_dims", c.kwargs.get("keepdims", False)))
+
+
+def _flatten(c: Call) -> Op:
+    x = c.arg(0, "input")
+    return O.flatten(x, c.shape(x), c.kwargs.get("start_dim", 1), c.kwargs.get("end_dim", -1), c.shape(c.out))
+
+
+# ``mindspore.ops`` function -> its translation
+FUNCTIONS = {
+    "add": _binary("add"), "mul": _binary("mul"), "sub": _binary("sub"), "div": _binary("div"),
+    "cat": lambda c: O.concat(c.arg(0, "tensors"), c.arg(1, "axis", 0), c.shape),
+    "concat": lambda c: O.concat(c.arg(0, "tensors"), c.arg(1, "axis", 0), c.shape),
+    "mean": _mean, "flatten": _flatten,
+    "reshape": lambda c: O.reshape(c.arg(0, "input"), c.arg(0, "input").shape[0], tuple(c.out.shape)),
+    "transpose": lambda c: O.permute(c.arg(0, "input"), c.arg(1, "input_perm"), len(c.out.shape)),
+    "permute": lambda c: O.permute(c.arg(0, "input"), c.arg(1, "axis"), len(c.out.shape)),
+    "relu": lambda c: O.act("relu", c.arg(0, "input")), "relu6": lambda c: O.act("relu6", c.arg(0, "x")),
+    "sigmoid": lambda c: O.act("sigmoid", c.arg(0, "input")), "hardswish": lambda c: O.act("hardswish", c.arg(0, "x")),
+    "silu": lambda c: O.act("swish", c.arg(0, "input")), "tanh": lambda c: O.act("tanh", c.arg(0, "input")),
+}
+# Tensor operator or method -> (op name, its translation)
+METHODS = {
+    "__add__": ("add", _binary("add")), "__radd__": ("add", _binary("add", True)),
+    "__mul__": ("mul", _binary("mul")), "__rmul__": ("mul", _binary("mul", True)),
+    "__sub__": ("sub", _binary("sub")), "__truediv__": ("div", _binary("div")),
+    "mean": ("mean", _mean), "flatten": ("flatten", _flatten),
+    "reshape": ("reshape", lambda c: O.reshape(c.args[0], c.args[0].shape[0], tuple(c.out.shape))),
+    "view": ("view", lambda c: O.reshape(c.args[0], c.args[0].shape[0], tuple(c.out.shape))),
+}
+# reading a tensor's value into Python
+VALUE_READS = ("asnumpy", "item", "tolist", "__bool__", "__float__", "__int__")
+
+
+def _intercept(rec: Recorder) -> None:
+    """Every ``mindspore.ops`` function watched first; then the translated functions and Tensor
+    methods on top."""
+    for name in dir(ops):
+        if not name.startswith("_") and inspect.isfunction(getattr(ops, name)):
+            rec.patch(ops, name, rec.watch(f"mindspore op ops.{name}"))
+    for name in (n for n in VALUE_READS if hasattr(ms.Tensor, n)):
+        rec.patch(ms.Tensor, name, rec.watch(name, f"`.{name}()` reads a tensor's value into Python: the "
+                                                   f"forward depends on the data"))
+    for name, translate in FUNCTIONS.items():
+        rec.patch(ops, name, rec.function(name, translate))
+    for name, (op, translate) in METHODS.items():
+        rec.patch(ms.Tensor, name, rec.function(op, translate))
+
+
+def trace(model, input_shape):
+    """The leaves of ``model`` (inference mode, PYNATIVE) run on a batch of 2 samples of ``input_shape``."""
+    mode = ms.get_context("mode")
+    ms.set_context(mode=ms.PYNATIVE_MODE)
+    model.set_train(False)
+    named = model.parameters_dict()
+    params = {id(p): k for k, p in named.items()}
+    cells = list(model.cells_and_names())
+    rec = Recorder(cells, params, lambda t: isinstance(t, ms.Tensor), lambda t: t.shape, _layer,
+                   (os.path.dirname(ms.__file__),))
+    hooks = []
+    for _, cell in cells:
+        hooks.append(cell.register_forward_pre_hook(lambda m, a: rec.enter(m)))
+        hooks.append(cell.register_forward_hook(lambda m, a, o: rec.leave(m, a, o)))
+    x = ms.Tensor(np.random.default_rng(0).standard_normal((2, *input_shape)).astype(np.float32))
+    try:
+        _intercept(rec)
+        rec.start(x)
+        out = model(x)
+    except Exception as err:  # the model's own failure under recording: where it happened
+        raise rec.error(err) from None
+    finally:
+        rec.restore()
+        for h in hooks:
+            h.remove()
+        ms.set_context(mode=mode)
+    return rec.finish(out, {k: p.asnumpy() for k, p in named.items()}, FRAMEWORK.roles)
+
+
+def reference_outputs(model, x: np.ndarray):
+    """The cell's inference-mode outputs on ``x`` (numpy), a tuple for several."""
+    model.set_train(False)
+    y = model(ms.Tensor(x))
+    return tuple(t.asnumpy() for t in y) if isinstance(y, (tuple, list)) else y.asnumpy()
+
+
+def state_keys(model) -> list[str]:
+    """The cell's own checkpoint keys (its parameters' names)."""
+    return sorted(model.parameters_dict())

@@ -1,0 +1,64 @@
+"""Capture from MindSpore (porting from Ascend to GPU stacks): a ``mindspore.nn.Cell``'s forward,
+recorded in PYNATIVE mode, becomes a spec whose tensors are the cell's own parameter names
+(``gamma`` / ``moving_mean`` ... by MindSpore's roles), proven equal to the cell in every
+framework; what cannot be captured is reported with its cell path and source line."""
+import os
+
+import numpy as np
+import pytest
+
+from onespec.backends import FRAMEWORKS
+
+from conftest import require
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+@pytest.fixture(scope="module")
+def models():
+    require("mindspore")
+    from onespec.backends import load_backend
+
+    load_backend("mindspore")
+    import mindspore_models
+    return mindspore_models
+
+
+def _capture_and_prove(cell, shape, frameworks):
+    from onespec.capture import capture, original_names, reference_outputs
+    from onespec.capture.prove import prove
+
+    spec, state = capture(cell, shape)
+    assert sorted(original_names(spec, "mindspore").values()) == sorted(cell.parameters_dict())
+    x = np.random.default_rng(1).standard_normal((2, *shape)).astype(np.float32)
+    result = prove(spec, state, [x], [reference_outputs(cell, x)], frameworks, here="mindspore")[0]
+    assert all(r["ok"] for r in result.values()), result
+    return spec, result
+
+
+@pytest.mark.parametrize("frameworks", [("mindspore",), pytest.param(FRAMEWORKS, marks=pytest.mark.slow)])
+def test_small_mnas_keeps_mindspores_names_and_semantics(models, frameworks):
+    """``same`` padding as explicit padding, BN momentum as stored (already onespec's
+    convention), the residual ``+`` and the gate's ``*`` as merges, ``ops.mean`` over H, W."""
+    require(*frameworks)
+    spec, _ = _capture_and_prove(models.build_small_mnas(), (3, 16, 16), frameworks)
+    rows = {r.path: r.node for r in __import__("onespec").analyze(spec).rows}
+    assert spec.layers[0].name == "_stem" and not spec.aliases and rows["_stem.0"].padding == 1
+    assert rows["block.layers.1"].momentum == pytest.approx(0.01) and rows["mean"].axes == (1, 2)
+    assert spec.inputs == {"mul": ["block", "gate"]} and spec.layers[1].inputs == {"add": ["layers", "x"]}
+
+
+def test_what_cannot_be_captured_names_the_cell_and_line(models):
+    from onespec.capture import CaptureError, capture
+
+    with pytest.raises(CaptureError) as e:
+        capture(models.build_unknown(), (3, 4, 4))
+    assert len(e.value.problems) == 1 and "ops.elu has no onespec equivalent" in e.value.problems[0]
+    assert "mindspore_models.py" in e.value.problems[0]
+
+
+@pytest.mark.slow
+def test_mindcv_mnasnet_at_224_is_proven_in_every_framework(models):
+    require(*FRAMEWORKS)
+    spec, result = _capture_and_prove(models.build_mnasnet(), (3, 224, 224), FRAMEWORKS)
+    assert set(result) == set(FRAMEWORKS) and [n.name for n in spec.layers] == ["features", "pool", "classifier"]
