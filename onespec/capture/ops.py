@@ -44,6 +44,15 @@ def binary(mode: str, x, y, shape) -> Op:
     return Op(N.Merge(name="op", mode=mode), [x, y])
 
 
+def binary_call(mode: str, names: tuple[str, str], reflected: bool = False):
+    """The translation of a framework's binary function or operator whose two arguments are
+    named ``names`` (``reflected``: ``__radd__`` and the like, the operands swapped)."""
+    def make(c) -> Op:
+        x, y = c.arg(0, names[0]), c.arg(1, names[1])
+        return binary(mode, *((y, x) if reflected else (x, y)), c.shape)
+    return make
+
+
 def concat(ts, dim: int, shape) -> Op | str:
     ts = list(ts)
     if len(ts) == 1:

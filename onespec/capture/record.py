@@ -72,6 +72,26 @@ class Recorder:
         self.shapes["x"] = self.shape(x)
         self.active = True
 
+    def run(self, modules, pre: Callable, post: Callable, intercept: Callable, forward: Callable, x):
+        """``forward(x)`` recorded: ``pre(module, hook)`` / ``post(module, hook)`` register the
+        framework's forward hooks on each of ``modules`` (handles with ``remove``), ``intercept(self)``
+        patches the framework's functions; all undone after. The model's own failure under
+        recording is a :class:`CaptureError` where it happened."""
+        hooks = []
+        for m in modules:
+            hooks.append(pre(m, lambda m, a: self.enter(m)))
+            hooks.append(post(m, lambda m, a, o: self.leave(m, a, o)))
+        try:
+            intercept(self)
+            self.start(x)
+            return forward(x)
+        except Exception as err:  # whatever the model raised: where it happened
+            raise self.error(err) from None
+        finally:
+            self.restore()
+            for h in hooks:
+                h.remove()
+
     def finish(self, out, state, roles=None) -> Trace:
         self.active = False
         outs = list(out) if isinstance(out, (tuple, list)) else [out]
@@ -253,3 +273,15 @@ def _tensors(args, kwargs, is_tensor) -> list:
             if is_tensor(t):
                 out.append(t)
     return out
+
+
+def layer_table(table: dict, method: str) -> Callable:
+    """A module's translation from ``table`` (class -> translation): its class's, or its nearest
+    table base class's where it keeps that class's ``method`` (a subclass with its own forward is
+    not a leaf: its ops are recorded one by one)."""
+    def lookup(module):
+        for cls in type(module).__mro__:
+            if cls in table:
+                return table[cls] if getattr(type(module), method) is getattr(cls, method) else None
+        return None
+    return lookup

@@ -28,7 +28,7 @@ from mindspore import nn, ops
 
 from ...capture import ops as O
 from ...capture.ir import DROP, Op, Unsupported
-from ...capture.record import Call, Recorder
+from ...capture.record import Call, Recorder, layer_table
 from ...spec import nodes as N
 from . import FRAMEWORK
 
@@ -112,22 +112,6 @@ LAYERS = {
 }
 
 
-def _layer(cell):
-    """The translation of ``cell``: its class's, or its nearest table base class's where it keeps
-    that class's ``construct``."""
-    for cls in type(cell).__mro__:
-        if cls in LAYERS:
-            return LAYERS[cls] if type(cell).construct is cls.construct else None
-    return None
-
-
-def _binary(mode: str, reflected: bool = False):
-    def make(c: Call) -> Op:
-        x, y = c.arg(0, "input"), c.arg(1, "other")
-        return O.binary(mode, *((y, x) if reflected else (x, y)), c.shape)
-    return make
-
-
 def _mean(c: Call) -> Op:
     x = c.arg(0, "x" if "x" in c.kwargs else "input")
     return O.mean(x, c.shape(x), c.arg(1, "axis"), c.arg(2, "keep_dims", c.kwargs.get("keepdims", False)))
@@ -136,6 +120,10 @@ def _mean(c: Call) -> Op:
 def _flatten(c: Call) -> Op:
     x = c.arg(0, "input")
     return O.flatten(x, c.shape(x), c.kwargs.get("start_dim", 1), c.kwargs.get("end_dim", -1), c.shape(c.out))
+
+
+def _binary(mode: str, reflected: bool = False):
+    return O.binary_call(mode, ("input", "other"), reflected)
 
 
 # ``mindspore.ops`` function -> its translation
@@ -187,23 +175,13 @@ def trace(model, input_shape):
     named = model.parameters_dict()
     params = {id(p): k for k, p in named.items()}
     cells = list(model.cells_and_names())
-    rec = Recorder(cells, params, lambda t: isinstance(t, ms.Tensor), lambda t: t.shape, _layer,
+    rec = Recorder(cells, params, lambda t: isinstance(t, ms.Tensor), lambda t: t.shape, layer_table(LAYERS, "construct"),
                    (os.path.dirname(ms.__file__),))
-    hooks = []
-    for _, cell in cells:
-        hooks.append(cell.register_forward_pre_hook(lambda m, a: rec.enter(m)))
-        hooks.append(cell.register_forward_hook(lambda m, a, o: rec.leave(m, a, o)))
     x = ms.Tensor(np.random.default_rng(0).standard_normal((2, *input_shape)).astype(np.float32))
     try:
-        _intercept(rec)
-        rec.start(x)
-        out = model(x)
-    except Exception as err:  # the model's own failure under recording: where it happened
-        raise rec.error(err) from None
+        out = rec.run([c for _, c in cells], lambda m, h: m.register_forward_pre_hook(h),
+                      lambda m, h: m.register_forward_hook(h), _intercept, model, x)
     finally:
-        rec.restore()
-        for h in hooks:
-            h.remove()
         ms.set_context(mode=mode)
     return rec.finish(out, {k: p.asnumpy() for k, p in named.items()}, FRAMEWORK.roles)
 

@@ -24,7 +24,7 @@ from paddle import nn
 
 from ...capture import ops
 from ...capture.ir import DROP, Op, Unsupported
-from ...capture.record import Call, Recorder
+from ...capture.record import Call, Recorder, layer_table
 from ...spec import nodes as N
 from . import FRAMEWORK
 
@@ -114,24 +114,12 @@ LAYERS = {
 }
 
 
-def _layer(layer):
-    """The translation of ``layer``: its class's, or its nearest table base class's where it
-    keeps that class's forward (PaddleClas's AdaptiveAvgPool2D overrides it: not a leaf)."""
-    for cls in type(layer).__mro__:
-        if cls in LAYERS:
-            return LAYERS[cls] if type(layer).forward is cls.forward else None
-    return None
+def _f_act(fn: str):
+    return lambda c: ops.act(fn, c.arg(0, "x"))
 
 
 def _binary(mode: str, reflected: bool = False):
-    def make(c: Call) -> Op:
-        x, y = c.arg(0, "x"), c.arg(1, "y")
-        return ops.binary(mode, *((y, x) if reflected else (x, y)), c.shape)
-    return make
-
-
-def _f_act(fn: str):
-    return lambda c: ops.act(fn, c.arg(0, "x"))
+    return ops.binary_call(mode, ("x", "y"), reflected)
 
 
 # (module, function name) -> its translation; ``paddle.Tensor`` holds the same function as a method
@@ -188,23 +176,11 @@ def trace(model, input_shape):
     sd = model.state_dict()
     params = {id(t): k for k, t in sd.items()}
     rec = Recorder(list(model.named_sublayers(include_self=True)), params, lambda t: isinstance(t, paddle.Tensor),
-                   lambda t: t.shape, _layer, (os.path.dirname(paddle.__file__),))
-    hooks = []
-    for _, layer in model.named_sublayers(include_self=True):
-        hooks.append(layer.register_forward_pre_hook(lambda m, a: rec.enter(m)))
-        hooks.append(layer.register_forward_post_hook(lambda m, a, o: rec.leave(m, a, o)))
+                   lambda t: t.shape, layer_table(LAYERS, "forward"), (os.path.dirname(paddle.__file__),))
     x = paddle.to_tensor(np.random.default_rng(0).standard_normal((2, *input_shape)).astype(np.float32))
-    try:
-        _intercept(rec)
-        rec.start(x)
-        with paddle.no_grad():
-            out = model(x)
-    except Exception as err:  # the model's own failure under recording: where it happened
-        raise rec.error(err) from None
-    finally:
-        rec.restore()
-        for h in hooks:
-            h.remove()
+    with paddle.no_grad():
+        out = rec.run([m for _, m in model.named_sublayers(include_self=True)], lambda m, h: m.register_forward_pre_hook(h),
+                      lambda m, h: m.register_forward_post_hook(h), _intercept, model, x)
     state = {k: t.numpy() for k, t in sd.items()}
     tr = rec.finish(out, state, FRAMEWORK.roles)
     for lf in tr.leaves:
