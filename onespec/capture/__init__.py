@@ -4,7 +4,7 @@ with its weights.
 ``capture(model, input_shape)`` asks the backend of the model's framework (``by_model``) for its
 ops in execution order, each an onespec op placed in a node named like the module that ran it
 (the backend's ``trace``; torch's exports the module with ``torch.export``, non-strict, default
-IR), nests them as the modules nest (``structure``), and returns the spec with its canonical
+IR; Paddle's and MindSpore's record the eager forward, ``record``), nests them as the modules nest (``structure``), and returns the spec with its canonical
 state, whose tensor names are the model's own checkpoint keys. ``prove`` builds
 the captured spec in each framework, in its own process, and compares it with the module's
 outputs; ``onespec capture`` writes nothing unless that proof holds.

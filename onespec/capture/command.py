@@ -1,6 +1,6 @@
 """``onespec capture MODULE:FUNCTION --input-shape C,H,W -o DIR``: ``FUNCTION()`` (from an
 importable module or a ``.py`` file) returns a model of a framework onespec captures from (a
-``torch.nn.Module``, see ``onespec.capture.framework_of``); its capture is proven in
+``torch.nn.Module``, ``paddle.nn.Layer`` or ``mindspore.nn.Cell``, see ``onespec.capture.framework_of``); its capture is proven in
 every framework on the example input (and on ``--input x.npy``, a batch of the user's data) and
 only then are ``DIR/spec.json``, ``DIR/weights.npz`` and ``DIR/report.json`` / ``report.md`` written."""
 from __future__ import annotations
@@ -18,9 +18,9 @@ MAX_INPUT_BYTES = 256 << 20
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("capture", help="a model's own network (a torch module ...) -> an onespec spec and weights, proven equal in "
+    p = sub.add_parser("capture", help="a model's own network (a torch Module, paddle Layer or mindspore Cell) -> an onespec spec and weights, proven equal in "
                                        "every framework (writes nothing otherwise)")
-    p.add_argument("target", metavar="MODULE:FUNCTION", help="FUNCTION() returns the model (a torch.nn.Module ...) "
+    p.add_argument("target", metavar="MODULE:FUNCTION", help="FUNCTION() returns the model (a torch.nn.Module, paddle.nn.Layer or mindspore.nn.Cell) "
                    "(MODULE: an importable name or a .py file)")
     p.add_argument("--input-shape", required=True, help="one sample's shape, no batch dim, e.g. 3,224,224")
     p.add_argument("-o", "--out", required=True, help="folder for spec.json, weights.npz and report.json/.md")
