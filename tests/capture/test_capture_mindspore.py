@@ -33,7 +33,7 @@ def _capture_and_prove(cell, shape, frameworks):
     x = np.random.default_rng(1).standard_normal((2, *shape)).astype(np.float32)
     result = prove(spec, state, [x], [reference_outputs(cell, x)], frameworks, here="mindspore")[0]
     assert all(r["ok"] for r in result.values()), result
-    return spec, result
+    return spec, state, result
 
 
 @pytest.mark.parametrize("frameworks", [("mindspore",), pytest.param(FRAMEWORKS, marks=pytest.mark.slow)])
@@ -41,7 +41,7 @@ def test_small_mnas_keeps_mindspores_names_and_semantics(models, frameworks):
     """``same`` padding as explicit padding, BN momentum as stored (already onespec's
     convention), the residual ``+`` and the gate's ``*`` as merges, ``ops.mean`` over H, W."""
     require(*frameworks)
-    spec, _ = _capture_and_prove(models.build_small_mnas(), (3, 16, 16), frameworks)
+    spec, _, _ = _capture_and_prove(models.build_small_mnas(), (3, 16, 16), frameworks)
     rows = {r.path: r.node for r in __import__("onespec").analyze(spec).rows}
     assert spec.layers[0].name == "_stem" and not spec.aliases and rows["_stem.0"].padding == 1
     assert rows["block.layers.1"].momentum == pytest.approx(0.01) and rows["mean"].axes == (1, 2)
@@ -58,7 +58,20 @@ def test_what_cannot_be_captured_names_the_cell_and_line(models):
 
 
 @pytest.mark.slow
-def test_mindcv_mnasnet_at_224_is_proven_in_every_framework(models):
+def test_mindcv_mnasnet_at_224_is_proven_and_its_ckpt_converts(models, tmp_path):
+    """Proven in every framework; the cell's own ``save_checkpoint`` file reads back by name into
+    the captured canonical state (``onespec convert --to canonical``)."""
     require(*FRAMEWORKS)
-    spec, result = _capture_and_prove(models.build_mnasnet(), (3, 224, 224), FRAMEWORKS)
+    import mindspore as ms
+    from onespec.cli import main
+    from onespec.weights import load_state
+
+    cell = models.build_mnasnet()
+    spec, state, result = _capture_and_prove(cell, (3, 224, 224), FRAMEWORKS)
     assert set(result) == set(FRAMEWORKS) and [n.name for n in spec.layers] == ["features", "pool", "classifier"]
+    (tmp_path / "spec.json").write_text(spec.model_dump_json())
+    ms.save_checkpoint(cell, str(tmp_path / "orig.ckpt"))
+    assert main(["convert", str(tmp_path / "orig.ckpt"), "--arch", str(tmp_path / "spec.json"), "--to", "canonical",
+                 "-o", str(tmp_path / "c.npz")]) == 0
+    got = load_state(str(tmp_path / "c.npz"), spec)
+    assert sorted(got) == sorted(state) and all(np.array_equal(got[k], state[k]) for k in state)
