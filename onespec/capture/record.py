@@ -24,6 +24,7 @@ from typing import Any, Callable
 from .ir import DROP, CaptureError, Leaf, Op, Trace, Unsupported, fuse_channel_norms
 
 _FAILED = "\0failed"  # the name of a tensor made by an op already reported: its readers add nothing
+_REFUSED = object()  # the translation of a module ``refuse`` names: run unrecorded, its result failed
 
 
 @dataclass
@@ -46,12 +47,14 @@ class Recorder:
     buffer tensor -> its state key; ``is_tensor`` / ``shape``: the framework's tensor test and
     sample shape; ``layers``: the layer table (a module -> its translation, or None);
     ``roots``: folders of the framework's own code (a problem's source line is the innermost
-    frame outside them)."""
+    frame outside them); ``refuse``: a module -> why it cannot be captured (a custom backward),
+    or None."""
 
     def __init__(self, modules, params: dict[int, str], is_tensor: Callable, shape: Callable,
-                 layers: Callable, roots: tuple[str, ...]):
+                 layers: Callable, roots: tuple[str, ...], refuse: Callable = lambda module: None):
         self.paths = {id(m): p for p, m in modules}
         self.params, self.is_tensor, self.shape_of, self.layers = params, is_tensor, shape, layers
+        self.refuse = refuse
         self.roots = tuple(roots) + (os.path.dirname(os.path.dirname(os.path.abspath(__file__))),)
         self.stack: list[tuple[Any, str, Any]] = []  # (module, call path, its translation or None)
         self.calls: dict[str, int] = {}
@@ -111,13 +114,17 @@ class Recorder:
     def patch(self, owner, attr: str, make: Callable[[Callable], Callable]) -> None:
         """Replace ``owner.attr`` by ``make(original)`` until ``restore``."""
         original = getattr(owner, attr)
-        self._undo.append((owner, attr, original))
+        own = isinstance(owner, type) and attr not in owner.__dict__  # inherited: deleted again after
+        self._undo.append((owner, attr, None if own else original))
         setattr(owner, attr, make(original))
 
     def restore(self) -> None:
         while self._undo:
             owner, attr, original = self._undo.pop()
-            setattr(owner, attr, original)
+            if original is None:
+                delattr(owner, attr)
+            else:
+                setattr(owner, attr, original)
 
     # -- hooks -------------------------------------------------------------------------------
     def enter(self, module) -> None:
@@ -129,8 +136,11 @@ class Recorder:
         parent = self.stack[-1][1] if self.stack else ""
         last = path.rsplit(".", 1)[-1]
         call = f"{parent}.{last}" if parent else last
-        translate = self.layers(module) if self.depth == 0 else None
+        why = self.refuse(module) if self.depth == 0 else None
+        translate = _REFUSED if why else self.layers(module) if self.depth == 0 else None
         self.stack.append((module, call + (f"_{n}" if n else ""), translate))
+        if why:
+            self._problem(why)  # one problem: the ops inside it are its own
         if translate is not None:
             self.depth += 1
 
@@ -138,7 +148,11 @@ class Recorder:
         if not self.active or not self.stack or self.stack[-1][0] is not module:
             return
         _, call, translate = self.stack[-1]
-        if translate is not None:
+        if translate is _REFUSED:
+            self.depth -= 1
+            for t in _tensors((out,), {}, self.is_tensor):
+                self._name(t, _FAILED)
+        elif translate is not None:
             self.depth -= 1
             self._op(type(module).__name__.lower(), lambda c: translate(module, c), Call(tuple(args), {}, out, self.shape),
                      call, owner=self.paths[id(module)])
@@ -169,13 +183,17 @@ class Recorder:
         where it reads a recorded tensor (``why``: the reason, else 'no onespec equivalent')."""
         def make(fn):
             def wrapper(*args, **kwargs):
-                out = fn(*args, **kwargs)
-                if self.active and not self.depth:
-                    ins = [t for t in _tensors(args, kwargs, self.is_tensor) if self._known(t)]
-                    if ins:  # each such op is its own problem, after a failed one too
-                        self._problem(why or f"{name} has no onespec equivalent")
-                        for t in _tensors((out,), {}, self.is_tensor):
-                            self._name(t, _FAILED)
+                if not self.active or self.depth:
+                    return fn(*args, **kwargs)
+                self.depth += 1  # the ops it runs itself are its own (a PyLayer's forward)
+                try:
+                    out = fn(*args, **kwargs)
+                finally:
+                    self.depth -= 1
+                if any(self._known(t) for t in _tensors(args, kwargs, self.is_tensor)):
+                    self._problem(why or f"{name} has no onespec equivalent")  # after a failed op too
+                    for t in _tensors((out,), {}, self.is_tensor):
+                        self._name(t, _FAILED)
                 return out
             return wrapper
         return make
@@ -212,8 +230,9 @@ class Recorder:
             self._problem(f"{what} reads the parameter {self.params[id(t)]} as data (no onespec op owns it)")
             return _FAILED
         if name is None:
-            self._problem(f"{what} reads a tensor that no op onespec recorded made (an op it cannot "
-                          f"capture ran before, or the tensor is made in the forward)")
+            if not self.problems:  # else most likely the result of what was reported, in a new object
+                self._problem(f"{what} reads a tensor that no op onespec recorded made (an op it cannot "
+                              f"capture ran before, or the tensor is made in the forward)")
             return _FAILED
         return name
 

@@ -55,6 +55,10 @@ def test_what_cannot_be_captured_names_the_cell_and_line(models):
         capture(models.build_unknown(), (3, 4, 4))
     assert len(e.value.problems) == 1 and "ops.elu has no onespec equivalent" in e.value.problems[0]
     assert "mindspore_models.py" in e.value.problems[0]
+    with pytest.raises(CaptureError) as e:
+        capture(models._Custom(), (3, 4, 4))
+    assert len(e.value.problems) == 1 and e.value.problems[0].startswith("clip")
+    assert "(mindspore_models._StraightThrough) defines its own bprop" in e.value.problems[0]
 
 
 @pytest.mark.slow

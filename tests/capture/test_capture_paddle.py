@@ -73,6 +73,10 @@ def test_what_cannot_be_captured_names_the_layer_and_line(models):
         capture(models._Item().eval(), (3, 4, 4))
     item = [p for p in e.value.problems if "item()" in p]  # the mean over every dim is the other
     assert len(item) == 1 and "the forward depends on the data" in item[0] and "paddle_models.py" in item[0]
+    with pytest.raises(CaptureError) as e:
+        capture(models._Custom().eval(), (3, 4, 4))
+    assert len(e.value.problems) == 1 and "custom PyLayer (paddle_models._Clip)" in e.value.problems[0]
+    assert "paddle_models.py" in e.value.problems[0]
 
 
 @pytest.mark.slow

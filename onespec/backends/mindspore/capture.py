@@ -152,6 +152,15 @@ METHODS = {
 VALUE_READS = ("asnumpy", "item", "tolist", "__bool__", "__float__", "__int__")
 
 
+def _custom_bprop(cell) -> str | None:
+    """A cell with its own ``bprop`` (MindSpore's custom backward): recording its forward would
+    lose that backward, so the spec would train differently."""
+    if callable(getattr(cell, "bprop", None)):
+        return f"the cell ({type(cell).__module__}.{type(cell).__qualname__}) defines its own bprop (a custom " \
+               f"backward), which no onespec op has"
+    return None
+
+
 def _intercept(rec: Recorder) -> None:
     """Every ``mindspore.ops`` function watched first; then the translated functions and Tensor
     methods on top."""
@@ -176,7 +185,7 @@ def trace(model, input_shape):
     params = {id(p): k for k, p in named.items()}
     cells = list(model.cells_and_names())
     rec = Recorder(cells, params, lambda t: isinstance(t, ms.Tensor), lambda t: t.shape, layer_table(LAYERS, "construct"),
-                   (os.path.dirname(ms.__file__),))
+                   (os.path.dirname(ms.__file__),), _custom_bprop)
     x = ms.Tensor(np.random.default_rng(0).standard_normal((2, *input_shape)).astype(np.float32))
     try:
         out = rec.run([c for _, c in cells], lambda m, h: m.register_forward_pre_hook(h),

@@ -150,12 +150,24 @@ OPERATORS = {"__add__": ("add", _binary("add")), "__radd__": ("add", _binary("ad
 VALUE_READS = ("item", "numpy", "tolist", "__bool__", "__float__", "__int__")
 
 
+def _pylayer(rec: Recorder) -> None:
+    """A custom ``PyLayer`` (Paddle's autograd.Function) is a problem where it is applied: its
+    forward would be recorded and its own backward lost, so the spec would train differently."""
+    base = paddle.autograd.PyLayer.__mro__[1].__dict__["apply"]
+
+    def apply(cls, *args, **kwargs):
+        why = f"a custom PyLayer ({cls.__module__}.{cls.__qualname__}) has its own backward, which no onespec op has"
+        return rec.watch("PyLayer", why)(base.__get__(None, cls))(*args, **kwargs)
+    rec.patch(paddle.autograd.PyLayer, "apply", lambda _: classmethod(apply))
+
+
 def _intercept(rec: Recorder) -> None:
     """Every ``paddle._C_ops`` op watched first; then the translated functions and operators on
     top (their own ``_C_ops`` calls run inside them, unrecorded)."""
     for name in dir(paddle._C_ops):
         if not name.startswith("_") and callable(getattr(paddle._C_ops, name)):
             rec.patch(paddle._C_ops, name, rec.watch(f"paddle op {name}"))
+    _pylayer(rec)
     for name in (n for n in VALUE_READS if hasattr(paddle.Tensor, n)):
         rec.patch(paddle.Tensor, name, rec.watch(name, f"`.{name}()` reads a tensor's value into Python: the "
                                                        f"forward depends on the data"))
