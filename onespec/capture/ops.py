@@ -105,4 +105,4 @@ def hardtanh(x, lo: float, hi: float) -> Op:
 
 def pool(cls, x, kernel, stride, padding, ceil_mode: bool, **extra) -> Op:
     return Op(cls(name="op", kernel=one(kernel), stride=one(stride if stride is not None else kernel),
-                  padding=one(padding), ceil_mode=bool(ceil_mode), **extra), [x])
+                  padding=padding if padding == "same" else one(padding), ceil_mode=bool(ceil_mode), **extra), [x])

@@ -55,7 +55,8 @@ class Recorder:
         self.paths = {id(m): p for p, m in modules}
         self.params, self.is_tensor, self.shape_of, self.layers = params, is_tensor, shape, layers
         self.refuse = refuse
-        self.roots = tuple(roots) + (os.path.dirname(os.path.dirname(os.path.abspath(__file__))),)
+        self.roots = tuple(os.path.join(r, "") for r in roots) + \
+            (os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ""),)
         self.stack: list[tuple[Any, str, Any]] = []  # (module, call path, its translation or None)
         self.calls: dict[str, int] = {}
         self.names: dict[int, str] = {}
@@ -172,8 +173,7 @@ class Recorder:
                     self.depth -= 1
                 if any(self._known(t) for t in _tensors(args, kwargs, self.is_tensor)):
                     where = self.stack[-1][1] if self.stack else ""
-                    self._op(name, translate, Call(args, kwargs, out, self.shape),
-                             f"{where}.\0{self._fresh(name)}" if where else f"\0{self._fresh(name)}")
+                    self._op(name, translate, Call(args, kwargs, out, self.shape), where)
                 return out
             return wrapper
         return make
@@ -237,10 +237,15 @@ class Recorder:
         return name
 
     def _op(self, name: str, translate: Callable[[Call], Any], call: Call, path: str, owner: str | None = None):
+        """Record ``translate(call)``: a leaf (``path``: the call path of the module that ran it;
+        ``owner``: the module itself where the op is a module's, else the op is loose in it), a
+        list of leaves (one per result: a split), DROP, or a problem."""
         try:
             op = translate(call)
         except Unsupported as why:
             op = why
+        except Exception as err:  # arguments the translation does not know (a newer signature)
+            op = Unsupported(f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}")
         outs = _tensors((call.out,), {}, self.is_tensor)
         if isinstance(op, Unsupported):
             self._problem(f"{name}: {op}")
@@ -253,9 +258,16 @@ class Recorder:
             for t in outs:
                 self._name(t, src)
             return
-        self._leaf(name, op, call, path, owner, outs)
+        ops = op if isinstance(op, list) else [op]
+        if len(ops) != len(outs):
+            self._problem(f"{name} makes {len(outs)} tensors; an onespec op makes one")
+            for t in outs:
+                self._name(t, _FAILED)
+            return
+        for one, t in zip(ops, outs):
+            self._leaf(name, one, t, path, owner)
 
-    def _leaf(self, name: str, op: Op, call: Call, path: str, owner: str | None, outs: list) -> None:
+    def _leaf(self, name: str, op: Op, result, path: str, owner: str | None) -> None:
         ins = [self._read(t, name) for t in op.ins]
         params = {}
         for canonical, t in op.params:
@@ -268,18 +280,17 @@ class Recorder:
                               f"shared between calls, which a spec cannot say)")
             self.used.add(key)
             params[canonical] = key
-        if len(outs) != 1 or _FAILED in ins:
-            if len(outs) != 1 and _FAILED not in ins:
-                self._problem(f"{name} makes {len(outs)} tensors; an onespec op makes one")
-            for t in outs:
-                self._name(t, _FAILED)
+        if _FAILED in ins:
+            self._name(result, _FAILED)
             return
-        out = path.split("\0")[1] if "\0" in path else self._fresh(name)
+        out = self._fresh(name)
         if params and owner:
             path = owner  # an op that owns parameters sits at the module that owns them
+        elif owner is None:
+            path = f"{path}.\0{out}" if path else f"\0{out}"  # loose in the module that ran it
         self.leaves.append(Leaf(path, op.node, ins, out, params))
-        self.shapes[out] = self.shape(outs[0])
-        self._name(outs[0], out)
+        self.shapes[out] = self.shape(result)
+        self._name(result, out)
         for i, t in zip(ins, op.ins):
             self.shapes.setdefault(i, self.shape(t))
 

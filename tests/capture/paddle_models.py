@@ -2,7 +2,7 @@
 imports this file as a user's model code)."""
 import numpy as np
 import paddle
-from paddle import nn
+from paddle import concat, nn  # a name bound at import: captured all the same
 
 
 class _SE(nn.Layer):
@@ -19,7 +19,8 @@ class _SE(nn.Layer):
 
 
 class SmallLCNet(nn.Layer):
-    """PP-LCNet's parts: conv-BN-hardswish, a squeeze-excite multiply, a residual ``+``, Paddle's
+    """PP-LCNet's parts: conv-BN-hardswish, a split and concat (channel halves swapped), a
+    squeeze-excite multiply, a residual ``+``, Paddle's
     downscale-in-infer dropout (a scale by 1 - p at inference), flatten and a [in, out] Linear; a
     sublayer named with a leading ``_``."""
 
@@ -36,6 +37,8 @@ class SmallLCNet(nn.Layer):
 
     def forward(self, x):
         x = self._stem(x)
+        a, b = paddle.split(x, 2, axis=1)
+        x = concat([b, a], axis=1)
         x = self.se(self.dw(x)) + x
         return self.fc(self.flatten(self.dropout(self.pool(x))))
 

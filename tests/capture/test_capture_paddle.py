@@ -38,7 +38,8 @@ def _capture_and_prove(module, shape, frameworks):
 
 @pytest.mark.parametrize("frameworks", [("paddle", "torch"), pytest.param(FRAMEWORKS, marks=pytest.mark.slow)])
 def test_small_lcnet_keeps_paddles_names_and_semantics(models, frameworks):
-    """SE multiply, residual ``+``, downscale-in-infer dropout as a 0.8 scale, Paddle's hardsigmoid
+    """A split into two slices and a concat (the concat bound by ``from paddle import``), SE
+    multiply, residual ``+``, downscale-in-infer dropout as a 0.8 scale, Paddle's hardsigmoid
     slope, BN momentum in onespec's convention, the Linear's [in, out] weight transposed."""
     require(*frameworks)
     from onespec.spec import nodes as N
@@ -49,7 +50,8 @@ def test_small_lcnet_keeps_paddles_names_and_semantics(models, frameworks):
     assert spec.layers[0].name == "_stem" and not spec.aliases
     assert rows["dropout"] == N.Affine(name="dropout", scale=0.8)
     assert rows["se.gate"].slope == 0.1666667 and rows["_stem.1"].momentum == pytest.approx(0.1)
-    assert spec.inputs == {"add": ["se", "_stem"]} and spec.layers[2].inputs == {"multiply": ["x", "gate"]}
+    assert spec.inputs == {"split_1": ["_stem"], "concat": ["split_1", "split"], "add": ["se", "concat"]}
+    assert spec.layers[5].inputs == {"multiply": ["x", "gate"]}
     np.testing.assert_array_equal(state["fc.weight"], net.fc.weight.numpy().T)
     np.testing.assert_array_equal(state["_stem.1.running_var"], net._stem[1]._variance.numpy())
 

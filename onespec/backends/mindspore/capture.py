@@ -12,14 +12,12 @@ tensor is reported where it was called, and any other op's result where a record
 ``moving_mean`` / ``moving_variance`` (``FRAMEWORK.roles``).
 
 MindSpore's semantics kept: a BatchNorm cell stores ``momentum`` already as the new batch's
-weight (onespec's convention); ``pad_mode="same"`` is the symmetric explicit padding where
-it is symmetric (odd kernels at stride 1) and refused otherwise; ``Dropout`` is the identity at
-inference; ``HSigmoid`` is relu6(x + 3) / 6.
+weight (onespec's convention); ``pad_mode="same"`` is onespec's ``"same"`` (TensorFlow's rule,
+the smaller half before); ``Dropout`` is the identity at inference; ``HSigmoid`` is relu6(x + 3) / 6.
 """
 from __future__ import annotations
 
 import inspect
-import math
 import os
 
 import mindspore as ms
@@ -39,23 +37,11 @@ def _nchw(cell) -> None:
         raise Unsupported(f"data format {fmt} (onespec is channels-first)")
 
 
-def _same(in_hw, kernel, stride, dilation) -> tuple[int, int]:
-    """MindSpore's ``same`` padding per spatial dim, where it is symmetric."""
-    out = []
-    for n, k, s, d in zip(in_hw, kernel, stride, dilation):
-        total = max((math.ceil(n / s) - 1) * s + (k - 1) * d + 1 - n, 0)
-        if total % 2:
-            raise Unsupported(f"pad_mode 'same' pads {total} rows/columns unevenly (kernel {k}, stride {s}); "
-                              f"onespec pads both sides alike")
-        out.append(total // 2)
-    return tuple(out)
-
-
 def _conv(cell, c: Call) -> Op:
     _nchw(cell)
     mode = cell.pad_mode.lower()
     if mode == "same":
-        pad = _same(c.shape(c.args[0])[1:], cell.kernel_size, cell.stride, cell.dilation)
+        pad = "same"  # TensorFlow's rule, onespec's "same"
     elif mode == "valid":
         pad = 0
     else:
@@ -65,7 +51,8 @@ def _conv(cell, c: Call) -> Op:
                 raise Unsupported(f"asymmetric padding {pad}")
             pad = (pad[0], pad[2])
     w = cell.weight.shape
-    node = N.Conv(name="op", out_channels=w[0], kernel=O.one(w[2:]), stride=O.one(cell.stride), padding=O.one(pad),
+    node = N.Conv(name="op", out_channels=w[0], kernel=O.one(w[2:]), stride=O.one(cell.stride),
+                  padding=pad if pad == "same" else O.one(pad),
                   dilation=O.one(cell.dilation), groups=cell.group, bias=bool(cell.has_bias))
     return Op(node, [c.args[0]], [("weight", cell.weight)] + ([("bias", cell.bias)] if cell.has_bias else []))
 

@@ -3,9 +3,10 @@
 ``paddle.jit.to_static``'s program keeps no layer paths, so the forward is recorded
 (``onespec.capture.record``): forward pre/post hooks on every sublayer (paths from
 ``named_sublayers``), each layer of a class in ``LAYERS`` (or a subclass that keeps its
-``forward``) one op translated from its attributes, the functions in ``FUNCTIONS`` and the
-Tensor operators in ``OPERATORS`` intercepted while the forward runs, and every other
-``paddle._C_ops`` op that reads a recorded tensor reported where it was called. Parameters keep
+``forward``) one op translated from its attributes; between layers every ``paddle._C_ops`` op
+(where every Python API and Tensor method ends, however the user's code named it: ``from paddle
+import concat`` too) is translated by ``C_OPS`` or, reading a recorded tensor, reported where it
+was called; the Tensor operators (C++, no ``_C_ops`` call) are intercepted. Parameters keep
 their ``state_dict`` keys; batch norm statistics are Paddle's own ``_mean`` / ``_variance``
 (``FRAMEWORK.roles``) and a Linear's [in, out] weight is transposed to the canonical [out, in].
 
@@ -19,7 +20,6 @@ import os
 
 import numpy as np
 import paddle
-import paddle.nn.functional as F
 from paddle import nn
 
 from ...capture import ops
@@ -83,7 +83,11 @@ def _pool(cls, layer, c: Call, **extra) -> Op:
     _nchw(layer)
     if getattr(layer, "return_mask", False) or getattr(layer, "divisor", None):
         raise Unsupported("a pool returning its mask or with a divisor override")
-    return ops.pool(cls, c.args[0], layer.ksize, layer.stride, layer.padding, layer.ceil_mode, **extra)
+    same = isinstance(layer.padding, str) and layer.padding.upper() == "SAME"  # TensorFlow's rule, ceil_mode unused
+    if isinstance(layer.padding, str) and not same:
+        return ops.pool(cls, c.args[0], layer.ksize, layer.stride, 0, layer.ceil_mode, **extra)  # VALID
+    return ops.pool(cls, c.args[0], layer.ksize, layer.stride, "same" if same else layer.padding,
+                    layer.ceil_mode and not same, **extra)
 
 
 def _act(fn: str):
@@ -115,37 +119,75 @@ LAYERS = {
 
 
 def _f_act(fn: str):
-    return lambda c: ops.act(fn, c.arg(0, "x"))
+    return lambda c: ops.act(fn, c.args[0])
 
 
 def _binary(mode: str, reflected: bool = False):
     return ops.binary_call(mode, ("x", "y"), reflected)
 
 
-# (module, function name) -> its translation; ``paddle.Tensor`` holds the same function as a method
-FUNCTIONS = {
+def _scale(c: Call) -> Op:
+    """``scale(x, s, b, bias_after_scale)``: x * s + b, or (x + b) * s."""
+    s, b = float(c.arg(1, "scale", 1.0)), float(c.arg(2, "bias", 0.0))
+    return Op(N.Affine(name="op", scale=s, shift=b if c.arg(3, "bias_after_scale", True) else b * s), [c.args[0]])
+
+
+def _split(c: Call) -> list[Op]:
+    """One slice per part, from the parts' shapes."""
+    x = c.args[0]
+    axis = ops.axis(c.arg(2, "axis", 0), c.shape(x))
+    out, start = [], 0
+    for part in c.out:
+        stop = start + c.shape(part)[axis]
+        out.append(Op(N.Slice(name="op", axis=axis, start=start, stop=stop), [x]))
+        start = stop
+    return out
+
+
+def _pool2d(c: Call) -> Op:
+    x, size, strides, pads, ceil, exclusive, fmt, kind, whole, adaptive, algorithm = (list(c.args) + [None] * 11)[:11]
+    if fmt not in (None, "NCHW"):
+        raise Unsupported(f"data format {fmt} (onespec is channels-first)")
+    if kind != "avg" and (whole or adaptive):
+        raise Unsupported("an adaptive or global max pool")
+    if whole or adaptive:
+        return Op(N.GlobalAvgPool(name="op"), [x]) if whole else ops.adaptive(x, size)
+    pad = "same" if algorithm == "SAME" else 0 if algorithm == "VALID" else pads
+    cls, extra = (N.AvgPool, {"count_include_pad": not exclusive}) if kind == "avg" else (N.MaxPool, {})
+    return ops.pool(cls, x, size, strides, pad, bool(ceil) and pad != "same", **extra)
+
+
+def _dropout_op(c: Call) -> Op | str:
+    if not c.arg(3, "is_test", False):
+        raise Unsupported("dropout in training mode")
+    return _dropout(c.arg(2, "p", 0.5), c.arg(4, "mode", "upscale_in_train"), c.args[0])
+
+
+# ``paddle._C_ops`` op (every Python API and Tensor method ends in one; an in-place ``op_`` is
+# translated as ``op``) -> its translation
+C_OPS = {
     "add": _binary("add"), "multiply": _binary("mul"), "subtract": _binary("sub"), "divide": _binary("div"),
-    "concat": lambda c: ops.concat(c.arg(0, "x"), c.arg(1, "axis", 0), c.shape),
-    "mean": lambda c: ops.mean(c.arg(0, "x"), c.shape(c.arg(0, "x")), c.arg(1, "axis"), c.arg(2, "keepdim", False)),
-    "transpose": lambda c: ops.permute(c.arg(0, "x"), c.arg(1, "perm"), len(c.out.shape)),
-    "flatten": lambda c: ops.flatten(c.arg(0, "x"), c.shape(c.arg(0, "x")), c.arg(1, "start_axis", 0),
-                                     c.arg(2, "stop_axis", -1), c.shape(c.out)),
-    "reshape": lambda c: ops.reshape(c.arg(0, "x"), c.arg(0, "x").shape[0], list(c.out.shape)),
-}
-FUNCTIONALS = {
+    "scale": _scale, "concat": lambda c: ops.concat(c.args[0], c.arg(1, "axis", 0), c.shape),
+    "split": _split, "split_with_num": _split,
+    "mean": lambda c: ops.mean(c.args[0], c.shape(c.args[0]), c.arg(1, "axis"), c.arg(2, "keepdim", False)),
+    "transpose": lambda c: ops.permute(c.args[0], c.arg(1, "perm"), len(c.out.shape)),
+    "flatten": lambda c: ops.flatten(c.args[0], c.shape(c.args[0]), c.arg(1, "start_axis", 0), c.arg(2, "stop_axis", -1),
+                                     c.shape(c.out)),
+    **dict.fromkeys(("reshape", "squeeze", "unsqueeze"), lambda c: ops.reshape(c.args[0], c.args[0].shape[0],
+                                                                               list(c.out.shape))),
     "relu": _f_act("relu"), "relu6": _f_act("relu6"), "hardswish": _f_act("hardswish"), "sigmoid": _f_act("sigmoid"),
     "silu": _f_act("swish"), "swish": _f_act("swish"), "tanh": _f_act("tanh"),
-    "hardsigmoid": lambda c: _hardsigmoid(c.arg(1, "slope", 0.1666667), c.arg(2, "offset", 0.5))(c.arg(0, "x")),
-    "gelu": lambda c: Op(N.Act(name="op", fn="gelu_tanh" if c.arg(1, "approximate", False) in (True, "tanh")
-                               else "gelu"), [c.arg(0, "x")]),
-    "softmax": lambda c: Op(N.Softmax(name="op", axis=ops.axis(c.arg(1, "axis", -1), c.shape(c.arg(0, "x")))), [c.arg(0, "x")]),
-    "adaptive_avg_pool2d": lambda c: ops.adaptive(c.arg(0, "x"), c.arg(1, "output_size")),
-    "dropout": lambda c: _dropout(c.arg(1, "p", 0.5), c.arg(5, "mode", "upscale_in_train"), c.arg(0, "x")),
+    "hardsigmoid": lambda c: _hardsigmoid(c.arg(1, "slope", 0.1666667), c.arg(2, "offset", 0.5))(c.args[0]),
+    "gelu": lambda c: ops.act("gelu_tanh" if c.arg(1, "approximate", False) in (True, "tanh") else "gelu", c.args[0]),
+    "softmax": lambda c: Op(N.Softmax(name="op", axis=ops.axis(c.arg(1, "axis", -1), c.shape(c.args[0]))), [c.args[0]]),
+    "pool2d": _pool2d, "dropout": _dropout_op,
 }
 # Tensor operator -> (op name, its translation)
 OPERATORS = {"__add__": ("add", _binary("add")), "__radd__": ("add", _binary("add", True)),
              "__mul__": ("mul", _binary("mul")), "__rmul__": ("mul", _binary("mul", True)),
              "__sub__": ("sub", _binary("sub")), "__truediv__": ("div", _binary("div"))}
+# Tensor methods that are the identity at inference (``_use_gpudnn``: the adaptive pool's kernel choice)
+IDENTITIES = ("_use_gpudnn", "contiguous", "detach", "clone")
 # reading a tensor's value into Python
 VALUE_READS = ("item", "numpy", "tolist", "__bool__", "__float__", "__int__")
 
@@ -162,24 +204,22 @@ def _pylayer(rec: Recorder) -> None:
 
 
 def _intercept(rec: Recorder) -> None:
-    """Every ``paddle._C_ops`` op watched first; then the translated functions and operators on
-    top (their own ``_C_ops`` calls run inside them, unrecorded)."""
+    """Every ``paddle._C_ops`` op translated (``C_OPS``) or watched; the Tensor operators (C++,
+    they call no ``_C_ops``) translated; value reads and custom PyLayers reported."""
     for name in dir(paddle._C_ops):
         if not name.startswith("_") and callable(getattr(paddle._C_ops, name)):
-            rec.patch(paddle._C_ops, name, rec.watch(f"paddle op {name}"))
+            base = name[:-1] if name.endswith("_") and name[:-1] in C_OPS else name
+            wrap = rec.function(base.replace("_with_num", ""), C_OPS[base]) if base in C_OPS \
+                else rec.watch(f"paddle op {name}")
+            rec.patch(paddle._C_ops, name, wrap)
     _pylayer(rec)
     for name in (n for n in VALUE_READS if hasattr(paddle.Tensor, n)):
         rec.patch(paddle.Tensor, name, rec.watch(name, f"`.{name}()` reads a tensor's value into Python: the "
                                                        f"forward depends on the data"))
-    for name, translate in FUNCTIONS.items():
-        wrapper = rec.function(name, translate)(getattr(paddle, name))
-        rec.patch(paddle, name, lambda _, w=wrapper: w)
-        if getattr(paddle.Tensor, name, None) is not None:
-            rec.patch(paddle.Tensor, name, lambda _, w=wrapper: w)
-    for name, translate in FUNCTIONALS.items():
-        rec.patch(F, name, rec.function(name, translate))
     for name, (op, translate) in OPERATORS.items():
         rec.patch(paddle.Tensor, name, rec.function(op, translate))
+    for name in IDENTITIES:
+        rec.patch(paddle.Tensor, name, rec.function(name, lambda c: DROP))
 
 
 def trace(model, input_shape):
