@@ -106,3 +106,27 @@ def hardtanh(x, lo: float, hi: float) -> Op:
 def pool(cls, x, kernel, stride, padding, ceil_mode: bool, **extra) -> Op:
     return Op(cls(name="op", kernel=one(kernel), stride=one(stride if stride is not None else kernel),
                   padding=padding if padding == "same" else one(padding), ceil_mode=bool(ceil_mode), **extra), [x])
+
+
+def getitem(x, index, full_shape) -> Op | str:
+    """``x[index]`` by slices: one step-1 slice along one sample dim (a channel slice), or the
+    whole tensor (DROP); anything else (an integer index, a strided slice) is refused."""
+    idx = list(index) if isinstance(index, tuple) else [index]
+    if Ellipsis in idx:
+        i = idx.index(Ellipsis)
+        idx[i:i + 1] = [slice(None)] * (len(full_shape) - len(idx) + 1)
+    if len(idx) > len(full_shape) or not all(isinstance(i, slice) for i in idx):
+        raise Unsupported(f"indexing by {index!r}: only slices are captured (x[:, 0] reads one position)")
+    cut = []
+    for d, sl in enumerate(idx):
+        start, stop, step = sl.indices(full_shape[d])
+        if step != 1:
+            raise Unsupported("a strided slice")
+        if (start, stop) != (0, full_shape[d]):
+            cut.append((d, start, stop))
+    if not cut:
+        return DROP
+    if len(cut) > 1 or cut[0][0] == 0:
+        raise Unsupported("a slice along several dims or along the batch dim")
+    d, start, stop = cut[0]
+    return Op(N.Slice(name="op", axis=d - 1, start=start, stop=stop), [x])

@@ -16,16 +16,19 @@ class _Block(nn.Cell):
             nn.Conv2d(2 * c, c, 1), nn.BatchNorm2d(c)])
 
     def construct(self, x):
-        return self.layers(x) + x
+        out = self.layers(x)
+        out += x
+        return out
 
 
 class SmallMnas(nn.Cell):
-    """A stem with ``same`` padding at stride 1, an inverted residual, a gate multiplied in, a
-    global mean, inference-time dropout, a Dense head; a cell named with a leading ``_``."""
+    """A stem with ``same`` padding, an inverted residual (``+=``), a concat and a channel slice
+    (GhostNet's), a gate multiplied in, a global mean, inference-time dropout, a Dense head; a
+    cell named with a leading ``_``."""
 
     def __init__(self):
         super().__init__()
-        self._stem = nn.SequentialCell([nn.Conv2d(3, 8, 3, stride=1, pad_mode="same", has_bias=True),
+        self._stem = nn.SequentialCell([nn.Conv2d(3, 8, 3, stride=2, pad_mode="same", has_bias=True),
                                         nn.BatchNorm2d(8), nn.HSwish()])
         self.block = _Block(8)
         self.gate = nn.HSigmoid()
@@ -33,7 +36,8 @@ class SmallMnas(nn.Cell):
         self.classifier = nn.Dense(8, 5)
 
     def construct(self, x):
-        x = self.block(self._stem(x))
+        x = self._stem(x)
+        x = ops.concat((self.block(x), x), axis=1)[:, 4:12]
         x = x * self.gate(x)
         return self.classifier(self.dropout(ops.mean(x, axis=(2, 3), keep_dims=False)))
 

@@ -38,14 +38,17 @@ def _capture_and_prove(cell, shape, frameworks):
 
 @pytest.mark.parametrize("frameworks", [("mindspore",), pytest.param(FRAMEWORKS, marks=pytest.mark.slow)])
 def test_small_mnas_keeps_mindspores_names_and_semantics(models, frameworks):
-    """``same`` padding as explicit padding, BN momentum as stored (already onespec's
-    convention), the residual ``+`` and the gate's ``*`` as merges, ``ops.mean`` over H, W."""
+    """``same`` padding (uneven at stride 2) as onespec's ``same``, BN momentum as stored (already
+    onespec's convention), the residual ``+=`` and the gate's ``*`` as merges, a channel slice,
+    ``ops.mean`` over H, W."""
     require(*frameworks)
     spec, _, _ = _capture_and_prove(models.build_small_mnas(), (3, 16, 16), frameworks)
     rows = {r.path: r.node for r in __import__("onespec").analyze(spec).rows}
-    assert spec.layers[0].name == "_stem" and not spec.aliases and rows["_stem.0"].padding == 1
+    assert spec.layers[0].name == "_stem" and not spec.aliases and rows["_stem.0"].padding == "same"
     assert rows["block.layers.1"].momentum == pytest.approx(0.01) and rows["mean"].axes == (1, 2)
-    assert spec.inputs == {"mul": ["block", "gate"]} and spec.layers[1].inputs == {"add": ["layers", "x"]}
+    assert (rows["slice"].start, rows["slice"].stop) == (4, 12) and rows["block.layers.0"].padding == 0
+    assert spec.inputs == {"concat": ["block", "_stem"], "mul": ["slice", "gate"]}
+    assert spec.layers[1].inputs == {"add": ["layers", "x"]}
 
 
 def test_what_cannot_be_captured_names_the_cell_and_line(models):

@@ -40,8 +40,8 @@ def _nchw(cell) -> None:
 def _conv(cell, c: Call) -> Op:
     _nchw(cell)
     mode = cell.pad_mode.lower()
-    if mode == "same":
-        pad = "same"  # TensorFlow's rule, onespec's "same"
+    if mode == "same":  # TensorFlow's rule, onespec's "same"; none for a 1x1 kernel
+        pad = 0 if set(cell.kernel_size) == {1} else "same"
     elif mode == "valid":
         pad = 0
     else:
@@ -76,9 +76,10 @@ def _dense(cell, c: Call) -> Op:
 
 def _pool(cls, cell, c: Call, **extra) -> Op:
     _nchw(cell)
-    if cell.pad_mode.upper() != "VALID" or getattr(cell, "use_pad", False) or getattr(cell, "return_indices", False):
-        raise Unsupported(f"a pool with pad_mode {cell.pad_mode} (VALID pools are captured)")
-    return O.pool(cls, c.args[0], cell.kernel_size, cell.stride, 0, False, **extra)
+    mode = cell.pad_mode.upper()
+    if mode not in ("VALID", "SAME") or getattr(cell, "use_pad", False) or getattr(cell, "return_indices", False):
+        raise Unsupported(f"a pool with pad_mode {cell.pad_mode} (VALID and SAME pools are captured)")
+    return O.pool(cls, c.args[0], cell.kernel_size, cell.stride, "same" if mode == "SAME" else 0, False, **extra)
 
 
 def _act(fn: str):
@@ -131,9 +132,11 @@ METHODS = {
     "__add__": ("add", _binary("add")), "__radd__": ("add", _binary("add", True)),
     "__mul__": ("mul", _binary("mul")), "__rmul__": ("mul", _binary("mul", True)),
     "__sub__": ("sub", _binary("sub")), "__truediv__": ("div", _binary("div")),
+    "__iadd__": ("add", _binary("add")), "__imul__": ("mul", _binary("mul")),
     "mean": ("mean", _mean), "flatten": ("flatten", _flatten),
     "reshape": ("reshape", lambda c: O.reshape(c.args[0], c.args[0].shape[0], tuple(c.out.shape))),
     "view": ("view", lambda c: O.reshape(c.args[0], c.args[0].shape[0], tuple(c.out.shape))),
+    "__getitem__": ("slice", lambda c: O.getitem(c.args[0], c.args[1], tuple(c.args[0].shape))),
 }
 # reading a tensor's value into Python
 VALUE_READS = ("asnumpy", "item", "tolist", "__bool__", "__float__", "__int__")
@@ -160,7 +163,8 @@ def _intercept(rec: Recorder) -> None:
     for name, translate in FUNCTIONS.items():
         rec.patch(ops, name, rec.function(name, translate))
     for name, (op, translate) in METHODS.items():
-        rec.patch(ms.Tensor, name, rec.function(op, translate))
+        if hasattr(ms.Tensor, name):
+            rec.patch(ms.Tensor, name, rec.function(op, translate))
 
 
 def trace(model, input_shape):

@@ -185,7 +185,8 @@ C_OPS = {
 # Tensor operator -> (op name, its translation)
 OPERATORS = {"__add__": ("add", _binary("add")), "__radd__": ("add", _binary("add", True)),
              "__mul__": ("mul", _binary("mul")), "__rmul__": ("mul", _binary("mul", True)),
-             "__sub__": ("sub", _binary("sub")), "__truediv__": ("div", _binary("div"))}
+             "__sub__": ("sub", _binary("sub")), "__truediv__": ("div", _binary("div")),
+    "__iadd__": ("add", _binary("add")), "__imul__": ("mul", _binary("mul"))}
 # Tensor methods that are the identity at inference (``_use_gpudnn``: the adaptive pool's kernel choice)
 IDENTITIES = ("_use_gpudnn", "contiguous", "detach", "clone")
 # reading a tensor's value into Python
@@ -217,7 +218,10 @@ def _intercept(rec: Recorder) -> None:
         rec.patch(paddle.Tensor, name, rec.watch(name, f"`.{name}()` reads a tensor's value into Python: the "
                                                        f"forward depends on the data"))
     for name, (op, translate) in OPERATORS.items():
-        rec.patch(paddle.Tensor, name, rec.function(op, translate))
+        if hasattr(paddle.Tensor, name):  # no __iadd__: ``+=`` is __add__
+            rec.patch(paddle.Tensor, name, rec.function(op, translate))
+    rec.patch(paddle.Tensor, "__getitem__", rec.function("slice", lambda c: ops.getitem(c.args[0], c.args[1],
+                                                                                        list(c.args[0].shape))))
     for name in IDENTITIES:
         rec.patch(paddle.Tensor, name, rec.function(name, lambda c: DROP))
 
