@@ -5,7 +5,7 @@ around every sub-module and the framework's tensor functions intercepted.
 - ``enter`` / ``leave`` (the framework's forward pre and post hooks) keep the stack of running
   modules; a module of a class the frontend's layer table knows is one op, translated from its
   attributes (the framework calls made inside it are its own and are not recorded);
-- a function the frontend intercepts (``paddle.multiply``, ``Tensor.__add__`` ...), called outside
+- a function the frontend intercepts (``paddle._C_ops.multiply``, ``Tensor.__add__`` ...), called outside
   such a module, is one op, translated from its arguments;
 - any other framework op reading a recorded tensor (``watch``) is reported where it was called;
 - tensors are tracked by identity: an op that reads a tensor no recorded op made (the result of an

@@ -82,3 +82,14 @@ def test_mindcv_mnasnet_at_224_is_proven_and_its_ckpt_converts(models, tmp_path)
                  "-o", str(tmp_path / "c.npz")]) == 0
     got = load_state(str(tmp_path / "c.npz"), spec)
     assert sorted(got) == sorted(state) and all(np.array_equal(got[k], state[k]) for k in state)
+
+
+@pytest.mark.slow
+def test_mindcv_ghostnet_at_224_is_proven_in_every_framework(models):
+    """GhostNet's ghost modules (a concat, then ``out[:, :oup]``: the whole tensor at width 1.0),
+    its ``+=`` shortcuts and its two-affine hard sigmoid."""
+    require(*FRAMEWORKS)
+    spec, _, result = _capture_and_prove(models.build_ghostnet(), (3, 224, 224), FRAMEWORKS)
+    rows = __import__("onespec").analyze(spec).rows
+    assert set(result) == set(FRAMEWORKS) and not any(r.op == "slice" for r in rows)
+    assert sum(r.op == "merge" and r.node.mode == "concat" for r in rows) == 32
