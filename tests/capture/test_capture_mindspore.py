@@ -93,3 +93,20 @@ def test_mindcv_ghostnet_at_224_is_proven_in_every_framework(models):
     rows = __import__("onespec").analyze(spec).rows
     assert set(result) == set(FRAMEWORKS) and not any(r.op == "slice" for r in rows)
     assert sum(r.op == "merge" and r.node.mode == "concat" for r in rows) == 32
+
+
+@pytest.mark.slow
+def test_capture_command_on_a_cell(models, tmp_path, capsys):
+    """``onespec capture mindspore_models.py:build_small_mnas``: MindSpore here, torch and paddle
+    each in a child; the report says the names are the cell's own."""
+    require(*FRAMEWORKS)
+    import json
+
+    from onespec.cli import main
+
+    out = tmp_path / "out"
+    code = main(["capture", f"{HERE}/mindspore_models.py:build_small_mnas", "--input-shape", "3,16,16", "-o", str(out)])
+    assert code == 0, capsys.readouterr().err[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["names_are_the_modules_keys"] and set(report["proof"][0]["frameworks"]) == set(FRAMEWORKS)
+    assert all(r["ok"] for r in report["proof"][0]["frameworks"].values())
