@@ -22,7 +22,7 @@ identity at inference, and raises :class:`Unsupported` saying why an op has no o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -43,6 +43,21 @@ DROP = "drop"
 
 class Unsupported(Exception):
     """This op cannot become an onespec op; the message says why."""
+
+
+@dataclass
+class Call:
+    """One op as a frontend sees it (an intercepted call, a module's run, an export node): its
+    arguments, its result, and ``shape(t)``: a tensor's sample shape (without the batch dim)."""
+    args: tuple
+    kwargs: dict
+    out: Any
+    shape: Callable
+
+    def arg(self, i: int, name: str, default=None):
+        if len(self.args) > i:
+            return self.args[i]
+        return self.kwargs.get(name, default)
 
 
 @dataclass

@@ -18,28 +18,12 @@ from __future__ import annotations
 
 import os
 import traceback
-from dataclasses import dataclass
 from typing import Any, Callable
 
-from .ir import DROP, CaptureError, Leaf, Op, Trace, Unsupported, fuse_channel_norms
+from .ir import DROP, Call, CaptureError, Leaf, Op, Trace, Unsupported, fuse_channel_norms
 
 _FAILED = "\0failed"  # the name of a tensor made by an op already reported: its readers add nothing
 _REFUSED = object()  # the translation of a module ``refuse`` names: run unrecorded, its result failed
-
-
-@dataclass
-class Call:
-    """One intercepted call or leaf-module run: its arguments, its result, and ``shape(t)``: a
-    tensor's sample shape (without the batch dim)."""
-    args: tuple
-    kwargs: dict
-    out: Any
-    shape: Callable
-
-    def arg(self, i: int, name: str, default=None):
-        if len(self.args) > i:
-            return self.args[i]
-        return self.kwargs.get(name, default)
 
 
 class Recorder:

@@ -25,8 +25,8 @@ import numpy as np
 from mindspore import nn, ops
 
 from ...capture import ops as O
-from ...capture.ir import DROP, Op, Unsupported
-from ...capture.record import Call, Recorder, layer_table
+from ...capture.ir import DROP, Call, Op, Unsupported
+from ...capture.record import Recorder, layer_table
 from ...spec import nodes as N
 from . import FRAMEWORK
 

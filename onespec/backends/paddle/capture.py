@@ -23,8 +23,8 @@ import paddle
 from paddle import nn
 
 from ...capture import ops
-from ...capture.ir import DROP, Op, Unsupported
-from ...capture.record import Call, Recorder, layer_table
+from ...capture.ir import DROP, Call, Op, Unsupported
+from ...capture.record import Recorder, layer_table
 from ...spec import nodes as N
 from . import FRAMEWORK
 

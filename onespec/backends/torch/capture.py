@@ -195,7 +195,7 @@ class _Walker:
         if make is None:
             return self._problem(node, f"operator aten.{packet} has no onespec equivalent")
         try:
-            op = make(aten.Args(node.args, dict(node.kwargs), self.shape, self.param, _sample(node) or ()))
+            op = make(aten.Args(node.args, dict(node.kwargs), _sample(node) or (), self.shape, self.param))
         except aten.Unsupported as why:
             return self._problem(node, f"aten.{packet}: {why}")
         except Exception as err:  # arguments this translation does not know (a newer overload)
