@@ -10,6 +10,7 @@ import pytest
 from onespec.backends import FRAMEWORKS
 
 from conftest import require
+from proving import capture_and_prove
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -24,25 +25,13 @@ def models():
     return mindspore_models
 
 
-def _capture_and_prove(cell, shape, frameworks):
-    from onespec.capture import capture, original_names, reference_outputs
-    from onespec.capture.prove import prove
-
-    spec, state = capture(cell, shape)
-    assert sorted(original_names(spec, "mindspore").values()) == sorted(cell.parameters_dict())
-    x = np.random.default_rng(1).standard_normal((2, *shape)).astype(np.float32)
-    result = prove(spec, state, [x], [reference_outputs(cell, x)], frameworks, here="mindspore")[0]
-    assert all(r["ok"] for r in result.values()), result
-    return spec, state, result
-
-
 @pytest.mark.parametrize("frameworks", [("mindspore",), pytest.param(FRAMEWORKS, marks=pytest.mark.slow)])
 def test_small_mnas_keeps_mindspores_names_and_semantics(models, frameworks):
     """``same`` padding (uneven at stride 2) as onespec's ``same``, BN momentum as stored (already
     onespec's convention), the residual ``+=`` and the gate's ``*`` as merges, a channel slice,
     ``ops.mean`` over H, W."""
     require(*frameworks)
-    spec, _, _ = _capture_and_prove(models.build_small_mnas(), (3, 16, 16), frameworks)
+    spec, _, _ = capture_and_prove(models.build_small_mnas(), (3, 16, 16), frameworks)
     rows = {r.path: r.node for r in __import__("onespec").analyze(spec).rows}
     assert spec.layers[0].name == "_stem" and not spec.aliases and rows["_stem.0"].padding == "same"
     assert rows["block.layers.1"].momentum == pytest.approx(0.01) and rows["mean"].axes == (1, 2)
@@ -74,7 +63,7 @@ def test_mindcv_mnasnet_at_224_is_proven_and_its_ckpt_converts(models, tmp_path)
     from onespec.weights import load_state
 
     cell = models.build_mnasnet()
-    spec, state, result = _capture_and_prove(cell, (3, 224, 224), FRAMEWORKS)
+    spec, state, result = capture_and_prove(cell, (3, 224, 224), FRAMEWORKS)
     assert set(result) == set(FRAMEWORKS) and [n.name for n in spec.layers] == ["features", "pool", "classifier"]
     (tmp_path / "spec.json").write_text(spec.model_dump_json())
     ms.save_checkpoint(cell, str(tmp_path / "orig.ckpt"))
@@ -89,7 +78,7 @@ def test_mindcv_ghostnet_at_224_is_proven_in_every_framework(models):
     """GhostNet's ghost modules (a concat, then ``out[:, :oup]``: the whole tensor at width 1.0),
     its ``+=`` shortcuts and its two-affine hard sigmoid."""
     require(*FRAMEWORKS)
-    spec, _, result = _capture_and_prove(models.build_ghostnet(), (3, 224, 224), FRAMEWORKS)
+    spec, _, result = capture_and_prove(models.build_ghostnet(), (3, 224, 224), FRAMEWORKS)
     rows = __import__("onespec").analyze(spec).rows
     assert set(result) == set(FRAMEWORKS) and not any(r.op == "slice" for r in rows)
     assert sum(r.op == "merge" and r.node.mode == "concat" for r in rows) == 32

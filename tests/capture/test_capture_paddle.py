@@ -10,6 +10,7 @@ import pytest
 from onespec.backends import FRAMEWORKS
 
 from conftest import require
+from proving import capture_and_prove
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -24,18 +25,6 @@ def models():
     return paddle_models
 
 
-def _capture_and_prove(module, shape, frameworks):
-    from onespec.capture import capture, original_names, reference_outputs
-    from onespec.capture.prove import prove
-
-    spec, state = capture(module, shape)
-    assert sorted(original_names(spec, "paddle").values()) == sorted(module.state_dict())
-    x = np.random.default_rng(1).standard_normal((2, *shape)).astype(np.float32)
-    result = prove(spec, state, [x], [reference_outputs(module, x)], frameworks, here="paddle")[0]
-    assert all(r["ok"] for r in result.values()), result
-    return spec, state, result
-
-
 @pytest.mark.parametrize("frameworks", [("paddle", "torch"), pytest.param(FRAMEWORKS, marks=pytest.mark.slow)])
 def test_small_lcnet_keeps_paddles_names_and_semantics(models, frameworks):
     """A split into two slices and a concat (the concat bound by ``from paddle import``), SE
@@ -45,7 +34,7 @@ def test_small_lcnet_keeps_paddles_names_and_semantics(models, frameworks):
     from onespec.spec import nodes as N
 
     net = models.build_small_lcnet()
-    spec, state, _ = _capture_and_prove(net, (3, 16, 16), frameworks)
+    spec, state, _ = capture_and_prove(net, (3, 16, 16), frameworks)
     rows = {r.path: r.node for r in __import__("onespec").analyze(spec).rows}
     assert spec.layers[0].name == "_stem" and not spec.aliases
     assert rows["dropout"] == N.Affine(name="dropout", scale=0.8)
@@ -59,7 +48,7 @@ def test_small_lcnet_keeps_paddles_names_and_semantics(models, frameworks):
 def test_pplcnet_at_a_small_input(models):
     """PaddleClas's PP-LCNet_x1_0 (its AdaptiveAvgPool2D subclass overrides forward: its functional
     pool is recorded) proven in Paddle; the slow test proves it at 224 in every framework."""
-    spec, state, _ = _capture_and_prove(models.build_pplcnet(), (3, 32, 32), ("paddle",))
+    spec, state, _ = capture_and_prove(models.build_pplcnet(), (3, 32, 32), ("paddle",))
     assert len(state) == 146 and [n.name for n in spec.layers][-5:] == ["last_conv", "act", "dropout", "flatten", "fc"]
 
 
@@ -84,7 +73,7 @@ def test_what_cannot_be_captured_names_the_layer_and_line(models):
 @pytest.mark.slow
 def test_pplcnet_at_224_is_proven_in_every_framework(models):
     require(*FRAMEWORKS)
-    _, _, result = _capture_and_prove(models.build_pplcnet(), (3, 224, 224), FRAMEWORKS)
+    _, _, result = capture_and_prove(models.build_pplcnet(), (3, 224, 224), FRAMEWORKS)
     assert set(result) == set(FRAMEWORKS)
 
 
