@@ -69,6 +69,13 @@ class Op:
     params: list = field(default_factory=list)
 
 
+class Then(list):
+    """Ops a module runs one after another (Paddle's ``BatchNorm(act="relu")``): the first is the
+    module's own (it owns the parameters); each later one reads the op before it (its input is the
+    module's result tensor, named by the op before it when it is recorded) and sits beside the
+    module in its parent."""
+
+
 @dataclass
 class Leaf:
     """One op: its path (module path of its native module), the onespec node (unnamed), the

@@ -20,7 +20,7 @@ import os
 import traceback
 from typing import Any, Callable
 
-from .ir import DROP, Call, CaptureError, Leaf, Op, Trace, Unsupported, fuse_channel_norms
+from .ir import DROP, Call, CaptureError, Leaf, Op, Then, Trace, Unsupported, fuse_channel_norms
 
 _FAILED = "\0failed"  # the name of a tensor made by an op already reported: its readers add nothing
 _REFUSED = object()  # the translation of a module ``refuse`` names: run unrecorded, its result failed
@@ -241,6 +241,12 @@ class Recorder:
             src = self._read(first, name) if first is not None else _FAILED
             for t in outs:
                 self._name(t, src)
+            return
+        if isinstance(op, Then) and len(outs) == 1:
+            parent = path.rsplit(".", 1)[0] if "." in path else ""
+            for k, one in enumerate(op):
+                self._leaf(name if k == 0 else type(one.node).__name__.lower(), one, outs[0],
+                           path if k == 0 else parent, owner if k == 0 else None)
             return
         ops = op if isinstance(op, list) else [op]
         if len(ops) != len(outs):

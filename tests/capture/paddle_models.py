@@ -84,15 +84,20 @@ def build_unknown():
     return _Unknown().eval()
 
 
-def build_pplcnet():
-    """PaddleClas's PP-LCNet_x1_0 (not in onespec's zoo), random weights and BN statistics."""
+def paddleclas(name: str):
+    """A PaddleClas backbone by its factory name, random weights and BN statistics."""
     import os
     import sys
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from libzoo import paddleclas_model
 
     paddle.seed(0)
-    return randomized(paddleclas_model("PPLCNet_x1_0"))
+    return randomized(paddleclas_model(name))
+
+
+def build_pplcnet():
+    """PaddleClas's PP-LCNet_x1_0 (not in onespec's zoo)."""
+    return paddleclas("PPLCNet_x1_0")
 
 
 class _Clip(paddle.autograd.PyLayer):

@@ -52,6 +52,14 @@ def test_pplcnet_at_a_small_input(models):
     assert len(state) == 146 and [n.name for n in spec.layers][-5:] == ["last_conv", "act", "dropout", "flatten", "fc"]
 
 
+def test_paddleclas_shufflenet_v2_keeps_its_names(models):
+    """The old ``BatchNorm(act="relu")`` (a norm node, its relu beside it), ``paddle.split`` into
+    slices, the channel shuffle's reshape-transpose-reshape, sublayers named ``2_1``."""
+    spec, _, _ = capture_and_prove(models.paddleclas("ShuffleNetV2_x0_25"), (3, 32, 32), ("paddle",))
+    assert [n.name for n in spec.layers][:3] == ["_conv1", "_max_pool", "2_1"]
+    assert spec.layers[0].layers[1].op == "batchnorm" and spec.layers[0].layers[2].fn == "relu"
+
+
 def test_what_cannot_be_captured_names_the_layer_and_line(models):
     from onespec.capture import CaptureError, capture
 

@@ -23,7 +23,7 @@ import paddle
 from paddle import nn
 
 from ...capture import ops
-from ...capture.ir import DROP, Call, Op, Unsupported
+from ...capture.ir import DROP, Call, Op, Then, Unsupported
 from ...capture.record import Recorder, layer_table
 from ...spec import nodes as N
 from . import FRAMEWORK
@@ -55,14 +55,22 @@ def _conv(layer, c: Call) -> Op:
     return Op(node, [c.args[0]], [("weight", layer.weight)] + ([("bias", layer.bias)] if layer.bias is not None else []))
 
 
-def _batch_norm(layer, c: Call) -> Op:
+# the old ``BatchNorm``'s fused ``act`` -> onespec's activation
+_BN_ACTS = {"relu": "relu", "relu6": "relu6", "sigmoid": "sigmoid", "tanh": "tanh", "hard_swish": "hardswish",
+            "swish": "swish"}
+
+
+def _batch_norm(layer, c: Call) -> Op | Then:
+    """The norm; the old ``BatchNorm(act=...)`` is the norm then its activation, a node beside it."""
     _nchw(layer)
-    if getattr(layer, "_act", None):
-        raise Unsupported(f"a BatchNorm with a fused act={layer._act!r}")
+    act = getattr(layer, "_act", None)
+    if act and act not in _BN_ACTS:
+        raise Unsupported(f"a BatchNorm with a fused act={act!r}")
     affine = layer.weight is not None
     node = N.BatchNorm(name="op", eps=float(layer._epsilon), momentum=round(1.0 - float(layer._momentum), 9), affine=affine)
     params = [("weight", layer.weight), ("bias", layer.bias)] if affine else []
-    return Op(node, [c.args[0]], params + [("running_mean", layer._mean), ("running_var", layer._variance)])
+    norm = Op(node, [c.args[0]], params + [("running_mean", layer._mean), ("running_var", layer._variance)])
+    return Then([norm, ops.act(_BN_ACTS[act], c.out)]) if act else norm
 
 
 def _linear(layer, c: Call) -> Op:
