@@ -314,6 +314,16 @@ def _quiet(fw: Framework):
                 os.environ[k] = v
 
 
+@contextlib.contextmanager
+def quiet_imports():
+    """Every framework's log switches and import-time warnings quiet (unless verbose) while a
+    user's code runs that imports frameworks itself (``onespec capture FILE.py:FUNCTION``)."""
+    with contextlib.ExitStack() as stack:
+        for name in frameworks():
+            stack.enter_context(_quiet(framework(name)))
+        yield
+
+
 def _import_framework(name: str) -> None:
     fw = framework(name)
     if not fw.imports or fw.imports[0] in sys.modules:

@@ -13,6 +13,9 @@ raised at once (:class:`CaptureError`).
 """
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 
 import numpy as np
@@ -43,9 +46,32 @@ def _stack(node) -> list[tuple[str, str]]:
     return [(p, k) for k, (p, _) in stack.items() if p]
 
 
+@contextlib.contextmanager
+def _quiet_logs():
+    """torch.export's own log lines (symbolic-shape warnings, graph dumps while its error is
+    written) kept off the terminal unless verbose: the failure is reported as one CaptureError."""
+    from .. import verbose
+
+    if verbose():
+        yield
+        return
+    before = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # graph dumps printed beside the logs
+            yield
+    finally:
+        logging.disable(before)
+
+
 def export(module, x):
     """``torch.export`` of the eval-mode module on ``x``; an export failure (data-dependent control
     flow, an untraceable call) is a :class:`CaptureError` naming the module that was running."""
+    with _quiet_logs():
+        return _export(module, x)
+
+
+def _export(module, x):
     import torch
 
     running: list[str] = []
