@@ -13,7 +13,7 @@ tensor is reported where it was called, and any other op's result where a record
 
 MindSpore's semantics kept: a BatchNorm cell stores ``momentum`` already as the new batch's
 weight (onespec's convention); ``pad_mode="same"`` is onespec's ``"same"`` (TensorFlow's rule,
-the smaller half before); ``Dropout`` is the identity at inference; ``HSigmoid`` is relu6(x + 3) / 6.
+the smaller half before); ``Dropout`` (inverted, the identity at inference) is onespec's dropout; ``HSigmoid`` is relu6(x + 3) / 6.
 """
 from __future__ import annotations
 
@@ -96,7 +96,8 @@ LAYERS = {
     nn.Flatten: lambda m, c: O.flatten(c.args[0], c.shape(c.args[0]), m.start_dim, m.end_dim, c.shape(c.out)),
     nn.MaxPool2d: lambda m, c: _pool(N.MaxPool, m, c),
     nn.AvgPool2d: lambda m, c: _pool(N.AvgPool, m, c),
-    nn.Dropout: lambda m, c: DROP, nn.Identity: lambda m, c: DROP,
+    nn.Dropout: lambda m, c: Op(N.Dropout(name="op", p=float(m.p)), [c.args[0]]) if m.p else DROP,
+    nn.Identity: lambda m, c: DROP,
 }
 
 

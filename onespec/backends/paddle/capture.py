@@ -80,11 +80,11 @@ def _linear(layer, c: Call) -> Op:
 
 
 def _dropout(p, mode, x) -> Op | str:
-    """Paddle's ``downscale_in_infer`` scales by ``1 - p`` at inference; ``upscale_in_train`` is the
-    identity there."""
+    """Paddle's ``downscale_in_infer`` scales by ``1 - p`` at inference; ``upscale_in_train`` is
+    onespec's (inverted) dropout, the identity there."""
     if mode == "downscale_in_infer" and float(p) != 0.0:
         return Op(N.Affine(name="op", scale=1.0 - float(p)), [x])
-    return DROP
+    return Op(N.Dropout(name="op", p=float(p)), [x]) if float(p) > 0 else DROP  # kept for training
 
 
 def _pool(cls, layer, c: Call, **extra) -> Op:

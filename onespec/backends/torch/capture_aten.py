@@ -307,6 +307,13 @@ def _drop(a: Args):
     return DROP
 
 
+def _dropout(a: Args):
+    """Dropout stays in the spec (the identity at inference; training the spec drops as the module
+    does); channel-wise and alpha dropout, which no onespec op has, are dropped at inference."""
+    p = float(a.arg(1, "p", 0.5))
+    return Op(N.Dropout(name="op", p=p), [a.tensor(0)]) if p > 0 else DROP
+
+
 # the ATen overload packet name (``aten.conv2d``) -> its translation
 TABLE: dict[str, Callable[[Args], Any]] = {
     "conv1d": _conv, "conv2d": _conv, "conv3d": _conv, "conv_transpose2d": _conv_transpose,
@@ -328,7 +335,7 @@ TABLE: dict[str, Callable[[Args], Any]] = {
     "pixel_shuffle": lambda a: Op(N.PixelShuffle(name="op", factor=a.args[1]), [a.tensor(0)]),
     "upsample_nearest2d": _upsample("nearest"), "upsample_bilinear2d": _upsample("bilinear"),
     "channel_shuffle": lambda a: Op(N.ChannelShuffle(name="op", groups=a.args[1]), [a.tensor(0)]),
-    "dropout": _drop, "dropout_": _drop, "feature_dropout": _drop, "alpha_dropout": _drop, "contiguous": _drop,
+    "dropout": _dropout, "dropout_": _dropout, "feature_dropout": _drop, "alpha_dropout": _drop, "contiguous": _drop,
     "clone": _drop, "detach": _drop, "alias": _drop, "lift_fresh_copy": _drop, "_to_copy": _drop, "to": _drop,
     "identity": _drop,
 }
