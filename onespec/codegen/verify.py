@@ -37,6 +37,11 @@ MODEL, WEIGHTS, X, OUT = sys.argv[1:5]
 # the forward's globals from the module by name)
 sys.path.insert(0, os.path.dirname(MODEL))
 mod = importlib.import_module(os.path.basename(MODEL)[:-3])
+
+
+def save(path, y, to_numpy):
+    """The network's output, or its several outputs in order, as arr_0, arr_1, ... of an .npz."""
+    np.savez(path, *[to_numpy(t) for t in (y if isinstance(y, (tuple, list)) else (y,))])
 '''
 
 _ONESPEC = '''import sys
@@ -49,7 +54,8 @@ be = load_backend(sys.argv[2])
 net = be.build(spec)
 be.load_state(net, spec, dict(np.load(sys.argv[4])))
 be.save(net, sys.argv[5])
-np.save(sys.argv[7], be.forward(net, np.load(sys.argv[6]))[0])
+y = be.forward(net, np.load(sys.argv[6]))[0]
+np.savez(sys.argv[7], *(y if isinstance(y, tuple) else (y,)))
 '''
 
 
@@ -61,10 +67,23 @@ def _run(args: list[str], what: str) -> None:
         raise OnespecError(f"{what} failed (exit {code}): " + " | ".join(tail))
 
 
-def rel_err(a: np.ndarray, ref: np.ndarray) -> float:
+def rel_err(a, ref) -> float:
+    """Of one output, or the largest over several (tuples, in order)."""
+    if isinstance(a, tuple) or isinstance(ref, tuple):
+        if not (isinstance(a, tuple) and isinstance(ref, tuple)) or len(a) != len(ref):
+            return float("inf")
+        return max(rel_err(ai, ri) for ai, ri in zip(a, ref))
     if a.shape != ref.shape:
         return float("inf")
+    ref = ref.astype(np.float64)
     return float(np.max(np.abs(a.astype(np.float64) - ref)) / max(float(np.max(np.abs(ref))), 1e-30))
+
+
+def load_outputs(path: str):
+    """What ``save`` wrote: one array, or a tuple of the several outputs."""
+    with np.load(path) as f:
+        outs = tuple(f[f"arr_{i}"] for i in range(len(f.files)))
+    return outs[0] if len(outs) == 1 else outs
 
 
 def check(spec: ModelSpec, backend: str, workdir: str, state: dict, x: np.ndarray,
@@ -76,7 +95,7 @@ def check(spec: ModelSpec, backend: str, workdir: str, state: dict, x: np.ndarra
     source = codegen(spec, backend) if source is None else source
     paths = {k: os.path.join(workdir, v) for k, v in (
         ("model", "model.py"), ("spec", "spec.json"), ("state", "state.npz"), ("x", "x.npy"),
-        ("weights", f"weights.{ops.WEIGHTS_EXT}"), ("ref", "reference.npy"), ("out", "generated"))}
+        ("weights", f"weights.{ops.WEIGHTS_EXT}"), ("ref", "reference.npz"), ("out", "generated"))}
     with open(paths["model"], "w") as f:
         f.write(source)
     with open(paths["spec"], "w") as f:
@@ -87,15 +106,15 @@ def check(spec: ModelSpec, backend: str, workdir: str, state: dict, x: np.ndarra
           paths["ref"]], f"onespec's {backend} build")
     _run(["-c", _BLOCK + ops.RUN, paths["model"], paths["weights"], paths["x"], paths["out"]],
          f"the generated {backend} file")
-    ref = np.load(paths["ref"]).astype(np.float64)
+    ref = load_outputs(paths["ref"])
     with open(paths["out"] + ".json") as f:
         facts = json.load(f)
-    rows = {"eager": rel_err(np.load(paths["out"] + ".eager.npy"), ref),
-            "compiled": rel_err(np.load(paths["out"] + ".compiled.npy"), ref)}
+    rows = {"eager": rel_err(load_outputs(paths["out"] + ".eager.npz"), ref),
+            "compiled": rel_err(load_outputs(paths["out"] + ".compiled.npz"), ref)}
     for p in ("spec", "state", "x", "ref"):
         os.remove(paths[p])
-    for p in (".compiled.npy", ".json"):
+    for p in (".compiled.npz", ".json"):
         os.remove(paths["out"] + p)
     return {**rows, **facts, "ok": max(rows.values()) <= TOLERANCE, "weights": paths["weights"],
-            "model": paths["model"], "eager_output": paths["out"] + ".eager.npy",
+            "model": paths["model"], "eager_output": paths["out"] + ".eager.npz",
             "python": sys.version.split()[0]}

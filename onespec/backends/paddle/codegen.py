@@ -10,10 +10,14 @@ BASE = "nn.Layer"
 FORWARD = "forward"
 SEQUENTIAL = "nn.Sequential"
 CAT = "paddle.concat({}, axis=1)"
+CAT_AT = "paddle.concat({}, axis={})"
+VARARGS = "list({})"
+GLOBALS = ("paddle", "nn")
 MAXIMUM = "paddle.maximum({}, {})"
 SPLIT = "paddle.split({}, {}, axis=1)"
 LOADER = "``net.set_state_dict(paddle.load(path))`` (nothing missing or unexpected)"
-RESERVED = frozenset({"HardSigmoid", "Reshape", "Layer", "Network"})
+RESERVED = frozenset({"HardSigmoid", "Reshape", "Layer", "Network", "LayerNorm2d", "L2Normalize", "Permute", "Mean",
+                      "Affine", "LayerScale", "Slice", "PReLU", "GroupNorm"})
 IMPORTS = "import paddle\nfrom paddle import nn\n"
 # (ops it concerns, what is translated): a file states those of the ops its model uses
 CONVENTIONS = [
@@ -29,7 +33,8 @@ CONVENTIONS = [
     (('dropout',), "Dropout is upscale_in_train (inverted dropout, torch's)."),
 ]
 DOCS = {"parallel": "Branches on the same input, merged.", "scale": "x times a gate computed from x.",
-        "shift_max": "Dynamic Shift-Max (MicroNet).", "seq": "Layers applied in order."}
+        "shift_max": "Dynamic Shift-Max (MicroNet).", "seq": "Layers applied in order.",
+        "graph": "Layers wired by name."}
 
 HELPERS = {
     "HardSigmoid": '''class HardSigmoid(nn.Layer):
@@ -69,8 +74,91 @@ HELPERS = {
 ''',
 }
 
+HELPERS.update({
+    "LayerNorm2d": '''class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels at every position (channels first)."""
+
+    def forward(self, x):
+        return paddle.transpose(super().forward(paddle.transpose(x, [0, 2, 3, 1])), [0, 3, 1, 2])
+''',
+    "GroupNorm": '''class GroupNorm(nn.GroupNorm):
+    """Each group centered first: Paddle's CPU kernel takes the variance in one pass
+    (E[x^2] - E[x]^2), which cancels where the mean is large against the spread; the norm is
+    invariant to the shift."""
+
+    def forward(self, x):
+        g = x.reshape([0, self._num_groups, -1])
+        return super().forward((g - g.mean(axis=2, keepdim=True)).reshape([0] + list(x.shape[1:])))
+''',
+    "PReLU": '''class PReLU(nn.Layer):
+    """max(0, x) + a * min(0, x), a per channel or shared (``view``), named ``weight``."""
+
+    def __init__(self, channels, view):
+        super().__init__()
+        self.weight = self.create_parameter([channels], default_initializer=nn.initializer.Constant(0.25))
+        self.view = list(view)
+
+    def forward(self, x):
+        zero = paddle.zeros([1], x.dtype)
+        return paddle.maximum(x, zero) + paddle.reshape(self.weight, self.view) * paddle.minimum(x, zero)
+''',
+    "L2Normalize": '''class L2Normalize(nn.Layer):
+    def __init__(self, axis, eps):
+        super().__init__()
+        self.axis, self.eps = axis, eps
+
+    def forward(self, x):
+        return nn.functional.normalize(x, p=2, axis=self.axis, epsilon=self.eps)
+''',
+    "Permute": '''class Permute(nn.Layer):
+    def __init__(self, perm):
+        super().__init__()
+        self.perm = list(perm)
+
+    def forward(self, x):
+        return paddle.transpose(x, self.perm)
+''',
+    "Mean": '''class Mean(nn.Layer):
+    def __init__(self, axes, keepdim=False):
+        super().__init__()
+        self.axes, self.keepdim = list(axes), keepdim
+
+    def forward(self, x):
+        return paddle.mean(x, axis=self.axes, keepdim=self.keepdim)
+''',
+    "Affine": '''class Affine(nn.Layer):
+    """x * scale + shift, constants."""
+
+    def __init__(self, scale, shift):
+        super().__init__()
+        self.scale, self.shift = scale, shift
+
+    def forward(self, x):
+        return x * self.scale + self.shift
+''',
+    "LayerScale": '''class LayerScale(nn.Layer):
+    """x * gamma, gamma broadcast as ``view`` (over the channels or the last dim)."""
+
+    def __init__(self, channels, view):
+        super().__init__()
+        self.gamma = self.create_parameter([channels], default_initializer=nn.initializer.Constant(1.0))
+        self.view = list(view)
+
+    def forward(self, x):
+        return x * paddle.reshape(self.gamma, self.view)
+''',
+    "Slice": '''class Slice(nn.Layer):
+    def __init__(self, axis, start, stop):
+        super().__init__()
+        self.axis, self.start, self.stop = axis, start, stop
+
+    def forward(self, x):
+        return paddle.slice(x, axes=[self.axis], starts=[self.start], ends=[self.stop])
+''',
+})
+
 _ACTS = {"relu": "nn.ReLU", "relu6": "nn.ReLU6", "hardswish": "nn.Hardswish", "sigmoid": "nn.Sigmoid",
-         "swish": "nn.Silu", "tanh": "nn.Tanh"}
+         "swish": "nn.Silu", "tanh": "nn.Tanh", "gelu": "nn.GELU"}
 
 
 def register(name: str, value: str) -> str:
@@ -103,6 +191,56 @@ def _pool(n, x, path):
     return Call(f"nn.MaxPool{nd}D", args)
 
 
+def _act(n, x, path):
+    if n.fn == "gelu_tanh":
+        return Call("nn.GELU", (Arg("approximate", True, True),))
+    return Call(_ACTS[n.fn])
+
+
+def _conv_transpose(n, x, path):
+    return Call("nn.Conv2DTranspose", (
+        Arg("in_channels", x[0]), Arg("out_channels", n.out_channels), Arg("kernel_size", one(ntuple(n.kernel, 2))),
+        Arg("stride", one(ntuple(n.stride, 2)), True, 1), Arg("padding", one(ntuple(n.padding, 2)), True, 0),
+        Arg("output_padding", one(ntuple(n.output_padding, 2)), True, 0), Arg("dilation", one(ntuple(n.dilation, 2)),
+                                                                             True, 1),
+        Arg("groups", n.groups, True, 1), Arg("bias_attr", None if n.bias else False, True, None)))
+
+
+def _layernorm(n, x, path):
+    check_supported(n.affine, path, "layernorm without affine parameters")
+    if n.last_axis:
+        return Call("nn.LayerNorm", (Arg("normalized_shape", x[-1]), Arg("epsilon", n.eps, True, 1e-5)))
+    check_supported(len(x) == 3, path, "a channels-first layernorm on features")
+    return Call("LayerNorm2d", (Arg("channels", x[0]), Arg("epsilon", n.eps, True, 1e-5)), ("LayerNorm2d",))
+
+
+def _groupnorm(n, x, path):
+    check_supported(n.affine, path, "groupnorm without affine parameters")
+    return Call("GroupNorm", (Arg("num_groups", n.groups), Arg("num_channels", x[0]), Arg("epsilon", n.eps, True, 1e-5)),
+                ("GroupNorm",))
+
+
+def _upsample(n, x, path):
+    s = ntuple(n.scale, 2)
+    args = (Arg("size", [x[1] * s[0], x[2] * s[1]], True), Arg("mode", n.mode, True))
+    if n.mode == "bilinear":
+        args += (Arg("align_corners", n.align_corners, True), Arg("align_mode", 0, True))
+    return Call("nn.Upsample", args)
+
+
+def _pad(n, x, path):
+    flat = [p for pair in reversed(n.pads) for p in pair]  # the last dim's (before, after) first
+    return Call(f"nn.Pad{len(x) - 1}D", (Arg("padding", flat), Arg("value", n.value, True, 0.0)))
+
+
+def _axis(n, x):
+    return n.axis % len(x) + 1
+
+
+def _view(n, x, last_axis: bool):
+    return [-1] if last_axis else [-1] + [1] * (len(x) - 1)
+
+
 LEAVES = {
     "conv": _conv,
     "batchnorm": _bn,
@@ -110,7 +248,7 @@ LEAVES = {
     "avgpool": _pool,
     "hardsigmoid": lambda n, x, p: Call("HardSigmoid", (Arg("slope", n.slope), Arg("offset", n.offset)),
                                         ("HardSigmoid",)),
-    "act": lambda n, x, p: Call(_ACTS[n.fn]),
+    "act": _act,
     "global_avgpool": lambda n, x, p: Call(f"nn.AdaptiveAvgPool{len(x) - 1}D", (Arg("output_size", 1),)),
     "adaptive_avgpool": lambda n, x, p: Call("nn.AdaptiveAvgPool2D",
                                              (Arg("output_size", one(ntuple(n.output_size, 2))),)),
@@ -121,6 +259,26 @@ LEAVES = {
     "dropout": lambda n, x, p: Call("nn.Dropout", (Arg("p", n.p),)),
     "identity": lambda n, x, p: Call("nn.Identity"),
     "channel_shuffle": lambda n, x, p: Call("nn.ChannelShuffle", (Arg("groups", n.groups),)),
+    "conv_transpose": _conv_transpose,
+    "groupnorm": _groupnorm,
+    "layernorm": _layernorm,
+    "upsample": _upsample,
+    "prelu": lambda n, x, p: Call("PReLU", (Arg("channels", 1 if n.shared else x[0]),
+                                            Arg("view", [1] if n.shared else [1, -1] + [1] * (len(x) - 1))),
+                                  ("PReLU",)),
+    "hardtanh": lambda n, x, p: Call("nn.Hardtanh", (Arg("min", n.min_val), Arg("max", n.max_val))),
+    "softmax": lambda n, x, p: Call("nn.Softmax", (Arg("axis", _axis(n, x), True),)),
+    "l2norm": lambda n, x, p: Call("L2Normalize", (Arg("axis", _axis(n, x)), Arg("eps", n.eps)), ("L2Normalize",)),
+    "permute": lambda n, x, p: Call("Permute", (Arg("perm", [0] + [d + 1 for d in n.dims]),), ("Permute",)),
+    "mean": lambda n, x, p: Call("Mean", (Arg("axes", [a + 1 for a in n.resolved(x)]),
+                                          Arg("keepdim", n.keepdim, True, False)), ("Mean",)),
+    "pad": _pad,
+    "affine": lambda n, x, p: Call("Affine", (Arg("scale", n.scale), Arg("shift", n.shift)), ("Affine",)),
+    "layer_scale": lambda n, x, p: Call("LayerScale", (Arg("channels", x[-1] if n.last_axis else x[0]),
+                                                       Arg("view", _view(n, x, n.last_axis))), ("LayerScale",)),
+    "slice": lambda n, x, p: Call("Slice", (Arg("axis", _axis(n, x)), Arg("start", n.start), Arg("stop", n.stop)),
+                                  ("Slice",)),
+    "pixel_shuffle": lambda n, x, p: Call("nn.PixelShuffle", (Arg("upscale_factor", n.factor),)),
 }
 
 
@@ -145,9 +303,9 @@ if missing or unexpected:
 net.eval()
 x = paddle.to_tensor(np.load(X))
 with paddle.no_grad():
-    np.save(OUT + ".eager.npy", net(x).numpy())
+    save(OUT + ".eager.npz", net(x), lambda t: t.numpy())
     static = paddle.jit.to_static(net, full_graph=True)
-    np.save(OUT + ".compiled.npy", static(x).numpy())
+    save(OUT + ".compiled.npz", static(x), lambda t: t.numpy())
 json.dump({"loader": "set_state_dict (nothing missing or unexpected)", "compiler": "paddle.jit.to_static",
            "framework": "paddle " + paddle.__version__}, open(OUT + ".json", "w"))
 '''
