@@ -82,13 +82,15 @@ def _source_reference(spec, state, x, work: str, fw: str) -> np.ndarray:
     """onespec's build of the state in the source's framework ``fw`` on ``x``."""
     from .backends import framework
     from .codegen.verify import _ONESPEC, _ROOT, _run
-    names = ("spec.json", "state.npz", "w" + framework(fw).extensions[0], "x.npy", "y.npz")
+    names = ("spec.json", "state.npz", "w" + framework(fw).extensions[0], "x.npy", "y.npz", "cases.json")
     paths = [os.path.join(work, n) for n in names]
     with open(paths[0], "w") as f:
         f.write(spec.model_dump_json())
     np.savez(paths[1], **state)
     np.save(paths[3], x)
-    _run(["-c", _ONESPEC, _ROOT, fw, *paths[:1], paths[1], paths[2], paths[3], paths[4]], f"onespec's {fw} build")
+    with open(paths[5], "w") as f:
+        json.dump([paths[:5]], f)
+    _run(["-c", _ONESPEC, _ROOT, fw, paths[5]], f"onespec's {fw} build")
     y = load_outputs(paths[4])
     for p in paths:
         os.remove(p)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import textwrap
 
 import numpy as np
 
@@ -30,33 +31,53 @@ class _NoOnespec:
         if name == "onespec" or name.startswith("onespec."):
             raise ImportError("onespec may not be imported here")
 sys.meta_path.insert(0, _NoOnespec())
-import importlib, json, os
+import importlib.util, json, os
 import numpy as np
-MODEL, WEIGHTS, X, OUT = sys.argv[1:5]
-# imported as a module of its own directory, as a user imports it (MindSpore's GRAPH_MODE reads
-# the forward's globals from the module by name)
-sys.path.insert(0, os.path.dirname(MODEL))
-mod = importlib.import_module(os.path.basename(MODEL)[:-3])
 
 
 def save(path, y, to_numpy):
     """The network's output, or its several outputs in order, as arr_0, arr_1, ... of an .npz."""
     np.savez(path, *[to_numpy(t) for t in (y if isinstance(y, (tuple, list)) else (y,))])
+
+
+def load(model, i):
+    """model.py as a module of its own, registered by name as an import registers it (MindSpore's
+    GRAPH_MODE reads the forward's globals from the module by name)."""
+    spec = importlib.util.spec_from_file_location(f"model_{i}", model)
+    mod = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def run(mod, WEIGHTS, X, OUT):
 '''
 
-_ONESPEC = '''import sys
+_LOOP = '''
+
+for i, (MODEL, WEIGHTS, X, OUT) in enumerate(json.load(open(sys.argv[1]))):
+    run(load(MODEL, i), WEIGHTS, X, OUT)
+'''
+
+_ONESPEC = '''import json, sys
 sys.path.insert(0, sys.argv[1])
 import numpy as np
 from onespec.backends import load_backend
 from onespec.spec.model import parse_spec
-spec = parse_spec(open(sys.argv[3]).read())
 be = load_backend(sys.argv[2])
-net = be.build(spec)
-be.load_state(net, spec, dict(np.load(sys.argv[4])))
-be.save(net, sys.argv[5])
-y = be.forward(net, np.load(sys.argv[6]))[0]
-np.savez(sys.argv[7], *(y if isinstance(y, tuple) else (y,)))
+for spec_path, state, weights, x, ref in json.load(open(sys.argv[3])):
+    spec = parse_spec(open(spec_path).read())
+    net = be.build(spec)
+    be.load_state(net, spec, dict(np.load(state)))
+    be.save(net, weights)
+    y = be.forward(net, np.load(x))[0]
+    np.savez(ref, *(y if isinstance(y, tuple) else (y,)))
 '''
+
+
+def generated_script(ops) -> str:
+    """The generated side's program: the backend's ``RUN`` (strict load, eager and compiled
+    outputs) for each case of the JSON list ``argv[1]``."""
+    return _BLOCK + textwrap.indent(ops.RUN, "    ") + _LOOP
 
 
 def _run(args: list[str], what: str) -> None:
@@ -91,21 +112,37 @@ def check(spec: ModelSpec, backend: str, workdir: str, state: dict, x: np.ndarra
     """Generate (or take ``source``), run both sides, compare. Returns the rows of the report:
     ``{"eager": rel, "compiled": rel, "ok": bool, ...}`` and leaves ``model.py``, the native
     checkpoint and the generated file's eager output in ``workdir``."""
+    return check_all([(spec, state, x, source)], backend, [workdir])[0]
+
+
+def check_all(cases: list, backend: str, workdirs: list[str]) -> list[dict]:
+    """``check`` of several ``(spec, state, x, source)`` cases, one working directory each, in
+    one pair of child interpreters (a framework's import is most of a small model's check)."""
     ops = backend_ops(backend)
-    source = codegen(spec, backend) if source is None else source
-    paths = {k: os.path.join(workdir, v) for k, v in (
-        ("model", "model.py"), ("spec", "spec.json"), ("state", "state.npz"), ("x", "x.npy"),
-        ("weights", f"weights.{ops.WEIGHTS_EXT}"), ("ref", "reference.npz"), ("out", "generated"))}
-    with open(paths["model"], "w") as f:
-        f.write(source)
-    with open(paths["spec"], "w") as f:
-        f.write(spec.model_dump_json())
-    np.savez(paths["state"], **state)
-    np.save(paths["x"], np.ascontiguousarray(x, dtype=np.float32))
-    _run(["-c", _ONESPEC, _ROOT, backend, paths["spec"], paths["state"], paths["weights"], paths["x"],
-          paths["ref"]], f"onespec's {backend} build")
-    _run(["-c", _BLOCK + ops.RUN, paths["model"], paths["weights"], paths["x"], paths["out"]],
-         f"the generated {backend} file")
+    names = (("model", "model.py"), ("spec", "spec.json"), ("state", "state.npz"), ("x", "x.npy"),
+             ("weights", f"weights.{ops.WEIGHTS_EXT}"), ("ref", "reference.npz"), ("out", "generated"))
+    all_paths = []
+    for (spec, state, x, source), workdir in zip(cases, workdirs):
+        paths = {k: os.path.join(workdir, v) for k, v in names}
+        with open(paths["model"], "w") as f:
+            f.write(codegen(spec, backend) if source is None else source)
+        with open(paths["spec"], "w") as f:
+            f.write(spec.model_dump_json())
+        np.savez(paths["state"], **state)
+        np.save(paths["x"], np.ascontiguousarray(x, dtype=np.float32))
+        all_paths.append(paths)
+    manifest = os.path.join(workdirs[0], "cases.json")
+    with open(manifest, "w") as f:
+        json.dump([[p[k] for k in ("spec", "state", "weights", "x", "ref")] for p in all_paths], f)
+    _run(["-c", _ONESPEC, _ROOT, backend, manifest], f"onespec's {backend} build")
+    with open(manifest, "w") as f:
+        json.dump([[p[k] for k in ("model", "weights", "x", "out")] for p in all_paths], f)
+    _run(["-c", generated_script(ops), manifest], f"the generated {backend} file")
+    os.remove(manifest)
+    return [_compare(p) for p in all_paths]
+
+
+def _compare(paths: dict) -> dict:
     ref = load_outputs(paths["ref"])
     with open(paths["out"] + ".json") as f:
         facts = json.load(f)

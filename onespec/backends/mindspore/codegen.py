@@ -334,7 +334,7 @@ LEAVES = {
                                              (Arg("output_size", one(ntuple(n.output_size, 2))),)),
     "flatten": lambda n, x, p: Call("nn.Flatten"),
     "reshape": lambda n, x, p: Call("Reshape", (Arg("shape", tuple(n.shape)),), ("Reshape",)),
-    "linear": lambda n, x, p: Call("nn.Dense", (Arg("in_channels", x[0]), Arg("out_channels", n.out_features),
+    "linear": lambda n, x, p: Call("nn.Dense", (Arg("in_channels", x[-1]), Arg("out_channels", n.out_features),
                                                 Arg("has_bias", n.bias, True, True))),
     "dropout": lambda n, x, p: Call("nn.Dropout", (Arg("p", n.p, True),)),
     "identity": lambda n, x, p: Call("nn.Identity"),

@@ -17,14 +17,14 @@ MAXIMUM = "paddle.maximum({}, {})"
 SPLIT = "paddle.split({}, {}, axis=1)"
 LOADER = "``net.set_state_dict(paddle.load(path))`` (nothing missing or unexpected)"
 RESERVED = frozenset({"HardSigmoid", "Reshape", "Layer", "Network", "LayerNorm2d", "L2Normalize", "Permute", "Mean",
-                      "Affine", "LayerScale", "Slice", "PReLU", "GroupNorm"})
+                      "Affine", "LayerScale", "Slice", "PReLU", "GroupNorm", "BatchNorm1D", "BatchNorm2D",
+                      "BatchNorm3D"})
 IMPORTS = "import paddle\nfrom paddle import nn\n"
 # (ops it concerns, what is translated): a file states those of the ops its model uses
 CONVENTIONS = [
     (('batchnorm',), "BatchNorm momentum is 1 - m (Paddle weights the running value: 0.9 for torch's 0.1)."),
-    (('batchnorm',), "Not translated: in training, Paddle's BatchNorm updates its running variance with the "
-     "biased batch variance (torch, MindSpore and onespec's Paddle build use the unbiased one); inference is "
-     "unaffected."),
+    (('batchnorm',), "In training, the running variance takes the unbiased batch variance (torch's and "
+     "MindSpore's); Paddle's own BatchNorm takes the biased one, so the BatchNorm classes below correct its update."),
     (('avgpool',), "AvgPool's exclusive is the negation of torch's count_include_pad."),
     (('maxpool', 'avgpool'), "A ceil-mode pool whose extra window would start in the padding runs in floor mode "
      "(torch drops that window, Paddle keeps it)."),
@@ -174,11 +174,35 @@ def _conv(n, x, path):
         Arg("bias_attr", None if n.bias else False, True, None)))
 
 
+HELPERS["unbiased_batch_norm"] = '''def unbiased_batch_norm(bn, x, forward):
+    """``bn`` on ``x``; in training its running variance takes the unbiased batch variance, as
+    torch's does. Paddle's kernel updates a copy to v' = m v + (1 - m) b (b the biased batch
+    variance); m v + (1 - m) k b, with k = n / (n - 1), is k v' - m (k - 1) v."""
+    if not bn.training or not paddle.in_dynamic_mode():
+        return forward(x)
+    count = x.size // x.shape[1]
+    k, m = count / max(count - 1, 1), bn._momentum
+    var = bn._variance.clone()
+    y = nn.functional.batch_norm(x, bn._mean, var, bn.weight, bn.bias, training=True, momentum=m,
+                                 epsilon=bn._epsilon, data_format=bn._data_format)
+    with paddle.no_grad():
+        bn._variance.scale_(-m * (k - 1)).add_(var, alpha=k)
+    return y
+'''
+_UNBIASED_BN = '''class {0}(nn.{0}):
+    """Paddle's {0}, training as torch's (``unbiased_batch_norm``)."""
+
+    def forward(self, x):
+        return unbiased_batch_norm(self, x, super().forward)
+'''
+HELPERS.update({c: _UNBIASED_BN.format(c) for c in ("BatchNorm1D", "BatchNorm2D", "BatchNorm3D")})
+
+
 def _bn(n, x, path):
     check_supported(n.affine, path, "batchnorm without affine parameters")
-    cls = {1: "nn.BatchNorm1D", 2: "nn.BatchNorm1D", 3: "nn.BatchNorm2D", 4: "nn.BatchNorm3D"}[len(x)]
+    cls = {1: "BatchNorm1D", 2: "BatchNorm1D", 3: "BatchNorm2D", 4: "BatchNorm3D"}[len(x)]
     return Call(cls, (Arg("num_features", x[0]), Arg("momentum", round(1.0 - n.momentum, 12), True, 0.9),
-                      Arg("epsilon", n.eps, True, 1e-5)))
+                      Arg("epsilon", n.eps, True, 1e-5)), ("unbiased_batch_norm", cls))
 
 
 def _pool(n, x, path):
@@ -254,7 +278,7 @@ LEAVES = {
                                              (Arg("output_size", one(ntuple(n.output_size, 2))),)),
     "flatten": lambda n, x, p: Call("nn.Flatten"),
     "reshape": lambda n, x, p: Call("Reshape", (Arg("shape", tuple(n.shape)),), ("Reshape",)),
-    "linear": lambda n, x, p: Call("nn.Linear", (Arg("in_features", x[0]), Arg("out_features", n.out_features),
+    "linear": lambda n, x, p: Call("nn.Linear", (Arg("in_features", x[-1]), Arg("out_features", n.out_features),
                                                  Arg("bias_attr", None if n.bias else False, True, None))),
     "dropout": lambda n, x, p: Call("nn.Dropout", (Arg("p", n.p),)),
     "identity": lambda n, x, p: Call("nn.Identity"),

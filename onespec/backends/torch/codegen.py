@@ -242,7 +242,7 @@ LEAVES = {
                                              (Arg("output_size", one(ntuple(n.output_size, 2))),)),
     "flatten": lambda n, x, p: Call("nn.Flatten"),
     "reshape": lambda n, x, p: Call("Reshape", (Arg("shape", tuple(n.shape)),), ("Reshape",)),
-    "linear": lambda n, x, p: Call("nn.Linear", (Arg("in_features", x[0]), Arg("out_features", n.out_features),
+    "linear": lambda n, x, p: Call("nn.Linear", (Arg("in_features", x[-1]), Arg("out_features", n.out_features),
                                                  Arg("bias", n.bias, True, True))),
     "dropout": lambda n, x, p: Call("nn.Dropout", (Arg("p", n.p),)),
     "identity": lambda n, x, p: Call("nn.Identity"),
