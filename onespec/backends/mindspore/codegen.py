@@ -1,6 +1,6 @@
 """Source text of each op for generated MindSpore files (``onespec.codegen``): the classes and
-arguments of ``emit.py``, written out (convs as ``nn.Conv2d``: the emitter's im2col form on CPU is
-the same function, faster there). Importing this module imports no framework."""
+arguments of ``emit.py``, written out (2d convs as the emitter's: im2col products on CPU, where
+MindSpore's conv kernel is slow; pools as ``nn`` pools). Importing this module imports no framework."""
 from __future__ import annotations
 
 from ...codegen.layout import Arg, Call, check_supported, one
@@ -20,7 +20,7 @@ LOADER = ("``mindspore.load_param_into_net(net, mindspore.load_checkpoint(path),
           "(nothing left unloaded)")
 RESERVED = frozenset({"Sequential", "HardSigmoid", "Reshape", "Cell", "Network", "ChannelShuffle", "GlobalAvgPool",
                       "BatchNorm3d", "LayerNorm2d", "L2Normalize", "Permute", "Mean", "Affine", "LayerScale", "Slice",
-                      "PReLU", "HardTanh", "Pad", "Upsample", "PixelShuffle"})
+                      "PReLU", "HardTanh", "Pad", "Upsample", "PixelShuffle", "Conv2d"})
 IMPORTS = "import mindspore as ms\nfrom mindspore import nn, ops\n"
 # (ops it concerns, what is translated): a file states those of the ops its model uses
 CONVENTIONS = [
@@ -247,15 +247,54 @@ def register(name: str, value: str) -> str:
     return f"setattr(self, {name}, {value})"
 
 
+HELPERS["Conv2d"] = '''def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)[-2:]
+
+
+class Conv2d(nn.Conv2d):
+    """nn.Conv2d (the same parameters); on CPU a k x k conv (k > 1) runs as its im2col matrix
+    product (ops.unfold, then one ops.matmul per group): the same function, an order of magnitude
+    faster than MindSpore's CPU conv kernel, but for a depthwise conv on a small map (under 28 x 28
+    outputs and 56 x 56 positions in the batch), where many tiny products cost more."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.kernel, self.dil, self.step = _pair(self.kernel_size), _pair(self.dilation), _pair(self.stride)
+        t, b, l, r = (self.padding,) * 4 if isinstance(self.padding, int) else self.padding
+        self.symmetric = t == b and l == r
+        self.pad2, self.pad4, self.pad_hw = (t, l) if self.symmetric else (0, 0), (l, r, t, b), (t + b, l + r)
+        self.im2col = ms.get_context("device_target") == "CPU" and self.kernel[0] * self.kernel[1] > 1
+        self.depthwise = self.in_channels == self.group
+
+    def construct(self, x):
+        n, c, h, w = x.shape
+        (kh, kw), (dh, dw), (sh, sw), (ph, pw) = self.kernel, self.dil, self.step, self.pad_hw
+        ho = (h + ph - dh * (kh - 1) - 1) // sh + 1
+        wo = (w + pw - dw * (kw - 1) - 1) // sw + 1
+        if not self.im2col or self.depthwise and ho * wo < 28 * 28 and n * ho * wo < 56 * 56:
+            return super().construct(x)
+        if not self.symmetric:
+            x = ops.pad(x, self.pad4)
+        g = self.group
+        cols = ops.unfold(x, kernel_size=self.kernel, dilation=self.dil, padding=self.pad2, stride=self.step)
+        cols = cols.reshape(n, g, c // g * kh * kw, ho * wo)
+        y = ops.matmul(self.weight.reshape(g, self.out_channels // g, c // g * kh * kw), cols)
+        y = y.reshape(n, self.out_channels, ho, wo)
+        if self.has_bias:
+            y = ops.bias_add(y, self.bias)
+        return y
+'''
+
+
 def _conv(n, x, path):
     nd = len(x) - 1
     pads = n.pads(x)
     flat = tuple(p for pair in pads for p in pair)
-    return Call(f"nn.Conv{nd}d", (
+    return Call("Conv2d" if nd == 2 else "nn.Conv3d", (
         Arg("in_channels", x[0]), Arg("out_channels", n.out_channels), Arg("kernel_size", one(ntuple(n.kernel, nd))),
         Arg("stride", one(ntuple(n.stride, nd)), True, 1), Arg("pad_mode", "pad", True),
         Arg("padding", one(flat), True), Arg("dilation", one(ntuple(n.dilation, nd)), True, 1),
-        Arg("group", n.groups, True, 1), Arg("has_bias", n.bias, True)))
+        Arg("group", n.groups, True, 1), Arg("has_bias", n.bias, True)), ("Conv2d",) if nd == 2 else ())
 
 
 def _bn(n, x, path):
