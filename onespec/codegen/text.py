@@ -186,8 +186,9 @@ class Writer:
         else:
             params = "x"
             lines = [f"        x = {attr(layer.name)}(x)" for layer in m.spec.layers] + ["        return x"]
-        body += ["", f"    def {self.ops.FORWARD}(self, {params}):"] + lines
-        return "\n".join(body) + "\n"
+        prelude, methods = self.ops.network_extras(len(m.spec.input_shape))
+        body += ["", f"    def {self.ops.FORWARD}(self, {params}):"] + prelude + lines
+        return "\n".join(body + methods) + "\n"
 
     # -- graphs -----------------------------------------------------------------------------
     def graph_forward(self, g, path: str) -> tuple[str, list[str]]:

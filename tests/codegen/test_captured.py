@@ -4,15 +4,19 @@ the captured weights loaded by the framework's strict loader, equal to onespec's
 eager and compiled."""
 import ast
 import importlib.util
+import json
 import os
 import sys
 
 import numpy as np
 import pytest
 
+import onespec
 from onespec.backends import FRAMEWORKS
 from onespec.codegen import codegen
 from onespec.codegen.verify import TOLERANCE, check_all
+from onespec.errors import OnespecError
+from onespec.spec.model import parse_spec
 
 from conftest import require
 
@@ -55,10 +59,21 @@ def torchvision_or_timm(name: str):
     return capture_models()._randomized(model)
 
 
+# a stride-2 "same" conv on an even input: one row and column of padding after, none before
+SAME = {"name": "same_padding", "input_shape": [3, 8, 8], "meta": {"family": "test"},
+        "layers": [{"name": "conv", "op": "conv", "out_channels": 4, "kernel": 3, "stride": 2, "padding": "same"},
+                   {"name": "bn", "op": "batchnorm"}]}
+
+
 def assert_all_equal(names: list[str], backend: str, tmp_path) -> None:
     cases, dirs = [], []
     for i, name in enumerate(names):
-        spec, state = captured(name)
+        if name == "same_padding":
+            spec = parse_spec(json.dumps(SAME))
+            spec_state = (spec, onespec.init_state(spec, seed=3))
+        else:
+            spec_state = captured(name)
+        spec, state = spec_state
         x = np.random.default_rng(1).standard_normal((2, *spec.input_shape)).astype(np.float32)
         cases.append((spec, state, x, None))
         dirs.append(str(tmp_path / str(i)))
@@ -69,9 +84,16 @@ def assert_all_equal(names: list[str], backend: str, tmp_path) -> None:
 
 @pytest.mark.parametrize("backend", FRAMEWORKS)
 def test_generated_captured_networks_equal_build(backend, tmp_path):
-    """A three-output network with PReLU, a pad, permutes and a softmax, and a U-Net."""
+    """A three-output network with PReLU, a pad, permutes and a softmax, a U-Net, and (Paddle,
+    MindSpore) a conv padded more after than before."""
     require(backend)
-    assert_all_equal(["FaceHeads", "UNet"], backend, tmp_path)
+    # torch's modules pad symmetrically: its generated form of that conv is refused
+    assert_all_equal(["FaceHeads", "UNet"] + (["same_padding"] if backend != "torch" else []), backend, tmp_path)
+
+
+def test_padding_that_differs_before_and_after_is_refused_in_torch():
+    with pytest.raises(OnespecError, match="conv: padding that differs before and after"):
+        codegen(parse_spec(json.dumps(SAME)), "torch")
 
 
 def test_graph_forward_reads_like_handwritten_code():

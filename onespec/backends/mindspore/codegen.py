@@ -243,6 +243,11 @@ _ACTS = {"relu": "nn.ReLU", "relu6": "nn.ReLU6", "hardswish": "nn.HSwish", "sigm
          "swish": "nn.SiLU", "tanh": "nn.Tanh"}
 
 
+def network_extras(input_rank: int) -> tuple[list[str], list[str]]:
+    """(first lines of the network's forward, its further methods): none."""
+    return [], []
+
+
 def register(name: str, value: str) -> str:
     return f"setattr(self, {name}, {value})"
 
@@ -259,11 +264,14 @@ class Conv2d(nn.Conv2d):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.kernel, self.dil, self.step = _pair(self.kernel_size), _pair(self.dilation), _pair(self.stride)
+        self.kernel, self.dil = _pair(self.kernel_size), _pair(self.dilation)
+        self.step = _pair(self.stride)
         t, b, l, r = (self.padding,) * 4 if isinstance(self.padding, int) else self.padding
         self.symmetric = t == b and l == r
-        self.pad2, self.pad4, self.pad_hw = (t, l) if self.symmetric else (0, 0), (l, r, t, b), (t + b, l + r)
-        self.im2col = ms.get_context("device_target") == "CPU" and self.kernel[0] * self.kernel[1] > 1
+        self.pad2 = (t, l) if self.symmetric else (0, 0)
+        self.pad4, self.pad_hw = (l, r, t, b), (t + b, l + r)
+        cpu = ms.get_context("device_target") == "CPU"
+        self.im2col = cpu and self.kernel[0] * self.kernel[1] > 1
         self.depthwise = self.in_channels == self.group
 
     def construct(self, x):
@@ -276,7 +284,8 @@ class Conv2d(nn.Conv2d):
         if not self.symmetric:
             x = ops.pad(x, self.pad4)
         g = self.group
-        cols = ops.unfold(x, kernel_size=self.kernel, dilation=self.dil, padding=self.pad2, stride=self.step)
+        cols = ops.unfold(x, kernel_size=self.kernel, dilation=self.dil, padding=self.pad2,
+                          stride=self.step)
         cols = cols.reshape(n, g, c // g * kh * kw, ho * wo)
         y = ops.matmul(self.weight.reshape(g, self.out_channels // g, c // g * kh * kw), cols)
         y = y.reshape(n, self.out_channels, ho, wo)

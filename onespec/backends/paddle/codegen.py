@@ -2,7 +2,7 @@
 arguments of ``emit.py``, written out. Importing this module imports no framework."""
 from __future__ import annotations
 
-from ...codegen.layout import Arg, Call, check_supported, one, symmetric_padding
+from ...codegen.layout import Arg, Call, check_supported, one
 from ..tree import ntuple
 
 FRAMEWORK = "paddle"
@@ -95,12 +95,14 @@ HELPERS.update({
 
     def __init__(self, channels, view):
         super().__init__()
-        self.weight = self.create_parameter([channels], default_initializer=nn.initializer.Constant(0.25))
+        self.weight = self.create_parameter(
+            [channels], default_initializer=nn.initializer.Constant(0.25))
         self.view = list(view)
 
     def forward(self, x):
         zero = paddle.zeros([1], x.dtype)
-        return paddle.maximum(x, zero) + paddle.reshape(self.weight, self.view) * paddle.minimum(x, zero)
+        slope = paddle.reshape(self.weight, self.view)
+        return paddle.maximum(x, zero) + slope * paddle.minimum(x, zero)
 ''',
     "L2Normalize": '''class L2Normalize(nn.Layer):
     def __init__(self, axis, eps):
@@ -141,7 +143,8 @@ HELPERS.update({
 
     def __init__(self, channels, view):
         super().__init__()
-        self.gamma = self.create_parameter([channels], default_initializer=nn.initializer.Constant(1.0))
+        self.gamma = self.create_parameter(
+            [channels], default_initializer=nn.initializer.Constant(1.0))
         self.view = list(view)
 
     def forward(self, x):
@@ -161,15 +164,28 @@ _ACTS = {"relu": "nn.ReLU", "relu6": "nn.ReLU6", "hardswish": "nn.Hardswish", "s
          "swish": "nn.Silu", "tanh": "nn.Tanh", "gelu": "nn.GELU"}
 
 
+def network_extras(input_rank: int) -> tuple[list[str], list[str]]:
+    """(first lines of the network's forward, its further methods): none."""
+    return [], []
+
+
 def register(name: str, value: str) -> str:
     return f"self.add_sublayer({name}, {value})"
+
+
+def _padding(n, x):
+    """One int or one per dim where symmetric, else Paddle's flat [before, after, ...] list."""
+    pads = n.pads(x)
+    if all(b == a for b, a in pads):
+        return one(tuple(b for b, _ in pads))
+    return [p for pair in pads for p in pair]
 
 
 def _conv(n, x, path):
     nd = len(x) - 1
     return Call(f"nn.Conv{nd}D", (
         Arg("in_channels", x[0]), Arg("out_channels", n.out_channels), Arg("kernel_size", one(ntuple(n.kernel, nd))),
-        Arg("stride", one(ntuple(n.stride, nd)), True, 1), Arg("padding", symmetric_padding(n, x, path), True, 0),
+        Arg("stride", one(ntuple(n.stride, nd)), True, 1), Arg("padding", _padding(n, x), True, 0),
         Arg("dilation", one(ntuple(n.dilation, nd)), True, 1), Arg("groups", n.groups, True, 1),
         Arg("bias_attr", None if n.bias else False, True, None)))
 
@@ -209,7 +225,7 @@ def _pool(n, x, path):
     nd = len(x) - 1
     stride = n.kernel if n.stride is None else n.stride
     args = (Arg("kernel_size", one(ntuple(n.kernel, nd))), Arg("stride", one(ntuple(stride, nd))),
-            Arg("padding", symmetric_padding(n, x, path), True, 0), Arg("ceil_mode", n.effective_ceil(x), True, False))
+            Arg("padding", _padding(n, x), True, 0), Arg("ceil_mode", n.effective_ceil(x), True, False))
     if n.op == "avgpool":
         return Call(f"nn.AvgPool{nd}D", args + (Arg("exclusive", not n.count_include_pad, True, True),))
     return Call(f"nn.MaxPool{nd}D", args)

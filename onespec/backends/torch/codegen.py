@@ -150,6 +150,31 @@ _ACTS = {"relu": "nn.ReLU", "relu6": "nn.ReLU6", "hardswish": "nn.Hardswish", "s
          "swish": "nn.SiLU", "tanh": "nn.Tanh", "gelu": "nn.GELU"}
 
 
+def network_extras(input_rank: int) -> tuple[list[str], list[str]]:
+    """(first lines of the network's forward, its further methods): an image network's eval
+    forwards in channels-last, with its conv weights moved there on ``eval()``, as onespec's
+    build runs them (oneDNN's NHWC kernels, without reordering the weights at each call);
+    training stays in torch's default format (its channels-last BatchNorm takes the batch
+    variance in one pass, which loses digits)."""
+    if input_rank != 3:
+        return [], []
+    return ([
+        "        if not self.training:",
+        "            x = x.contiguous(memory_format=torch.channels_last)",
+    ], [
+        "",
+        "    def train(self, mode=True):",
+        '        """Conv weights in channels-last for eval forwards, contiguous for training."""',
+        "        super().train(mode)",
+        "        fmt = torch.contiguous_format if mode else torch.channels_last",
+        "        with torch.no_grad():",
+        "            for p in self.parameters():",
+        "                if p.dim() == 4:  # a copy: a 1x1 weight counts as contiguous in both formats",
+        "                    p.data = torch.empty_like(p.data, memory_format=fmt).copy_(p.data)",
+        "        return self",
+    ])
+
+
 def register(name: str, value: str) -> str:
     return f"self.add_module({name}, {value})"
 
