@@ -32,30 +32,23 @@ def _generated(spec, backend: str, folder: str):
     return mod.build(spec.meta.num_classes)
 
 
-def _torch_pair(built, generated, x):
-    import torch
-    generated.load_state_dict(built.state_dict(), strict=True)
+def _pair(backend: str, built, generated, x):
+    """Calls of the two networks' eval forwards on ``x``, the generated one holding the build's
+    weights (loaded strictly)."""
+    if backend == "torch":
+        import torch
+        generated.load_state_dict(built.state_dict(), strict=True)
+        t, no_grad = torch.from_numpy(x), torch.no_grad
+    else:
+        import paddle
+        missing, unexpected = generated.set_state_dict(built.state_dict())
+        assert not missing and not unexpected, (missing, unexpected)
+        t, no_grad = paddle.to_tensor(x), paddle.no_grad
     built.eval(), generated.eval()
-    t = torch.from_numpy(x)
 
     def run(net):
         def call():
-            with torch.no_grad():
-                net(t)
-        return call
-    return run(built), run(generated)
-
-
-def _paddle_pair(built, generated, x):
-    import paddle
-    missing, unexpected = generated.set_state_dict(built.state_dict())
-    assert not missing and not unexpected, (missing, unexpected)
-    built.eval(), generated.eval()
-    t = paddle.to_tensor(x)
-
-    def run(net):
-        def call():
-            with paddle.no_grad():
+            with no_grad():
                 net(t)
         return call
     return run(built), run(generated)
@@ -69,7 +62,6 @@ def child(backend: str, models: list[str], batches: list[int], size: int, rounds
     from zoo_speed import alternate
 
     be = load_backend(backend)
-    pair = {"torch": _torch_pair, "paddle": _paddle_pair}[backend]
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for name in models:
@@ -79,7 +71,7 @@ def child(backend: str, models: list[str], batches: list[int], size: int, rounds
             generated = _generated(spec, backend, folder)
             for batch in batches:
                 x = np.random.default_rng(0).standard_normal((batch, *spec.input_shape)).astype(np.float32)
-                b, g = pair(built, generated, x)
+                b, g = _pair(backend, built, generated, x)
                 ms = alternate({"built": b, "generated": g}, rounds, budget)
                 rows.append({"model": name, "backend": backend, "batch": batch, **ms,
                              "ratio": ms["generated"] / ms["built"]})
