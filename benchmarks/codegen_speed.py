@@ -2,10 +2,13 @@
 
     python benchmarks/codegen_speed.py [--models resnet18 mobilenet_v2] [--backends torch paddle]
                                        [--batch 1,8] [--size 224] [--rounds 5] [--budget 8]
+                                       [--threads N]
 
 Eval forward without gradients, one child process per framework, the two networks holding the
 same weights (the generated one loads the build's state dict strictly), timed in alternating
-rounds; medians in ms; ratio = generated / built (1.00: as fast).
+rounds; medians in ms; ratio = generated / built (1.00: as fast). ``--threads N``: N intra-op
+threads in each framework (OMP_NUM_THREADS; on a shared machine 1 keeps the frameworks' spinning
+thread pools from competing with other processes).
 """
 from __future__ import annotations
 
@@ -62,6 +65,9 @@ def child(backend: str, models: list[str], batches: list[int], size: int, rounds
     from zoo_speed import alternate
 
     be = load_backend(backend)
+    if backend == "torch" and os.environ.get("OMP_NUM_THREADS"):
+        import torch
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for name in models:
@@ -87,6 +93,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--budget", type=float, default=8.0, help="seconds per model and batch")
+    ap.add_argument("--threads", type=int, help="intra-op threads per framework (default: the framework's)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     a = ap.parse_args()
     batches = [int(b) for b in a.batch.split(",")]
@@ -94,10 +101,12 @@ def main() -> None:
         child(a.child, a.models, batches, a.size, a.rounds, a.budget)
         return
     rows = []
+    env = dict(os.environ, **({"OMP_NUM_THREADS": str(a.threads), "MKL_NUM_THREADS": str(a.threads)}
+                              if a.threads else {}))
     for backend in a.backends:  # one framework per process
         out = subprocess.run([sys.executable, __file__, "--child", backend, "--models", *a.models, "--batch", a.batch,
                               "--size", str(a.size), "--rounds", str(a.rounds), "--budget", str(a.budget)],
-                             capture_output=True, text=True)
+                             capture_output=True, text=True, env=env)
         if out.returncode != 0:
             sys.exit(f"{backend}: " + out.stderr.strip().splitlines()[-1])
         rows += [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]

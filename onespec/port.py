@@ -116,7 +116,7 @@ def port(spec, backend: str, out_dir: str, weights: str | None = None, input_pat
     try:
         r = check(spec, backend, work, state, x, source)
         rows = [(f"generated {backend}, eager", f"onespec's {backend} build", r["eager"], TOLERANCE),
-                (f"generated {backend}, {r['compiler']}", f"onespec's {backend} build", r["compiled"], TOLERANCE)]
+                (f"generated {backend}, {r['compiler']}", r["compiled_against"], r["compiled"], TOLERANCE)]
         src = source_framework(weights, captured)
         if backend != src:
             ref = _source_reference(spec, state, x, work, src)

@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import OnespecError
+from ..backends.tree import fresh_inputs
 from ..spec import ModelSpec, trace
+from ..spec.nodes import Sequential
 
 WIDTH = 100
 _NODEFAULT = object()
@@ -95,6 +97,12 @@ class Model:
         self.shape = {r.path: r.in_shape for r in rows}
         self.node = {r.path: r.node for r in rows}
         self.helpers: list[str] = []
+        # layers whose input is a new tensor only they read, as the builds' sequences mark them
+        # (a backend may then mirror a build's in-place kernel)
+        self.fresh = {f"{r.path}.{c.name}" for r in rows if r.op == "seq"
+                      for c, new in zip(r.node.layers, fresh_inputs(r.node, autograd=False)) if new}
+        self.fresh |= {c.name for c, new in zip(spec.layers, fresh_inputs(Sequential.model_construct(
+            name="network", layers=spec.layers), autograd=False)) if new} if not spec.wired else set()
         nc = spec.meta.num_classes
         heads = [r.path for r in rows if r.op in ("linear", "conv") and r.out_shape[0] == nc]
         self.head = heads[-1] if nc and heads else None
@@ -109,7 +117,7 @@ class Model:
         self.classes = [k for k in self.kinds.values() if k.paths[0] in self.kind_of]
 
     def call(self, path: str) -> Call:
-        c = self.ops.leaf(self.node[path], self.shape[path], path)
+        c = self.ops.leaf(self.node[path], self.shape[path], path, path in self.fresh)
         for h in c.helpers:
             if h not in self.helpers:
                 self.helpers.append(h)

@@ -312,6 +312,9 @@ def write(m: Model) -> str:
     imports = m.ops.IMPORTS
     if any("np." in m.ops.HELPERS[h] for h in helpers):
         imports = "import numpy as np\n" + imports
+    for used, line in getattr(m.ops, "OPTIONAL_IMPORTS", {}).items():
+        if any(used in m.ops.HELPERS[h] for h in helpers):
+            imports += line
     parts = [docstring(m, cls), imports]
     parts += [m.ops.HELPERS[h] for h in helpers]
     parts += w.tables + classes + [net]

@@ -20,6 +20,8 @@ RESERVED = frozenset({"HardSigmoid", "Reshape", "Layer", "Network", "LayerNorm2d
                       "Affine", "LayerScale", "Slice", "PReLU", "GroupNorm", "BatchNorm1D", "BatchNorm2D",
                       "BatchNorm3D"})
 IMPORTS = "import paddle\nfrom paddle import nn\n"
+# an import a file holds only where its helpers use it
+OPTIONAL_IMPORTS = {"_C_ops.": "from paddle import _C_ops\n"}
 # (ops it concerns, what is translated): a file states those of the ops its model uses
 CONVENTIONS = [
     (('batchnorm',), "BatchNorm momentum is 1 - m (Paddle weights the running value: 0.9 for torch's 0.1)."),
@@ -190,12 +192,23 @@ def _conv(n, x, path):
         Arg("bias_attr", None if n.bias else False, True, None)))
 
 
-HELPERS["unbiased_batch_norm"] = '''def unbiased_batch_norm(bn, x, forward):
-    """``bn`` on ``x``; in training its running variance takes the unbiased batch variance, as
-    torch's does. Paddle's kernel updates a copy to v' = m v + (1 - m) b (b the biased batch
-    variance); m v + (1 - m) k b, with k = n / (n - 1), is k v' - m (k - 1) v."""
-    if not bn.training or not paddle.in_dynamic_mode():
+HELPERS["batch_norm"] = '''def batch_norm(bn, x, forward):
+    """``bn`` on ``x`` as onespec's build runs it. In training the running variance takes the
+    unbiased batch variance, as torch's does: Paddle's kernel updates a copy to
+    v' = m v + (1 - m) b (b the biased batch variance); m v + (1 - m) k b, with k = n / (n - 1),
+    is k v' - m (k - 1) v. In an eager eval forward without gradients, a BatchNorm whose input is
+    a new tensor only it reads (``in_place``) computes x * s + t in place on it."""
+    if not paddle.in_dynamic_mode():
         return forward(x)
+    if not bn.training:
+        grads = paddle.is_grad_enabled() and not all(
+            t.stop_gradient for t in (x, bn.weight, bn.bias))
+        if not bn.in_place or x.ndim != 4 or grads:
+            return forward(x)
+        s = _C_ops.rsqrt(_C_ops.scale(bn._variance, 1.0, bn._epsilon, True))
+        s = _C_ops.multiply(s, bn.weight)
+        t = _C_ops.subtract(bn.bias, _C_ops.multiply(bn._mean, s))
+        return _C_ops.affine_channel_(x, s, t, "NCHW")
     count = x.size // x.shape[1]
     k, m = count / max(count - 1, 1), bn._momentum
     var = bn._variance.clone()
@@ -205,20 +218,25 @@ HELPERS["unbiased_batch_norm"] = '''def unbiased_batch_norm(bn, x, forward):
         bn._variance.scale_(-m * (k - 1)).add_(var, alpha=k)
     return y
 '''
-_UNBIASED_BN = '''class {0}(nn.{0}):
-    """Paddle's {0}, training as torch's (``unbiased_batch_norm``)."""
+_BATCH_NORM = '''class {0}(nn.{0}):
+    """Paddle's {0}, run as onespec's build runs it (``batch_norm``)."""
+
+    def __init__(self, *args, in_place=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.in_place = in_place
 
     def forward(self, x):
-        return unbiased_batch_norm(self, x, super().forward)
+        return batch_norm(self, x, super().forward)
 '''
-HELPERS.update({c: _UNBIASED_BN.format(c) for c in ("BatchNorm1D", "BatchNorm2D", "BatchNorm3D")})
+HELPERS.update({c: _BATCH_NORM.format(c) for c in ("BatchNorm1D", "BatchNorm2D", "BatchNorm3D")})
 
 
-def _bn(n, x, path):
+def _bn(n, x, path, fresh: bool = False):
     check_supported(n.affine, path, "batchnorm without affine parameters")
     cls = {1: "BatchNorm1D", 2: "BatchNorm1D", 3: "BatchNorm2D", 4: "BatchNorm3D"}[len(x)]
     return Call(cls, (Arg("num_features", x[0]), Arg("momentum", round(1.0 - n.momentum, 12), True, 0.9),
-                      Arg("epsilon", n.eps, True, 1e-5)), ("unbiased_batch_norm", cls))
+                      Arg("epsilon", n.eps, True, 1e-5), Arg("in_place", fresh and len(x) == 3, True, False)),
+                ("batch_norm", cls))
 
 
 def _pool(n, x, path):
@@ -322,8 +340,12 @@ LEAVES = {
 }
 
 
-def leaf(n, x, path: str) -> Call:
+def leaf(n, x, path: str, fresh: bool = False) -> Call:
+    """``n``'s layer; ``fresh``: its input is a new tensor only it reads (a 2d BatchNorm then
+    normalizes in place in eager eval forwards, as onespec's build does)."""
     check_supported(n.op in LEAVES, path, f"op {n.op!r}")
+    if n.op == "batchnorm":
+        return _bn(n, x, path, fresh)
     return LEAVES[n.op](n, x, path)
 
 

@@ -294,7 +294,8 @@ LEAVES = {
 }
 
 
-def leaf(n, x, path: str) -> Call:
+def leaf(n, x, path: str, fresh: bool = False) -> Call:
+    """``n``'s layer; ``fresh``: its input is a new tensor only it reads (unused here)."""
     check_supported(n.op in LEAVES, path, f"op {n.op!r}")
     return LEAVES[n.op](n, x, path)
 
