@@ -97,12 +97,10 @@ class Model:
         self.shape = {r.path: r.in_shape for r in rows}
         self.node = {r.path: r.node for r in rows}
         self.helpers: list[str] = []
-        # layers whose input is a new tensor only they read, as the builds' sequences mark them
-        # (a backend may then mirror a build's in-place kernel)
-        self.fresh = {f"{r.path}.{c.name}" for r in rows if r.op == "seq"
-                      for c, new in zip(r.node.layers, fresh_inputs(r.node, autograd=False)) if new}
-        self.fresh |= {c.name for c, new in zip(spec.layers, fresh_inputs(Sequential.model_construct(
-            name="network", layers=spec.layers), autograd=False)) if new} if not spec.wired else set()
+        # layers whose input is a new tensor only they read (``new``; ``fresh``: and whose maker
+        # keeps no output for its backward), as the builds' sequences mark them: a backend may
+        # mirror a build's in-place kernel there
+        self.fresh, self.new = self._fresh(rows, True), self._fresh(rows, False)
         nc = spec.meta.num_classes
         heads = [r.path for r in rows if r.op in ("linear", "conv") and r.out_shape[0] == nc]
         self.head = heads[-1] if nc and heads else None
@@ -116,8 +114,15 @@ class Model:
                     del self.kind_of[p]
         self.classes = [k for k in self.kinds.values() if k.paths[0] in self.kind_of]
 
+    def _fresh(self, rows, autograd: bool) -> set[str]:
+        seqs = [(r.path + ".", r.node) for r in rows if r.op == "seq"]
+        if not self.spec.wired:
+            seqs.append(("", Sequential.model_construct(name="network", layers=self.spec.layers)))
+        return {f"{prefix}{c.name}" for prefix, n in seqs
+                for c, yes in zip(n.layers, fresh_inputs(n, autograd=autograd)) if yes}
+
     def call(self, path: str) -> Call:
-        c = self.ops.leaf(self.node[path], self.shape[path], path, path in self.fresh)
+        c = self.ops.leaf(self.node[path], self.shape[path], path, path in self.fresh, path in self.new)
         for h in c.helpers:
             if h not in self.helpers:
                 self.helpers.append(h)

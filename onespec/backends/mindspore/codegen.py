@@ -413,8 +413,8 @@ LEAVES = {
 }
 
 
-def leaf(n, x, path: str, fresh: bool = False) -> Call:
-    """``n``'s layer; ``fresh``: its input is a new tensor only it reads (unused here)."""
+def leaf(n, x, path: str, fresh: bool = False, new: bool = False) -> Call:
+    """``n``'s layer (MindSpore's graphs run nothing in place: ``fresh`` and ``new`` unused)."""
     check_supported(n.op in LEAVES, path, f"op {n.op!r}")
     return LEAVES[n.op](n, x, path)
 

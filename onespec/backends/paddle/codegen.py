@@ -340,12 +340,12 @@ LEAVES = {
 }
 
 
-def leaf(n, x, path: str, fresh: bool = False) -> Call:
-    """``n``'s layer; ``fresh``: its input is a new tensor only it reads (a 2d BatchNorm then
+def leaf(n, x, path: str, fresh: bool = False, new: bool = False) -> Call:
+    """``n``'s layer; ``new``: its input is a new tensor only it reads (a 2d BatchNorm then
     normalizes in place in eager eval forwards, as onespec's build does)."""
     check_supported(n.op in LEAVES, path, f"op {n.op!r}")
     if n.op == "batchnorm":
-        return _bn(n, x, path, fresh)
+        return _bn(n, x, path, new)
     return LEAVES[n.op](n, x, path)
 
 

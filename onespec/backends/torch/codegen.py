@@ -210,6 +210,9 @@ def _hardsigmoid(n, x, path):
     return Call("HardSigmoid", (Arg("slope", n.slope), Arg("offset", n.offset)), ("HardSigmoid",))
 
 
+_INPLACE = ("relu", "relu6", "hardswish", "swish")  # nn modules with an ``inplace`` flag
+
+
 def _act(n, x, path):
     if n.fn == "gelu_tanh":
         return Call("nn.GELU", (Arg("approximate", "tanh", True),))
@@ -294,9 +297,13 @@ LEAVES = {
 }
 
 
-def leaf(n, x, path: str, fresh: bool = False) -> Call:
-    """``n``'s layer; ``fresh``: its input is a new tensor only it reads (unused here)."""
+def leaf(n, x, path: str, fresh: bool = False, new: bool = False) -> Call:
+    """``n``'s layer; ``fresh``: its input is a new tensor only it reads, whose maker keeps no
+    output for its backward (an activation then runs in place, as torchvision's and onespec's
+    build do)."""
     check_supported(n.op in LEAVES, path, f"op {n.op!r}")
+    if n.op == "act" and n.fn in _INPLACE:
+        return Call(_ACTS[n.fn], (Arg("inplace", fresh, True, False),))
     return LEAVES[n.op](n, x, path)
 
 # how a user loads a port (the README onespec port writes)
