@@ -1,6 +1,6 @@
 """``onespec capture MODULE:FUNCTION --input-shape C,H,W -o DIR``: ``FUNCTION()`` (from an
 importable module or a ``.py`` file) returns a model of a framework onespec captures from (a
-``torch.nn.Module``, see ``onespec.capture.framework_of``); its capture is proven in
+``torch.nn.Module``, ``paddle.nn.Layer`` or ``mindspore.nn.Cell``, see ``onespec.capture.framework_of``); its capture is proven in
 every framework on the example input (and on ``--input x.npy``, a batch of the user's data) and
 only then are ``DIR/spec.json``, ``DIR/weights.npz`` and ``DIR/report.json`` / ``report.md`` written."""
 from __future__ import annotations
@@ -18,9 +18,9 @@ MAX_INPUT_BYTES = 256 << 20
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("capture", help="a model's own network (a torch module ...) -> an onespec spec and weights, proven equal in "
+    p = sub.add_parser("capture", help="a model's own network (a torch Module, paddle Layer or mindspore Cell) -> an onespec spec and weights, proven equal in "
                                        "every framework (writes nothing otherwise)")
-    p.add_argument("target", metavar="MODULE:FUNCTION", help="FUNCTION() returns the model (a torch.nn.Module ...) "
+    p.add_argument("target", metavar="MODULE:FUNCTION", help="FUNCTION() returns the model (a torch.nn.Module, paddle.nn.Layer or mindspore.nn.Cell) "
                    "(MODULE: an importable name or a .py file)")
     p.add_argument("--input-shape", required=True, help="one sample's shape, no batch dim, e.g. 3,224,224")
     p.add_argument("-o", "--out", required=True, help="folder for spec.json, weights.npz and report.json/.md")
@@ -61,7 +61,7 @@ def _inputs(path: str | None, shape) -> list[np.ndarray]:
 def run(args) -> int:
     from ..spec import analyze
     from ..weights import save_state
-    from . import capture, framework_of, reference_outputs, state_keys
+    from . import capture, framework_of, original_names, reference_outputs, state_keys
     from .prove import TOLERANCE, prove
 
     shape = _shape(args.input_shape)
@@ -70,8 +70,8 @@ def run(args) -> int:
     t0 = time.perf_counter()
     spec, state = capture(module, shape)
     seconds = time.perf_counter() - t0
-    proofs = prove(spec, state, xs, [reference_outputs(module, x) for x in xs], args.backends,
-                   here=framework_of(module))
+    fw = framework_of(module)
+    proofs = prove(spec, state, xs, [reference_outputs(module, x) for x in xs], args.backends, here=fw)
     failed = [f"{fw} on {'the example input' if i == 0 else args.input}: "
               + (r.get("error") or f"relative error {max(r['errors']):.2e} > {TOLERANCE:g}")
               for i, p in enumerate(proofs) for fw, r in p.items() if not r["ok"]]
@@ -82,7 +82,7 @@ def run(args) -> int:
     keys = state_keys(module)
     report = {"target": args.target, "input_shape": list(shape), "capture_seconds": round(seconds, 2),
               "params": a.params, "state": a.state, "macs": a.macs, "tensors": len(state),
-              "names_are_the_modules_keys": sorted(state) == keys, "tolerance": TOLERANCE,
+              "names_are_the_modules_keys": sorted(original_names(spec, fw).values()) == keys, "tolerance": TOLERANCE,
               "proof": [{"input": "example" if i == 0 else args.input, "frameworks": p} for i, p in enumerate(proofs)]}
     _write(os.path.join(args.out, "spec.json"), spec.model_dump_json(indent=1))
     save_state(state, os.path.join(args.out, "weights.npz"))

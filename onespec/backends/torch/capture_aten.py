@@ -9,41 +9,19 @@ has no onespec equivalent.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Callable
 
+from ...capture.ir import DROP, Call, Op, Unsupported
 from ...spec import nodes as N
 
-DROP = "drop"
-
-
-class Unsupported(Exception):
-    """This node cannot become an onespec op; the message says why."""
-
 
 @dataclass
-class Op:
-    """One leaf: ``node`` (named later), the graph tensors it reads, the parameters it owns as
-    (canonical tensor name, original state_dict key)."""
-    node: Any
-    ins: list
-    params: list = field(default_factory=list)
-
-
-@dataclass
-class Args:
-    """The arguments of one export node. ``shape(t)``: a tensor's sample shape (no batch);
-    ``param(t)``: the original state_dict key of a parameter/buffer input, else None."""
-    args: tuple
-    kwargs: dict
-    shape: Callable
-    param: Callable
-    out: tuple
-
-    def arg(self, i: int, name: str, default=None):
-        if len(self.args) > i:
-            return self.args[i]
-        return self.kwargs.get(name, default)
+class Args(Call):
+    """The arguments of one export node (``out``: its result's sample shape). ``shape(t)``: a
+    tensor's sample shape (no batch); ``param(t)``: the original state_dict key of a
+    parameter/buffer input, else None."""
+    param: Callable = lambda t: None
 
     def tensor(self, i: int):
         t = self.args[i]
@@ -270,7 +248,7 @@ def _clamp(a: Args) -> Op:
         if (lo, hi) == (0, None) or (lo, hi) == (0.0, None):
             return Op(N.Act(name="op", fn="relu"), [a.tensor(0)])
         raise Unsupported("a clamp with one bound")
-    return _hardtanh(Args((a.args[0], lo, hi), {}, a.shape, a.param, a.out))
+    return _hardtanh(Args((a.args[0], lo, hi), {}, a.out, a.shape, a.param))
 
 
 def _cat(a: Args) -> Op:
