@@ -21,7 +21,7 @@ import numpy as np
 
 from .codegen import backend_ops, codegen
 from .codegen.layout import conventions
-from .codegen.verify import TOLERANCE, check, rel_err
+from .codegen.verify import TOLERANCE, check, load_outputs, rel_err
 from .errors import OnespecError
 
 CROSS_TOLERANCE = 1e-4  # against another framework's build: float32 kernels differ in rounding
@@ -82,14 +82,16 @@ def _source_reference(spec, state, x, work: str, fw: str) -> np.ndarray:
     """onespec's build of the state in the source's framework ``fw`` on ``x``."""
     from .backends import framework
     from .codegen.verify import _ONESPEC, _ROOT, _run
-    names = ("spec.json", "state.npz", "w" + framework(fw).extensions[0], "x.npy", "y.npy")
+    names = ("spec.json", "state.npz", "w" + framework(fw).extensions[0], "x.npy", "y.npz", "cases.json")
     paths = [os.path.join(work, n) for n in names]
     with open(paths[0], "w") as f:
         f.write(spec.model_dump_json())
     np.savez(paths[1], **state)
     np.save(paths[3], x)
-    _run(["-c", _ONESPEC, _ROOT, fw, *paths[:1], paths[1], paths[2], paths[3], paths[4]], f"onespec's {fw} build")
-    y = np.load(paths[4]).astype(np.float64)
+    with open(paths[5], "w") as f:
+        json.dump([paths[:5]], f)
+    _run(["-c", _ONESPEC, _ROOT, fw, paths[5]], f"onespec's {fw} build")
+    y = load_outputs(paths[4])
     for p in paths:
         os.remove(p)
     return y
@@ -114,7 +116,7 @@ def port(spec, backend: str, out_dir: str, weights: str | None = None, input_pat
     try:
         r = check(spec, backend, work, state, x, source)
         rows = [(f"generated {backend}, eager", f"onespec's {backend} build", r["eager"], TOLERANCE),
-                (f"generated {backend}, {r['compiler']}", f"onespec's {backend} build", r["compiled"], TOLERANCE)]
+                (f"generated {backend}, {r['compiler']}", r["compiled_against"], r["compiled"], TOLERANCE)]
         src = source_framework(weights, captured)
         if backend != src:
             ref = _source_reference(spec, state, x, work, src)
@@ -123,7 +125,7 @@ def port(spec, backend: str, out_dir: str, weights: str | None = None, input_pat
         if captured is not None:
             from .capture import reference_outputs
             rows.append((f"generated {backend}, eager", f"the original module ({source_name})",
-                         rel_err(_generated_output(r), np.asarray(reference_outputs(captured[1], x), np.float64)),
+                         rel_err(_generated_output(r), reference_outputs(captured[1], x)),
                          CROSS_TOLERANCE))
         ok = all(err <= tol for _, _, err, tol in rows)
         report = {"model": spec.name, "source": source_name or spec.name, "framework": r["framework"],
@@ -144,8 +146,8 @@ def port(spec, backend: str, out_dir: str, weights: str | None = None, input_pat
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _generated_output(r: dict) -> np.ndarray:
-    return np.load(r["eager_output"])
+def _generated_output(r: dict):
+    return load_outputs(r["eager_output"])
 
 
 def _write(path: str, text: str) -> None:

@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import OnespecError
+from ..backends.tree import fresh_inputs
 from ..spec import ModelSpec, trace
+from ..spec.nodes import Sequential
 
 WIDTH = 100
 _NODEFAULT = object()
@@ -61,7 +63,7 @@ class Kind:
 
 
 NUM_CLASSES = Code("num_classes")
-COMBINATORS = frozenset({"seq", "parallel", "scale", "shift_max"})
+COMBINATORS = frozenset({"seq", "parallel", "scale", "shift_max", "graph"})
 
 
 def one(v):
@@ -79,7 +81,10 @@ def symmetric_padding(n, x, path: str):
 
 def lit(v) -> str:
     if isinstance(v, float):
-        return repr(float(v))
+        # 0.0003 for the 0.00029999999999996696 a subtraction left (BN momentum 1 - 0.9997): the
+        # two differ far below float32's precision
+        short = float(f"{v:.12g}")
+        return repr(short if abs(short - v) <= 1e-12 * abs(v) else float(v))
     return repr(v)
 
 
@@ -92,6 +97,10 @@ class Model:
         self.shape = {r.path: r.in_shape for r in rows}
         self.node = {r.path: r.node for r in rows}
         self.helpers: list[str] = []
+        # layers whose input is a new tensor only they read (``new``; ``fresh``: and whose maker
+        # keeps no output for its backward), as the builds' sequences mark them: a backend may
+        # mirror a build's in-place kernel there
+        self.fresh, self.new = self._fresh(rows, True), self._fresh(rows, False)
         nc = spec.meta.num_classes
         heads = [r.path for r in rows if r.op in ("linear", "conv") and r.out_shape[0] == nc]
         self.head = heads[-1] if nc and heads else None
@@ -105,8 +114,15 @@ class Model:
                     del self.kind_of[p]
         self.classes = [k for k in self.kinds.values() if k.paths[0] in self.kind_of]
 
+    def _fresh(self, rows, autograd: bool) -> set[str]:
+        seqs = [(r.path + ".", r.node) for r in rows if r.op == "seq"]
+        if not self.spec.wired:
+            seqs.append(("", Sequential.model_construct(name="network", layers=self.spec.layers)))
+        return {f"{prefix}{c.name}" for prefix, n in seqs
+                for c, yes in zip(n.layers, fresh_inputs(n, autograd=autograd)) if yes}
+
     def call(self, path: str) -> Call:
-        c = self.ops.leaf(self.node[path], self.shape[path], path)
+        c = self.ops.leaf(self.node[path], self.shape[path], path, path in self.fresh, path in self.new)
         for h in c.helpers:
             if h not in self.helpers:
                 self.helpers.append(h)
@@ -116,11 +132,14 @@ class Model:
         return c
 
     def _sig(self, n, path: str) -> tuple:
+        if n.op == "merge":  # written inline in its graph's forward: no layer, no name of its own
+            return (n.op, n.mode, merge_dim(n, self.shape[path]))
         if n.is_leaf:
             c = self.call(path)
             return (n.op, len(self.shape[path]), tuple(a.label for a in c.args))
-        own = (n.merge, n.split is not None) if n.op == "parallel" else ()
-        sig = (n.op, own, tuple((c.name, self._sig(c, f"{path}.{c.name}")) for c in n.children()))
+        own = (n.merge, n.split is not None) if n.op == "parallel" else graph_wiring(n) if n.op == "graph" else ()
+        sig = (n.op, own, tuple((None if c.op == "merge" else c.name, self._sig(c, f"{path}.{c.name}"))
+                                for c in n.children()))
         kind = self.kinds.setdefault(sig, Kind(sig, n.op))
         kind.paths.append(path)
         self.kind_of[path] = kind
@@ -146,7 +165,7 @@ class Model:
         out = []
         for c in (parent.children() if parent is not None else self.spec.layers):
             cp, cr = f"{path}.{c.name}" if path else c.name, f"{rel}{c.name}"
-            if parent is not None and skipped(parent, c):
+            if skipped(parent, c):
                 continue
             if c.is_leaf:
                 call = self.call(cp)
@@ -195,8 +214,37 @@ def height(sig: tuple) -> int:
 
 
 def skipped(parent, child) -> bool:
-    """An identity branch of an unsplit parallel is its input itself: no layer is made for it."""
-    return parent.op == "parallel" and parent.split is None and child.op == "identity"
+    """An identity branch of an unsplit parallel is its input itself, and a graph's merge an
+    expression of its forward: no layer is made for either (``parent`` None: the network)."""
+    if child.op == "merge":
+        return True
+    return parent is not None and parent.op == "parallel" and parent.split is None and child.op == "identity"
+
+
+def merge_dim(n, shapes) -> int:
+    """The batched dim a merge concatenates along (its inputs' rank from their first shape)."""
+    return n.axis % len(shapes[0]) + 1
+
+
+def variadic(g) -> bool:
+    """A graph of several inputs whose first node concatenates them all, in order, and that
+    reads them nowhere else (DenseNet's layers): its forward takes ``*xs`` whatever their number."""
+    ins, refs = g.input_names(), g.refs()
+    return (len(ins) > 1 and g.nodes[0].op == "merge" and g.nodes[0].mode == "concat" and refs[0] == ins
+            and not any(set(r) & set(ins) for r in refs[1:]))
+
+
+def graph_wiring(g) -> tuple:
+    """A graph's wiring by position (its merges' names and a variadic graph's input count
+    aside), so that graphs alike but for those are one kind."""
+    ins, refs = g.input_names(), g.refs()
+    if variadic(g):  # the inputs by position after them: the first node's
+        order = [""] + [n.name for n in g.nodes]
+        wiring = [("*",)] + [tuple(order.index(r) for r in rs) for rs in refs[1:]]
+        return ("*", tuple(wiring), tuple(order.index(o) for o in g.output_names()))
+    order = ins + [n.name for n in g.nodes]
+    return (len(ins), tuple(tuple(order.index(r) for r in rs) for rs in refs),
+            tuple(order.index(o) for o in g.output_names()))
 
 
 _SHORT = {"out_channels": "channels", "out_features": "features", "num_features": "channels",

@@ -1,10 +1,12 @@
 """The generated file's text: docstring, imports, helpers, stage tables, block classes, network."""
 from __future__ import annotations
 
+import builtins
+import keyword
 import re
 import textwrap
 
-from .layout import WIDTH, Code, Model, conventions, lit
+from .layout import WIDTH, Code, Model, conventions, lit, merge_dim, skipped, variadic
 
 _IND = "    "
 
@@ -111,18 +113,25 @@ class Writer:
         kids = parent.children() if parent is not None else self.m.spec.layers
         for c in kids:
             cp = f"{path}.{c.name}" if path else c.name
-            if parent is not None and parent.op == "parallel" and parent.split is None and c.op == "identity":
+            if skipped(parent, c):
                 continue
-            e = self.expr(cp, c.name, resolve, ind, len(c.name) + 8)
             if c.name.isidentifier():
-                lines.append(f"{ind}self.{c.name} = {e[0]}")
-                lines += e[1:]
-            else:
-                lines.append(f"{ind}{self.ops.register(repr(c.name), e[0])}")
-                lines += e[1:]
+                head, tail = f"self.{c.name} = ", ""
+            else:  # registered by a call that closes after the layer's last line
+                head, tail = self.ops.register(repr(c.name), "\0").split("\0")
+            e = self.expr(cp, c.name, resolve, ind, len(head) + len(tail))
+            e[0] = f"{ind}{head}{e[0]}"
+            e[-1] += tail
+            lines += e
         return lines
 
-    def forward_lines(self, n) -> list[str]:
+    def forward_lines(self, n, path: str) -> tuple[str, list[str]]:
+        """The forward's parameters and body of the block ``n`` at ``path``."""
+        if n.op == "graph":
+            return self.graph_forward(n, path)
+        return "x", self.block_forward(n)
+
+    def block_forward(self, n) -> list[str]:
         ind = _IND * 2
         if n.op == "seq":
             return [f"{ind}x = {attr(c.name)}(x)" for c in n.layers] + [f"{ind}return x"]
@@ -159,7 +168,8 @@ class Writer:
         said = textwrap.wrap(f'"""{doc}{" " if doc else ""}In the spec: {where}."""', WIDTH - 4)
         body = [f"    {line}" for line in said] + ["", sig, "        super().__init__()"]
         body += self.init_lines(n, k.paths[0], lambda key: k.slots[key])
-        body += ["", f"    def {self.ops.FORWARD}(self, x):"] + self.forward_lines(n)
+        params, lines = self.forward_lines(n, k.paths[0])
+        body += ["", f"    def {self.ops.FORWARD}(self, {params}):"] + lines
         return head + "\n".join(body) + "\n"
 
     def network(self, cls: str) -> str:
@@ -171,9 +181,94 @@ class Writer:
                 f"    def __init__(self, num_classes={nc}):" if nc else "    def __init__(self):",
                 "        super().__init__()"]
         body += self.init_lines(None, "", lambda key: slots[key])
-        body += ["", f"    def {self.ops.FORWARD}(self, x):"]
-        body += [f"        x = {attr(layer.name)}(x)" for layer in m.spec.layers] + ["        return x"]
-        return "\n".join(body) + "\n"
+        if m.spec.wired:
+            params, lines = self.graph_forward(m.spec.root_graph(), "")
+        else:
+            params = "x"
+            lines = [f"        x = {attr(layer.name)}(x)" for layer in m.spec.layers] + ["        return x"]
+        prelude, methods = self.ops.network_extras(len(m.spec.input_shape))
+        body += ["", f"    def {self.ops.FORWARD}(self, {params}):"] + prelude + lines
+        return "\n".join(body + methods) + "\n"
+
+    # -- graphs -----------------------------------------------------------------------------
+    def graph_forward(self, g, path: str) -> tuple[str, list[str]]:
+        """A graph's forward as a person writes one: each node's output in a local named after
+        the node, ``x`` along a chain (a value read once, by the next node, while ``x`` is free),
+        merges as expressions (``torch.cat([up, skip], 1)``, ``a + b``)."""
+        ins, refs, outs, nodes = g.input_names(), g.refs(), g.output_names(), g.nodes
+        names = Locals(self.ops)
+        local: dict[str, str] = {}
+        if variadic(g):
+            params, holder = "*xs", None
+        elif len(ins) == 1:
+            params, holder = "x", ins[0]
+            local[ins[0]] = "x"
+        else:
+            params, holder = ", ".join(local.setdefault(i, names.new(i)) for i in ins), None
+        readers: dict[str, list[int]] = {}
+        for i, r in enumerate(refs):
+            for name in r:
+                readers.setdefault(name, []).append(i)
+        lines = []
+        for i, (node, r) in enumerate(zip(nodes, refs)):
+            expr = self.node_expr(node, f"{path}.{node.name}" if path else node.name,
+                                  [local.get(a, "") for a in r], variadic(g) and i == 0)
+            if i == len(nodes) - 1 and outs == [node.name]:
+                lines += wrapped(f"{_IND * 2}return ", expr)
+                return params, lines
+            if (readers.get(node.name) == [i + 1] and node.name not in outs
+                    and (holder is None or max(readers.get(holder, [-1])) <= i)):
+                local[node.name], holder = "x", node.name
+            else:
+                local[node.name] = names.new(node.name, node.op == "merge")
+            lines += wrapped(f"{_IND * 2}{local[node.name]} = ", expr)
+        lines += wrapped(f"{_IND * 2}return ", ", ".join(local[o] for o in outs))
+        return params, lines
+
+    def node_expr(self, node, path: str, args: list[str], takes_all: bool) -> str:
+        if node.op != "merge":
+            return f"{attr(node.name)}({', '.join(args)})"
+        if node.mode == "concat":
+            seq = self.ops.VARARGS.format("xs") if takes_all else f"[{', '.join(args)}]"
+            return self.ops.CAT_AT.format(seq, merge_dim(node, self.m.shape[path]))
+        if node.mode in ("add", "mul"):
+            return f" {'+' if node.mode == 'add' else '*'} ".join(args)
+        y = args[0]
+        for a in args[1:]:
+            y = self.ops.MAXIMUM.format(y, a)
+        return y
+
+
+class Locals:
+    """Local variable names of a forward: node names made identifiers (``0`` -> ``x0``,
+    ``block1-0`` -> ``block1_0``), a merge's without its numbering (``cat_3`` -> ``cat``), none
+    shadowing a keyword, a builtin or a name the file imports, each used once."""
+
+    def __init__(self, ops):
+        self.taken = {"x", "xs", "self"} | set(ops.GLOBALS)
+
+    def new(self, name: str, merge: bool = False) -> str:
+        base = re.sub(r"[_\d]+$", "", name) if merge else name
+        base = re.sub(r"\W", "_", base or "merged")
+        if base[0].isdigit():
+            base = f"x{base}"
+        if keyword.iskeyword(base) or base in dir(builtins):
+            base += "_"
+        out, i = base, 2
+        while out in self.taken:
+            out, i = f"{base}{i}", i + 1
+        self.taken.add(out)
+        return out
+
+
+def wrapped(head: str, expr: str) -> list[str]:
+    """``head + expr``, or where longer than WIDTH the expression in parentheses over lines."""
+    line = head + expr
+    if len(line) <= WIDTH:
+        return [line]
+    indent = " " * (len(head) - len(head.lstrip()) + 4)
+    return textwrap.wrap(f"{head}({expr})", WIDTH, subsequent_indent=indent, break_long_words=False,
+                         break_on_hyphens=False)
 
 
 def text(v) -> str:
@@ -214,7 +309,13 @@ def write(m: Model) -> str:
         helpers.append(m.ops.SEQUENTIAL)
     if any(k.op == "shift_max" for k in m.classes):
         helpers.append("shift_max")
-    parts = [docstring(m, cls), m.ops.IMPORTS]
+    imports = m.ops.IMPORTS
+    if any("np." in m.ops.HELPERS[h] for h in helpers):
+        imports = "import numpy as np\n" + imports
+    for used, line in getattr(m.ops, "OPTIONAL_IMPORTS", {}).items():
+        if any(used in m.ops.HELPERS[h] for h in helpers):
+            imports += line
+    parts = [docstring(m, cls), imports]
     parts += [m.ops.HELPERS[h] for h in helpers]
     parts += w.tables + classes + [net]
     nc = m.spec.meta.num_classes

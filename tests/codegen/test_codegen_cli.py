@@ -1,5 +1,5 @@
-"""``onespec codegen``: the file written for a zoo name or a spec file; an op without a generated
-form is one line naming the node, exit 2."""
+"""``onespec codegen``: the file written for a zoo name or a spec file; a node without a generated
+form is one line naming it, exit 2."""
 import ast
 
 import onespec
@@ -21,11 +21,11 @@ def test_codegen_writes_a_file_for_a_zoo_model_and_a_spec_file(tmp_path):
 def test_op_without_generated_form_is_one_line(tmp_path, capsys):
     spec = {"name": "up", "input_shape": [3, 8, 8], "meta": {"family": "test"},
             "layers": [{"name": "conv", "op": "conv", "out_channels": 4, "kernel": 3, "padding": 1},
-                       {"name": "up", "op": "upsample", "scale": 2}]}
+                       {"name": "norm", "op": "batchnorm", "affine": False}]}
     path = tmp_path / "up.json"
     import json
     path.write_text(json.dumps(spec))
     assert main(["codegen", str(path), "--backend", "torch", "-o", str(tmp_path / "m.py")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "up: op 'upsample'" in err[0]
+    assert len(err) == 1 and "norm: batchnorm without affine parameters" in err[0]
     assert not (tmp_path / "m.py").exists()

@@ -72,3 +72,12 @@ def test_unknown_backend_and_non_spec_are_refused():
         codegen(onespec.get_spec("resnet18"), "numpy")
     with pytest.raises(OnespecError):
         codegen("resnet18", "torch")
+
+
+@pytest.mark.parametrize("backend", ["torch", "paddle", "mindspore"])
+def test_every_helper_a_file_may_hold_is_within_100_characters(backend):
+    from onespec.codegen import backend_ops
+    ops = backend_ops(backend)
+    for name, src in ops.HELPERS.items():
+        ast.parse(src)
+        assert max(len(line) for line in src.splitlines()) <= 100, (backend, name)

@@ -10,10 +10,14 @@ BASE = "nn.Module"
 FORWARD = "forward"
 SEQUENTIAL = "Sequential"
 CAT = "torch.cat({}, 1)"
+CAT_AT = "torch.cat({}, {})"
+VARARGS = "{}"
+GLOBALS = ("torch", "nn", "OrderedDict")
 MAXIMUM = "torch.maximum({}, {})"
 SPLIT = "torch.split({}, {}, 1)"
 LOADER = "``net.load_state_dict(torch.load(path), strict=True)``"
-RESERVED = frozenset({"Sequential", "HardSigmoid", "Reshape", "Module", "Network"})
+RESERVED = frozenset({"Sequential", "HardSigmoid", "Reshape", "Module", "Network", "LayerNorm2d", "L2Normalize",
+                      "Permute", "Mean", "Affine", "LayerScale", "Slice", "ChannelShuffle"})
 IMPORTS = "from collections import OrderedDict\n\nimport torch\nfrom torch import nn\n"
 # (ops it concerns, what is translated): a file states those of the ops its model uses
 CONVENTIONS = [
@@ -23,7 +27,8 @@ CONVENTIONS = [
      "1/6."),
 ]
 DOCS = {"parallel": "Branches on the same input, merged.", "scale": "x times a gate computed from x.",
-        "shift_max": "Dynamic Shift-Max (MicroNet).", "seq": "Layers applied in order."}
+        "shift_max": "Dynamic Shift-Max (MicroNet).", "seq": "Layers applied in order.",
+        "graph": "Layers wired by name."}
 
 HELPERS = {
     "Sequential": '''class Sequential(nn.Sequential):
@@ -79,8 +84,95 @@ HELPERS = {
 ''',
 }
 
+HELPERS.update({
+    "LayerNorm2d": '''class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels at every position (channels first)."""
+
+    def forward(self, x):
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+''',
+    "L2Normalize": '''class L2Normalize(nn.Module):
+    def __init__(self, dim, eps):
+        super().__init__()
+        self.dim, self.eps = dim, eps
+
+    def forward(self, x):
+        return nn.functional.normalize(x, dim=self.dim, eps=self.eps)
+''',
+    "Permute": '''class Permute(nn.Module):
+    def __init__(self, dims):
+        super().__init__()
+        self.dims = tuple(dims)
+
+    def forward(self, x):
+        return x.permute(self.dims)
+''',
+    "Mean": '''class Mean(nn.Module):
+    def __init__(self, dims, keepdim=False):
+        super().__init__()
+        self.dims, self.keepdim = list(dims), keepdim
+
+    def forward(self, x):
+        return x.mean(self.dims, keepdim=self.keepdim)
+''',
+    "Affine": '''class Affine(nn.Module):
+    """x * scale + shift, constants."""
+
+    def __init__(self, scale, shift):
+        super().__init__()
+        self.scale, self.shift = scale, shift
+
+    def forward(self, x):
+        return x * self.scale + self.shift
+''',
+    "LayerScale": '''class LayerScale(nn.Module):
+    """x * gamma, gamma broadcast as ``view`` (over the channels or the last dim)."""
+
+    def __init__(self, channels, view):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(channels))
+        self.view = tuple(view)
+
+    def forward(self, x):
+        return x * self.gamma.view(self.view)
+''',
+    "Slice": '''class Slice(nn.Module):
+    def __init__(self, dim, start, stop):
+        super().__init__()
+        self.dim, self.start, self.length = dim, start, stop - start
+
+    def forward(self, x):
+        return x.narrow(self.dim, self.start, self.length)
+''',
+})
+
 _ACTS = {"relu": "nn.ReLU", "relu6": "nn.ReLU6", "hardswish": "nn.Hardswish", "sigmoid": "nn.Sigmoid",
-         "swish": "nn.SiLU", "tanh": "nn.Tanh"}
+         "swish": "nn.SiLU", "tanh": "nn.Tanh", "gelu": "nn.GELU"}
+
+
+def network_extras(input_rank: int) -> tuple[list[str], list[str]]:
+    """(first lines of the network's forward, its further methods): an image network's eval
+    forwards in channels-last, with its conv weights moved there on ``eval()``, as onespec's
+    build runs them (oneDNN's NHWC kernels, without reordering the weights at each call);
+    training stays in torch's default format (its channels-last BatchNorm takes the batch
+    variance in one pass, which loses digits)."""
+    if input_rank != 3:
+        return [], []
+    return ([
+        "        if not self.training:",
+        "            x = x.contiguous(memory_format=torch.channels_last)",
+    ], [
+        "",
+        "    def train(self, mode=True):",
+        '        """Conv weights in channels-last for eval forwards, contiguous for training."""',
+        "        super().train(mode)",
+        "        fmt = torch.contiguous_format if mode else torch.channels_last",
+        "        with torch.no_grad():",
+        "            for p in self.parameters():",
+        "                if p.dim() == 4:  # a copy: a 1x1 weight counts as contiguous in both formats",
+        "                    p.data = torch.empty_like(p.data, memory_format=fmt).copy_(p.data)",
+        "        return self",
+    ])
 
 
 def register(name: str, value: str) -> str:
@@ -118,28 +210,100 @@ def _hardsigmoid(n, x, path):
     return Call("HardSigmoid", (Arg("slope", n.slope), Arg("offset", n.offset)), ("HardSigmoid",))
 
 
+_INPLACE = ("relu", "relu6", "hardswish", "swish")  # nn modules with an ``inplace`` flag
+
+
+def _act(n, x, path):
+    if n.fn == "gelu_tanh":
+        return Call("nn.GELU", (Arg("approximate", "tanh", True),))
+    return Call(_ACTS[n.fn])
+
+
+def _conv_transpose(n, x, path):
+    return Call("nn.ConvTranspose2d", (
+        Arg("in_channels", x[0]), Arg("out_channels", n.out_channels), Arg("kernel_size", one(ntuple(n.kernel, 2))),
+        Arg("stride", one(ntuple(n.stride, 2)), True, 1), Arg("padding", one(ntuple(n.padding, 2)), True, 0),
+        Arg("output_padding", one(ntuple(n.output_padding, 2)), True, 0), Arg("groups", n.groups, True, 1),
+        Arg("bias", n.bias, True, True), Arg("dilation", one(ntuple(n.dilation, 2)), True, 1)))
+
+
+def _layernorm(n, x, path):
+    check_supported(n.affine, path, "layernorm without affine parameters")
+    if n.last_axis:
+        return Call("nn.LayerNorm", (Arg("normalized_shape", x[-1]), Arg("eps", n.eps, True, 1e-5)))
+    check_supported(len(x) == 3, path, "a channels-first layernorm on features")
+    return Call("LayerNorm2d", (Arg("channels", x[0]), Arg("eps", n.eps, True, 1e-5)), ("LayerNorm2d",))
+
+
+def _upsample(n, x, path):
+    args = (Arg("scale_factor", tuple(float(v) for v in ntuple(n.scale, 2)), True), Arg("mode", n.mode, True))
+    if n.mode == "bilinear":
+        args += (Arg("align_corners", n.align_corners, True),)
+    return Call("nn.Upsample", args)
+
+
+def _pad(n, x, path):
+    flat = tuple(p for pair in reversed(n.pads) for p in pair)  # the last dim's (before, after) first
+    if n.value == 0.0 and len(x) == 3:
+        return Call("nn.ZeroPad2d", (Arg("padding", flat),))
+    return Call(f"nn.ConstantPad{len(x) - 1}d", (Arg("padding", flat), Arg("value", n.value)))
+
+
+def _groupnorm(n, x, path):
+    check_supported(n.affine, path, "groupnorm without affine parameters")
+    return Call("nn.GroupNorm", (Arg("num_groups", n.groups), Arg("num_channels", x[0]), Arg("eps", n.eps, True, 1e-5)))
+
+
+def _dim(n, x):
+    return n.axis % len(x) + 1
+
+
 LEAVES = {
     "conv": _conv,
     "batchnorm": _bn,
     "maxpool": _pool,
     "avgpool": _pool,
     "hardsigmoid": _hardsigmoid,
-    "act": lambda n, x, p: Call(_ACTS[n.fn]),
+    "act": _act,
     "global_avgpool": lambda n, x, p: Call(f"nn.AdaptiveAvgPool{len(x) - 1}d", (Arg("output_size", 1),)),
     "adaptive_avgpool": lambda n, x, p: Call("nn.AdaptiveAvgPool2d",
                                              (Arg("output_size", one(ntuple(n.output_size, 2))),)),
     "flatten": lambda n, x, p: Call("nn.Flatten"),
     "reshape": lambda n, x, p: Call("Reshape", (Arg("shape", tuple(n.shape)),), ("Reshape",)),
-    "linear": lambda n, x, p: Call("nn.Linear", (Arg("in_features", x[0]), Arg("out_features", n.out_features),
+    "linear": lambda n, x, p: Call("nn.Linear", (Arg("in_features", x[-1]), Arg("out_features", n.out_features),
                                                  Arg("bias", n.bias, True, True))),
     "dropout": lambda n, x, p: Call("nn.Dropout", (Arg("p", n.p),)),
     "identity": lambda n, x, p: Call("nn.Identity"),
     "channel_shuffle": lambda n, x, p: Call("ChannelShuffle", (Arg("groups", n.groups),), ("ChannelShuffle",)),
+    "conv_transpose": _conv_transpose,
+    "groupnorm": _groupnorm,
+    "layernorm": _layernorm,
+    "upsample": _upsample,
+    "prelu": lambda n, x, p: Call("nn.PReLU", (Arg("num_parameters", 1 if n.shared else x[0], True, 1),)),
+    "hardtanh": lambda n, x, p: Call("nn.Hardtanh", (Arg("min_val", n.min_val), Arg("max_val", n.max_val))),
+    "softmax": lambda n, x, p: Call("nn.Softmax", (Arg("dim", _dim(n, x), True),)),
+    "l2norm": lambda n, x, p: Call("L2Normalize", (Arg("dim", _dim(n, x)), Arg("eps", n.eps)), ("L2Normalize",)),
+    "permute": lambda n, x, p: Call("Permute", (Arg("dims", (0, *(d + 1 for d in n.dims))),), ("Permute",)),
+    "mean": lambda n, x, p: Call("Mean", (Arg("dims", tuple(a + 1 for a in n.resolved(x))),
+                                          Arg("keepdim", n.keepdim, True, False)), ("Mean",)),
+    "pad": _pad,
+    "affine": lambda n, x, p: Call("Affine", (Arg("scale", n.scale), Arg("shift", n.shift)), ("Affine",)),
+    "layer_scale": lambda n, x, p: Call("LayerScale", (
+        Arg("channels", x[-1] if n.last_axis else x[0]),
+        Arg("view", (-1,) if n.last_axis else (-1,) + (1,) * (len(x) - 1))), ("LayerScale",)),
+    "slice": lambda n, x, p: Call("Slice", (Arg("dim", _dim(n, x)), Arg("start", n.start), Arg("stop", n.stop)),
+                                  ("Slice",)),
+    "pixel_shuffle": lambda n, x, p: Call("nn.PixelShuffle", (Arg("upscale_factor", n.factor),)),
 }
 
 
-def leaf(n, x, path: str) -> Call:
+def leaf(n, x, path: str, fresh: bool = False, new: bool = False) -> Call:
+    """``n``'s layer; ``fresh``: its input is a new tensor only it reads, whose maker keeps no
+    output for its backward (an activation then runs in place, as torchvision's and onespec's
+    build do)."""
     check_supported(n.op in LEAVES, path, f"op {n.op!r}")
+    if n.op == "act" and n.fn in _INPLACE:
+        return Call(_ACTS[n.fn], (Arg("inplace", fresh, True, False),))
     return LEAVES[n.op](n, x, path)
 
 # how a user loads a port (the README onespec port writes)
@@ -154,9 +318,9 @@ net.load_state_dict(torch.load(WEIGHTS, weights_only=True), strict=True)
 net.eval()
 x = torch.from_numpy(np.load(X))
 with torch.no_grad():
-    np.save(OUT + ".eager.npy", net(x).numpy())
+    save(OUT + ".eager.npz", net(x), lambda t: t.numpy())
     program = torch.export.export(net, (x,))
-    np.save(OUT + ".compiled.npy", program.module()(x).numpy())
+    save(OUT + ".compiled.npz", program.module()(x), lambda t: t.numpy())
 json.dump({"loader": "load_state_dict(strict=True)", "compiler": "torch.export",
            "framework": "torch " + torch.__version__}, open(OUT + ".json", "w"))
 '''
