@@ -194,7 +194,10 @@ def _from_code(ref: str, explicit: dict[str, Override], defaults: dict[str, Over
         args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
         raise ModelError(f"{ref}({args}) raised {type(err).__name__}: {err}") from err
     if not isinstance(spec, ModelSpec):
-        raise ModelError(f"{ref} returned a {type(spec).__name__}, not a ModelSpec")
+        from .backends import by_model
+        hint = (f" (a {by_model(spec)} model: `onespec capture {ref} --input-shape C,H,W -o DIR` makes its spec, "
+                f"and `onespec port {ref} --input-shape C,H,W` ports it)") if by_model(spec) else ""
+        raise ModelError(f"{ref} returned a {type(spec).__name__}, not a ModelSpec{hint}")
     return spec
 
 

@@ -70,11 +70,12 @@ def _state(spec, weights: str | None) -> tuple[dict, str]:
 
 
 def source_framework(weights: str | None, captured) -> str:
-    """The framework the source computes in: a captured module's (torch, the capture frontend),
+    """The framework the source computes in: a captured model's (``onespec.capture.framework_of``),
     else the checkpoint's by its extension, else the first built-in framework."""
     from .backends import by_extension, frameworks
     if captured is not None:
-        return "torch"  # onespec.capture traces torch modules
+        from .capture import framework_of
+        return framework_of(captured[1])
     return (by_extension(weights) if weights else None) or frameworks()[0]
 
 
@@ -100,8 +101,8 @@ def _source_reference(spec, state, x, work: str, fw: str) -> np.ndarray:
 def port(spec, backend: str, out_dir: str, weights: str | None = None, input_path: str | None = None,
          source_name: str = "", captured=None) -> dict:
     """Port ``spec`` with ``weights`` to ``backend`` into ``out_dir``; returns the report (its
-    ``ok`` says whether the files were written). ``captured``: ``(state, module)`` of a captured
-    torch module, whose own outputs are then a reference too."""
+    ``ok`` says whether the files were written). ``captured``: ``(state, model)`` of a captured
+    model (torch, paddle or mindspore), whose own outputs are then a reference too."""
     ops = backend_ops(backend)
     x, input_said = _input(spec, input_path)
     if captured is not None:

@@ -15,10 +15,12 @@ def cmd_codegen(args, overrides) -> int:
     from . import codegen
     spec = _spec(args.model, overrides)
     text = codegen(spec, args.backend)
-    tmp = f"{args.output}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, args.output)
+    from ..weights import atomic_write
+
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+    atomic_write(args.output, write, suffix=".py")
     print(f"{spec.name} -> {args.output} ({args.backend}, {len(text.splitlines())} lines)")
     return 0
 
@@ -26,11 +28,12 @@ def cmd_codegen(args, overrides) -> int:
 def cmd_port(args, overrides) -> int:
     from ..port import PortError, port
     captured = None
-    if args.input_shape:  # SOURCE is MODULE:FUNCTION returning a torch module: captured first
+    if args.input_shape:  # SOURCE is MODULE:FUNCTION returning a framework's model: captured first
         from ..capture import capture
         from ..capture.command import _shape, load_target
-        if args.weights or overrides:
-            raise PortError("a captured module brings its own weights and structure: drop --weights and --set")
+        given = [f for f, v in (("--weights", args.weights), ("--set", overrides)) if v]
+        if given:
+            raise PortError(f"a captured model brings its own weights and structure: drop {' and '.join(given)}")
         module = load_target(args.source)
         spec, state = capture(module, _shape(args.input_shape))
         captured = (state, module)
@@ -61,8 +64,8 @@ def add_parsers(sub, overrides) -> None:
     p.add_argument("--to", required=True, choices=FRAMEWORKS)
     p.add_argument("--weights", help="checkpoint (torchvision state dict, any framework's, canonical)")
     p.add_argument("--input", help="a .npy input to check on (default: a random example input)")
-    p.add_argument("--input-shape", metavar="C,H,W", help="SOURCE is MODULE:FUNCTION returning a torch module: "
-                                                          "capture it at this input shape first")
+    p.add_argument("--input-shape", metavar="C,H,W", help="SOURCE is MODULE:FUNCTION returning a model "
+                   "(a torch.nn.Module, paddle.nn.Layer or mindspore.nn.Cell): capture it at this input shape first")
     p.add_argument("-o", "--output", required=True, help="directory to write")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. --set num_classes=10")
     p.set_defaults(fn=lambda a: cmd_port(a, overrides(a.set)))
