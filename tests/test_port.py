@@ -101,3 +101,42 @@ def test_port_from_a_captured_module(tmp_path):
     report = json.loads((out / "port.json").read_text())
     assert report["ok"] and report["rows"][-1]["against"].startswith("the original module")
     assert "class PaperNet(nn.Layer)" in (out / "model.py").read_text()
+
+
+PADDLE_NET = '''
+import paddle
+from paddle import nn
+
+
+class Tiny(nn.Layer):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2D(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2D(8)
+        self.act = nn.Hardswish()
+        self.pool = nn.AdaptiveAvgPool2D(1)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x):
+        return self.fc(paddle.flatten(self.pool(self.act(self.bn(self.conv(x)))), 1))
+
+
+def build():
+    paddle.seed(0)
+    return Tiny()
+'''
+
+
+@pytest.mark.slow
+def test_port_from_a_captured_paddle_layer_to_torch(tmp_path):
+    """A Paddle model's own code ported to torch: the generated file is compared with onespec's
+    paddle build (the source's framework) and with the layer itself."""
+    require("torch", "paddle")
+    src = tmp_path / "paddle_net.py"
+    src.write_text(PADDLE_NET)
+    out = tmp_path / "port"
+    assert main(["port", f"{src}:build", "--input-shape", "3,16,16", "--to", "torch", "-o", str(out)]) == 0
+    rows = json.loads((out / "port.json").read_text())["rows"]
+    assert [r["against"] for r in rows[2:]] == ["onespec's paddle build (the source's framework)",
+                                                 f"the original module ({src}:build)"]
+    assert all(r["ok"] for r in rows)
