@@ -31,8 +31,11 @@ import numpy as np
 from onespec.spec import ModelSpec, parse_spec, trace
 from onespec.spec.nodes import Conv
 
-ZOO = ("squeezenet1_1", "mobilenet_v2", "mobilenet_v3_small", "shufflenet_v2_x0_5", "resnet18", "mnasnet0_5",
-       "ghostnet", "efficientnet_b0", "regnet_x_400mf", "densenet121")
+# ten zoo families: fire modules, inverted residuals (with SE and hardswish), channel shuffles
+# (split and grouped), residual blocks (with SE), depthwise separable stacks, MicroNet's dynamic
+# shift-max, a plain VGG
+ZOO = ("squeezenet1_1", "mobilenet_v2", "mobilenet_v3_small", "shufflenet_v2_x0_5", "resnet18", "mobilenet_v1",
+       "micronet_m0", "se_resnet18", "shufflenet_v1", "vgg11_cifar")
 INJECTIONS = ("bn_momentum", "bn_eps", "padding", "act_slope", "dropped_bias", "weight_decay", "lr_schedule")
 RECIPE_KINDS = ("weight_decay", "lr_schedule")
 SIDE = 12  # the digits images the random specs see: 3 x SIDE x SIDE
