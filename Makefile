@@ -29,7 +29,7 @@ run-full: $(STAMP)
 numerics: $(STAMP)
 	$(PY) -m onespec conformance --numerics
 
-# the default loop (<= 20 min on 2 cores, install included): everything not marked slow, two
+# the default loop (within 15 min on 2 cores, install included): everything not marked slow, two
 # workers (most tests wait on one single-threaded framework child at a time)
 test: $(STAMP)
 	ONESPEC_REQUIRE_FRAMEWORKS=1 $(PY) -m pytest -q -n 2 --dist loadfile --durations=15

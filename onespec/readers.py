@@ -9,6 +9,7 @@ in it may run code. Every format onespec reads goes through one function here:
   a checked constructor (:data:`NUMPY_ARRAYS`: numpy arrays rebuilt from the bytes the file holds,
   ``_codecs.encode`` with latin-1 only). Every object it builds is charged to the budget before it
   is made, so memo references (one string encoded a million times) cannot multiply memory.
+- :func:`read_pickle`: a whole pickled file of numpy arrays and plain data (both of the above).
 - :func:`zip_members`: the directory of a zip file (``.npz``, torch's zip checkpoints) with every
   member's declared size charged to the budget, without decompressing anything.
 - :func:`check_finite`: NaN/inf in a float tensor named.
@@ -344,6 +345,13 @@ class Global:
 
     def __repr__(self):
         return ".".join(self.key)
+
+
+def read_pickle(path: str, limit: int, what: str):
+    """A pickled file of plain data and numpy arrays (:data:`NUMPY_ARRAYS`): at most ``limit``
+    bytes on disk, and twice its size (plus 1 MiB) in memory."""
+    data = read_bytes(path, limit, what)
+    return unpickle(data, NUMPY_ARRAYS, Budget(2 * len(data) + MiB, path))
 
 
 def scan_only(names) -> dict[tuple[str, str], Callable]:

@@ -102,7 +102,8 @@ def paddleclas_model(name: str):
     dependencies (it pins numpy 1.24 and opencv, which MindSpore's numpy cannot share): the
     backbone modules need only paddle, so its packages are entered without running their
     ``__init__`` (which imports the whole application: cv2, faiss)."""
-    root = os.path.dirname(importlib.util.find_spec("paddleclas").origin)
+    loaded = sys.modules.get("paddleclas")  # entered by an earlier call: find_spec refuses its missing spec
+    root = loaded.__path__[0] if loaded is not None else os.path.dirname(importlib.util.find_spec("paddleclas").origin)
     for pkg in ("", "ppcls", "ppcls/arch", "ppcls/arch/backbone", "ppcls/arch/backbone/legendary_models",
                 "ppcls/arch/backbone/model_zoo", "ppcls/arch/backbone/base", "ppcls/utils"):
         name_ = "paddleclas" + ("." + pkg.replace("/", ".") if pkg else "")
@@ -120,6 +121,7 @@ def paddleclas_model(name: str):
     if getattr(logger, "_logger", None) is None:
         logger.init_logger()
     for module in ("legendary_models.resnet", "legendary_models.mobilenet_v1", "legendary_models.mobilenet_v3",
+                   "legendary_models.pp_lcnet",
                    "legendary_models.vgg", "model_zoo.micronet", "model_zoo.mobilenet_v2", "model_zoo.shufflenet_v2",
                    "model_zoo.squeezenet"):
         m = importlib.import_module("paddleclas.ppcls.arch.backbone." + module)

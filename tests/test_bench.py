@@ -38,6 +38,7 @@ def test_bench_cli_refuses_a_model_without_a_zoo_reference(tmp_path):
     assert r.returncode == 2 and r.stderr.startswith("onespec: error:") and "hybridsn" in r.stderr
 
 
+@pytest.mark.slow
 def test_bench_times_torch_build_options_beside_the_others():
     require("torch", "torchvision")
     (r,) = run(["squeezenet1_1"], ["torch"], [1], rounds=2, budget_s=0.3, torch_options=["channels_last"])
@@ -68,6 +69,7 @@ def test_torch_build_options_keep_names_and_outputs(option):
     assert np.abs(y_fast - y).max() <= 1e-5 * np.abs(y).max()
 
 
+@pytest.mark.slow
 def test_bench_folds_with_a_torch_option_and_gives_torchvision_the_option_too():
     require("torch", "torchvision")
     (r,) = run(["squeezenet1_1"], ["torch"], [1], rounds=2, budget_s=0.3, fold=True, torch_options=["channels_last"])
@@ -94,6 +96,7 @@ def test_bench_mindspore_against_mindcv_in_a_chosen_mode():
         run(["squeezenet1_1"], ["mindspore"], [1], ms_mode="fast")
 
 
+@pytest.mark.slow
 def test_mindspore_sides_are_timed_each_in_its_own_process():
     """MindSpore's PYNATIVE state depends on a process's first ops, so each side is built and
     timed in a process of its own, driven over pipes; a side that cannot be built is an error
@@ -115,6 +118,7 @@ def test_mindspore_sides_are_timed_each_in_its_own_process():
         _Isolated("mindspore", "squeezenet1_1", 1, False, False, "pynative", "onespec nowhere")
 
 
+@pytest.mark.slow
 def test_onnx_benchmark_times_both_exports_and_compares_the_graphs_onnxruntime_runs():
     """benchmarks/zoo_speed.py --onnx: onespec's folded export and torchvision's own, timed in
     onnxruntime, with the op counts of the graphs onnxruntime runs after its optimizations."""

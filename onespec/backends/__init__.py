@@ -95,6 +95,8 @@ CONTRACT_HOMES = {
     "bench_harness": "bench",
     **dict.fromkeys(("trace", "reference_outputs", "state_keys"), "capture"),
 }
+# what a backend provides only when its ``Framework.model_bases`` says it captures models
+CAPTURE_CONTRACT = ("trace", "reference_outputs", "state_keys")
 
 
 def lazy_contract(package: str, name: str, extra: Mapping[str, str] | None = None) -> Callable[[str], Any]:
@@ -296,11 +298,17 @@ def _quiet(fw: Framework):
     warnings ignored (Paddle's "No ccache found"), unless verbose; the user's own settings win
     and the environment is restored after, since two frameworks read one variable differently
     (GLOG_v is MindSpore's log level and Paddle's verbosity)."""
+    with _quiet_env(fw.quiet_env):
+        yield
+
+
+@contextlib.contextmanager
+def _quiet_env(env: Mapping[str, str]):
     if verbose():
         yield
         return
-    saved = {k: os.environ.get(k) for k in fw.quiet_env}
-    for k, v in fw.quiet_env.items():
+    saved = {k: os.environ.get(k) for k in env}
+    for k, v in env.items():
         os.environ.setdefault(k, v)
     try:
         with warnings.catch_warnings():
@@ -312,6 +320,20 @@ def _quiet(fw: Framework):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@contextlib.contextmanager
+def quiet_imports():
+    """Every framework's log switches and import-time warnings quiet (unless verbose) while a
+    user's code runs that imports frameworks itself (``onespec capture FILE.py:FUNCTION``). A
+    variable two frameworks read differently (GLOG_v) is left alone: either value would make one
+    of them louder."""
+    values: dict[str, set] = {}
+    for name in frameworks():
+        for k, v in framework(name).quiet_env.items():
+            values.setdefault(k, set()).add(v)
+    with _quiet_env({k: v.pop() for k, v in values.items() if len(v) == 1}):
+        yield
 
 
 def _import_framework(name: str) -> None:

@@ -4,7 +4,7 @@ with its weights.
 ``capture(model, input_shape)`` asks the backend of the model's framework (``by_model``) for its
 ops in execution order, each an onespec op placed in a node named like the module that ran it
 (the backend's ``trace``; torch's exports the module with ``torch.export``, non-strict, default
-IR), nests them as the modules nest (``structure``), and returns the spec with its canonical
+IR; Paddle's and MindSpore's record the eager forward, ``record``), nests them as the modules nest (``structure``), and returns the spec with its canonical
 state, whose tensor names are the model's own checkpoint keys. ``prove`` builds
 the captured spec in each framework, in its own process, and compares it with the module's
 outputs; ``onespec capture`` writes nothing unless that proof holds.
@@ -14,7 +14,7 @@ from __future__ import annotations
 from ..spec import ModelMeta
 from .ir import CaptureError
 
-__all__ = ["CaptureError", "capture", "framework_of", "reference_outputs", "state_keys"]
+__all__ = ["CaptureError", "capture", "framework_of", "original_names", "reference_outputs", "state_keys"]
 
 
 def framework_of(model) -> str:
@@ -42,6 +42,16 @@ def capture(module, input_shape, name: str | None = None):
     meta = ModelMeta(family="captured", source=f"{cls.__module__}.{cls.__qualname__}")
     tr = load_backend(framework_of(module)).trace(module, tuple(input_shape))
     return build_spec(tr, name or cls.__name__, input_shape, meta)
+
+
+def original_names(spec, framework: str) -> dict[str, str]:
+    """canonical tensor name -> its name in the captured model's own checkpoint: the spec's alias,
+    else the framework's own name for it (Paddle's ``_mean`` for ``running_mean``)."""
+    from ..backends import framework as descriptor
+    from ..weights import native_layout
+
+    fw = descriptor(framework)
+    return {c: spec.aliases.get(c, n) for c, (n, _) in native_layout(spec, fw.roles, fw.transposed).items()}
 
 
 def reference_outputs(module, x):

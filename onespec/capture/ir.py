@@ -10,11 +10,19 @@ conventions every frontend keeps:
 - a parameter-free op that is the only op of its module is that module (``relu``); a module
   called again gets ``_<n>`` on its name per call;
 - any other op sits in the module whose forward ran it: ``<module path>.\0<tensor name>``
-  (``structure`` names it).
+  (``structure`` names it);
+- ``Trace.state`` holds each tensor under its original key in the canonical orientation (a
+  Paddle Linear's [in, out] weight transposed to [out, in]); a key that is the framework's own
+  name for the tensor's role (``Trace.roles``, its backend's ``FRAMEWORK.roles``: Paddle's
+  ``_mean``) is no alias.
+
+A frontend's op table builds each leaf as an :class:`Op`, returns ``DROP`` for an op that is the
+identity at inference, and raises :class:`Unsupported` saying why an op has no onespec equivalent.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import numpy as np
 
@@ -28,6 +36,44 @@ class CaptureError(OnespecError):
         self.problems = problems
         super().__init__(f"cannot capture the module ({len(problems)} problem{'s' * (len(problems) > 1)}):\n  "
                          + "\n  ".join(problems))
+
+
+DROP = "drop"
+
+
+class Unsupported(Exception):
+    """This op cannot become an onespec op; the message says why."""
+
+
+@dataclass
+class Call:
+    """One op as a frontend sees it (an intercepted call, a module's run, an export node): its
+    arguments, its result, and ``shape(t)``: a tensor's sample shape (without the batch dim)."""
+    args: tuple
+    kwargs: dict
+    out: Any
+    shape: Callable
+
+    def arg(self, i: int, name: str, default=None):
+        if len(self.args) > i:
+            return self.args[i]
+        return self.kwargs.get(name, default)
+
+
+@dataclass
+class Op:
+    """One leaf as an op table makes it: ``node`` (named later), the tensors it reads, the
+    parameters it owns as (canonical tensor name, original key)."""
+    node: Any
+    ins: list
+    params: list = field(default_factory=list)
+
+
+class Then(list):
+    """Ops a module runs one after another (Paddle's ``BatchNorm(act="relu")``): the first is the
+    module's own (it owns the parameters); each later one reads the op before it (its input is the
+    module's result tensor, named by the op before it when it is recorded) and sits beside the
+    module in its parent."""
 
 
 @dataclass
@@ -48,6 +94,7 @@ class Trace:
     outputs: list[str]
     state: dict[str, np.ndarray]           # original state_dict key -> value
     shapes: dict[str, tuple]               # export name -> sample shape
+    roles: dict[str, str] = field(default_factory=dict)  # tensor role -> the framework's own name
 
 
 def fuse_channel_norms(leaves: list[Leaf], outputs: list[str]) -> list[Leaf]:

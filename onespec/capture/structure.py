@@ -257,15 +257,21 @@ def build_spec(tr: Trace, name: str, input_shape, meta: ModelMeta) -> tuple[Mode
     if ins != [tr.input]:
         raise CaptureError([f"<root>: the network reads {ins}, expected its one input {tr.input}"])
     try:
-        spec = _spec_of(tr, node, outs, name, input_shape, meta, _aliases(leaves))
+        spec = _spec_of(tr, node, outs, name, input_shape, meta, _aliases(leaves, tr))
         return spec, _state(tr, leaves, spec)
     except ValueError as err:  # pydantic's ValidationError and SpecError alike
         raise CaptureError([f"the captured spec is not valid: {err}"]) from None
 
 
-def _aliases(leaves: list[Leaf]) -> dict[str, str]:
-    """canonical tensor name -> the module's key, where they differ (a bare parameter's node)."""
-    return {f"{lf.path}.{c}": key for lf in leaves for c, key in lf.params.items() if key != f"{lf.path}.{c}"}
+def _aliases(leaves: list[Leaf], tr: Trace) -> dict[str, str]:
+    """canonical tensor name -> the module's key, where that key is neither the canonical name
+    nor the framework's own name for the tensor's role (a bare parameter's node)."""
+    out = {}
+    for lf in leaves:
+        own = {t.name: tr.roles.get(t.role, t.name) for t in lf.node.tensors(tr.shapes[lf.ins[0]])} \
+            if tr.roles and lf.params else {}
+        out.update({f"{lf.path}.{c}": key for c, key in lf.params.items() if key != f"{lf.path}.{own.get(c, c)}"})
+    return out
 
 
 def _state(tr: Trace, leaves: list[Leaf], spec: ModelSpec) -> dict[str, np.ndarray]:

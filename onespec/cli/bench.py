@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import sys
 
+from .common import add_backends
+
 
 def cmd_bench(args) -> int:
     from ..bench import DEFAULT_MODELS, run, table
@@ -27,7 +29,7 @@ def register(sub, frameworks) -> None:
     p.add_argument("models", nargs="*", help="zoo names (default: mobilenet_v2 mobilenet_v3_large shufflenet_v2_x1_0 "
                                              "squeezenet1_1 resnet50 vgg11); a spec file or module:function is "
                                              "timed alone (no zoo counterpart)")
-    p.add_argument("--backends", nargs="+", default=["torch", "paddle"], choices=frameworks)
+    add_backends(p, frameworks, ["torch", "paddle"])
     p.add_argument("--batch", default="1,16", help="comma-separated batch sizes (default %(default)s)")
     p.add_argument("--train", action="store_true", help="also time a training step (forward, backward, SGD)")
     p.add_argument("--fold", action="store_true", help="also time onespec's BN-folded network (eval)")

@@ -8,6 +8,7 @@ commands that read a recipe (train, eval, align).
 """
 from __future__ import annotations
 
+import argparse
 import json
 from typing import Any
 
@@ -15,6 +16,27 @@ from ..errors import OverrideError
 
 MODEL_HELP = ("zoo name, spec file (.json/.yaml/.yml; docs/spec-format.md) or module:function "
               "(path/to/file.py:function; runs that code)")
+
+
+class _Frameworks(argparse.Action):
+    """``--backends torch paddle`` and ``--backends torch,paddle`` alike: every word split at
+    commas, each checked against the choices."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        names = [n.strip() for v in values for n in v.split(",") if n.strip()]
+        bad = [n for n in names if n not in self.allowed]
+        if bad or not names:
+            parser.error(f"{option_string}: {', '.join(map(repr, bad)) or 'nothing given'}; choose from "
+                         f"{', '.join(self.allowed)} (separated by spaces or commas)")
+        setattr(namespace, self.dest, list(dict.fromkeys(names)))
+
+
+def add_backends(p, allowed, default, help: str = "") -> None:
+    """The ``--backends`` option: frameworks separated by spaces or commas."""
+    action = type("Frameworks", (_Frameworks,), {"allowed": tuple(allowed)})
+    p.add_argument("--backends", nargs="+", default=list(default), action=action, metavar="FW",
+                   help=(help + "; " if help else "") + f"of {', '.join(allowed)}, separated by spaces or commas "
+                        f"(default: {' '.join(default)})")
 
 
 def value(text: str) -> Any:

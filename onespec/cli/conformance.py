@@ -5,7 +5,7 @@ import json
 import os
 import sys
 
-from .common import add_set, model_sets
+from .common import add_backends, add_set, model_sets
 
 MODES = {"all": True, "none": False, "distinct": "distinct"}
 
@@ -51,7 +51,7 @@ def cmd_conformance(args) -> int:
 def register(sub, frameworks) -> None:
     p = sub.add_parser("conformance", help="build every model in every framework and check it against the spec")
     p.add_argument("models", nargs="*", help="zoo names or glob patterns (default: all), spec files, module:function")
-    p.add_argument("--backends", nargs="+", default=list(frameworks), choices=frameworks)
+    add_backends(p, frameworks, frameworks)
     p.add_argument("--json", metavar="PATH", help="write the report as JSON")
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)

@@ -33,7 +33,9 @@ def register(sub) -> None:
                                       "by running it in its runtime against the numpy reference")
     p.add_argument("model", help=MODEL_HELP)
     p.add_argument("--weights", help="checkpoint (any format onespec convert reads) fitting the model exactly")
-    p.add_argument("--format", required=True, choices=("onnx", "onnx-paddle", "mindir", "paddle", "torch-export"),
+    from ..export import formats
+
+    p.add_argument("--format", required=True, choices=sorted(formats()),
                    help="onnx: from torch; onnx-paddle: from paddle via paddle2onnx; mindir: MindSpore; paddle: "
                         "Paddle inference model (OUT.json + OUT.pdiparams); torch-export: ExportedProgram (.pt2)")
     p.add_argument("-o", "--output", required=True, help="artifact path (for --format paddle: a path prefix)")

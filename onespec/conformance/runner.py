@@ -14,6 +14,7 @@ from ..backends import FRAMEWORKS, check_backend, framework, frameworks
 from ..weights import StateError, init_state, load_state
 from ..zoo import get_spec, list_models
 from .numerics import update_errors
+from .worker import stem
 
 
 def select(patterns: list[str] | None) -> list[str]:
@@ -75,7 +76,7 @@ class Report:
                 continue
             comp = "-" if r["static_rel_err"] is None else f"{r['static_rel_err']:.1e}"
             row = [r["model"], r["backend"], f"{r['params']:,}", f"{r['state']:,}",
-                   f"{r['shapes_ok']}/{r['shapes_checked']}", "x".join(map(str, r["output_shape"])), comp]
+                   f"{r['shapes_ok']}/{r['shapes_checked']}", _shape_text(r["output_shape"]), comp]
             if numeric:
                 errs = [e for e in (r.get("numeric_rel_err"), r.get("static_numeric_rel_err")) if e is not None]
                 row.append(f"{max(errs):.1e}" if errs else "-")
@@ -97,16 +98,24 @@ class Report:
                    for b, v in self.worst("numeric_rel_err").items()}
             lines.append("worst output error vs numpy reference (eager and compiled): "
                          + ", ".join(f"{b} {v:.1e}" for b, v in num.items()))
-            lines.append("worst one-step SGD update error across frameworks (all params / one tensor / running "
-                         "stats): " + ", ".join(f"{b} {v:.1e} / {self.worst('train_tensor_err').get(b, 0):.1e} / "
-                                                f"{self.worst('train_state_err').get(b, 0):.1e}"
-                                                for b, v in self.worst("train_param_err").items()))
+            if self.worst("train_param_err"):  # none stepped: a single framework, or several outputs
+                worst = self.worst("train_param_err").items()
+                lines.append("worst one-step SGD update error across frameworks (all params / one tensor / running "
+                             "stats): " + ", ".join(f"{b} {v:.1e} / {self.worst('train_tensor_err').get(b, 0):.1e} / "
+                                                    f"{self.worst('train_state_err').get(b, 0):.1e}" for b, v in worst))
         if self.environment:
             lines.append("environment: " + ", ".join(
                 f"{b} {e.get('version')} on {e.get('device')}" + (f", {e['threads']} threads" if e.get("threads") else "")
                 for b, e in self.environment.items()) + " (versions, threads and determinism flags in --json)")
         lines.append("CONFORMANCE " + ("PASSED" if self.ok else "FAILED"))
         return "\n".join(lines)
+
+
+def _shape_text(shape) -> str:
+    """2x10, or 2x4x8x8 + 2x10 for a network's several outputs."""
+    if shape and isinstance(shape[0], list):
+        return " + ".join(map(_shape_text, shape))
+    return "x".join(map(str, shape))
 
 
 def _references(specs, batch, seed, ref_dir, progress) -> float:
@@ -121,8 +130,9 @@ def _references(specs, batch, seed, ref_dir, progress) -> float:
         if progress:
             progress(f"[numpy] reference {name}")
         state, y = calibrate(spec, init_state(spec, seed), input_batch(spec.input_shape, batch, seed))
-        save_state(state, os.path.join(ref_dir, f"{name}.state.npz"))
-        np.save(os.path.join(ref_dir, f"{name}.npy"), y)
+        save_state(state, os.path.join(ref_dir, f"{stem(name)}.state.npz"))
+        ys = y if isinstance(y, tuple) else (y,)  # several outputs: y0, y1 ... in the network's order
+        np.savez(os.path.join(ref_dir, f"{stem(name)}.ref.npz"), **{f"y{i}": v for i, v in enumerate(ys)})
     return round(time.perf_counter() - t0, 1)
 
 
@@ -131,13 +141,13 @@ def _compare_training(results, models, backends, ref_dir) -> None:
     for name in models:
         states = {}
         for b in backends:
-            path = os.path.join(ref_dir, f"{name}.{b}.train.npz")
+            path = os.path.join(ref_dir, f"{stem(name)}.{b}.train.npz")
             if os.path.exists(path):  # absent when that worker failed; its own result says why
                 try:
                     states[b] = load_state(path)
                 except StateError as err:
                     _fail(by[(name, b)], f"state after one SGD step unreadable: {err}")
-        init = load_state(os.path.join(ref_dir, f"{name}.state.npz"))
+        init = load_state(os.path.join(ref_dir, f"{stem(name)}.state.npz"))
         for b, err in (update_errors(init, states) if len(states) > 1 else {}).items():
             r = by[(name, b)]
             r.update(err)
@@ -160,8 +170,8 @@ def _diagnose(results, ref_dir, diff_dir, seed, progress) -> None:
         name, b = r["model"], r["backend"]
         if progress:
             progress(f"[{b}] onespec diff {name}")
-        line = diagnose(os.path.join(ref_dir, f"{name}.json"), b, os.path.join(diff_dir, f"{name}-{b}"),
-                        weights=os.path.join(ref_dir, f"{name}.state.npz"), mode="eval" if output else "train",
+        line = diagnose(os.path.join(ref_dir, f"{stem(name)}.json"), b, os.path.join(diff_dir, f"{stem(name)}-{b}"),
+                        weights=os.path.join(ref_dir, f"{stem(name)}.state.npz"), mode="eval" if output else "train",
                         backward=step, seed=seed)
         r["problems"].append(f"diff: {line}")
         r["diff"] = line
@@ -225,7 +235,7 @@ def run_specs(specs: dict, backends: list[str] | tuple[str, ...] = FRAMEWORKS, *
     for part in chunks(specs):
         with guarded_tempdir() as ref_dir:
             for name in part:
-                with open(os.path.join(ref_dir, f"{name}.json"), "w") as f:
+                with open(os.path.join(ref_dir, f"{stem(name)}.json"), "w") as f:
                     f.write(specs[name].model_dump_json())
             if numerics:
                 seconds["numpy"] += _references({n: specs[n] for n in part}, batch, seed, ref_dir, progress)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import gc
+import hashlib
 import json
 import os
 import time
 import traceback
+import urllib.parse
 
 import numpy as np
 
@@ -24,6 +26,13 @@ from .numerics import NUMERIC_RTOL, TRAIN_LR, rel_err, train_inputs, without_dro
 
 # identical kernels in eager and compiled runs still fuse differently; relative to output scale
 STATIC_RTOL = 1e-4
+
+
+def stem(name: str) -> str:
+    """A model's name as a file name in the work folders: a spec file's path holds separators,
+    and a long one is cut and told apart by its hash."""
+    safe = urllib.parse.quote(name, safe="")
+    return safe if len(safe) <= 120 else f"{safe[:100]}-{hashlib.sha1(name.encode()).hexdigest()[:12]}"
 
 
 def input_batch(shape, batch: int, seed: int) -> np.ndarray:
@@ -62,11 +71,14 @@ def check_model(backend, spec, batch: int, seed: int, static: bool,
         problems.append(f"state {state:,} != spec {a.state:,}")
     if mismatches:
         problems.append(f"{len(mismatches)} shape mismatch(es): " + "; ".join(mismatches[:5]))
-    if tuple(y.shape) != (batch, *a.output_shape):
-        problems.append(f"output shape {list(y.shape)} != spec {[batch, *a.output_shape]}")
+    several = len(spec.outputs) > 1
+    outs, want = (y, a.output_shape) if several else ((y,), (a.output_shape,))
+    got = [list(v.shape) for v in outs]
+    if got != [[batch, *s] for s in want]:
+        problems.append(f"output shape {' + '.join(map(str, got))} != spec {' + '.join(str([batch, *s]) for s in want)}")
     if roundtrip is False:
         problems.append("canonical -> native -> canonical round trip is not bit-exact")
-    if not np.isfinite(y).all():
+    if not all(np.isfinite(v).all() for v in outs):
         problems.append("output has non-finite values")
     static_err = numeric_err = static_numeric_err = None
     ys = None
@@ -83,7 +95,7 @@ def check_model(backend, spec, batch: int, seed: int, static: bool,
             static_numeric_err = rel_err(ys, ref)
             if not static_numeric_err <= NUMERIC_RTOL:
                 problems.append(f"compiled output differs from the numpy reference: {static_numeric_err:.2e}")
-    if train_out is not None:
+    if train_out is not None and not several:  # the SGD step's loss reads one output
         tspec = without_dropout(spec)
         tnet = backend.build(tspec)
         backend.load_state(tnet, tspec, weights)
@@ -94,11 +106,18 @@ def check_model(backend, spec, batch: int, seed: int, static: bool,
         "params": params, "params_spec": a.params, "state": state, "state_spec": a.state,
         "shapes_checked": len(expected), "shapes_ok": len(expected) - (len(mismatches) - len(extra)),
         "shape_mismatches": mismatches,
-        "output_shape": list(y.shape), "param_modules": owners, "static_rel_err": static_err,
+        "output_shape": got if several else got[0], "param_modules": owners, "static_rel_err": static_err,
         "numeric_rel_err": numeric_err, "static_numeric_rel_err": static_numeric_err, "roundtrip_exact": roundtrip,
         "seconds": round(time.perf_counter() - t0, 2), "problems": problems,
         "status": "pass" if not problems else "fail",
     }
+
+
+def _reference(path: str):
+    """The numpy evaluator's output (a tuple for several, as the backends return them)."""
+    with np.load(path, allow_pickle=False) as z:
+        ys = tuple(z[f"y{i}"] for i in range(len(z.files)))
+    return ys if len(ys) > 1 else ys[0]
 
 
 def run(backend_name: str, models: list[str], spec_dir: str, batch: int = 2, seed: int = 0,
@@ -110,11 +129,11 @@ def run(backend_name: str, models: list[str], spec_dir: str, batch: int = 2, see
     results = []
     for name in models:
         try:
-            with open(os.path.join(spec_dir, f"{name}.json")) as f:
+            with open(os.path.join(spec_dir, f"{stem(name)}.json")) as f:
                 spec = ModelSpec.model_validate_json(f.read())
-            ref = np.load(os.path.join(ref_dir, f"{name}.npy")) if ref_dir else None
-            weights = load_state(os.path.join(ref_dir, f"{name}.state.npz")) if ref_dir else None
-            train_out = os.path.join(ref_dir, f"{name}.{backend_name}.train.npz") \
+            ref = _reference(os.path.join(ref_dir, f"{stem(name)}.ref.npz")) if ref_dir else None
+            weights = load_state(os.path.join(ref_dir, f"{stem(name)}.state.npz")) if ref_dir else None
+            train_out = os.path.join(ref_dir, f"{stem(name)}.{backend_name}.train.npz") \
                 if ref_dir and (stepped is None or name in stepped) else None
             r = check_model(backend, spec, batch, seed, compiled is None or name in compiled, ref, weights, train_out)
         except Exception as err:  # report, do not abort the other models

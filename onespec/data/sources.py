@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import MissingFileError, OnespecError
-from ..readers import NUMPY_ARRAYS, MiB, Budget, ReadError, read_bytes, unpickle
+from ..readers import MiB, Budget, ReadError, read_bytes, read_pickle
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 # Budgets of what one file may make onespec allocate (each refusal names its budget).
@@ -246,8 +246,7 @@ def _cifar_batch(path: str) -> dict:
     """A CIFAR-10 python batch: a dict of bytes keys, a uint8 array and lists, evaluated by
     onespec's budgeted unpickler (numpy arrays and latin-1 strings only; no code runs)."""
     try:
-        data = read_bytes(path, MAX_BATCH_BYTES, "CIFAR-10 batch")
-        d = unpickle(data, NUMPY_ARRAYS, Budget(2 * len(data) + MiB, path))
+        d = read_pickle(path, MAX_BATCH_BYTES, "CIFAR-10 batch")
     except ReadError as err:
         raise DataError(str(err)) from None
     if not isinstance(d, dict):

@@ -39,8 +39,9 @@ Int = StrictInt  # no bools, no floats, no strings where a count is meant
 IntOrTuple = Union[StrictInt, tuple[StrictInt, ...]]
 Padding = Union[StrictInt, tuple[StrictInt, ...], Literal["same"]]
 # a letter (or "_" and a letter) then letters, digits, "_" or "-" (RegNet's ``block1-0``: torch, paddle
-# and mindspore all register such children and name their parameters with it), or a number
-NAME_PATTERN = r"^_?[A-Za-z][A-Za-z0-9_-]*$|^[0-9]+$"
+# and mindspore all register such children and name their parameters with it), or a digit then
+# digits, letters, "_" or "-" (a number; PaddleClas ShuffleNetV2's ``2_1``)
+NAME_PATTERN = r"^_?[A-Za-z][A-Za-z0-9_-]*$|^[0-9][A-Za-z0-9_-]*$"
 
 
 def _tup(v: IntOrTuple, n: int) -> tuple[int, ...]:

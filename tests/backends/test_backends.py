@@ -47,6 +47,7 @@ def test_conformance_reports_a_broken_backend(monkeypatch):
     assert r["status"] == "fail" and "trainable params" in r["problems"][0]
 
 
+@pytest.mark.slow
 def test_numerics_run_keeps_one_chunk_of_states_on_disk(monkeypatch):
     """Training states of the whole zoo take ~24 GB (4 copies of 1.5G parameters): the run works
     chunk by chunk and deletes each chunk's files before the next."""

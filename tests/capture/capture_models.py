@@ -104,3 +104,33 @@ class _Twice(nn.Module):
 
     def forward(self, x):
         return self.conv(self.conv(x))
+
+
+class _Clip(torch.autograd.Function):
+    """A straight-through clip: its backward is not the forward's gradient."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clamp(0, 1)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+class _ClipBlock(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 1)
+
+    def forward(self, x):
+        return _Clip.apply(self.conv(x))
+
+
+class _Custom(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.block = nn.Sequential(nn.Conv2d(3, 3, 1), _ClipBlock())
+
+    def forward(self, x):
+        return self.block(x)

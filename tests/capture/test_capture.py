@@ -10,7 +10,8 @@ from conftest import require
 
 torch = pytest.importorskip("torch")
 
-from capture_models import UNet, _Branch, _Item, _randomized, _Twice, _Unsupported, build_face_heads  # noqa: E402
+from capture_models import (UNet, _Branch, _Custom, _Item, _randomized, _Twice, _Unsupported,  # noqa: E402
+                            build_face_heads)
 
 
 def _capture_and_prove(module, shape, frameworks=FRAMEWORKS):
@@ -91,6 +92,7 @@ def test_torchvision_convnext_aliases_its_layer_scale(frameworks):
     (_Branch(), "<root>", "data-dependent"),
     (_Unsupported(), "block.1", "log_sigmoid"),
     (_Twice(), "conv", "called more than once"),
+    (_Custom(), "block.1", "custom autograd.Function (capture_models._Clip)"),
 ])
 def test_what_cannot_be_captured_names_the_module(module, where, why):
     from onespec.capture import CaptureError, capture

@@ -55,6 +55,7 @@ def test_a_framework_difference_is_diagnosed_by_diff(tmp_path, monkeypatch):
     assert "diff: first divergence in paddle" in rep.table() and "disagree" not in rep.table()
 
 
+@pytest.mark.slow
 def test_a_hand_written_network_is_aligned_in_three_frameworks_for_20_steps(tmp_path):
     """stem conv-BN-ReLU, max pool, global pool, linear, given as ``module:function``: two
     correct frameworks part only by float32 rounding, which the float64 yardstick explains."""

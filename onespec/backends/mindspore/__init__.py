@@ -25,7 +25,7 @@ FRAMEWORK = Framework(
     # its PYNATIVE process state depends on how the process ran its first ops: each side alone
     bench_modes=("pynative", "sync", "graph"), bench_isolated=True,
     exports={"mindir": ".mindir"}, export_build={"im2col": False},  # MindSpore's own conv op in a MindIR
-    launcher_world_env="MS_WORKER_NUM",
+    launcher_world_env="MS_WORKER_NUM", model_bases=("mindspore.nn.cell.Cell",),
 )
 
 __all__ = ["FRAMEWORK", *CONTRACT_HOMES]

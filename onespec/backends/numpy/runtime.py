@@ -55,7 +55,7 @@ def node_io(net, x: np.ndarray, train: bool = False) -> dict[str, tuple[np.ndarr
     """float64 {module path: (its input, its output)} for every module: ``onespec diff``'s reference."""
     _eval_only(train)
     io: dict[str, tuple] = {}
-    hooks = [(m, lambda m, i, o, p=p: io.__setitem__(p, (np.array(i), np.array(o))))
+    hooks = [(m, lambda m, i, o, p=p: io.__setitem__(p, (_first(i), np.array(o))))
              for p, m in net.named_modules() if p]
     for m, h in hooks:
         m.hooks.append(h)
@@ -65,6 +65,12 @@ def node_io(net, x: np.ndarray, train: bool = False) -> dict[str, tuple[np.ndarr
         for m, h in hooks:
             m.hooks.remove(h)
     return io
+
+
+def _first(x) -> np.ndarray:
+    """A node's recorded input: a graph's merge reads several tensors, and records its first
+    (as the framework backends' hooks do)."""
+    return np.array(x[0] if isinstance(x, (list, tuple)) else x)
 
 
 def run_node(net, path: str, x: np.ndarray, train: bool = False) -> np.ndarray:

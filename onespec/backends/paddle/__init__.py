@@ -19,7 +19,7 @@ FRAMEWORK = Framework(
     bench_zoo_name="paddle.vision.models", bench_zoo={n: n for n in _ZOO},
     bench_imports=("paddle", "paddle.vision.models"),
     exports={"paddle": "", "onnx-paddle": ".onnx"},
-    launcher_world_env="PADDLE_TRAINERS_NUM",
+    launcher_world_env="PADDLE_TRAINERS_NUM", model_bases=("paddle.nn.layer.layers.Layer",),
 )
 
 __all__ = ["FRAMEWORK", *CONTRACT_HOMES]

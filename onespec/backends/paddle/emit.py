@@ -328,8 +328,8 @@ class Graph(_Named):
         self._refs = tuple(tuple(order.index(r) for r in refs) for refs in n.refs())
         self._outs = tuple(order.index(o) for o in n.output_names())
 
-    def forward(self, *xs):
-        env = list(xs)
+    def forward(self, x, *rest):  # one named first input: paddle.jit.to_static counts it against input_spec
+        env = [x, *rest]
         for layer, refs in zip(self._children_t, self._refs):
             env.append(layer(*[env[i] for i in refs]))
         if len(self._outs) == 1:

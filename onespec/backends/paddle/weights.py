@@ -14,7 +14,7 @@ import numpy as np
 import paddle
 
 from ...errors import MissingFileError
-from ...readers import NUMPY_ARRAYS, Budget, MiB, ReadError, read_bytes, unpickle
+from ...readers import ReadError, read_pickle
 from ...spec import ModelSpec
 from ...weights import MAX_UNCHECKED_BYTES, StateError, atomic_write, check_native, check_state, checked, native_layout
 from . import FRAMEWORK
@@ -66,8 +66,7 @@ def read(path: str) -> dict[str, np.ndarray]:
     if not os.path.exists(path):
         raise MissingFileError(path)
     try:
-        data = read_bytes(path, MAX_UNCHECKED_BYTES, ".pdparams checkpoint")
-        sd = unpickle(data, NUMPY_ARRAYS, Budget(2 * len(data) + MiB, path))
+        sd = read_pickle(path, MAX_UNCHECKED_BYTES, ".pdparams checkpoint")
     except ReadError as err:
         raise StateError(str(err)) from None
     if not isinstance(sd, dict):

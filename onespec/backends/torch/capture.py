@@ -13,6 +13,9 @@ raised at once (:class:`CaptureError`).
 """
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 
 import numpy as np
@@ -43,9 +46,32 @@ def _stack(node) -> list[tuple[str, str]]:
     return [(p, k) for k, (p, _) in stack.items() if p]
 
 
+@contextlib.contextmanager
+def _quiet_logs():
+    """torch.export's own log lines (symbolic-shape warnings, graph dumps while its error is
+    written) kept off the terminal unless verbose: the failure is reported as one CaptureError."""
+    from .. import verbose
+
+    if verbose():
+        yield
+        return
+    before = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # graph dumps printed beside the logs
+            yield
+    finally:
+        logging.disable(before)
+
+
 def export(module, x):
     """``torch.export`` of the eval-mode module on ``x``; an export failure (data-dependent control
     flow, an untraceable call) is a :class:`CaptureError` naming the module that was running."""
+    with _quiet_logs():
+        return _export(module, x)
+
+
+def _export(module, x):
     import torch
 
     running: list[str] = []
@@ -54,9 +80,14 @@ def export(module, x):
     # nothing leaves the module's inputs and outputs alone)
     hooks = [m.register_forward_pre_hook(lambda m, a: running.append(names[m]) and None) for m in names] + \
             [m.register_forward_hook(lambda m, a, o: [running.pop()] and None) for m in names]
+    custom: list[str] = []
+    apply = torch.autograd.Function.__dict__["apply"]
+    torch.autograd.Function.apply = classmethod(_custom_apply(apply, running, custom))
     try:
-        return torch.export.export(module.eval(), (x,), strict=False)
+        ep = torch.export.export(module.eval(), (x,), strict=False)
     except Exception as err:  # torch raises many kinds; each is a reason the module cannot be captured
+        if custom:
+            raise CaptureError(list(dict.fromkeys(custom))) from None
         where = running[-1] if running and running[-1] else "<root>"
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         src = _source(str(err).splitlines())
@@ -65,8 +96,27 @@ def export(module, x):
             first = "data-dependent control flow or a value read from a tensor: " + first
         raise CaptureError([f"{where}{src}: {type(err).__name__}: {first}"]) from None
     finally:
+        torch.autograd.Function.apply = apply
         for h in hooks:
             h.remove()
+    if custom:
+        raise CaptureError(list(dict.fromkeys(custom)))
+    return ep
+
+
+def _custom_apply(apply, running: list[str], custom: list[str]):
+    """``Function.apply`` that notes each custom ``autograd.Function`` called with the module
+    running and the source line: export inlines its forward and drops its own backward, so the
+    spec would train differently from the module."""
+    def wrapper(cls, *args, **kwargs):
+        import traceback
+
+        where = running[-1] if running and running[-1] else "<root>"
+        src = _source([f'File "{f.filename}", line {f.lineno}, in {f.name}' for f in traceback.extract_stack()[:-1]])
+        custom.append(f"{where}{f' ({src})' if src else ''}: a custom autograd.Function "
+                      f"({cls.__module__}.{cls.__qualname__}) has its own backward, which no onespec op has")
+        return apply.__get__(None, cls)(*args, **kwargs)
+    return wrapper
 
 
 def trace(module, input_shape) -> Trace:
@@ -171,7 +221,7 @@ class _Walker:
         if make is None:
             return self._problem(node, f"operator aten.{packet} has no onespec equivalent")
         try:
-            op = make(aten.Args(node.args, dict(node.kwargs), self.shape, self.param, _sample(node) or ()))
+            op = make(aten.Args(node.args, dict(node.kwargs), _sample(node) or (), self.shape, self.param))
         except aten.Unsupported as why:
             return self._problem(node, f"aten.{packet}: {why}")
         except Exception as err:  # arguments this translation does not know (a newer overload)

@@ -9,41 +9,19 @@ has no onespec equivalent.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Callable
 
+from ...capture.ir import DROP, Call, Op, Unsupported
 from ...spec import nodes as N
 
-DROP = "drop"
-
-
-class Unsupported(Exception):
-    """This node cannot become an onespec op; the message says why."""
-
 
 @dataclass
-class Op:
-    """One leaf: ``node`` (named later), the graph tensors it reads, the parameters it owns as
-    (canonical tensor name, original state_dict key)."""
-    node: Any
-    ins: list
-    params: list = field(default_factory=list)
-
-
-@dataclass
-class Args:
-    """The arguments of one export node. ``shape(t)``: a tensor's sample shape (no batch);
-    ``param(t)``: the original state_dict key of a parameter/buffer input, else None."""
-    args: tuple
-    kwargs: dict
-    shape: Callable
-    param: Callable
-    out: tuple
-
-    def arg(self, i: int, name: str, default=None):
-        if len(self.args) > i:
-            return self.args[i]
-        return self.kwargs.get(name, default)
+class Args(Call):
+    """The arguments of one export node (``out``: its result's sample shape). ``shape(t)``: a
+    tensor's sample shape (no batch); ``param(t)``: the original state_dict key of a
+    parameter/buffer input, else None."""
+    param: Callable = lambda t: None
 
     def tensor(self, i: int):
         t = self.args[i]
@@ -270,7 +248,7 @@ def _clamp(a: Args) -> Op:
         if (lo, hi) == (0, None) or (lo, hi) == (0.0, None):
             return Op(N.Act(name="op", fn="relu"), [a.tensor(0)])
         raise Unsupported("a clamp with one bound")
-    return _hardtanh(Args((a.args[0], lo, hi), {}, a.shape, a.param, a.out))
+    return _hardtanh(Args((a.args[0], lo, hi), {}, a.out, a.shape, a.param))
 
 
 def _cat(a: Args) -> Op:
@@ -329,6 +307,13 @@ def _drop(a: Args):
     return DROP
 
 
+def _dropout(a: Args):
+    """Dropout stays in the spec (the identity at inference; training the spec drops as the module
+    does); channel-wise and alpha dropout, which no onespec op has, are dropped at inference."""
+    p = float(a.arg(1, "p", 0.5))
+    return Op(N.Dropout(name="op", p=p), [a.tensor(0)]) if p > 0 else DROP
+
+
 # the ATen overload packet name (``aten.conv2d``) -> its translation
 TABLE: dict[str, Callable[[Args], Any]] = {
     "conv1d": _conv, "conv2d": _conv, "conv3d": _conv, "conv_transpose2d": _conv_transpose,
@@ -350,7 +335,7 @@ TABLE: dict[str, Callable[[Args], Any]] = {
     "pixel_shuffle": lambda a: Op(N.PixelShuffle(name="op", factor=a.args[1]), [a.tensor(0)]),
     "upsample_nearest2d": _upsample("nearest"), "upsample_bilinear2d": _upsample("bilinear"),
     "channel_shuffle": lambda a: Op(N.ChannelShuffle(name="op", groups=a.args[1]), [a.tensor(0)]),
-    "dropout": _drop, "dropout_": _drop, "feature_dropout": _drop, "alpha_dropout": _drop, "contiguous": _drop,
+    "dropout": _dropout, "dropout_": _dropout, "feature_dropout": _drop, "alpha_dropout": _drop, "contiguous": _drop,
     "clone": _drop, "detach": _drop, "alias": _drop, "lift_fresh_copy": _drop, "_to_copy": _drop, "to": _drop,
     "identity": _drop,
 }
