@@ -16,7 +16,7 @@ Recipe differences are outside diff's reach by design (it compares one network, 
 they are counted for align only. All align runs of the corpus share one child process per
 framework (``onespec.training.align.execute``); diff runs in one child per framework too.
 
-    python benchmarks/verdicts.py [--random 30] [--zoo 10] [--steps 8] [--out DIR] [--json FILE]
+    python benchmarks/verdicts.py [--random 30] [--zoo 10] [--steps 8] [--out DIR] [--json FILE] [--chunk 4]
 """
 from __future__ import annotations
 
@@ -31,8 +31,11 @@ import numpy as np
 from onespec.spec import ModelSpec, parse_spec, trace
 from onespec.spec.nodes import Conv
 
-ZOO = ("squeezenet1_1", "mobilenet_v2", "mobilenet_v3_small", "shufflenet_v2_x0_5", "resnet18", "mnasnet0_5",
-       "ghostnet", "efficientnet_b0", "regnet_x_400mf", "densenet121")
+# ten zoo families: fire modules, inverted residuals (with SE and hardswish), channel shuffles
+# (split and grouped), residual blocks (with SE), depthwise separable stacks, MicroNet's dynamic
+# shift-max, a plain VGG
+ZOO = ("squeezenet1_1", "mobilenet_v2", "mobilenet_v3_small", "shufflenet_v2_x0_5", "resnet18", "mobilenet_v1",
+       "micronet_m0", "se_resnet18", "shufflenet_v1", "vgg11_cifar")
 INJECTIONS = ("bn_momentum", "bn_eps", "padding", "act_slope", "dropped_bias", "weight_decay", "lr_schedule")
 RECIPE_KINDS = ("weight_decay", "lr_schedule")
 SIDE = 12  # the digits images the random specs see: 3 x SIDE x SIDE
@@ -290,6 +293,15 @@ def summarize(align_rows: list[dict], diff_rows: list[dict]) -> dict:
     return out
 
 
+def _chunk_order(n: int, size: int) -> list[range]:
+    """The corpus in chunks of ``size`` (even: a case's target framework goes by its parity in
+    the corpus, which a chunk keeps), from the front and from the back alternately, so that random
+    specs and zoo models both get figures from the first chunks on."""
+    chunks = [range(i, min(i + size, n)) for i in range(0, n, size)]
+    half = (len(chunks) + 1) // 2
+    return [c for pair in zip(chunks[:half], [*chunks[half:][::-1], None]) for c in pair if c is not None]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--random", type=int, default=30)
@@ -298,23 +310,32 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="verdicts-bench")
     ap.add_argument("--json")
     ap.add_argument("--no-diff", action="store_true")
+    ap.add_argument("--chunk", type=int, default=0,
+                    help="models per batch of runs (even); the figures so far are written after each")
     ap.add_argument("--diff-worker", nargs=2, metavar=("BACKEND", "JOBS"), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.diff_worker:
         _diff_worker(*a.diff_worker)
         return 0
+    if a.chunk < 0 or a.chunk % 2:
+        ap.error("--chunk must be an even number of models (0: all at once)")
     t0 = time.perf_counter()
     cases = [(m, ("clean", *INJECTIONS)) for m in random_specs(a.random) + zoo_specs(ZOO[:a.zoo])]
     out = os.path.abspath(a.out)
-    rows = run_align(cases, a.steps, out)
-    drows = [] if a.no_diff else run_diff(cases, out)
-    summary = summarize(rows, drows)
-    summary["seconds"] = round(time.perf_counter() - t0)
-    summary["corpus"] = {"random": a.random, "zoo": list(ZOO[:a.zoo]), "steps": a.steps}
-    print(json.dumps({k: v for k, v in summary.items()}, indent=1, default=str))
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump({"summary": summary, "align": rows, "diff": drows}, f, indent=1, default=str)
+    rows, drows, done = [], [], []
+    for chunk in _chunk_order(len(cases), a.chunk or len(cases)):
+        part = [cases[i] for i in chunk]
+        rows += run_align(part, a.steps, out)
+        drows += [] if a.no_diff else run_diff(part, out)
+        done += [spec.name for spec, _ in part]
+        summary = summarize(rows, drows)
+        summary["seconds"] = round(time.perf_counter() - t0)
+        summary["corpus"] = {"random": a.random, "zoo": list(ZOO[:a.zoo]), "steps": a.steps, "done": done}
+        print(f"{len(done)}/{len(cases)} models, {summary['seconds']} s", file=sys.stderr, flush=True)
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump({"summary": summary, "align": rows, "diff": drows}, f, indent=1, default=str)
+    print(json.dumps(summary, indent=1, default=str))
     return 0
 
 

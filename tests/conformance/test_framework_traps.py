@@ -6,6 +6,7 @@ import onespec
 import onespec.conformance
 from onespec import FRAMEWORKS
 from onespec.spec import BatchNorm, Conv, Flatten, GroupNorm, Linear, MaxPool, ModelMeta, ModelSpec, Sequential
+from onespec.spec.nodes import ConvTranspose
 
 from conftest import require
 
@@ -31,6 +32,11 @@ TRAPS = {
     "gn_no_affine": ModelSpec(name="gn", input_shape=(1, 7, 5), meta=ModelMeta(family="t"), layers=[
         Conv(name="conv", out_channels=6, kernel=3, padding=1), GroupNorm(name="gn", groups=3, affine=False),
         Flatten(name="flat"), Linear(name="fc", out_features=1)]),
+    # MindSpore's Conv2dTranspose zero-pads output_padding's rows after the bias, where torch
+    # computes them: rows the padding crops (real values) and rows past the input's reach (bias)
+    "conv_transpose_output_padding": ModelSpec(name="ct", input_shape=(2, 3, 3), meta=ModelMeta(family="t"), layers=[
+        ConvTranspose(name="up1", out_channels=3, kernel=2, stride=2, padding=1, output_padding=1),
+        ConvTranspose(name="up2", out_channels=2, kernel=3, stride=2, padding=(0, 1), output_padding=1)]),
 }
 
 

@@ -1,7 +1,8 @@
 """Spec -> ``mindspore.nn.Cell``. The only place MindSpore conventions are applied:
 - convs and transposed convs get ``pad_mode='pad'`` with the spec's explicit padding
   (MindSpore's default 'same'/'valid' would change shapes or numbers), convs as
-  ``(top, bottom, left, right)`` from ``pads``; pools run MindSpore's 3d pooling primitives with
+  ``(top, bottom, left, right)`` from ``pads``; a transposed conv's ``output_padding`` is
+  computed as torch does (``ConvTranspose2d``: MindSpore's pads zeros after the bias); pools run MindSpore's 3d pooling primitives with
   explicit padding (``Pool``: the padded ``nn`` pools do not survive a dynamic-batch MindIR export);
   ``group``/``has_bias``;
 - on CPU a 2d conv (kernel > 1x1) runs as its im2col matrix product (``Im2colConv2d``:
@@ -363,11 +364,6 @@ def _nd(shape) -> int:
     return len(shape) - 1
 
 
-def _pad_sides(padding, nd: int) -> tuple[int, ...]:
-    """Symmetric per-dim padding -> MindSpore's (before, after) per dim."""
-    return tuple(p for p in ntuple(padding, nd) for _ in (0, 1))
-
-
 class Im2colConv2d(nn.Conv2d):
     """A 2d conv computed as its im2col matrix product (``ops.unfold`` then ``ops.matmul``, one
     per group): MindSpore 2.10's CPU conv kernel is an order of magnitude slower than this on a
@@ -413,6 +409,34 @@ class Im2colConv2d(nn.Conv2d):
 
 # build(im2col=...) for the emit table's conv rule below
 _IM2COL = contextvars.ContextVar("im2col", default=False)
+
+
+class ConvTranspose2d(nn.Conv2dTranspose):
+    """torch's transposed conv with ``output_padding``. ``nn.Conv2dTranspose`` zero-pads its
+    output by ``output_padding`` after the bias, where torch computes those rows: with a padding
+    they are rows the padding cropped (real values), beyond it rows no input reaches (the bias).
+    So the rows the padding would crop are kept by padding less at the end (``min(padding,
+    output_padding)``), the remainder is zero-padded, and the bias is added last. The same
+    parameters and names as ``nn.Conv2dTranspose`` (a checkpoint loads either way)."""
+
+    def __init__(self, n, x):
+        k, s, p, d, op = (ntuple(v, 2) for v in (n.kernel, n.stride, n.padding, n.dilation, n.output_padding))
+        kept = tuple(min(pi, oi) for pi, oi in zip(p, op))
+        super().__init__(x[0], n.out_channels, k, stride=s, pad_mode="pad",
+                         padding=(p[0], p[0] - kept[0], p[1], p[1] - kept[1]), dilation=d, group=n.groups,
+                         has_bias=n.bias)
+        self._hw = tuple((xi - 1) * si - 2 * pi + di * (ki - 1) + 1 + ci
+                         for xi, ki, si, pi, di, ci in zip(x[1:], k, s, p, d, kept))
+        zeros = tuple(oi - ci for oi, ci in zip(op, kept))
+        self._zeros = ops.Pad(((0, 0), (0, 0), (0, zeros[0]), (0, zeros[1]))) if any(zeros) else None
+
+    def construct(self, x):
+        y = self.conv2d_transpose(x, self.weight, (self.shape(x)[0], self.out_channels, *self._hw))
+        if self._zeros is not None:
+            y = self._zeros(y)
+        if self.has_bias:
+            y = self.bias_add(y, self.bias)
+        return y
 
 
 def _conv(n, x):
@@ -542,10 +566,7 @@ EMIT = {
     "dropout": lambda n, x: Dropout(n.p),
     "identity": lambda n, x: nn.Identity(),
     "channel_shuffle": lambda n, x: ChannelShuffle(n.groups, x),
-    "conv_transpose": lambda n, x: nn.Conv2dTranspose(
-        x[0], n.out_channels, ntuple(n.kernel, 2), stride=ntuple(n.stride, 2), pad_mode="pad",
-        padding=_pad_sides(n.padding, 2), output_padding=ntuple(n.output_padding, 2),
-        dilation=ntuple(n.dilation, 2), group=n.groups, has_bias=n.bias),
+    "conv_transpose": ConvTranspose2d,
     "groupnorm": lambda n, x: _constant_affine(nn.GroupNorm(n.groups, x[0], eps=n.eps), n.affine, x[0]),
     "layernorm": lambda n, x: _constant_affine(LayerNorm((x[-1],) if n.last_axis else x, n.eps), n.affine,
                                                x[-1] if n.last_axis else x[0]),
