@@ -84,6 +84,7 @@ def test_bench_folds_with_a_torch_option_and_gives_torchvision_the_option_too():
     assert set(r["peak_mb"]) == {"onespec", "reference", "onespec folded"}
 
 
+@pytest.mark.slow
 def test_bench_mindspore_against_mindcv_in_a_chosen_mode():
     """MindSpore's rows against MindCV's model, here with ``ms_mode="sync"`` (PYNATIVE without a
     launch queue); an unknown mode is refused before any child starts."""

@@ -1,8 +1,10 @@
-"""The examples run as documented."""
+"""The examples run as documented (the MindSpore one in make slow)."""
 import os
 import re
 import subprocess
 import sys
+
+import pytest
 
 from conftest import require
 
@@ -23,6 +25,7 @@ def test_custom_spec_example():
     assert len(errs) == 3 and max(errs) < 1e-4
 
 
+@pytest.mark.slow
 def test_torchvision_to_mindspore_example():
     require("torch", "torchvision", "paddle", "mindspore")
     out = run_example("examples/torchvision_to_mindspore.py", "squeezenet1_1")

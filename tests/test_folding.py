@@ -116,7 +116,7 @@ def _check(backend, models):
 
 
 @pytest.mark.frameworks
-@pytest.mark.parametrize("backend", ["torch", "paddle", pytest.param("mindspore", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("backend", ["torch"] + [pytest.param(b, marks=pytest.mark.slow) for b in ("paddle", "mindspore")])
 def test_folded_equals_eval_network_in_every_framework(backend):
     _check(backend, distinct(_specs()))
 

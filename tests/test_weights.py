@@ -209,6 +209,7 @@ def _amplification(spec, state, x, rel=1e-6):
     return float(np.abs(y2 - y).max() / np.abs(y).max()) / rel
 
 
+@pytest.mark.slow
 def test_calibration_damps_residual_bodies_so_deep_resnets_are_not_chaotic(monkeypatch):
     """Undamped, ResNet-152's calibrated weights amplify an input perturbation ~4000x (float32
     rounding then exceeds the 1e-4 numerics tolerance); with the bodies damped, ~40x."""

@@ -81,5 +81,5 @@ PRIVATE_NAMES = frozenset({
     "_set_recompute_scope", "_set_scope", "_shard_fn", "_slow_forward", "_split", "_startup_program",
     "_state_dict_hooks", "_state_dict_impl", "_state_dict_pre_hooks", "_str", "_sub_layers", "_symmetric",
     "_to_impl", "_transform", "_update_local_parameters_name", "_user_parameters", "_version", "_view",
-    "_wrapped_call_impl"
+    "_wrapped_call_impl", "_zeros"
 })

@@ -117,3 +117,28 @@ def test_graph_forward_reads_like_handwritten_code():
 def test_generated_torchvision_and_timm_captures_equal_build(name, backend, tmp_path):
     require(backend)
     assert_all_equal([name], backend, tmp_path)
+
+
+CAPTURE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "capture")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("source,to", [("paddle_models.py:build_pplcnet", "torch"),
+                                       ("paddle_models.py:build_pplcnet", "mindspore"),
+                                       ("mindspore_models.py:build_mnasnet", "torch"),
+                                       ("mindspore_models.py:build_mnasnet", "paddle")])
+def test_paddle_and_mindspore_captures_port_to_the_other_frameworks(source, to, tmp_path):
+    """PaddleClas PP-LCNet_x1_0 from its Paddle layer and MindCV's mnasnet from its MindSpore cell
+    (the Capture issue's other-framework sources), at their default 224 px, ported by ``onespec
+    port``: the generated file equals onespec's build eager and compiled, the source framework's
+    build and the model itself."""
+    import subprocess
+
+    require("torch", "paddle", "mindspore")
+    out = tmp_path / "port"
+    r = subprocess.run([sys.executable, "-m", "onespec", "port", os.path.join(CAPTURE_DIR, source),
+                        "--input-shape", "3,224,224", "--to", to, "-o", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    rows = json.loads((out / "port.json").read_text())["rows"]
+    assert len(rows) == 4 and all(row["ok"] for row in rows), rows
+    assert rows[2]["against"].startswith(f"onespec's {'paddle' if 'paddle' in source else 'mindspore'} build")
