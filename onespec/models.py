@@ -195,8 +195,9 @@ def _from_code(ref: str, explicit: dict[str, Override], defaults: dict[str, Over
         raise ModelError(f"{ref}({args}) raised {type(err).__name__}: {err}") from err
     if not isinstance(spec, ModelSpec):
         from .backends import by_model
-        hint = (f" (a {by_model(spec)} model: `onespec capture {ref} --input-shape C,H,W -o DIR` makes its spec, "
-                f"and `onespec port {ref} --input-shape C,H,W` ports it)") if by_model(spec) else ""
+        fw = by_model(spec)
+        hint = (f" (a {fw} model: `onespec capture {ref} --input-shape C,H,W -o DIR` makes its spec, "
+                f"and `onespec port {ref} --input-shape C,H,W` ports it)") if fw else ""
         raise ModelError(f"{ref} returned a {type(spec).__name__}, not a ModelSpec{hint}")
     return spec
 
