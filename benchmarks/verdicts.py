@@ -276,6 +276,7 @@ def summarize(align_rows: list[dict], diff_rows: list[dict]) -> dict:
         out["align"][kind] = {"caught": len(caught), "applicable": len(rows),
                               "steps": sorted(r["step"] for r in caught if r["step"] is not None),
                               "recipe_named": sum(r["named"] for r in caught)}
+    out["caught"] = caught_by_either(align_rows, diff_rows)
     for mode in ("eval", "train"):
         dclean = [r for r in diff_rows if r["kind"] == "clean" and r["mode"] == mode]
         parted = {(r["model"], b) for r in align_rows if r["kind"] == "clean" for b in r.get("parts", [])}
@@ -287,9 +288,35 @@ def summarize(align_rows: list[dict], diff_rows: list[dict]) -> dict:
         for kind in INJECTIONS:
             rows = [r for r in diff_rows if r["kind"] == kind and r["mode"] == mode]
             if rows:
-                exact = [r for r in rows if r["verdict"] == "refused" or (r["node"] in r["named"])]
+                exact = [r for r in rows if diff_names(r)]
                 out["diff"][f"{mode}:{kind}"] = {"caught": sum(r["verdict"] != "clean" for r in rows),
                                                  "named_exactly": len(exact), "applicable": len(rows)}
+    return out
+
+
+def diff_names(r: dict) -> bool:
+    """A diff row that names the injected node (or refuses the load, naming the dropped tensor)."""
+    return r["verdict"] == "refused" or (r["node"] is not None and r["node"] in r["named"])
+
+
+def caught_by_either(align_rows: list[dict], diff_rows: list[dict]) -> dict:
+    """Per injection kind, [caught, applicable, missed models]: an injection is caught when align
+    parts on the framework given it (a recipe difference: or names it from the recipe check) or
+    diff, in either mode, names the injected node. A hardsigmoid slope the data never reach the
+    linear part of changes no step of training (align cannot part on it) but changes the network,
+    which diff's random input shows."""
+    out = {}
+    for kind in INJECTIONS:
+        cases = {(r["model"], r["target"]) for r in align_rows if r["kind"] == kind and r["verdict"] != "error"}
+        cases |= {(r["model"], r["backend"]) for r in diff_rows if r["kind"] == kind}
+        missed = []
+        for model, target in sorted(cases):
+            by_align = any(r["model"] == model and r["kind"] == kind and target in r.get("parts", [])
+                           for r in align_rows)
+            by_diff = any(r["model"] == model and r["kind"] == kind and diff_names(r) for r in diff_rows)
+            if not (by_align or by_diff):
+                missed.append(model)
+        out[kind] = [len(cases) - len(missed), len(cases), missed]
     return out
 
 

@@ -8,12 +8,13 @@ its own masks; the porting guides' ladder does the same). The recipes each frame
 compared field by field, so a failure names the field that differs when one does.
 
 Tolerances are measured in every run, not guessed: a framework that trains in float64 (the
-contract's ``PRECISIONS``: torch) trains the same steps once in float64 and once in float32. The
-float32 run's distance from the float64 one is what float32 rounding alone does to this model and
-recipe; every framework passes while its own distance from the float64 run stays within ``K``
-times that, plus a floor (``TOL``, ``docs/training.md``, "Alignment"). The yardstick is rounding
-at every operation of every step, as a framework's own arithmetic differs from another's; no
-framework's verdict depends on another's being right.
+contract's ``PRECISIONS``: torch) trains the same steps once in float64 and twice in float32,
+from the start and from the start moved by one float32 ulp per element (``ULP``). The float32
+runs' distance from the float64 one is what float32 rounding alone does to this model and recipe;
+every framework passes while its own distance from the float64 run stays within ``K`` times the
+farther of the two, plus a floor (``TOL``, ``docs/training.md``, "Alignment"). The yardstick is
+rounding at every operation of every step, as a framework's own arithmetic differs from another's;
+no framework's verdict depends on another's being right.
 """
 from __future__ import annotations
 
@@ -43,6 +44,13 @@ TOL = {"k": 10.0, "loss_floor": 1e-5, "param_floor": 1e-6, "state_floor": 1e-5}
 # inconclusive one; beyond it, diff is (one step, per-node bounds, no optimizer).
 MARGINAL = 10.0
 FLOAT64 = "float64"
+# The second float32 sample of rounding: the same run from the start moved by one ulp per element
+# in a random direction (a rounding of the start, as another framework's first operation makes).
+# On a network that amplifies rounding (MobileNetV3, ShuffleNet: 10-1000x per step) one float32 run
+# is one draw of a wide spread; torch's own run of mobilenet_v3_small stayed 5.4e-5 from float64
+# over 8 steps where Paddle's and MindSpore's, computing every node right, reached 7.2e-4 and
+# 4.6e-4 (benchmarks/verdicts.py). The farther of two draws is the yardstick.
+ULP = "ulp"
 
 
 class AlignError(OnespecError, ValueError):
@@ -107,9 +115,10 @@ class AlignReport:
                "  ".join(f"{'dloss ' + b:>16}" for b in bs) + f"  {'tolerance':>9}  " + \
                "  ".join(f"{'gnorm ' + b:>16}" for b in bs)
         y = self.yardstick
+        twin = f" or {y['float32_ulp']}/, from one ulp away, the farther" if y.get("float32_ulp") else ""
         out = [f"onespec align {self.model}: {self.steps} steps, reference {ref}; each framework against the "
                f"float64 run ({y.get('float64')}/), tolerance {TOL['k']:g} x float32's own distance from it "
-               f"({y.get('float32')}/) + floor", head]
+               f"({y.get('float32')}/{twin}) + floor", head]
         for r in self.rows:
             out.append(f"{r['step']:>4}  {r['lr']:9.3g}  " + "  ".join(f"{r['loss'][b]:16.7f}" for b in bs)
                        + "  " + "  ".join(f"{r['d64'][b]:16.2e}" for b in bs)
@@ -171,7 +180,7 @@ class Plan:
     snaps: tuple[int, ...]
     recipes: dict[str, Recipe]
     spec_path: str
-    yard: tuple[str, str]
+    yard: tuple[str, ...]  # (float32, float64, float32 from the start one ulp away)
     runs: list[Run]
 
 
@@ -224,7 +233,23 @@ def prepare(model, recipe: Recipe | str | None = None, *, backends=FRAMEWORKS, s
     runs.append(Run(FLOAT64, fw, recipes[backends[0]], spec_path, FLOAT64))
     if r32 not in backends:
         runs.append(Run(r32, fw, recipes[backends[0]], spec_path))
-    return Plan(spec.name, backends, out, steps, snapshot_steps(steps), recipes, spec_path, (r32, FLOAT64), runs)
+    twin = f"{fw}-{ULP}"
+    runs.append(Run(twin, fw, _start_for(spec, ulp_away(start, 0), out, twin, recipes[backends[0]]), spec_path))
+    return Plan(spec.name, backends, out, steps, snapshot_steps(steps), recipes, spec_path, (r32, FLOAT64, twin), runs)
+
+
+def ulp_away(state: dict, seed: int) -> dict:
+    """``state`` with every float32 element moved by one ulp, up or down at random (seeded)."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for k, v in state.items():
+        v = np.asarray(v)
+        if v.dtype.kind != "f":
+            out[k] = v
+            continue
+        v32 = v.astype(np.float32)
+        out[k] = np.nextafter(v32, np.where(rng.random(v32.shape) < 0.5, -np.inf, np.inf).astype(np.float32))
+    return out
 
 
 def _write_spec(spec: ModelSpec, path: str) -> str:
@@ -368,11 +393,16 @@ def _recipe_diffs(backends: list[str], recipes: dict) -> dict[str, list[str]]:
 
 
 def _bounds(self_loss: dict, self_snaps: list[dict], steps: int) -> tuple[dict, dict, dict]:
-    """Loss, parameter and state tolerances per step: K x the running maximum of float32's own
-    distance from float64 (rounding does not un-happen), plus the floors."""
+    """Loss, parameter and state tolerances per step: K times float32's own distance from float64,
+    plus the floors. The parameters' and statistics' bound is the running maximum of that distance
+    (rounding accumulates in them and does not un-happen). The loss's is its maximum over the whole
+    run: rounding can walk parameters the loss does not see at first (Adam on a gradient that is
+    zero in exact arithmetic) until a step where it does (a sign flipped through a one-channel L2
+    norm), and that step comes earlier in one framework than in another. Three correct MindSpore
+    runs of ``benchmarks/verdicts.py`` parted a step before the reference's own loss did."""
     k = TOL["k"]
-    loss_env = _envelope([self_loss[t] for t in range(1, steps + 1)])
-    tol_loss = {t: k * loss_env[t - 1] + TOL["loss_floor"] for t in range(1, steps + 1)}
+    loss_top = max(self_loss[t] for t in range(1, steps + 1))
+    tol_loss = {t: k * loss_top + TOL["loss_floor"] for t in range(1, steps + 1)}
     p_env, s_env = _envelope([x["rel"] for x in self_snaps]), _envelope([x["state"] for x in self_snaps])
     tol_param = {x["step"]: k * e + TOL["param_floor"] for x, e in zip(self_snaps, p_env)}
     tol_state = {x["step"]: k * e + TOL["state_floor"] for x, e in zip(self_snaps, s_env)}
@@ -402,14 +432,15 @@ def _verdict(b: str, rows: list[dict], params: list[dict]) -> tuple[list[str], f
 
 
 def compare(name: str, backends: list[str], out: str, recipes: dict, steps: int, snaps,
-            yard: tuple[str, str]) -> AlignReport:
+            yard: tuple[str, ...]) -> AlignReport:
     """The report of the runs in ``out``: each framework against the float64 run ``yard[1]``
-    (the verdict) and against the reference framework (shown); ``yard[0]``, float32 in the
-    float64 run's framework, gives the tolerances."""
+    (the verdict) and against the reference framework (shown); ``yard[0]`` and ``yard[2:]``,
+    float32 in the float64 run's framework (from the start, from one ulp away), give the
+    tolerances: the farther of them from the float64 run at each step."""
     from ..spec import parse_spec
     from ..weights import layout
 
-    ref, (r32, r64) = backends[0], yard
+    ref, (r32, r64), twins = backends[0], yard[:2], yard[2:]
     with open(os.path.join(out, "spec.json"), "rb") as f:
         lay = layout(parse_spec(f.read()))
     metrics = {b: [json.loads(l) for l in open(os.path.join(out, b, "metrics.jsonl"))] for b in (*backends, r64)}
@@ -417,6 +448,11 @@ def compare(name: str, backends: list[str], out: str, recipes: dict, steps: int,
     digests = {b: [r["data_digest"] for r in metrics[b] if r["kind"] == "epoch"] for b in metrics}
     diffs = _recipe_diffs(backends, recipes)
     self_loss, self_snaps = _distances(out, r64, r32, lay, snaps)
+    for twin in twins:
+        t_loss, t_snaps = _distances(out, r64, twin, lay, snaps)
+        self_loss = {t: max(v, t_loss[t]) for t, v in self_loss.items()}
+        self_snaps = [{**a, "rel": max(a["rel"], b["rel"]), "state": max(a["state"], b["state"])}
+                      for a, b in zip(self_snaps, t_snaps)]
     tol_loss, tol_param, tol_state = _bounds(self_loss, self_snaps, steps)
     to64 = {b: _distances(out, r64, b, lay, snaps) for b in backends}
     toref = {b: _distances(out, ref, b, lay, snaps) for b in backends[1:]}
@@ -443,7 +479,8 @@ def compare(name: str, backends: list[str], out: str, recipes: dict, steps: int,
                        "worst": {b: to64[b][1][i]["worst"] for b in to64},
                        "worst_name": {b: to64[b][1][i]["worst_name"] for b in to64}})
     same_data = all(digests[b] == digests[ref] for b in digests)
-    rep = AlignReport(name, backends, steps, rows, params, diffs, same_data, yardstick={"float32": r32, "float64": r64})
+    rep = AlignReport(name, backends, steps, rows, params, diffs, same_data, yardstick={"float32": r32, "float64": r64,
+                                                                                 **({"float32_ulp": twins[0]} if twins else {})})
     _judge(rep)
     return rep
 

@@ -30,7 +30,8 @@ def test_align_passes_the_same_recipe_and_names_a_different_one(tmp_path):
     assert all(row["d64"][b] <= row["tolerance"] for row in doc["rows"] for b in ("torch", "mindspore"))
     assert all(p["rel64"][b] <= p["tolerance"] for p in doc["params"] for b in ("torch", "mindspore"))
     assert [p["step"] for p in doc["params"]] == [0, 1, 2, 4] and doc["params"][1]["rel64"]["paddle"] > doc["params"][1]["tolerance"]
-    assert doc["yardstick"] == {"float32": "torch", "float64": "float64"}
+    assert doc["yardstick"] == {"float32": "torch", "float64": "float64", "float32_ulp": "torch-ulp"}
+    assert (out / "torch-ulp" / "snapshots" / "step_4.npz").exists()  # the second float32 draw trained
     assert {e["backend"] for e in doc["environment"].values()} == {"torch", "paddle", "mindspore"}
     assert "tf32_matmul" in doc["environment"]["torch"] and doc["environment"]["mindspore"]["version"]
     assert (out / "align.png").stat().st_size > 10_000

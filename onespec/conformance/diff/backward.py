@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...spec import analyze, trace
-from .common import grad_err, rel
+from .common import grad_err, rel, resolution_scale
 
 
 def walk_backward(spec, be, net, ref, x, seed, train, tol):
@@ -26,18 +26,19 @@ def walk_backward(spec, be, net, ref, x, seed, train, tol):
         gy = gys[p]
         _, rdx, rg = ref.vjp(p, xin, gy, train)
         _, dx32, g32 = ref.vjp32(p, xin, gy, train)
+        terms = resolution_scale(lambda a, b: ref.vjp(p, a, b, train), xin, gy) if rg else {}
         # A gradient that cancels (the bias of a BN whose output feeds another train-mode BN sums
         # to ~0) is float32 noise in any framework: each node's bound is 10x torch float32's own
         # error on it, and at least ``tol``.
-        limit = max(tol, 10 * max(rel(dx32, rdx), grad_err(g32, rg)[0] if rg else 0.0))
-        kept[p] = (xin, yref, gy, rdx, rg)
+        limit = max(tol, 10 * max(rel(dx32, rdx), grad_err(g32, rg, terms)[0] if rg else 0.0))
+        kept[p] = (xin, yref, gy, rdx, rg, terms)
         try:
             _, dx, g = be.node_vjp(net, spec, p, xin.astype(np.float32), gy.astype(np.float32), train)
             edx = rel(dx, rdx)
-            edw, worst = grad_err(g, rg) if rg else (None, "")
+            edw, worst = grad_err(g, rg, terms) if rg else (None, "")
         except Exception as err:
             edx, edw, worst = float("inf"), None, f"{type(err).__name__}: {err}"
-        carried = grad_err({k: got_all.get(k) for k in rg}, {k: ref_all[k] for k in rg})[0] if rg else None
+        carried = grad_err({k: got_all.get(k) for k in rg}, {k: ref_all[k] for k in rg}, terms)[0] if rg else None
         rows.append({"path": p, "op": info.op, "leaf": info.is_leaf, "dx": edx, "dw": edw, "worst": worst,
                      "carried": carried, "limit": limit})
     # a sequence's backward is its children's, chained: it adds no error of its own, and what its

@@ -29,8 +29,8 @@ def write_reproducer(spec: ModelSpec, path: str, state: dict, io: tuple, out: st
                      backward: tuple | None = None, suffix: str = "", stats: dict | None = None,
                      bound: float = TOL, stats_bound: float | None = None) -> str:
     """``out/<path>[.suffix]/``: node.json (a one-node spec), case.npz (x, the expected output, the
-    node's tensors, the mode, the bound; with ``backward`` = (gy, dx, grads) also the output
-    gradient and the expected input and parameter gradients; with ``stats`` the expected running
+    node's tensors, the mode, the bound; with ``backward`` = (gy, dx, grads, terms) also the output
+    gradient, the expected input and parameter gradients and what float32 resolves of these; with ``stats`` the expected running
     statistics after the step and their bound), the replay command in README.txt."""
     one, name = node_spec(spec, path)
     d = os.path.join(out, path + (f".{suffix}" if suffix else ""))
@@ -42,9 +42,10 @@ def write_reproducer(spec: ModelSpec, path: str, state: dict, io: tuple, out: st
             "train": np.asarray(train), "bound": np.asarray(max(bound, TOL)),
             **{f"tensor:{k}": v for k, v in tensors.items()}}
     if backward is not None:
-        gy, dx, grads = backward
+        gy, dx, grads, terms = backward
         case.update({"gy": np.asarray(gy, np.float64), "expected_dx": np.asarray(dx, np.float64),
-                     **{f"grad:{name + k[len(path):]}": np.asarray(v, np.float64) for k, v in grads.items()}})
+                     **{f"grad:{name + k[len(path):]}": np.asarray(v, np.float64) for k, v in grads.items()},
+                     **{f"terms:{name + k[len(path):]}": np.asarray(v, np.float64) for k, v in terms.items()}})
     if stats:
         case.update({f"stat:{name + k[len(path):]}": np.asarray(v, np.float64) for k, v in stats.items()})
         case["stats_bound"] = np.asarray(max(stats_bound or TOL, TOL))
@@ -78,7 +79,9 @@ def replay(directory: str, backend: str, tol: float | None = None) -> tuple[bool
     if "gy" in case:
         y, dx, grads = be.node_vjp(net, one, "", x, case["gy"].astype(np.float32), train=train)
         want = {k[len("grad:"):]: v for k, v in case.items() if k.startswith("grad:")}
-        err = max(rel(y, case["expected"]), rel(dx, case["expected_dx"]), grad_err(grads, want)[0] if want else 0.0)
+        terms = {k[len("terms:"):]: float(v) for k, v in case.items() if k.startswith("terms:")}
+        err = max(rel(y, case["expected"]), rel(dx, case["expected_dx"]),
+                  grad_err(grads, want, terms)[0] if want else 0.0)
         return err <= bound, err
     got = be.run_node(net, one.layers[0].name, x, train=train) if train else be.forward(net, x)[0]
     err = rel(got, case["expected"])
