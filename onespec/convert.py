@@ -17,7 +17,7 @@ import json
 import os
 import sys
 
-from .backends import by_extension, frameworks
+from .backends import by_extension, framework, frameworks
 from .errors import MissingFileError, OnespecError
 from .importers import LIBRARIES
 from .weights import StateError, check_state, load_state, save_state
@@ -249,6 +249,10 @@ def convert(src: str, arch: str, to: str, out: str, from_: str | None = None, ov
         raise MissingFileError(src, "no such checkpoint")
     if os.path.isdir(out) or not os.path.isdir(os.path.dirname(os.path.abspath(out))):
         raise ConvertError(f"cannot write {out}: not a file in an existing directory")
+    out_fmt = format_of(out)
+    if out_fmt is not None and out_fmt != to:  # a Paddle file named .pth is read back as torch's
+        ext = ".npz" if to == "canonical" else framework(to).extensions[0]
+        raise ConvertError(f"cannot write {to} to {out}: its extension is {out_fmt}'s; name the output *{ext}")
     spec = _spec(arch, overrides)  # a bad arch or override fails here, before any framework starts
     from .models import kind, spec_file
     if kind(arch) == "code":  # the children read the resolved spec: the user's code runs once, here

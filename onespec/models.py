@@ -268,6 +268,13 @@ def resolve(model: Union[str, ModelSpec, ModelRef], overrides: Optional[Mapping[
         try:
             spec = _from_zoo(model, explicit, soft)
         except UnknownModelError as err:
+            inside = sorted((f != "spec.json", f) for f in os.listdir(model) if f.lower().endswith(SPEC_SUFFIXES)) \
+                if os.path.isdir(model) else []
+            inside = [f for _, f in inside]
+            if os.path.isdir(model):  # a capture's or port's folder: its spec file is inside
+                raise UnknownModelError(f"{model} is a folder, not a model" + (
+                    f"; its spec file: {os.path.join(model, inside[0])}" if inside else
+                    f" (a model is a zoo name, a spec file {'/'.join(SPEC_SUFFIXES)} or module:function)")) from None
             raise UnknownModelError(f"{err} (a model is a zoo name, a spec file {'/'.join(SPEC_SUFFIXES)} or "
                                     "module:function)") from None
     if num_classes is not None:  # a classifier for the data: train, eval and align

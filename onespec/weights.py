@@ -169,6 +169,10 @@ def atomic_write(path: str, write, suffix: str | None = None) -> None:
         write(tmp)
         if not os.path.exists(tmp) or not os.path.getsize(tmp):
             raise StateError(f"writing {path} produced an empty file; the destination is unchanged")
+        # the mode of any file the user creates: MindSpore makes its checkpoints read-only (0400)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
         os.replace(tmp, path)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)

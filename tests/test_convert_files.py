@@ -27,6 +27,9 @@ def test_mindspore_save_to_any_name_writes_a_complete_file(tmp_path, name):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert dst.stat().st_size > 1_000_000
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["sq.npz", name])  # no stray .ckpt
+    mask = os.umask(0)
+    os.umask(mask)
+    assert dst.stat().st_mode & 0o777 == 0o666 & ~mask  # not MindSpore's read-only 0400
     back = cli("convert", str(dst), "--from", "mindspore", "--arch", "squeezenet1_1", "--set", "num_classes=10",
                "--to", "canonical", "-o", str(tmp_path / "back.npz"))
     assert back.returncode == 0, back.stderr[-2000:]
@@ -57,3 +60,17 @@ def test_killing_convert_leaves_no_child_and_no_weights(tmp_path, sig):
     assert not leftovers
     if sig == signal.SIGTERM:
         assert "Traceback" not in proc.stderr.read().decode()
+
+
+@pytest.mark.parametrize("to,name,ext", [("paddle", "w.pth", ".pdparams"), ("canonical", "w.ckpt", ".npz"),
+                                         ("torch", "w.npz", ".pth")])
+def test_an_output_named_for_another_format_is_refused(tmp_path, to, name, ext):
+    """A Paddle file named .pth would be read back as torch's: refused before anything runs."""
+    from onespec.convert import convert
+
+    src = tmp_path / "w.npz"
+    src.write_bytes(b"x")
+    with pytest.raises(onespec.OnespecError, match=f"cannot write {to} to .*{name}: its extension is .*; "
+                                                    f"name the output \\*{ext}"):
+        convert(str(src), "squeezenet1_1", to, str(tmp_path / name))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.npz"]

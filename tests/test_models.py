@@ -182,3 +182,16 @@ def test_recipe_files_are_utf8_and_name_each_key_once(tmp_path):
     assert math.isclose(load_recipe(None, {"optimizer.lr": 0.2}).optimizer.lr, 0.2)
     assert json.loads(load_recipe().model_dump_json())["epochs"] == 5
     assert isinstance(resolve("squeezenet1_1"), ModelSpec)
+
+
+def test_a_folder_given_as_a_model_names_the_spec_file_inside(tmp_path):
+    """A capture's or port's folder is not a model; the error points at its spec file."""
+    (tmp_path / "case.json").write_text("{}")
+    (tmp_path / "spec.json").write_text(onespec.get_spec("squeezenet1_1").model_dump_json())
+    with pytest.raises(onespec.OnespecError, match=f"{tmp_path} is a folder, not a model; its spec file: "
+                                                    f"{tmp_path / 'spec.json'}"):
+        resolve(str(tmp_path))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(onespec.OnespecError, match="is a folder, not a model .a model is a zoo name"):
+        resolve(str(empty))

@@ -516,7 +516,8 @@ def plot(rep: AlignReport, path: str) -> None:
     for b in rep.backends:
         ax[1].semilogy(steps, [max(r["d64"][b], 1e-9) for r in rep.rows], "o-", ms=3, label=b)
         ax[2].semilogy([p["step"] for p in ps], [max(p["rel64"][b], 1e-10) for p in ps], "o-", ms=3, label=b)
-    rounding = f"{rep.yardstick.get('float32', ref)} float32 (rounding alone)"
+    draws = ", the farther of 2 draws" if rep.yardstick.get("float32_ulp") else ""
+    rounding = f"{rep.yardstick.get('float32', ref)} float32{draws} (rounding alone)"
     ax[1].semilogy(steps, [max(r["self_dloss"], 1e-9) for r in rep.rows], color="0.6", lw=1, label=rounding)
     ax[1].semilogy(steps, [r["tolerance"] for r in rep.rows], "k:", label="tolerance")
     ax[2].semilogy([p["step"] for p in ps], [max(p["self"], 1e-10) for p in ps], color="0.6", lw=1, label=rounding)
