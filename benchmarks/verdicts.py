@@ -8,9 +8,10 @@ inputs. For every model:
 - one injected difference in one framework (Paddle or MindSpore, alternately): a BN momentum or
   epsilon, a padding, a hardsigmoid slope, a dropped bias (a model difference: that framework
   trains and diffs another spec), a weight decay, an LR schedule one step late (a recipe
-  difference): a verdict that does not part is a miss. Reported per kind: caught / applicable, and
-  the first step align parts at; for diff, whether the injected node (or, for a dropped bias, the
-  refused load naming the tensor) is what it names.
+  difference). Reported per kind and per verdict: caught / applicable, and the first step align
+  parts at; for diff, whether the injected node (or, for a dropped bias, the refused load naming
+  the tensor) is what it names. An injection neither verdict catches is a miss (``caught``: align
+  parting on the framework given it, naming a recipe difference, or diff naming the node).
 
 Recipe differences are outside diff's reach by design (it compares one network, not a training);
 they are counted for align only. All align runs of the corpus share one child process per
@@ -172,6 +173,7 @@ def run_align(cases: list[tuple[ModelSpec, tuple[str, ...]]], steps: int, out: s
             results.append({**m, "verdict": "error", "error": failed[0]})
             continue
         rep = finish(plan, env, diagnose=False, figures=False)
+        _prune(plan)
         parts = [b for b in rep.backends if any(f.startswith(f"{b} ") or f.startswith(f"{b}:") for f in rep.failures)]
         step = _first_step(rep, m["target"]) if parts else None
         results.append({**m, "verdict": "parts" if parts else "aligned", "parts": parts, "step": step,
@@ -180,9 +182,22 @@ def run_align(cases: list[tuple[ModelSpec, tuple[str, ...]]], steps: int, out: s
     return results
 
 
+def _prune(plan) -> None:
+    """Drop a judged plan's checkpoints and optimizer states (the snapshots and metrics stay, for
+    judging again): a zoo model's runs hold 0.4-1.5 GB of them, and the 30+10 corpus filled 25 GB."""
+    import glob
+    import shutil
+
+    for d in glob.glob(os.path.join(plan.out, "*", "commits", "*")):
+        shutil.rmtree(os.path.join(d, "checkpoints"), ignore_errors=True)
+        for f in glob.glob(os.path.join(d, "optimizer.npz")):
+            os.remove(f)
+
+
 def _first_step(rep, b: str) -> int | None:
     steps = [r["step"] for r in rep.rows if r["d64"][b] > r["tolerance"] or r["lr_by"][b] != r["lr"]]
-    steps += [p["step"] for p in rep.params if p["rel64"][b] > p["tolerance"] or p["state64"][b] > p["state_tolerance"]]
+    steps += [p["step"] for p in rep.params if p["rel64"][b] > p["tolerance"] or p["state64"][b] > p["state_tolerance"]
+              or p.get("unlike", {}).get(b)]
     return min(steps) if steps else None
 
 
