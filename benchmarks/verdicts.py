@@ -105,8 +105,8 @@ def inject(spec: ModelSpec, kind: str) -> tuple[ModelSpec | None, dict, str | No
             node.update(momentum=0.3) if kind == "bn_momentum" else node.update(eps=1e-2)
         elif kind == "padding" and r.op == "conv" and _pad(node) > 0 and path != "adapt":
             node["padding"] = _pad(node) - 1 if _pad(node) > 1 else 2
-        elif kind == "act_slope" and r.op == "hardsigmoid":
-            node["slope"] = 0.2
+        elif kind == "act_slope" and r.op == "hardsigmoid":  # torch's 1/6 against Paddle's 0.2, either way
+            node["slope"] = 1 / 6 if abs(node.get("slope", 1 / 6) - 0.2) < 1e-9 else 0.2
         elif kind == "dropped_bias" and r.op in ("conv", "linear") and node.get("bias", True) and path != "adapt":
             node["bias"] = False
         else:

@@ -645,3 +645,38 @@ for mode in (ms.PYNATIVE_MODE, ms.GRAPH_MODE):
             assert np.abs(a.asnumpy() - c.asnumpy()).max() <= 1e-5 * np.abs(c.asnumpy()).max(), (mode, batch)
 """
     _run_in("mindspore", code)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_softmax_over_one_element_leaves_later_softmax_gradients_right(backend):
+    """MindSpore 2.10 on CPU: when the process's first softmax gradient is over a one-element
+    axis, every later softmax gradient is wrong (0.2-0.56 relative). Found by the verdict corpus:
+    ``onespec diff`` named a right softmax in the network diffed after one with such a softmax."""
+    require(backend)
+    code = rf"""
+import numpy as np
+from onespec.backends import load_backend
+from onespec.spec import Conv, Flatten, Linear, ModelMeta, ModelSpec, Softmax
+from onespec.weights import init_state
+b = load_backend("{backend}")
+def net(channels):
+    spec = ModelSpec(name="t", input_shape=(2, 3, 3), meta=ModelMeta(family="test"), layers=[
+        Conv(name="conv", out_channels=channels, kernel=1), Softmax(name="sm", axis=0), Flatten(name="flat"),
+        Linear(name="fc", out_features=2)])
+    n = b.build(spec)
+    b.load_state(n, spec, {{k: v.astype("float32") for k, v in init_state(spec, 0).items()}})
+    return n, spec
+rng = np.random.default_rng(0)
+one, s1 = net(1)
+y, dx, g = b.node_vjp(one, s1, "", rng.standard_normal((2, 2, 3, 3)).astype("float32"),
+                      np.ones((2, 2), "float32"), True)
+assert np.all(dx == 0) and np.all(g["conv.weight"] == 0), (dx, g)  # a softmax over one element is 1
+three, s3 = net(3)
+x, gy = rng.standard_normal((2, 3, 3, 3)).astype("float32"), rng.standard_normal((2, 3, 3, 3)).astype("float32")
+y, dx, _ = b.node_vjp(three, s3, "sm", x, gy, True)
+e = np.exp(x - x.max(1, keepdims=True))
+s = e / e.sum(1, keepdims=True)
+want = s * (gy - (gy * s).sum(1, keepdims=True))
+assert np.abs(dx - want).max() < 1e-6, np.abs(dx - want).max()
+"""
+    _run_in(backend, code)
