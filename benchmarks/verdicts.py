@@ -248,6 +248,7 @@ def _diff_worker(backend: str, jobs_path: str) -> None:
     from onespec.backends import load_backend
     from onespec.conformance.calibration import calibrate
     from onespec.conformance.diff import diff
+    from onespec.conformance.numerics import without_dropout
     from onespec.errors import OnespecError
     from onespec.weights import init_state
 
@@ -263,7 +264,8 @@ def _diff_worker(backend: str, jobs_path: str) -> None:
         for mode, backward in (("eval", False), ("train", True)):
             res = {**{k: job[k] for k in ("model", "kind", "node")}, "backend": backend, "mode": mode}
             try:
-                net = be.build(other)
+                # train mode sets dropout to 0 (each framework draws its own masks): the network too
+                net = be.build(without_dropout(other) if mode == "train" else other)
                 rep = diff(spec, backend, net, state=state, mode=mode, backward=backward)
                 named = [f["path"] for f in (rep.first, rep.backward_first) if f]
                 res.update(verdict="parts" if named else "clean", named=named)
