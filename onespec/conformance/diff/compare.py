@@ -63,7 +63,7 @@ def diff(spec: ModelSpec, backend: str, net=None, *, state: dict | None = None, 
         ref.reload(state)
 
     rows, first, stats = walk_forward(spec, be, net, x, want, got, train, tol, ref, reset if train else None)
-    if not train and first is not None:  # bounds from the float32 twin, built only when a node is over 1e-4
+    if ref is None and first is not None:  # eval: the float32 twin's bounds, built only when a node is over 1e-4
         twin = _twin(spec, state, x)
         if twin is not None:
             rows, first, stats = walk_forward(spec, be, net, x, want, got, train, tol, twin, None)
@@ -82,8 +82,8 @@ def _twin(spec, state, x):
     the twin's own error), or None where no reference framework is installed. Its error is what
     float32 can resolve of each node's output: carried through a deep network whose BN statistics
     come from two samples (MobileNetV2 at 32x32: a 1x1 map normalised by a variance from two
-    values), rounding reaches 1e-3 to 1e-2 in every framework, torch's own build included, and
-    a fixed 1e-4 for combinations named a right network."""
+    values), rounding reaches 1e-3 to 1e-2 in every framework, torch's own build included, where a
+    fixed 1e-4 would name a right network."""
     try:
         return float64_reference(spec, state, x)
     except (OnespecError, ImportError):

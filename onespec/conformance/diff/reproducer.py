@@ -30,8 +30,9 @@ def write_reproducer(spec: ModelSpec, path: str, state: dict, io: tuple, out: st
                      bound: float = TOL, stats_bound: float | None = None) -> str:
     """``out/<path>[.suffix]/``: node.json (a one-node spec), case.npz (x, the expected output, the
     node's tensors, the mode, the bound; with ``backward`` = (gy, dx, grads, terms) also the output
-    gradient, the expected input and parameter gradients and what float32 resolves of these; with ``stats`` the expected running
-    statistics after the step and their bound), the replay command in README.txt."""
+    gradient, the expected input and parameter gradients and what float32 resolves of the latter;
+    with ``stats`` the expected running statistics after the step and their bound), the replay
+    command in README.txt."""
     one, name = node_spec(spec, path)
     d = os.path.join(out, path + (f".{suffix}" if suffix else ""))
     os.makedirs(d, exist_ok=True)
